@@ -1,0 +1,178 @@
+/*
+ * ruciofs: mounts a Rucio data lake. Order matters: configuration and the
+ * first catalogue contact happen before daemonizing, so their errors reach
+ * the terminal with a non-zero exit; after fuse_daemonize() nothing exits
+ * until unmount.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "conf/conf.h"
+#include "core/fs.h"
+#include "fuse/ops.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
+			     va_list ap)
+{
+	char line[1024];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		line[--n] = '\0';
+	rfs_log((int)level, "fuse: %s", line);
+}
+
+/* "-o a,b,c" for FUSE: our fixed options plus what we did not consume. */
+static int fuse_args_from(const struct rfs_conf *conf,
+			  const struct rfs_strv *extra, const char *argv0,
+			  struct fuse_args *args)
+{
+	struct rfs_buf o;
+	int rc;
+
+	rfs_buf_init(&o, 64 * 1024);
+	rc = rfs_buf_addstr(&o, "fsname=ruciofs,subtype=ruciofs");
+	if (!rc && conf->allow_other)
+		rc = rfs_buf_addstr(&o, ",allow_other");
+	for (size_t i = 0; !rc && i < extra->n; i++)
+		rc = rfs_buf_printf(&o, ",%s", extra->v[i]);
+	if (!rc &&
+	    (fuse_opt_add_arg(args, argv0) || fuse_opt_add_arg(args, "-o") ||
+	     fuse_opt_add_arg(args, o.data) ||
+	     (conf->debug && fuse_opt_add_arg(args, "-d"))))
+		rc = -ENOMEM;
+	rfs_buf_release(&o);
+	return rc;
+}
+
+static int load_conf(struct rfs_conf *conf, int argc, char **argv,
+		     struct rfs_strv *extra)
+{
+	enum rfs_conf_action action;
+	char err[1024] = "";
+	int rc;
+
+	rc = rfs_conf_parse_args(conf, argc, argv, extra, &action, err,
+				 sizeof(err));
+	if (!rc && action == RFS_CONF_HELP) {
+		rfs_conf_usage(argv[0]);
+		return 1;
+	}
+	if (!rc && action == RFS_CONF_VERSION) {
+		printf("ruciofs %s (libfuse %s, %s)\n", PACKAGE_VERSION,
+		       fuse_pkgversion(), curl_version());
+		return 1;
+	}
+	if (!rc)
+		rc = rfs_conf_load_file(conf, err, sizeof(err));
+	if (!rc)
+		rc = rfs_conf_validate(conf, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "ruciofs: %s\n", err[0] ? err : strerror(-rc));
+		fprintf(stderr, "try 'ruciofs --help'\n");
+	}
+	return rc;
+}
+
+static int run_loop(struct fuse_session *se, const struct rfs_conf *conf)
+{
+	struct fuse_loop_config *lc;
+	int rc;
+
+	if (conf->singlethread)
+		return fuse_session_loop(se);
+	lc = fuse_loop_cfg_create();
+	if (!lc)
+		return -ENOMEM;
+	fuse_loop_cfg_set_max_threads(lc, conf->max_threads);
+	fuse_loop_cfg_set_clone_fd(lc, 0);
+	rc = fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	return rc;
+}
+
+static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
+			   struct fuse_args *args)
+{
+	struct fuse_session *se;
+	int rc = 1;
+
+	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), fs);
+	if (!se)
+		return 1;
+	if (fuse_set_signal_handlers(se))
+		goto out_destroy;
+	if (fuse_session_mount(se, conf->mountpoint))
+		goto out_handlers;
+	if (fuse_daemonize(conf->foreground))
+		goto out_unmount;
+	if (!conf->foreground)
+		rfs_log_set_sink(RFS_LOG_SYSLOG);
+	rfs_info("mounted %s on %s", conf->rucio_host, conf->mountpoint);
+	rc = run_loop(se, conf) ? 1 : 0;
+	rfs_info("unmounting %s", conf->mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_handlers:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct rfs_strv extra;
+	struct rfs_conf conf;
+	struct rfs_fs *fs = NULL;
+	int rc;
+
+	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
+	fuse_set_log_func(fuse_log_to_ours);
+	rfs_conf_init(&conf);
+	rfs_strv_init(&extra);
+	rc = load_conf(&conf, argc, argv, &extra);
+	if (rc)
+		goto out;
+	if (conf.debug)
+		rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	/* The daemon must outlive a peer closing a socket under OpenSSL */
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		rc = 1;
+		goto out;
+	}
+	rc = rfs_fs_new(&fs, &conf);
+	if (!rc)
+		rc = rfs_fs_check(fs);
+	if (rc) {
+		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
+			conf.rucio_host, rfs_errno_reason(rc));
+		rc = 1;
+		goto out_curl;
+	}
+	rc = fuse_args_from(&conf, &extra, argv[0], &args);
+	if (!rc)
+		rc = mount_and_serve(fs, &conf, &args);
+out_curl:
+	rfs_fs_free(fs);
+	curl_global_cleanup();
+out:
+	fuse_opt_free_args(&args);
+	rfs_strv_release(&extra);
+	rfs_conf_release(&conf);
+	return rc > 0 ? rc : rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,369 @@
+/*
+ * FUSE low-level operations: each one turns a request into one core call
+ * and exactly one reply. The errno sign flips here and nowhere else.
+ * Request userdata is the struct rfs_fs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fs.h"
+#include "fuse/ops.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+#define MAX_XATTR (1024 * 1024)
+
+static struct rfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	int e = rc < 0 ? -rc : rc;
+
+	/* libfuse rejects values outside 1..4095; never send it one */
+	if (e <= 0 || e >= 4096)
+		e = EIO;
+	fuse_reply_err(req, e);
+}
+
+static void to_stat(const struct rfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = a->blksize;
+	st->st_mtim.tv_sec = a->mtime;
+	st->st_ctim.tv_sec = a->ctime;
+	st->st_atim.tv_sec = a->mtime;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Big reads and the kernel's page cache: file DIDs never change. */
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT; /* inos are stable */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct rfs_fs *fs = fs_of(req);
+	struct fuse_entry_param e;
+	struct rfs_attr a;
+	int rc = rfs_fs_lookup(fs, parent, name, &a);
+
+	memset(&e, 0, sizeof(e));
+	if (rc == -ENOENT) {
+		/* a negative entry: the kernel remembers "no such name" */
+		e.ino = 0;
+		e.entry_timeout = rfs_fs_conf(fs)->negative_ttl;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	e.ino = a.ino;
+	e.generation = 1;
+	e.attr_timeout = a.attr_ttl;
+	e.entry_timeout = a.entry_ttl;
+	to_stat(&a, &e.attr);
+	if (fuse_reply_entry(req, &e))
+		rfs_fs_forget(fs, a.ino, 1); /* the kernel never got it */
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	rfs_fs_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		rfs_fs_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct rfs_attr a;
+	struct stat st;
+	int rc = rfs_fs_getattr(fs_of(req), ino, &a);
+
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, a.attr_ttl);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct rfs_dir *d;
+	int rc = rfs_fs_opendir(fs_of(req), ino, &d);
+
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi))
+		rfs_fs_releasedir(d);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct rfs_dir *d = (struct rfs_dir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+	struct rfs_attr a;
+	struct stat st;
+	const char *name;
+
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	for (size_t idx = off; rfs_fs_dir_entry(d, idx, &name, &a) == 0;
+	     idx++) {
+		size_t n;
+
+		to_stat(&a, &st);
+		n = fuse_add_direntry(req, buf + used, size - used, name, &st,
+				      (off_t)(idx + 1));
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	rfs_fs_releasedir((struct rfs_dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rfs_fs *fs = fs_of(req);
+	struct rfs_file *f;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_CREAT))) {
+		reply_err(req, -EROFS);
+		return;
+	}
+	rc = rfs_fs_open(fs, ino, &f);
+	if (rc) {
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 1; /* a file DID's bytes are fixed: keep pages */
+	if (fuse_reply_open(req, fi))
+		rfs_fs_release(fs, f);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct rfs_file *f = (struct rfs_file *)(uintptr_t)fi->fh;
+	char *buf;
+	ssize_t n;
+
+	if (off < 0) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (!buf) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	n = rfs_fs_read(fs_of(req), f, buf, size, (uint64_t)off);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	rfs_fs_release(fs_of(req), (struct rfs_file *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct rfs_statfs s;
+	struct statvfs v;
+
+	rfs_fs_statfs(fs_of(req), &s);
+	memset(&v, 0, sizeof(v));
+	v.f_bsize = s.bsize;
+	v.f_frsize = s.bsize;
+	v.f_namemax = s.namemax;
+	v.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+	fuse_reply_statfs(req, &v);
+}
+
+/* Answers a getxattr/listxattr value the way the syscall contract asks. */
+static void reply_xattr(fuse_req_t req, size_t size, int rc,
+			const struct rfs_buf *b)
+{
+	if (rc)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, b->len);
+	else if (b->len > size)
+		reply_err(req, -ERANGE);
+	else
+		fuse_reply_buf(req, b->data ? b->data : "", b->len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct rfs_buf b;
+	int rc;
+
+	rfs_buf_init(&b, MAX_XATTR);
+	rc = rfs_fs_getxattr(fs_of(req), ino, name, &b);
+	reply_xattr(req, size, rc, &b);
+	rfs_buf_release(&b);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct rfs_buf b;
+	int rc;
+
+	rfs_buf_init(&b, MAX_XATTR);
+	rc = rfs_fs_listxattr(fs_of(req), ino, &b);
+	reply_xattr(req, size, rc, &b);
+	rfs_buf_release(&b);
+}
+
+/* ---- the lake is read-only (for now): every change is EROFS ---- */
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	reply_err(req, -EROFS);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	reply_err(req, -EROFS);
+}
+
+const struct fuse_lowlevel_ops rfs_fuse_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.release = op_release,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+};

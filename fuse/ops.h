@@ -1,0 +1,10 @@
+/* The FUSE low-level operations table over the core (fuse/ only). */
+#ifndef RFS_FUSE_OPS_H
+#define RFS_FUSE_OPS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+extern const struct fuse_lowlevel_ops rfs_fuse_ops;
+
+#endif

@@ -1,0 +1,258 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "authz/token.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/banned.h"
+
+struct rfs_token_source {
+	char *env_token; /* $BEARER_TOKEN at start, wiped on free */
+	char *files[3];	 /* candidate files, in discovery order */
+	char where[320];
+
+	/* protects the cache below; never held during a read of a file
+	 * the daemon itself serves (token files are not in the mount) */
+	pthread_mutex_t lock;
+	char *cached;
+	struct stat cached_st;
+	int cached_idx;
+};
+
+static int add_file(struct rfs_token_source *ts, size_t *n, const char *path)
+{
+	ts->files[*n] = strdup(path);
+	if (!ts->files[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+int rfs_token_source_new(struct rfs_token_source **out, const char *token_file)
+{
+	struct rfs_token_source *ts = calloc(1, sizeof(*ts));
+	const char *env, *xdg;
+	char path[300];
+	size_t n = 0;
+	int rc = 0;
+
+	if (!ts)
+		return -ENOMEM;
+	pthread_mutex_init(&ts->lock, NULL);
+	ts->cached_idx = -1;
+	if (token_file) {
+		rc = add_file(ts, &n, token_file);
+		goto out;
+	}
+	env = getenv("BEARER_TOKEN");
+	if (env && *env) {
+		ts->env_token = strdup(env);
+		if (!ts->env_token)
+			rc = -ENOMEM;
+	}
+	env = getenv("BEARER_TOKEN_FILE");
+	if (!rc && env && *env)
+		rc = add_file(ts, &n, env);
+	xdg = getenv("XDG_RUNTIME_DIR");
+	if (!rc && xdg && *xdg) {
+		snprintf(path, sizeof(path), "%s/bt_u%u", xdg,
+			 (unsigned)geteuid());
+		rc = add_file(ts, &n, path);
+	}
+	snprintf(path, sizeof(path), "/tmp/bt_u%u", (unsigned)geteuid());
+	if (!rc)
+		rc = add_file(ts, &n, path);
+out:
+	if (rc) {
+		rfs_token_source_free(ts);
+		return rc;
+	}
+	*out = ts;
+	return 0;
+}
+
+void rfs_token_source_free(struct rfs_token_source *ts)
+{
+	if (!ts)
+		return;
+	rfs_token_free(ts->env_token);
+	rfs_token_free(ts->cached);
+	for (size_t i = 0; i < 3; i++)
+		free(ts->files[i]);
+	pthread_mutex_destroy(&ts->lock);
+	free(ts);
+}
+
+void rfs_token_free(char *token)
+{
+	if (!token)
+		return;
+	rfs_wipe(token, strlen(token));
+	free(token);
+}
+
+char *rfs_token_clean(char *raw)
+{
+	char *s = rfs_strip(raw);
+
+	for (char *p = s; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return NULL;
+	return *s ? s : NULL;
+}
+
+bool rfs_token_is_jwt(const char *token)
+{
+	int dots = 0;
+
+	for (const char *p = token; *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (!((*p >= 'A' && *p <= 'Z') ||
+			   (*p >= 'a' && *p <= 'z') ||
+			   (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+			   *p == '='))
+			return false;
+	}
+	return dots == 2;
+}
+
+/*
+ * Another user could plant /tmp/bt_u<uid>: only a file owned by us (or
+ * root) and not writable by others is trusted.
+ */
+static int check_owner(const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return -EACCES;
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return -EACCES;
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return -EACCES;
+	return 0;
+}
+
+static int read_token_file(const char *path, struct stat *st, char **out)
+{
+	char *buf;
+	ssize_t n;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	rc = fstat(fd, st) ? -errno : check_owner(st);
+	if (rc || st->st_size > RFS_TOKEN_MAX) {
+		close(fd);
+		return rc ? rc : -EFBIG;
+	}
+	buf = calloc(1, RFS_TOKEN_MAX + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	n = read(fd, buf, RFS_TOKEN_MAX);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (!rc)
+		*out = buf;
+	else
+		free(buf);
+	return rc;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static int dup_clean(const char *raw, char **out)
+{
+	char *copy = strdup(raw), *t;
+
+	if (!copy)
+		return -ENOMEM;
+	t = rfs_token_clean(copy);
+	*out = t ? strdup(t) : NULL;
+	rfs_token_free(copy);
+	if (!t)
+		return -EINVAL;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Under ts->lock: the cached token if file @i is unchanged. */
+static int from_cache(struct rfs_token_source *ts, int i, char **out)
+{
+	struct stat st;
+
+	if (ts->cached_idx != i || !ts->cached || stat(ts->files[i], &st) ||
+	    !same_file(&st, &ts->cached_st))
+		return -ESTALE;
+	*out = strdup(ts->cached);
+	return *out ? 0 : -ENOMEM;
+}
+
+static int from_file(struct rfs_token_source *ts, int i, char **out)
+{
+	struct stat st;
+	char *raw = NULL;
+	int rc;
+
+	if (from_cache(ts, i, out) == 0)
+		return 0;
+	rc = read_token_file(ts->files[i], &st, &raw);
+	if (rc)
+		return rc;
+	rc = dup_clean(raw, out);
+	rfs_token_free(raw);
+	if (rc == -EINVAL && st.st_size == 0)
+		return -ENOENT; /* empty: go on to the next step */
+	if (rc)
+		return rc;
+	rfs_token_free(ts->cached);
+	ts->cached = strdup(*out);
+	ts->cached_st = st;
+	ts->cached_idx = ts->cached ? i : -1;
+	snprintf(ts->where, sizeof(ts->where), "%s", ts->files[i]);
+	return 0;
+}
+
+int rfs_token_source_get(struct rfs_token_source *ts, char **out)
+{
+	int rc = -ENOENT;
+
+	*out = NULL;
+	if (ts->env_token) {
+		snprintf(ts->where, sizeof(ts->where), "$BEARER_TOKEN");
+		return dup_clean(ts->env_token, out);
+	}
+	pthread_mutex_lock(&ts->lock);
+	for (int i = 0; i < 3 && ts->files[i]; i++) {
+		rc = from_file(ts, i, out);
+		if (rc != -ENOENT)
+			break;
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return rc;
+}
+
+const char *rfs_token_source_where(struct rfs_token_source *ts)
+{
+	if (!ts->where[0]) {
+		if (ts->env_token)
+			return "$BEARER_TOKEN";
+		return ts->files[0] ? ts->files[0] : "(none)";
+	}
+	return ts->where;
+}

@@ -1,0 +1,48 @@
+/*
+ * Bearer tokens: WLCG bearer-token discovery for the daemon's own identity,
+ * re-read whenever the file changes (oidc-agent timers rewrite it).
+ */
+#ifndef RFS_TOKEN_H
+#define RFS_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Largest token file accepted; IAM tokens are 1-3 KiB. */
+#define RFS_TOKEN_MAX (16 * 1024)
+
+struct rfs_token_source;
+
+/*
+ * @token_file: an explicit file (-o token_file=), or NULL for discovery:
+ * $BEARER_TOKEN, $BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<euid>,
+ * /tmp/bt_u<euid>. The environment is read once, here.
+ */
+int rfs_token_source_new(struct rfs_token_source **out, const char *token_file);
+void rfs_token_source_free(struct rfs_token_source *ts);
+
+/*
+ * A fresh copy of the current token in *@out (free with rfs_token_free()).
+ * Re-reads the file if it changed since the last call. Returns -ENOENT if
+ * no step of discovery found a token, -EACCES if the file is not safely
+ * owned, -EINVAL if it is empty or not a token.
+ */
+int rfs_token_source_get(struct rfs_token_source *ts, char **out);
+
+/* Where the token came from, for messages (never the token itself). */
+const char *rfs_token_source_where(struct rfs_token_source *ts);
+
+/* Wipes and frees a token string. */
+void rfs_token_free(char *token);
+
+/* True for a compact JWS (three base64url parts): usable at storage too. */
+bool rfs_token_is_jwt(const char *token);
+
+/*
+ * Checks and strips a token read from a file or variable, in place
+ * (C99 isspace trimmed, printable ASCII only). Returns the start or NULL.
+ */
+char *rfs_token_clean(char *raw);
+
+#endif

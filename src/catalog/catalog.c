@@ -1,0 +1,677 @@
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "authz/token.h"
+#include "catalog/catalog.h"
+#include "util/errmap.h"
+#include "util/http.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/banned.h"
+
+/* Rucio's schema caps one bulk request at 1000 DIDs. */
+#define BULK_MAX 1000
+#define ACCEPT_STREAM "application/x-json-stream"
+#define ACCEPT_JSON "application/json"
+
+struct rfs_catalog {
+	const struct rfs_conf *conf;
+	struct rfs_http *http;
+	struct rfs_token_source *tokens; /* RFS_AUTH_TOKEN only */
+
+	/* Protects the userpass token. Never held during a request: one
+	 * thread logs in (login_busy), the others wait on login_done. */
+	pthread_mutex_t lock;
+	pthread_cond_t login_done;
+	bool login_busy;
+	int login_rc;
+	char *token;
+	time_t renew_at;
+	unsigned generation; /* bumped by every login */
+};
+
+int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf)
+{
+	struct rfs_catalog *cat = calloc(1, sizeof(*cat));
+	struct rfs_http_opts hopts = {
+		.ca_cert = conf->ca_cert,
+		.connect_timeout = conf->connect_timeout,
+		.io_timeout = conf->io_timeout,
+		.low_speed_limit = (long)conf->low_speed_limit,
+		.user_agent = "ruciofs/" PACKAGE_VERSION,
+	};
+	int rc;
+
+	if (!cat)
+		return -ENOMEM;
+	cat->conf = conf;
+	pthread_mutex_init(&cat->lock, NULL);
+	pthread_cond_init(&cat->login_done, NULL);
+	rc = rfs_http_new(&cat->http, &hopts);
+	if (!rc && conf->auth_type == RFS_AUTH_TOKEN)
+		rc = rfs_token_source_new(&cat->tokens, conf->token_file);
+	if (rc) {
+		rfs_catalog_free(cat);
+		return rc;
+	}
+	*out = cat;
+	return 0;
+}
+
+void rfs_catalog_free(struct rfs_catalog *cat)
+{
+	if (!cat)
+		return;
+	rfs_http_free(cat->http);
+	rfs_token_source_free(cat->tokens);
+	rfs_token_free(cat->token);
+	pthread_cond_destroy(&cat->login_done);
+	pthread_mutex_destroy(&cat->lock);
+	free(cat);
+}
+
+/* ---- authentication ---- */
+
+static int add_header(struct curl_slist **l, const char *name,
+		      const char *value)
+{
+	size_t n = strlen(name) + strlen(value) + 3;
+	char *h = malloc(n);
+	struct curl_slist *nl;
+
+	if (!h)
+		return -ENOMEM;
+	snprintf(h, n, "%s: %s", name, value);
+	nl = curl_slist_append(*l, h);
+	rfs_wipe(h, n); /* curl copied it; it may be a secret */
+	free(h);
+	if (!nl)
+		return -ENOMEM;
+	*l = nl;
+	return 0;
+}
+
+/* Wipes header values (tokens, passwords) before freeing the list. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *p = l; p; p = p->next)
+		rfs_wipe(p->data, strlen(p->data));
+	curl_slist_free_all(l);
+}
+
+static int userpass_headers(const struct rfs_conf *conf, struct curl_slist **h)
+{
+	int rc = add_header(h, "X-Rucio-Username", conf->username);
+
+	if (!rc)
+		rc = add_header(h, "X-Rucio-Password", conf->password);
+	if (!rc && conf->account)
+		rc = add_header(h, "X-Rucio-Account", conf->account);
+	if (!rc && conf->vo)
+		rc = add_header(h, "X-Rucio-VO", conf->vo);
+	if (!rc)
+		rc = add_header(h, "X-Rucio-AppID", "ruciofs");
+	if (!rc)
+		rc = add_header(h, "Accept", "*/*");
+	return rc;
+}
+
+enum { H_TOKEN, H_EXPIRES, H_ACCOUNTS, H_EXC_CLASS, H_EXC_MSG, H_COUNT };
+
+static void init_hdrs(struct rfs_http_hdr *h)
+{
+	static const char *const names[H_COUNT] = {
+		"X-Rucio-Auth-Token", "X-Rucio-Auth-Token-Expires",
+		"X-Rucio-Auth-Accounts", "ExceptionClass", "ExceptionMessage"
+	};
+
+	memset(h, 0, sizeof(*h) * H_COUNT);
+	for (int i = 0; i < H_COUNT; i++)
+		h[i].name = names[i];
+}
+
+/* When to log in again: a quarter of the lifetime early, at most 5 min. */
+static time_t renew_time(time_t now, time_t expires)
+{
+	time_t life = expires > now ? expires - now : 0;
+	time_t early = life / 4 < 300 ? life / 4 : 300;
+
+	return expires - early;
+}
+
+static int login_result(struct rfs_catalog *cat, long status,
+			struct rfs_http_hdr *h, char **token, time_t *renew)
+{
+	time_t now = time(NULL), expires;
+
+	if (status == 206) {
+		rfs_err("catalogue login: identity '%s' maps to several "
+			"accounts (%s): set account= in rucio.cfg or -o",
+			cat->conf->username,
+			h[H_ACCOUNTS].seen ? h[H_ACCOUNTS].value : "?");
+		return -EACCES;
+	}
+	if (status != 200) {
+		rfs_err("catalogue login as '%s' failed: HTTP %ld %s: %s",
+			cat->conf->username, status,
+			h[H_EXC_CLASS].seen ? h[H_EXC_CLASS].value : "",
+			h[H_EXC_MSG].seen ? h[H_EXC_MSG].value : "");
+		return status == 401 || status == 403
+			       ? -EACCES
+			       : rfs_errno_from_http(status);
+	}
+	if (!h[H_TOKEN].seen || !h[H_TOKEN].value[0]) {
+		rfs_err("catalogue login: answer carries no token");
+		return -EBADMSG;
+	}
+	if (!h[H_EXPIRES].seen || rfs_parse_time(h[H_EXPIRES].value, &expires))
+		expires = now + 3600; /* Rucio's fixed lifetime */
+	*token = strdup(h[H_TOKEN].value);
+	*renew = renew_time(now, expires);
+	rfs_wipe(h[H_TOKEN].value, sizeof(h[H_TOKEN].value));
+	return *token ? 0 : -ENOMEM;
+}
+
+static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
+{
+	struct rfs_http_hdr hdr[H_COUNT];
+	struct rfs_http_hdrs hdrs = { hdr, H_COUNT };
+	struct curl_slist *headers = NULL;
+	char url[2048];
+	struct rfs_buf body;
+	long status = 0;
+	CURL *h;
+	int rc;
+
+	init_hdrs(hdr);
+	rfs_buf_init(&body, 64 * 1024);
+	snprintf(url, sizeof(url), "%s/auth/userpass", cat->conf->auth_host);
+	rc = userpass_headers(cat->conf, &headers);
+	h = rc ? NULL : rfs_http_get(cat->http);
+	if (!h) {
+		free_headers(headers);
+		return -ENOMEM;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	rfs_http_put(cat->http, h);
+	free_headers(headers);
+	rfs_buf_release(&body);
+	if (rc) {
+		rfs_err("catalogue login at %s failed: %s", url,
+			curl_easy_strerror(rc));
+		rc = rfs_errno_from_curl(rc);
+	} else {
+		rc = login_result(cat, status, hdr, token, renew);
+	}
+	rfs_wipe(hdr, sizeof(hdr));
+	return rc;
+}
+
+/*
+ * Logs in once for everybody: concurrent callers that find a login under
+ * way wait for it rather than starting their own.
+ */
+static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
+{
+	char *token = NULL;
+	time_t renew = 0;
+	int rc;
+
+	pthread_mutex_lock(&cat->lock);
+	while (cat->login_busy)
+		pthread_cond_wait(&cat->login_done, &cat->lock);
+	if (cat->generation != seen_generation) {
+		rc = cat->token ? 0 : cat->login_rc; /* someone just did it */
+		pthread_mutex_unlock(&cat->lock);
+		return rc;
+	}
+	cat->login_busy = true;
+	pthread_mutex_unlock(&cat->lock);
+
+	rc = do_userpass(cat, &token, &renew);
+
+	pthread_mutex_lock(&cat->lock);
+	if (!rc) {
+		rfs_token_free(cat->token);
+		cat->token = token;
+		cat->renew_at = renew;
+	}
+	cat->login_rc = rc;
+	cat->generation++;
+	cat->login_busy = false;
+	pthread_cond_broadcast(&cat->login_done);
+	pthread_mutex_unlock(&cat->lock);
+	return rc;
+}
+
+/* A copy of the token to send, logging in first when needed. */
+static int current_token(struct rfs_catalog *cat, char **out, unsigned *gen)
+{
+	bool fresh;
+	int rc;
+
+	if (cat->tokens) {
+		*gen = 0;
+		rc = rfs_token_source_get(cat->tokens, out);
+		if (rc)
+			rfs_log_limited(LOG_ERR, "token",
+					"no usable bearer token (%s): %s",
+					rfs_token_source_where(cat->tokens),
+					rfs_errno_reason(rc));
+		return rc;
+	}
+	for (int tries = 0; tries < 2; tries++) {
+		pthread_mutex_lock(&cat->lock);
+		fresh = cat->token && time(NULL) < cat->renew_at;
+		*gen = cat->generation;
+		*out = fresh ? strdup(cat->token) : NULL;
+		pthread_mutex_unlock(&cat->lock);
+		if (fresh)
+			return *out ? 0 : -ENOMEM;
+		rc = userpass_login(cat, *gen);
+		if (rc)
+			return rc;
+	}
+	return -EACCES;
+}
+
+int rfs_catalog_login(struct rfs_catalog *cat)
+{
+	unsigned gen;
+	char *token;
+	int rc = current_token(cat, &token, &gen);
+
+	rfs_token_free(token);
+	return rc;
+}
+
+int rfs_catalog_storage_token(struct rfs_catalog *cat, char **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!cat->tokens)
+		return 0;
+	rc = rfs_token_source_get(cat->tokens, out);
+	if (rc == 0 && !rfs_token_is_jwt(*out)) {
+		rfs_token_free(*out);
+		*out = NULL;
+	}
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/* ---- requests ---- */
+
+struct request {
+	const char *method; /* "GET" or "POST" */
+	const char *path;   /* escaped, starting with '/' */
+	const char *accept;
+	const char *body; /* JSON, for POST */
+	struct rfs_buf *out;
+};
+
+static void log_http_error(const struct request *rq, long status,
+			   const struct rfs_http_hdr *hdr)
+{
+	int level = status == 404 ? LOG_DEBUG : LOG_ERR;
+
+	rfs_log(level, "catalogue: %s %s: HTTP %ld %s%s%s", rq->method,
+		rq->path, status,
+		hdr[H_EXC_CLASS].seen ? hdr[H_EXC_CLASS].value : "",
+		hdr[H_EXC_MSG].seen ? ": " : "",
+		hdr[H_EXC_MSG].seen ? hdr[H_EXC_MSG].value : "");
+}
+
+static int perform(struct rfs_catalog *cat, const struct request *rq,
+		   const char *token, long *status, struct rfs_http_hdr *hdr)
+{
+	struct rfs_http_hdrs hdrs = { hdr, H_COUNT };
+	struct curl_slist *headers = NULL;
+	size_t n = strlen(cat->conf->rucio_host) + strlen(rq->path) + 1;
+	char *url = malloc(n);
+	CURL *h = NULL;
+	int rc;
+
+	init_hdrs(hdr);
+	rfs_buf_reset(rq->out);
+	rc = url ? add_header(&headers, "X-Rucio-Auth-Token", token) : -ENOMEM;
+	if (!rc)
+		rc = add_header(&headers, "Accept", rq->accept);
+	if (!rc && rq->body)
+		rc = add_header(&headers, "Content-Type", "application/json");
+	if (!rc)
+		h = rfs_http_get(cat->http);
+	if (!h) {
+		free(url);
+		free_headers(headers);
+		return rc ? rc : -ENOMEM;
+	}
+	snprintf(url, n, "%s%s", cat->conf->rucio_host, rq->path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, rq->out);
+	/* Rucio answers /scopes and /dids/{scope} with 308 to the slash */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
+	curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	if (rq->body)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	rfs_http_put(cat->http, h);
+	free_headers(headers);
+	if (rc) {
+		rfs_log_limited(LOG_ERR, "catalogue", "catalogue: %s %s: %s",
+				rq->method, rq->path, curl_easy_strerror(rc));
+		rc = rfs_errno_from_curl(rc);
+	}
+	free(url);
+	return rc;
+}
+
+/* A 401 means the token expired early or was revoked: refresh once. */
+static void invalidate_token(struct rfs_catalog *cat, unsigned gen)
+{
+	pthread_mutex_lock(&cat->lock);
+	if (cat->generation == gen)
+		cat->renew_at = 0;
+	pthread_mutex_unlock(&cat->lock);
+}
+
+static int request(struct rfs_catalog *cat, const struct request *rq)
+{
+	struct rfs_http_hdr hdr[H_COUNT];
+	long status = 0;
+	unsigned gen;
+	char *token;
+	int rc;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		rc = current_token(cat, &token, &gen);
+		if (rc)
+			return rc;
+		rc = perform(cat, rq, token, &status, hdr);
+		rfs_token_free(token);
+		if (rc == -EFBIG) {
+			rfs_log_limited(
+				LOG_ERR, "catalogue-size",
+				"catalogue: %s %s: answer larger than "
+				"max_answer (%llu bytes)",
+				rq->method, rq->path,
+				(unsigned long long)cat->conf->max_answer);
+			return -EIO;
+		}
+		if (rc)
+			return rc;
+		if (status != 401)
+			break;
+		invalidate_token(cat, gen);
+	}
+	if (status >= 200 && status < 300)
+		return 0;
+	log_http_error(rq, status, hdr);
+	return rfs_errno_from_http(status);
+}
+
+/* Logs a malformed answer once and turns it into EIO. */
+static int bad_answer(const struct request *rq, int rc)
+{
+	if (rc == -ENOMEM)
+		return rc;
+	rfs_log_limited(LOG_ERR, "catalogue-parse",
+			"catalogue: malformed answer to %s %s", rq->method,
+			rq->path);
+	return -EIO;
+}
+
+static int did_path(struct rfs_buf *p, const char *scope, const char *name,
+		    const char *suffix)
+{
+	int rc = rfs_buf_addstr(p, "/dids/");
+
+	if (!rc)
+		rc = rfs_url_escape(p, scope);
+	if (!rc)
+		rc = rfs_buf_addstr(p, "/");
+	if (!rc && name)
+		rc = rfs_url_escape(p, name);
+	if (!rc && suffix)
+		rc = rfs_buf_addstr(p, suffix);
+	return rc;
+}
+
+static int get_dids(struct rfs_catalog *cat, const char *path,
+		    struct rfs_did_list *out)
+{
+	struct rfs_buf body;
+	struct request rq = { "GET", path, ACCEPT_STREAM, NULL, &body };
+	size_t skipped = 0;
+	int rc;
+
+	rfs_buf_init(&body, cat->conf->max_answer);
+	rc = request(cat, &rq);
+	if (!rc) {
+		rc = rfs_parse_dids(body.data ? body.data : "", body.len, out,
+				    &skipped);
+		if (rc)
+			rc = bad_answer(&rq, rc);
+	}
+	if (skipped)
+		rfs_log_limited(LOG_WARNING, "nul-name",
+				"catalogue: %s: %zu DIDs with a NUL byte in "
+				"their name are not shown",
+				path, skipped);
+	rfs_buf_release(&body);
+	return rc;
+}
+
+int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out)
+{
+	struct rfs_buf body;
+	struct request rq = { "GET", "/scopes/", ACCEPT_JSON, NULL, &body };
+	int rc;
+
+	rfs_buf_init(&body, cat->conf->max_answer);
+	rc = request(cat, &rq);
+	if (!rc) {
+		rc = rfs_parse_scopes(body.data ? body.data : "", body.len,
+				      out);
+		if (rc)
+			rc = bad_answer(&rq, rc);
+	}
+	rfs_buf_release(&body);
+	return rc;
+}
+
+int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
+			 struct rfs_did_list *out)
+{
+	struct rfs_buf path;
+	int rc;
+
+	rfs_buf_init(&path, 4096);
+	rc = did_path(&path, scope, NULL, NULL);
+	if (!rc)
+		rc = get_dids(cat, path.data, out);
+	rfs_buf_release(&path);
+	return rc;
+}
+
+int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
+			     const char *name, struct rfs_did_list *out)
+{
+	struct rfs_buf path;
+	int rc;
+
+	rfs_buf_init(&path, 4096);
+	rc = did_path(&path, scope, name, "/dids");
+	if (!rc)
+		rc = get_dids(cat, path.data, out);
+	rfs_buf_release(&path);
+	return rc;
+}
+
+static char *dids_body(const struct rfs_did_list *l, size_t from, size_t n,
+		       const char *extra_key, json_t *extra)
+{
+	json_t *root = json_object(), *arr = json_array();
+	char *s = NULL;
+
+	if (!root || !arr)
+		goto out;
+	for (size_t i = from; i < from + n; i++) {
+		json_t *d = json_pack("{s:s,s:s}", "scope", l->v[i].scope,
+				      "name", l->v[i].name);
+
+		if (!d || json_array_append_new(arr, d))
+			goto out;
+	}
+	if (json_object_set(root, "dids", arr))
+		goto out;
+	if (extra_key && json_object_set(root, extra_key, extra))
+		goto out;
+	s = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(arr);
+	json_decref(root);
+	return s;
+}
+
+static const struct rfs_did_rec *find_rec(const struct rfs_did_list *l,
+					  const struct rfs_did_rec *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].scope, key->scope) &&
+		    !strcmp(l->v[i].name, key->name))
+			return &l->v[i];
+	return NULL;
+}
+
+/* Metadata answers may come in any order; match each by scope:name. */
+static void merge_meta(struct rfs_did_list *l, size_t from, size_t n,
+		       const struct rfs_did_list *meta)
+{
+	for (size_t i = from; i < from + n; i++) {
+		struct rfs_did_rec *r = &l->v[i];
+		const struct rfs_did_rec *m = find_rec(meta, r);
+
+		if (!m)
+			continue;
+		r->created = m->created;
+		r->updated = m->updated;
+		if (!r->has_bytes && m->has_bytes) {
+			r->bytes = m->bytes;
+			r->has_bytes = true;
+		}
+		if (!r->adler32[0])
+			memcpy(r->adler32, m->adler32, sizeof(r->adler32));
+		if (!r->md5[0])
+			memcpy(r->md5, m->md5, sizeof(r->md5));
+		if (r->type == RFS_DID_UNKNOWN)
+			r->type = m->type;
+	}
+}
+
+static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_did_list *l,
+			  size_t from, size_t n)
+{
+	struct rfs_buf body;
+	struct request rq = { "POST", "/dids/bulkmeta", ACCEPT_STREAM, NULL,
+			      &body };
+	struct rfs_did_list meta;
+	char *req = dids_body(l, from, n, "inherit", json_false());
+	int rc;
+
+	if (!req)
+		return -ENOMEM;
+	rq.body = req;
+	rfs_buf_init(&body, cat->conf->max_answer);
+	rc = request(cat, &rq);
+	if (!rc) {
+		rc = rfs_parse_dids(body.data ? body.data : "", body.len, &meta,
+				    NULL);
+		if (rc) {
+			rc = bad_answer(&rq, rc);
+		} else {
+			merge_meta(l, from, n, &meta);
+			rfs_did_list_release(&meta);
+		}
+	}
+	rfs_buf_release(&body);
+	free(req);
+	return rc;
+}
+
+int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l)
+{
+	int rc = 0;
+
+	for (size_t from = 0; from < l->n && !rc; from += BULK_MAX) {
+		size_t n = l->n - from < BULK_MAX ? l->n - from : BULK_MAX;
+
+		rc = bulkmeta_batch(cat, l, from, n);
+	}
+	return rc;
+}
+
+static char *replicas_body(const struct rfs_conf *conf, const char *scope,
+			   const char *name)
+{
+	json_t *root, *schemes = json_array();
+	char *s = NULL;
+
+	for (size_t i = 0; schemes && i < conf->schemes.n; i++)
+		json_array_append_new(schemes, json_string(conf->schemes.v[i]));
+	root = json_pack("{s:[{s:s,s:s}],s:o}", "dids", "scope", scope, "name",
+			 name, "schemes", schemes);
+	if (root && conf->replica_sort)
+		json_object_set_new(root, "sort",
+				    json_string(conf->replica_sort));
+	if (root)
+		s = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return s;
+}
+
+int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
+			      const char *name, struct rfs_replica_list *out)
+{
+	struct rfs_buf body;
+	struct request rq = { "POST", "/replicas/list", ACCEPT_STREAM, NULL,
+			      &body };
+	char *req = replicas_body(cat->conf, scope, name);
+	int rc;
+
+	if (!req)
+		return -ENOMEM;
+	rq.body = req;
+	rfs_buf_init(&body, cat->conf->max_answer);
+	rc = request(cat, &rq);
+	if (!rc) {
+		rc = rfs_parse_replicas(body.data ? body.data : "", body.len,
+					out);
+		if (rc)
+			rc = bad_answer(&rq, rc);
+	}
+	rfs_buf_release(&body);
+	free(req);
+	return rc;
+}

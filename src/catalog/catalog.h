@@ -1,0 +1,46 @@
+/*
+ * The Rucio catalogue client: authentication (userpass tokens renewed
+ * before they expire, or a WLCG bearer token used directly), and the calls
+ * the filesystem needs. Every call is synchronous and bounded by the
+ * configured timeouts; no lock is held while one waits on the network.
+ */
+#ifndef RFS_CATALOG_H
+#define RFS_CATALOG_H
+
+#include "catalog/parse.h"
+#include "conf/conf.h"
+
+struct rfs_catalog;
+
+/* Borrows @conf for the catalogue's lifetime. Contacts nobody. */
+int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf);
+void rfs_catalog_free(struct rfs_catalog *cat);
+
+/* Makes sure a valid token is at hand (logs in if needed). */
+int rfs_catalog_login(struct rfs_catalog *cat);
+
+/* GET /scopes/ */
+int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out);
+/* GET /dids/{scope}/: DIDs with no parent in the same scope */
+int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
+			 struct rfs_did_list *out);
+/* GET /dids/{scope}/{name}/dids: direct children */
+int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
+			     const char *name, struct rfs_did_list *out);
+/*
+ * POST /dids/bulkmeta for every record of @l, in batches; fills in
+ * created/updated times and missing sizes and checksums in place.
+ */
+int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l);
+/* POST /replicas/list for one file, with the configured schemes/sort. */
+int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
+			      const char *name, struct rfs_replica_list *out);
+
+/*
+ * A copy of the token to show storage endpoints (as Authorization: Bearer),
+ * or NULL in *@out when the catalogue token is not a JWT (userpass tokens
+ * mean nothing to storage). Free with rfs_token_free().
+ */
+int rfs_catalog_storage_token(struct rfs_catalog *cat, char **out);
+
+#endif

@@ -1,0 +1,711 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "util/str.h"
+#include "util/banned.h"
+
+#define MAX_CONFIG_FILE (1024 * 1024)
+
+void rfs_strv_init(struct rfs_strv *sv)
+{
+	sv->v = NULL;
+	sv->n = 0;
+}
+
+int rfs_strv_push(struct rfs_strv *sv, const char *s)
+{
+	char **nv = realloc(sv->v, (sv->n + 2) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	sv->v = nv;
+	sv->v[sv->n] = strdup(s);
+	if (!sv->v[sv->n])
+		return -ENOMEM;
+	sv->v[++sv->n] = NULL;
+	return 0;
+}
+
+void rfs_strv_release(struct rfs_strv *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	rfs_strv_init(sv);
+}
+
+enum opt_type {
+	OPT_STR,
+	OPT_SECRET,
+	OPT_STRV,
+	OPT_DURATION,
+	OPT_SIZE,
+	OPT_UINT,
+	OPT_BOOL,
+};
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+};
+
+#define OPT(n, t, field)                                                       \
+	{                                                                      \
+		n, t, offsetof(struct rfs_conf, field)                         \
+	}
+
+/* The single table of options: rucio.cfg keys first, then ours. */
+static const struct opt opts[] = {
+	OPT("rucio_host", OPT_STR, rucio_host),
+	OPT("auth_host", OPT_STR, auth_host),
+	OPT("auth_type", OPT_STR, auth_type_name),
+	OPT("account", OPT_STR, account),
+	OPT("username", OPT_STR, username),
+	OPT("password", OPT_SECRET, password),
+	OPT("ca_cert", OPT_STR, ca_cert),
+	OPT("vo", OPT_STR, vo),
+	OPT("rucio_config", OPT_STR, rucio_config),
+	OPT("token_file", OPT_STR, token_file),
+	OPT("replica_sort", OPT_STR, replica_sort),
+	OPT("schemes", OPT_STRV, schemes),
+	OPT("connect_timeout", OPT_DURATION, connect_timeout),
+	OPT("io_timeout", OPT_DURATION, io_timeout),
+	OPT("low_speed_limit", OPT_SIZE, low_speed_limit),
+	OPT("dir_ttl", OPT_DURATION, dir_ttl),
+	OPT("file_ttl", OPT_DURATION, file_ttl),
+	OPT("replica_ttl", OPT_DURATION, replica_ttl),
+	OPT("negative_ttl", OPT_DURATION, negative_ttl),
+	OPT("max_answer", OPT_SIZE, max_answer),
+	OPT("max_threads", OPT_UINT, max_threads),
+	OPT("allow_other", OPT_BOOL, allow_other),
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* Mount options of fstab and mount(8) that mean nothing to FUSE. */
+static const char *const discarded[] = { "_netdev",  "noauto", "auto",
+					 "user",     "users",  "nofail",
+					 "defaults", "rw",     NULL };
+
+void rfs_conf_init(struct rfs_conf *conf)
+{
+	memset(conf, 0, sizeof(*conf));
+	rfs_strv_init(&conf->schemes);
+	conf->connect_timeout = 10;
+	conf->io_timeout = 30;
+	conf->low_speed_limit = 1024;
+	conf->dir_ttl = 60;
+	conf->file_ttl = 86400;
+	conf->replica_ttl = 600;
+	conf->negative_ttl = 10;
+	conf->max_answer = 64ull << 20;
+	conf->max_threads = 10;
+	conf->uid = getuid();
+	conf->gid = getgid();
+}
+
+static void free_secret(char **p)
+{
+	if (*p)
+		rfs_wipe(*p, strlen(*p));
+	free(*p);
+	*p = NULL;
+}
+
+void rfs_conf_release(struct rfs_conf *conf)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		void *field = (char *)conf + opts[i].offset;
+
+		if (opts[i].type == OPT_STR || opts[i].type == OPT_SECRET)
+			free_secret(field);
+	}
+	rfs_strv_release(&conf->schemes);
+	free(conf->config_path);
+	free(conf->mountpoint);
+	conf->config_path = conf->mountpoint = NULL;
+}
+
+static const struct opt *find_opt(const char *key, size_t *idx)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (strcmp(opts[i].name, key) == 0) {
+			*idx = i;
+			return &opts[i];
+		}
+	}
+	return NULL;
+}
+
+/* Lists accept ',' (rucio.cfg) and ':' (handy inside -o, where ',' splits) */
+static int set_strv(struct rfs_strv *sv, const char *value)
+{
+	char *copy = strdup(value), *p, *save = NULL;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	rfs_strv_release(sv);
+	for (p = strtok_r(copy, ",: ", &save); p && !rc;
+	     p = strtok_r(NULL, ",: ", &save))
+		rc = rfs_strv_push(sv, p);
+	free(copy);
+	if (!rc && sv->n == 0)
+		rc = -EINVAL;
+	return rc;
+}
+
+static int set_value(struct rfs_conf *conf, const struct opt *o,
+		     const char *value)
+{
+	void *field = (char *)conf + o->offset;
+	uint64_t u;
+	char *copy;
+	int rc;
+
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_SECRET:
+		copy = strdup(value);
+		if (!copy)
+			return -ENOMEM;
+		free_secret(field);
+		*(char **)field = copy;
+		return 0;
+	case OPT_STRV:
+		return set_strv(field, value);
+	case OPT_DURATION:
+		return rfs_parse_duration(value, field);
+	case OPT_SIZE:
+		return rfs_parse_size(value, field);
+	case OPT_UINT:
+		rc = rfs_parse_size(value, &u);
+		if (rc || u == 0 || u > 1024)
+			return -EINVAL;
+		*(unsigned *)field = (unsigned)u;
+		return 0;
+	case OPT_BOOL:
+		return rfs_parse_bool(value, field);
+	}
+	return -EINVAL;
+}
+
+int rfs_conf_set(struct rfs_conf *conf, const char *key, const char *value,
+		 bool from_file)
+{
+	const struct opt *o;
+	size_t idx;
+	int rc;
+
+	o = find_opt(key, &idx);
+	if (!o)
+		return -ENOENT;
+	if (from_file && (conf->cli_mask & (1ull << idx)))
+		return 0;
+	if (!value)
+		value = o->type == OPT_BOOL ? "true" : "";
+	rc = set_value(conf, o, value);
+	if (!rc && !from_file)
+		conf->cli_mask |= 1ull << idx;
+	return rc;
+}
+
+static bool is_discarded(const char *opt)
+{
+	for (size_t i = 0; discarded[i]; i++)
+		if (strcmp(opt, discarded[i]) == 0)
+			return true;
+	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
+}
+
+/* One "key[=value]" of a -o list. */
+static int take_option(struct rfs_conf *conf, char *opt,
+		       struct rfs_strv *fuse_opts, char *err, size_t errlen)
+{
+	char *eq = strchr(opt, '=');
+	int rc;
+
+	if (is_discarded(opt))
+		return 0;
+	if (eq)
+		*eq = '\0';
+	rc = rfs_conf_set(conf, opt, eq ? eq + 1 : NULL, false);
+	if (eq)
+		*eq = '=';
+	if (rc == -ENOENT)
+		return rfs_strv_push(fuse_opts, opt);
+	if (rc)
+		snprintf(err, errlen, "invalid value for option '%.*s'",
+			 eq ? (int)(eq - opt) : (int)strlen(opt), opt);
+	return rc;
+}
+
+/* Splits a -o argument at commas; a backslash escapes the next byte. */
+static int take_option_list(struct rfs_conf *conf, const char *list,
+			    struct rfs_strv *fuse_opts, char *err,
+			    size_t errlen)
+{
+	size_t n = strlen(list);
+	char *cur = malloc(n + 1);
+	size_t len = 0;
+	int rc = 0;
+
+	if (!cur)
+		return -ENOMEM;
+	for (size_t i = 0; i <= n && !rc; i++) {
+		if (list[i] == '\\' && i + 1 < n) {
+			cur[len++] = list[++i];
+			continue;
+		}
+		if (list[i] != ',' && list[i] != '\0') {
+			cur[len++] = list[i];
+			continue;
+		}
+		cur[len] = '\0';
+		if (len)
+			rc = take_option(conf, cur, fuse_opts, err, errlen);
+		len = 0;
+	}
+	rfs_wipe(cur, n + 1); /* the list may have held a password */
+	free(cur);
+	return rc;
+}
+
+int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
+			struct rfs_strv *fuse_opts,
+			enum rfs_conf_action *action, char *err, size_t errlen)
+{
+	int rc;
+
+	*action = RFS_CONF_RUN;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			*action = RFS_CONF_HELP;
+			return 0;
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			*action = RFS_CONF_VERSION;
+			return 0;
+		}
+		if (!strcmp(a, "-f")) {
+			conf->foreground = true;
+		} else if (!strcmp(a, "-d")) {
+			conf->debug = conf->foreground = true;
+		} else if (!strcmp(a, "-s")) {
+			conf->singlethread = true;
+		} else if (!strncmp(a, "-o", 2)) {
+			const char *list = a[2] ? a + 2 : argv[++i];
+
+			if (!list) {
+				snprintf(err, errlen, "-o needs an argument");
+				return -EINVAL;
+			}
+			rc = take_option_list(conf, list, fuse_opts, err,
+					      errlen);
+			if (rc)
+				return rc;
+		} else if (a[0] == '-') {
+			snprintf(err, errlen, "unknown argument '%s'", a);
+			return -EINVAL;
+		} else if (conf->mountpoint) {
+			snprintf(err, errlen, "more than one mountpoint ('%s')",
+				 a);
+			return -EINVAL;
+		} else {
+			conf->mountpoint = strdup(a);
+			if (!conf->mountpoint)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+struct ini_ctx {
+	struct rfs_conf *conf;
+};
+
+static int ini_key(const char *section, const char *key, const char *value,
+		   void *ctx)
+{
+	struct ini_ctx *c = ctx;
+	size_t idx;
+
+	/* Only [client] belongs to us; the rest of rucio.cfg is the CLI's */
+	if (strcmp(section, "client") != 0 || !find_opt(key, &idx))
+		return 0;
+	if (c->conf->cli_mask & (1ull << idx))
+		return 0; /* -o wins over the file */
+	return set_value(c->conf, &opts[idx], value);
+}
+
+static int read_small_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return -errno;
+	buf = malloc(MAX_CONFIG_FILE + 1);
+	if (!buf) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, MAX_CONFIG_FILE + 1, f);
+	fclose(f);
+	if (n > MAX_CONFIG_FILE) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The Rucio client's search order. */
+static int find_config(const struct rfs_conf *conf, char *path, size_t len)
+{
+	const char *env = getenv("RUCIO_CONFIG");
+	const char *home = getenv("RUCIO_HOME");
+
+	if (conf->rucio_config) {
+		snprintf(path, len, "%s", conf->rucio_config);
+		return 0;
+	}
+	if (env && *env) {
+		snprintf(path, len, "%s", env);
+		return 0;
+	}
+	if (home && *home) {
+		snprintf(path, len, "%s/etc/rucio.cfg", home);
+		if (access(path, F_OK) == 0)
+			return 0;
+	}
+	snprintf(path, len, "/opt/rucio/etc/rucio.cfg");
+	return access(path, F_OK) == 0 ? 0 : -ENOENT;
+}
+
+/*
+ * Values of ours held only in the file are pre-filled before the file is
+ * read, so a -o value wins; the file wins over these environment values
+ * only where the Rucio client lets it.
+ */
+static int apply_env(struct rfs_conf *conf)
+{
+	const char *acct = getenv("RUCIO_ACCOUNT");
+	const char *type = getenv("RUCIO_AUTH_TYPE");
+	size_t idx;
+	int rc = 0;
+
+	if (acct && *acct && find_opt("account", &idx) &&
+	    !(conf->cli_mask & (1ull << idx))) {
+		rc = rfs_conf_set(conf, "account", acct, false);
+	}
+	if (!rc && type && *type && find_opt("auth_type", &idx) &&
+	    !(conf->cli_mask & (1ull << idx))) {
+		rc = rfs_conf_set(conf, "auth_type", type, false);
+	}
+	return rc;
+}
+
+int rfs_conf_load_file(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	char path[4096];
+	struct ini_ctx ctx = { conf };
+	char *text = NULL;
+	size_t len = 0;
+	int rc, line = 0;
+
+	rc = apply_env(conf);
+	if (rc)
+		return rc;
+	rc = find_config(conf, path, sizeof(path));
+	if (rc == -ENOENT)
+		return 0; /* everything may come from -o */
+	rc = read_small_file(path, &text, &len);
+	if (rc) {
+		snprintf(err, errlen, "cannot read config '%s': %s", path,
+			 strerror(-rc));
+		return rc;
+	}
+	rc = rfs_ini_parse(text, len, ini_key, &ctx, &line);
+	rfs_wipe(text, len); /* it holds the password */
+	free(text);
+	if (rc) {
+		snprintf(err, errlen, "config '%s': bad line %d", path, line);
+		return rc;
+	}
+	conf->config_path = strdup(path);
+	return conf->config_path ? 0 : -ENOMEM;
+}
+
+static int check_url(const char *what, char *url, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (!url || !*url) {
+		snprintf(err, errlen,
+			 "%s is not set (rucio.cfg [client] or -o)", what);
+		return -EINVAL;
+	}
+	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
+		snprintf(err, errlen, "%s '%s' is not an http(s) URL", what,
+			 url);
+		return -EINVAL;
+	}
+	n = strlen(url);
+	while (n > 8 && url[n - 1] == '/')
+		url[--n] = '\0';
+	return 0;
+}
+
+static int check_auth(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	const char *t =
+		conf->auth_type_name ? conf->auth_type_name : "userpass";
+
+	if (conf->token_file || !strcasecmp(t, "oidc") ||
+	    !strcasecmp(t, "token")) {
+		conf->auth_type = RFS_AUTH_TOKEN;
+		return 0;
+	}
+	if (strcasecmp(t, "userpass")) {
+		snprintf(err, errlen,
+			 "auth_type '%s' is not supported (use userpass or "
+			 "oidc)",
+			 t);
+		return -EINVAL;
+	}
+	conf->auth_type = RFS_AUTH_USERPASS;
+	if (!conf->username || !*conf->username || !conf->password) {
+		snprintf(err, errlen,
+			 "auth_type userpass needs username and password");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Absolute, because the daemon changes to / when it detaches. */
+static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	char *abs;
+
+	if (!conf->mountpoint) {
+		snprintf(err, errlen, "no mountpoint given");
+		return -EINVAL;
+	}
+	abs = realpath(conf->mountpoint, NULL);
+	if (!abs) {
+		snprintf(err, errlen, "mountpoint '%s': %s", conf->mountpoint,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	free(conf->mountpoint);
+	conf->mountpoint = abs;
+	return 0;
+}
+
+int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	static const char *const default_schemes[] = { "davs", "https", "root",
+						       NULL };
+	int rc;
+
+	rc = check_url("rucio_host", conf->rucio_host, err, errlen);
+	if (rc)
+		return rc;
+	if (!conf->auth_host) {
+		conf->auth_host = strdup(conf->rucio_host);
+		if (!conf->auth_host)
+			return -ENOMEM;
+	}
+	rc = check_url("auth_host", conf->auth_host, err, errlen);
+	if (rc)
+		return rc;
+	rc = check_auth(conf, err, errlen);
+	if (rc)
+		return rc;
+	for (size_t i = 0; !conf->schemes.n && default_schemes[i]; i++) {
+		rc = rfs_strv_push(&conf->schemes, default_schemes[i]);
+		if (rc)
+			return rc;
+	}
+	if (conf->ca_cert && access(conf->ca_cert, R_OK)) {
+		snprintf(err, errlen, "ca_cert '%s': %s", conf->ca_cert,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	if (conf->connect_timeout <= 0 || conf->io_timeout <= 0) {
+		snprintf(err, errlen, "timeouts must be positive");
+		return -EINVAL;
+	}
+	if (conf->max_answer < 4096) {
+		snprintf(err, errlen, "max_answer must be at least 4K");
+		return -EINVAL;
+	}
+	return check_mountpoint(conf, err, errlen);
+}
+
+void rfs_conf_usage(const char *progname)
+{
+	printf("usage: %s [-o opt,...] [-f] [-d] [-s] MOUNTPOINT\n"
+	       "\n"
+	       "Mounts a Rucio data lake read-only. Settings come from the "
+	       "Rucio client's\n"
+	       "rucio.cfg ($RUCIO_CONFIG, $RUCIO_HOME/etc/rucio.cfg, "
+	       "/opt/rucio/etc/rucio.cfg);\n"
+	       "every key can be given with -o instead.\n"
+	       "\n"
+	       "general:\n"
+	       "    -h, --help             this text\n"
+	       "    -V, --version          version\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -d                     debug log, implies -f\n"
+	       "    -s                     single-threaded FUSE loop\n"
+	       "\n"
+	       "rucio.cfg [client] keys:\n"
+	       "    -o rucio_host=URL -o auth_host=URL -o "
+	       "auth_type=userpass|oidc\n"
+	       "    -o account=NAME -o username=NAME -o password=SECRET\n"
+	       "    -o ca_cert=FILE|DIR -o vo=NAME\n"
+	       "\n"
+	       "ruciofs options:\n"
+	       "    -o rucio_config=FILE   read this rucio.cfg\n"
+	       "    -o token_file=FILE     bearer token file (default: WLCG "
+	       "bearer token discovery)\n"
+	       "    -o schemes=LIST        replica schemes, ':'-separated "
+	       "(davs:https:root)\n"
+	       "    -o replica_sort=ALG    ask the catalogue to sort replicas "
+	       "(geoip, random, ...)\n"
+	       "    -o connect_timeout=T   network connect timeout (10s)\n"
+	       "    -o io_timeout=T        fail a transfer slower than "
+	       "low_speed_limit for T (30s)\n"
+	       "    -o low_speed_limit=N   bytes/s (1K)\n"
+	       "    -o dir_ttl=T           dataset/container listing lifetime "
+	       "(60s)\n"
+	       "    -o file_ttl=T          kernel attribute lifetime of files "
+	       "(1d)\n"
+	       "    -o replica_ttl=T       replica list lifetime (10m)\n"
+	       "    -o negative_ttl=T      lifetime of 'no such name' (10s)\n"
+	       "    -o max_answer=SIZE     largest catalogue answer accepted "
+	       "(64M)\n"
+	       "    -o max_threads=N       FUSE worker threads (10)\n"
+	       "    -o allow_other         let other users see the mount\n"
+	       "\n"
+	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
+	       progname);
+}
+
+static int ini_error(int *errline, int line)
+{
+	*errline = line;
+	return -EINVAL;
+}
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s += 'a' - 'A';
+}
+
+struct ini_state {
+	char section[128];
+	char key[128];
+	struct rfs_buf value;
+	bool have_key;
+};
+
+static int ini_flush(struct ini_state *st, rfs_ini_cb cb, void *ctx)
+{
+	int rc = 0;
+
+	if (st->have_key)
+		rc = cb(st->section, st->key,
+			st->value.data ? rfs_strip(st->value.data) : "", ctx);
+	st->have_key = false;
+	rfs_buf_reset(&st->value);
+	return rc;
+}
+
+static int ini_line(struct ini_state *st, char *line, int lineno, rfs_ini_cb cb,
+		    void *ctx, int *errline)
+{
+	char *s = rfs_strip(line), *sep, *end;
+	bool indented = line[0] == ' ' || line[0] == '\t';
+	int rc;
+
+	if (*s == '\0' || *s == '#' || *s == ';')
+		return 0;
+	if (indented && st->have_key) /* continuation of a value */
+		return rfs_buf_printf(&st->value, "\n%s", s);
+	rc = ini_flush(st, cb, ctx);
+	if (rc)
+		return rc;
+	if (*s == '[') {
+		end = strchr(s, ']');
+		if (!end || end[1] ||
+		    (size_t)(end - s - 1) >= sizeof(st->section))
+			return ini_error(errline, lineno);
+		memcpy(st->section, s + 1, end - s - 1);
+		st->section[end - s - 1] = '\0';
+		return 0;
+	}
+	sep = strpbrk(s, "=:");
+	if (!sep || sep == s || !st->section[0])
+		return ini_error(errline, lineno);
+	*sep = '\0';
+	s = rfs_strip(s);
+	if (strlen(s) >= sizeof(st->key))
+		return ini_error(errline, lineno);
+	memcpy(st->key, s, strlen(s) + 1);
+	lower(st->key);
+	st->have_key = true;
+	return rfs_buf_addstr(&st->value, sep + 1);
+}
+
+int rfs_ini_parse(const char *text, size_t len, rfs_ini_cb cb, void *ctx,
+		  int *errline)
+{
+	struct ini_state st = { .section = "", .have_key = false };
+	int rc = 0, lineno = 0;
+	size_t pos = 0;
+
+	rfs_buf_init(&st.value, 64 * 1024);
+	while (pos < len && !rc) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		char *line = strndup(text + pos, n);
+
+		lineno++;
+		if (!line) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (memchr(text + pos, '\0', n))
+			rc = ini_error(errline, lineno);
+		else
+			rc = ini_line(&st, line, lineno, cb, ctx, errline);
+		rfs_wipe(line, n);
+		free(line);
+		pos += n + 1;
+	}
+	if (!rc)
+		rc = ini_flush(&st, cb, ctx);
+	if (st.value.data)
+		rfs_wipe(st.value.data, st.value.len);
+	rfs_buf_release(&st.value);
+	return rc;
+}

@@ -1,0 +1,114 @@
+/*
+ * Configuration: the Rucio client's own rucio.cfg plus -o overrides,
+ * parsed once before mounting, validated, then passed around as const.
+ */
+#ifndef RFS_CONF_H
+#define RFS_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A NULL-terminated, owned vector of owned strings. */
+struct rfs_strv {
+	char **v;
+	size_t n;
+};
+void rfs_strv_init(struct rfs_strv *sv);
+int rfs_strv_push(struct rfs_strv *sv, const char *s);
+void rfs_strv_release(struct rfs_strv *sv);
+
+enum rfs_auth_type {
+	RFS_AUTH_USERPASS,
+	RFS_AUTH_TOKEN, /* "oidc": a WLCG bearer token used directly */
+};
+
+struct rfs_conf {
+	/* [client] keys of rucio.cfg; every one can be set with -o too */
+	char *rucio_host;
+	char *auth_host;
+	char *auth_type_name;
+	char *account;
+	char *username;
+	char *password; /* secret: wiped on release, never logged */
+	char *ca_cert;
+	char *vo;
+
+	/* ruciofs's own -o options */
+	char *rucio_config; /* explicit rucio.cfg path */
+	char *config_path;  /* the file actually read, or NULL */
+	char *token_file;
+	char *replica_sort;	  /* NULL: the catalogue's default order */
+	struct rfs_strv schemes;  /* replica schemes to ask for, in order */
+	double connect_timeout;	  /* seconds */
+	double io_timeout;	  /* seconds below low_speed_limit that fail */
+	uint64_t low_speed_limit; /* bytes/s */
+	double dir_ttl;		  /* collection listings */
+	double file_ttl;	  /* kernel attribute timeout for files */
+	double replica_ttl;	  /* how long an open reuses a replica list */
+	double negative_ttl;	  /* kernel negative-entry timeout */
+	uint64_t max_answer;	  /* cap on one catalogue answer, bytes */
+	unsigned max_threads;
+	bool allow_other;
+
+	/* command line */
+	char *mountpoint;
+	bool foreground;
+	bool debug;
+	bool singlethread;
+
+	uint64_t cli_mask; /* options given on the command line win */
+	enum rfs_auth_type auth_type; /* derived by validate */
+	uid_t uid;		      /* owner shown for every inode */
+	gid_t gid;
+};
+
+enum rfs_conf_action {
+	RFS_CONF_RUN,
+	RFS_CONF_HELP,
+	RFS_CONF_VERSION,
+};
+
+/* Sets every default. */
+void rfs_conf_init(struct rfs_conf *conf);
+/* Frees every string, wiping secrets. */
+void rfs_conf_release(struct rfs_conf *conf);
+
+/*
+ * Parses argv. Options ruciofs does not know are appended to @fuse_opts
+ * (as "name" or "name=value") for the FUSE mount. Fills @err on failure.
+ */
+int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
+			struct rfs_strv *fuse_opts,
+			enum rfs_conf_action *action, char *err, size_t errlen);
+
+/*
+ * Sets one option by name (also used for the rucio.cfg keys). Returns
+ * -ENOENT for an unknown name, -EINVAL for a bad value. @from_file keeps
+ * values already given with -o.
+ */
+int rfs_conf_set(struct rfs_conf *conf, const char *key, const char *value,
+		 bool from_file);
+
+/* Finds and reads rucio.cfg the way the Rucio client does. */
+int rfs_conf_load_file(struct rfs_conf *conf, char *err, size_t errlen);
+
+/* Checks the whole configuration; derives auth_type. */
+int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen);
+
+/* Prints the option list. */
+void rfs_conf_usage(const char *progname);
+
+/*
+ * INI parsing as Python's configparser reads rucio.cfg: [section], "key =
+ * value" or "key: value", '#'/';' comment lines, indented continuation
+ * lines, keys lower-cased. Calls @cb for each key; a non-zero return stops.
+ * Returns 0, or -EINVAL with the 1-based line in *@errline.
+ */
+typedef int (*rfs_ini_cb)(const char *section, const char *key,
+			  const char *value, void *ctx);
+int rfs_ini_parse(const char *text, size_t len, rfs_ini_cb cb, void *ctx,
+		  int *errline);
+
+#endif

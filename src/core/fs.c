@@ -1,0 +1,876 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/fs_int.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+#define NAME_BUF (NAME_MAX + 1)
+#define BLKSIZE (1024 * 1024)
+
+struct entry {
+	char *name; /* the POSIX name shown */
+	uint64_t ino;
+	struct rfs_did_rec rec;
+};
+
+/* One answer of the catalogue for a directory: immutable, refcounted. */
+struct listing {
+	unsigned refs; /* atomic */
+	size_t n;
+	struct entry *e; /* sorted by name */
+};
+
+struct rfs_node {
+	uint64_t ino;
+	uint64_t nlookup; /* the kernel's references */
+	unsigned refs;	  /* ours: operations in progress, open handles */
+	struct rfs_did_rec rec;
+	struct listing *list;
+	double list_time;
+	bool list_busy; /* a thread is fetching the listing */
+	struct rfs_replicas *reps;
+	double reps_time;
+	struct rfs_node *next; /* hash chain */
+};
+
+struct rfs_dir {
+	struct rfs_fs *fs;
+	struct rfs_node *node;
+	struct listing *list;
+};
+
+double rfs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int rfs_fs_errno(int rc)
+{
+	switch (-rc) {
+	case 0:
+	case ENOENT:
+	case EACCES:
+	case EPERM:
+	case ENOMEM:
+	case ENOTDIR:
+	case EISDIR:
+	case EROFS:
+	case ENODATA:
+	case ERANGE:
+	case ESTALE:
+	case EINVAL:
+	case ENOTSUP:
+		return rc;
+	default:
+		return -EIO;
+	}
+}
+
+/* ---- listings ---- */
+
+static void listing_put(struct listing *l)
+{
+	if (!l || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->e[i].name);
+		rfs_did_rec_release(&l->e[i].rec);
+	}
+	free(l->e);
+	free(l);
+}
+
+static struct listing *listing_get(struct listing *l)
+{
+	__atomic_add_fetch(&l->refs, 1, __ATOMIC_RELAXED);
+	return l;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static const char *rec_label(const struct rfs_did_rec *r)
+{
+	return r->name ? r->name : r->scope;
+}
+
+/* Entry @i gets its shown name, or -EINVAL if it cannot have one. */
+static int name_entry(struct entry *e, bool qualify)
+{
+	char buf[NAME_BUF], full[PATH_MAX];
+	const char *src = rec_label(&e->rec);
+	int rc;
+
+	if (qualify) {
+		snprintf(full, sizeof(full), "%s:%s", e->rec.scope,
+			 e->rec.name);
+		src = full;
+	}
+	rc = rfs_name_to_posix(src, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	free(e->name);
+	e->name = strdup(buf);
+	return e->name ? 0 : -ENOMEM;
+}
+
+/*
+ * Children of one collection may share a name if they live in different
+ * scopes: those not in the parent's scope are then shown as "scope:name".
+ */
+static int qualify_duplicates(struct listing *l, const char *parent_scope)
+{
+	bool changed = false;
+	int rc;
+
+	for (size_t i = 0; i + 1 < l->n; i++) {
+		size_t j = i + 1;
+
+		while (j < l->n && !strcmp(l->e[i].name, l->e[j].name))
+			j++;
+		for (size_t k = i; j - i > 1 && k < j; k++) {
+			if (!l->e[k].rec.name || !parent_scope ||
+			    !strcmp(l->e[k].rec.scope, parent_scope))
+				continue;
+			rc = name_entry(&l->e[k], true);
+			if (rc)
+				return rc;
+			changed = true;
+		}
+		i = j - 1;
+	}
+	if (changed)
+		qsort(l->e, l->n, sizeof(*l->e), entry_cmp);
+	return 0;
+}
+
+/* What is still doubled after qualifying cannot be shown twice. */
+static void drop_duplicates(struct listing *l, const char *where)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		if (out && !strcmp(l->e[out - 1].name, l->e[i].name)) {
+			rfs_log_limited(LOG_WARNING, "dupname",
+					"%s: '%s:%s' hidden, its name is shown "
+					"for another DID",
+					where, l->e[i].rec.scope,
+					l->e[i].rec.name);
+			free(l->e[i].name);
+			rfs_did_rec_release(&l->e[i].rec);
+			continue;
+		}
+		l->e[out++] = l->e[i];
+	}
+	l->n = out;
+}
+
+static void adopt_record(struct listing *l, struct rfs_did_rec *r,
+			 const char *where)
+{
+	struct entry *e = &l->e[l->n];
+
+	memset(e, 0, sizeof(*e));
+	e->rec = *r;
+	memset(r, 0, sizeof(*r));
+	if (name_entry(e, false)) {
+		rfs_log_limited(LOG_WARNING, "badname",
+				"%s: DID '%s:%s' has a name that cannot be a "
+				"file name; not shown",
+				where, e->rec.scope,
+				e->rec.name ? e->rec.name : "");
+		rfs_did_rec_release(&e->rec);
+		return;
+	}
+	e->ino = rfs_ino_of(e->rec.scope, e->rec.name);
+	l->n++;
+}
+
+/* Takes the records of @dl (leaving it empty) into a new listing. */
+static int build_listing(const struct rfs_did_rec *parent,
+			 struct rfs_did_list *dl, struct listing **out)
+{
+	struct listing *l = calloc(1, sizeof(*l));
+	const char *where = parent->scope ? parent->scope : "/";
+	int rc;
+
+	if (!l)
+		return -ENOMEM;
+	l->refs = 1;
+	l->e = calloc(dl->n + 1, sizeof(*l->e));
+	if (!l->e) {
+		free(l);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < dl->n; i++)
+		adopt_record(l, &dl->v[i], where);
+	rfs_did_list_release(dl);
+	qsort(l->e, l->n, sizeof(*l->e), entry_cmp);
+	rc = qualify_duplicates(
+		l, parent->type == RFS_DID_ROOT ? NULL : parent->scope);
+	if (rc) {
+		listing_put(l);
+		return rc;
+	}
+	drop_duplicates(l, where);
+	*out = l;
+	return 0;
+}
+
+static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+			  struct rfs_did_list *dl)
+{
+	int rc;
+
+	switch (rec->type) {
+	case RFS_DID_ROOT:
+		return rfs_catalog_list_scopes(fs->cat, dl);
+	case RFS_DID_SCOPE:
+		rc = rfs_catalog_list_top(fs->cat, rec->scope, dl);
+		break;
+	case RFS_DID_DATASET:
+	case RFS_DID_CONTAINER:
+		rc = rfs_catalog_list_content(fs->cat, rec->scope, rec->name,
+					      dl);
+		break;
+	default:
+		return -ENOTDIR;
+	}
+	if (rc)
+		return rc;
+	/* Times (and checksums the top-level listing lacks) come in bulk:
+	 * a listing costs two requests per thousand entries, not one per
+	 * entry. Without them the entries still show, dated at mount. */
+	if (dl->n && rfs_catalog_fill_meta(fs->cat, dl))
+		rfs_log_limited(LOG_WARNING, "bulkmeta",
+				"no metadata for the entries of '%s%s%s'",
+				rec->scope, rec->name ? ":" : "",
+				rec->name ? rec->name : "");
+	return 0;
+}
+
+static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+			 struct listing **out)
+{
+	struct rfs_did_list dl;
+	int rc;
+
+	rfs_did_list_init(&dl);
+	rc = fetch_children(fs, rec, &dl);
+	if (!rc)
+		rc = build_listing(rec, &dl, out);
+	rfs_did_list_release(&dl);
+	return rc;
+}
+
+/* Errors that say the catalogue could not be reached, not that it said no */
+static bool unreachable(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH ||
+	       rc == -ECONNRESET || rc == -EBUSY;
+}
+
+/* ---- nodes ---- */
+
+static struct rfs_node *find_node(struct rfs_fs *fs, uint64_t ino)
+{
+	struct rfs_node *n = fs->buckets[ino % fs->nbuckets];
+
+	while (n && n->ino != ino)
+		n = n->next;
+	return n;
+}
+
+static void rehash(struct rfs_fs *fs)
+{
+	size_t nb = fs->nbuckets * 4;
+	struct rfs_node **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		struct rfs_node *n = fs->buckets[i], *next;
+
+		for (; n; n = next) {
+			next = n->next;
+			n->next = b[n->ino % nb];
+			b[n->ino % nb] = n;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = b;
+	fs->nbuckets = nb;
+}
+
+static void insert_node(struct rfs_fs *fs, struct rfs_node *n)
+{
+	if (fs->nnodes >= fs->nbuckets)
+		rehash(fs);
+	n->next = fs->buckets[n->ino % fs->nbuckets];
+	fs->buckets[n->ino % fs->nbuckets] = n;
+	fs->nnodes++;
+}
+
+static void free_node(struct rfs_node *n)
+{
+	listing_put(n->list);
+	if (n->reps)
+		rfs_replicas_put(n->reps);
+	rfs_did_rec_release(&n->rec);
+	free(n);
+}
+
+/* Under table_lock. */
+static void maybe_free(struct rfs_fs *fs, struct rfs_node *n)
+{
+	struct rfs_node **pp;
+
+	if (n == fs->root || n->nlookup || n->refs)
+		return;
+	pp = &fs->buckets[n->ino % fs->nbuckets];
+	while (*pp != n)
+		pp = &(*pp)->next;
+	*pp = n->next;
+	fs->nnodes--;
+	free_node(n);
+}
+
+static bool same_did(const struct rfs_did_rec *a, const struct rfs_did_rec *b)
+{
+	return !strcmp(a->scope, b->scope) &&
+	       !((a->name == NULL) != (b->name == NULL)) &&
+	       (!a->name || !strcmp(a->name, b->name));
+}
+
+/*
+ * Under table_lock: the node of @e, created if needed, its record updated
+ * from the fresher listing. A 64-bit hash collision moves to the next
+ * free number.
+ */
+static int node_for_entry(struct rfs_fs *fs, const struct entry *e,
+			  struct rfs_node **out)
+{
+	uint64_t ino = e->ino;
+	struct rfs_node *n;
+	struct rfs_did_rec copy;
+	int rc;
+
+	while ((n = find_node(fs, ino)) && !same_did(&n->rec, &e->rec))
+		ino = ino + 1 < 2 ? 2 : ino + 1;
+	rc = rfs_did_rec_copy(&copy, &e->rec);
+	if (rc)
+		return rc;
+	if (n) {
+		rfs_did_rec_release(&n->rec);
+		n->rec = copy;
+	} else {
+		n = calloc(1, sizeof(*n));
+		if (!n) {
+			rfs_did_rec_release(&copy);
+			return -ENOMEM;
+		}
+		n->ino = ino;
+		n->rec = copy;
+		insert_node(fs, n);
+	}
+	*out = n;
+	return 0;
+}
+
+static struct rfs_node *node_get(struct rfs_fs *fs, uint64_t ino)
+{
+	struct rfs_node *n;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = find_node(fs, ino);
+	if (n)
+		n->refs++;
+	pthread_mutex_unlock(&fs->table_lock);
+	return n;
+}
+
+static void node_put(struct rfs_fs *fs, struct rfs_node *n)
+{
+	pthread_mutex_lock(&fs->table_lock);
+	n->refs--;
+	maybe_free(fs, n);
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+static bool is_dir(enum rfs_did_type t)
+{
+	return t != RFS_DID_FILE;
+}
+
+/* Under table_lock (the record may be replaced by a lookup). */
+static void fill_attr(struct rfs_fs *fs, uint64_t ino,
+		      const struct rfs_did_rec *r, struct rfs_attr *a)
+{
+	const struct rfs_conf *conf = fs->conf;
+
+	memset(a, 0, sizeof(*a));
+	a->ino = ino;
+	a->uid = conf->uid;
+	a->gid = conf->gid;
+	a->nlink = 1; /* unknown subdirectory count: fts must not guess */
+	a->blksize = BLKSIZE;
+	a->mtime = r->updated	? r->updated
+		   : r->created ? r->created
+				: fs->start;
+	a->ctime = r->created ? r->created : a->mtime;
+	a->entry_ttl = conf->dir_ttl;
+	if (is_dir(r->type)) {
+		a->mode = S_IFDIR | 0555;
+		a->attr_ttl = conf->dir_ttl;
+		return;
+	}
+	a->mode = S_IFREG | 0444;
+	a->size = r->has_bytes ? r->bytes : 0;
+	a->blocks = (a->size + 511) / 512;
+	a->attr_ttl = conf->file_ttl; /* a file DID's bytes never change */
+}
+
+/*
+ * The listing of @n, fetched if missing or older than dir_ttl. Only one
+ * thread fetches a given directory; the others wait for its answer. When
+ * the catalogue cannot be reached, an older listing is served.
+ */
+static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
+			struct listing **out)
+{
+	struct rfs_did_rec rec;
+	struct listing *fresh = NULL;
+	int rc;
+
+	pthread_mutex_lock(&fs->table_lock);
+	for (;;) {
+		if (n->list && rfs_now() - n->list_time < fs->conf->dir_ttl) {
+			*out = listing_get(n->list);
+			pthread_mutex_unlock(&fs->table_lock);
+			return 0;
+		}
+		if (!n->list_busy)
+			break;
+		pthread_cond_wait(&fs->list_cv, &fs->table_lock);
+	}
+	n->list_busy = true;
+	rc = rfs_did_rec_copy(&rec, &n->rec);
+	pthread_mutex_unlock(&fs->table_lock);
+
+	if (!rc)
+		rc = fetch_listing(fs, &rec, &fresh);
+
+	pthread_mutex_lock(&fs->table_lock);
+	n->list_busy = false;
+	pthread_cond_broadcast(&fs->list_cv);
+	if (!rc) {
+		listing_put(n->list);
+		n->list = fresh;
+		n->list_time = rfs_now();
+	}
+	if (!rc || (n->list && unreachable(rc))) {
+		*out = listing_get(n->list);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	rfs_did_rec_release(&rec);
+	return rc;
+}
+
+static const struct entry *listing_find(const struct listing *l,
+					const char *name)
+{
+	struct entry key = { .name = (char *)name };
+
+	return bsearch(&key, l->e, l->n, sizeof(*l->e), entry_cmp);
+}
+
+/* ---- operations ---- */
+
+int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
+{
+	struct rfs_fs *fs = calloc(1, sizeof(*fs));
+	int rc = -ENOMEM;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->conf = conf;
+	fs->start = time(NULL);
+	pthread_mutex_init(&fs->table_lock, NULL);
+	pthread_cond_init(&fs->list_cv, NULL);
+	fs->nbuckets = 1024;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	fs->root = calloc(1, sizeof(*fs->root));
+	if (!fs->buckets || !fs->root)
+		goto fail;
+	fs->root->ino = RFS_ROOT_INO;
+	fs->root->nlookup = 1;
+	fs->root->rec.type = RFS_DID_ROOT;
+	fs->root->rec.scope = strdup("");
+	if (!fs->root->rec.scope)
+		goto fail;
+	insert_node(fs, fs->root);
+	rc = rfs_catalog_new(&fs->cat, conf);
+	if (!rc)
+		rc = rfs_transports_open(&fs->tps, conf);
+	if (!rc) {
+		*out = fs;
+		return 0;
+	}
+fail:
+	rfs_fs_free(fs);
+	return rc;
+}
+
+void rfs_fs_free(struct rfs_fs *fs)
+{
+	if (!fs)
+		return;
+	for (size_t i = 0; fs->buckets && i < fs->nbuckets; i++) {
+		struct rfs_node *n = fs->buckets[i], *next;
+
+		for (; n; n = next) {
+			next = n->next;
+			free_node(n);
+		}
+	}
+	if (fs->root && !fs->nnodes)
+		free_node(fs->root);
+	free(fs->buckets);
+	rfs_transports_close(fs->tps);
+	rfs_catalog_free(fs->cat);
+	pthread_cond_destroy(&fs->list_cv);
+	pthread_mutex_destroy(&fs->table_lock);
+	free(fs);
+}
+
+const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs)
+{
+	return fs->conf;
+}
+
+int rfs_fs_check(struct rfs_fs *fs)
+{
+	struct rfs_did_list dl;
+	int rc = rfs_catalog_login(fs->cat);
+
+	if (rc)
+		return rc;
+	rc = rfs_catalog_list_scopes(fs->cat, &dl);
+	if (!rc)
+		rfs_did_list_release(&dl);
+	return rc;
+}
+
+int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
+		  struct rfs_attr *out)
+{
+	struct rfs_node *p = node_get(fs, parent), *n;
+	struct listing *l = NULL;
+	const struct entry *e;
+	int rc;
+
+	if (!p)
+		return -ESTALE;
+	rc = node_listing(fs, p, &l);
+	node_put(fs, p);
+	if (rc)
+		return rfs_fs_errno(rc);
+	e = listing_find(l, name);
+	if (!e) {
+		listing_put(l);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&fs->table_lock);
+	rc = node_for_entry(fs, e, &n);
+	if (!rc) {
+		n->nlookup++;
+		fill_attr(fs, n->ino, &n->rec, out);
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	listing_put(l);
+	return rc;
+}
+
+void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	struct rfs_node *n;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = find_node(fs, ino);
+	if (n && n != fs->root) {
+		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+		maybe_free(fs, n);
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+}
+
+int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out)
+{
+	struct rfs_node *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = find_node(fs, ino);
+	if (n)
+		fill_attr(fs, n->ino, &n->rec, out);
+	else
+		rc = -ESTALE;
+	pthread_mutex_unlock(&fs->table_lock);
+	return rc;
+}
+
+int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out)
+{
+	struct rfs_node *n = node_get(fs, ino);
+	struct rfs_dir *d;
+	int rc;
+
+	if (!n)
+		return -ESTALE;
+	d = calloc(1, sizeof(*d));
+	rc = d ? node_listing(fs, n, &d->list) : -ENOMEM;
+	if (rc) {
+		free(d);
+		node_put(fs, n);
+		return rfs_fs_errno(rc);
+	}
+	d->fs = fs;
+	d->node = n; /* keeps the node for "." while open */
+	*out = d;
+	return 0;
+}
+
+int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
+		     struct rfs_attr *attr)
+{
+	struct rfs_fs *fs = d->fs;
+	const struct entry *e;
+
+	if (idx < 2) {
+		*name = idx ? ".." : ".";
+		pthread_mutex_lock(&fs->table_lock);
+		fill_attr(fs, d->node->ino, &d->node->rec, attr);
+		pthread_mutex_unlock(&fs->table_lock);
+		if (idx)
+			attr->ino = RFS_ROOT_INO; /* a DID has many parents */
+		return 0;
+	}
+	if (idx - 2 >= d->list->n)
+		return -ENOENT;
+	e = &d->list->e[idx - 2];
+	*name = e->name;
+	fill_attr(fs, e->ino, &e->rec, attr);
+	return 0;
+}
+
+void rfs_fs_releasedir(struct rfs_dir *d)
+{
+	listing_put(d->list);
+	node_put(d->fs, d->node);
+	free(d);
+}
+
+/* The node's replicas, resolved again once older than replica_ttl. */
+static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
+			 struct rfs_replicas **out)
+{
+	struct rfs_replicas *r = NULL, *old;
+	struct rfs_did_rec rec;
+	int rc;
+
+	pthread_mutex_lock(&fs->table_lock);
+	if (n->reps && rfs_now() - n->reps_time < fs->conf->replica_ttl)
+		r = rfs_replicas_get(n->reps);
+	rc = r ? 0 : rfs_did_rec_copy(&rec, &n->rec);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (r || rc) {
+		*out = r;
+		return rc;
+	}
+	rc = rfs_replicas_resolve(fs, &rec, &r);
+	rfs_did_rec_release(&rec);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->table_lock);
+	old = n->reps;
+	n->reps = rfs_replicas_get(r);
+	n->reps_time = rfs_now();
+	pthread_mutex_unlock(&fs->table_lock);
+	if (old)
+		rfs_replicas_put(old);
+	*out = r;
+	return 0;
+}
+
+int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
+{
+	struct rfs_node *n = node_get(fs, ino);
+	struct rfs_file *f;
+	int rc;
+
+	if (!n)
+		return -ESTALE;
+	f = calloc(1, sizeof(*f));
+	pthread_mutex_lock(&fs->table_lock);
+	rc = !f			   ? -ENOMEM
+	     : is_dir(n->rec.type) ? -EISDIR
+				   : rfs_did_rec_copy(&f->did, &n->rec);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc)
+		rc = node_replicas(fs, n, &f->reps);
+	node_put(fs, n);
+	if (rc) {
+		if (f)
+			rfs_did_rec_release(&f->did);
+		free(f);
+		return rfs_fs_errno(rc);
+	}
+	f->ino = ino;
+	*out = f;
+	return 0;
+}
+
+ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+		    size_t size, uint64_t off)
+{
+	uint64_t fsize = f->reps->size;
+	ssize_t got;
+
+	if (off >= fsize || size == 0)
+		return 0;
+	if (size > fsize - off)
+		size = fsize - off;
+	got = rfs_replicas_read(fs, f->reps, &f->did, buf, size, off);
+	return got < 0 ? rfs_fs_errno((int)got) : got;
+}
+
+void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
+{
+	rfs_replicas_put(f->reps);
+	rfs_did_rec_release(&f->did);
+	free(f);
+}
+
+void rfs_fs_statfs(struct rfs_fs *fs, struct rfs_statfs *out)
+{
+	out->bsize = 4096;
+	out->namemax = NAME_MAX;
+}
+
+/* ---- extended attributes ---- */
+
+enum xattr_id {
+	X_DID,
+	X_TYPE,
+	X_BYTES,
+	X_ADLER32,
+	X_MD5,
+	X_REPLICAS,
+	X_COUNT,
+};
+
+static const char *const xattr_names[X_COUNT] = {
+	"user.rucio.did",     "user.rucio.type", "user.rucio.bytes",
+	"user.rucio.adler32", "user.rucio.md5",	 "user.rucio.replicas",
+};
+
+/* Whether @r has attribute @id at all (for listxattr and ENODATA). */
+static bool has_xattr(const struct rfs_did_rec *r, enum xattr_id id)
+{
+	switch (id) {
+	case X_DID:
+		return r->type != RFS_DID_ROOT;
+	case X_TYPE:
+		return r->type != RFS_DID_ROOT;
+	case X_BYTES:
+		return r->has_bytes;
+	case X_ADLER32:
+		return r->adler32[0] != '\0';
+	case X_MD5:
+		return r->md5[0] != '\0';
+	case X_REPLICAS:
+		return r->type == RFS_DID_FILE;
+	default:
+		return false;
+	}
+}
+
+static int xattr_value(const struct rfs_did_rec *r, enum xattr_id id,
+		       struct rfs_buf *out)
+{
+	switch (id) {
+	case X_DID:
+		if (r->type == RFS_DID_SCOPE)
+			return rfs_buf_addstr(out, r->scope);
+		return rfs_buf_printf(out, "%s:%s", r->scope, r->name);
+	case X_TYPE:
+		return rfs_buf_addstr(out, rfs_did_type_name(r->type));
+	case X_BYTES:
+		return rfs_buf_printf(out, "%llu",
+				      (unsigned long long)r->bytes);
+	case X_ADLER32:
+		return rfs_buf_addstr(out, r->adler32);
+	case X_MD5:
+		return rfs_buf_addstr(out, r->md5);
+	default:
+		return -ENODATA;
+	}
+}
+
+int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
+		    struct rfs_buf *out)
+{
+	struct rfs_node *n = node_get(fs, ino);
+	struct rfs_replicas *r;
+	int id, rc = -ENODATA;
+
+	if (!n)
+		return -ESTALE;
+	for (id = 0; id < X_COUNT && strcmp(name, xattr_names[id]); id++)
+		;
+	pthread_mutex_lock(&fs->table_lock);
+	if (id < X_COUNT && has_xattr(&n->rec, id) && id != X_REPLICAS)
+		rc = xattr_value(&n->rec, id, out);
+	else if (id == X_REPLICAS && has_xattr(&n->rec, id))
+		rc = 1; /* needs the network: below, without the lock */
+	pthread_mutex_unlock(&fs->table_lock);
+	if (rc == 1) {
+		rc = node_replicas(fs, n, &r);
+		if (!rc) {
+			rc = rfs_replicas_describe(r, out);
+			rfs_replicas_put(r);
+		}
+	}
+	node_put(fs, n);
+	return rfs_fs_errno(rc);
+}
+
+int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out)
+{
+	struct rfs_node *n;
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->table_lock);
+	n = find_node(fs, ino);
+	for (int id = 0; n && id < X_COUNT && !rc; id++)
+		if (has_xattr(&n->rec, id))
+			rc = rfs_buf_add(out, xattr_names[id],
+					 strlen(xattr_names[id]) + 1);
+	pthread_mutex_unlock(&fs->table_lock);
+	return n ? rc : -ESTALE;
+}

@@ -1,0 +1,96 @@
+/*
+ * The filesystem core: inodes for scopes and DIDs, cached listings, open
+ * files with their replicas, the read path. fuse/ is its only caller and
+ * speaks to it in inode numbers; nothing here knows about FUSE.
+ *
+ * All functions return 0 (or a byte count) or a negative errno that is
+ * meaningful to a filesystem caller: network and catalogue failures come
+ * out as -EIO, after one log line.
+ */
+#ifndef RFS_FS_H
+#define RFS_FS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "util/buf.h"
+
+#define RFS_ROOT_INO 1
+
+struct rfs_fs;
+struct rfs_dir;
+struct rfs_file;
+
+struct rfs_attr {
+	uint64_t ino;
+	mode_t mode;
+	nlink_t nlink;
+	uint64_t size;
+	uint64_t blocks; /* of 512 bytes */
+	uint32_t blksize;
+	time_t mtime;
+	time_t ctime;
+	uid_t uid;
+	gid_t gid;
+	double attr_ttl;  /* how long the kernel may keep these attributes */
+	double entry_ttl; /* how long the kernel may keep the name */
+};
+
+struct rfs_statfs {
+	uint64_t bsize;
+	uint64_t namemax;
+};
+
+/* Borrows @conf for the lifetime of the fs. Contacts nobody. */
+int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf);
+void rfs_fs_free(struct rfs_fs *fs);
+const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs);
+
+/* First contact: logs in and lists the scopes; errors are logged. */
+int rfs_fs_check(struct rfs_fs *fs);
+
+/* Counts one kernel reference on success, released by rfs_fs_forget. */
+int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
+		  struct rfs_attr *out);
+void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup);
+int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out);
+
+/* A snapshot of a directory, stable while open (readdir offsets). */
+int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out);
+/*
+ * Entry @idx ("." and ".." first). @name is valid until releasedir.
+ * Returns -ENOENT past the end.
+ */
+int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
+		     struct rfs_attr *attr);
+void rfs_fs_releasedir(struct rfs_dir *d);
+
+/* Resolves replicas for a file: -EISDIR for a collection. */
+int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out);
+/* Exactly min(size, file_size - off) bytes, 0 at or past EOF. */
+ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+		    size_t size, uint64_t off);
+void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f);
+
+/* The value of attribute @name in @out; -ENODATA if it has none. */
+int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
+		    struct rfs_buf *out);
+/* NUL-separated names, as listxattr(2) wants them. */
+int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out);
+
+void rfs_fs_statfs(struct rfs_fs *fs, struct rfs_statfs *out);
+
+/*
+ * DID name -> one POSIX path component: '/' (allowed in names since Rucio
+ * 38) becomes U+FF0F FULLWIDTH SOLIDUS. Returns -EINVAL for names that
+ * cannot be shown ("", ".", "..", longer than NAME_MAX once mapped).
+ */
+int rfs_name_to_posix(const char *did_name, char *out, size_t outlen);
+
+/* Stable inode number of a DID or scope (name NULL), never 0 or 1. */
+uint64_t rfs_ino_of(const char *scope, const char *name);
+
+#endif

@@ -1,0 +1,70 @@
+/* Internals of the core shared between fs.c and read.c. */
+#ifndef RFS_FS_INT_H
+#define RFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "catalog/catalog.h"
+#include "core/fs.h"
+#include "transport/transport.h"
+
+/* One replica URL and the transport that can read it. */
+struct rfs_source {
+	char *url; /* normalised for the transport */
+	char *rse;
+	struct rfs_transport *tp;
+};
+
+/*
+ * The replicas of one file as the catalogue listed them, in the order
+ * they are tried. Shared by the inode and every open handle: refcounted.
+ */
+struct rfs_replicas {
+	unsigned refs; /* atomic */
+	uint64_t size;
+	size_t n;
+	struct rfs_source *src;
+	size_t skipped;	    /* PFNs with no transport in this build */
+	unsigned preferred; /* atomic: the last source that answered */
+};
+
+struct rfs_fs {
+	const struct rfs_conf *conf;
+	struct rfs_catalog *cat;
+	struct rfs_transports *tps;
+	time_t start;
+
+	/* Lock order: table_lock only; it is never held across a network
+	 * call or a FUSE reply. list_cv waits for an in-flight listing. */
+	pthread_mutex_t table_lock;
+	pthread_cond_t list_cv;
+	struct rfs_node **buckets;
+	size_t nbuckets;
+	size_t nnodes;
+	struct rfs_node *root;
+};
+
+struct rfs_file {
+	uint64_t ino;
+	struct rfs_did_rec did;
+	struct rfs_replicas *reps;
+};
+
+double rfs_now(void);
+
+/* read.c */
+int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replicas **out);
+void rfs_replicas_put(struct rfs_replicas *r);
+struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
+ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
+			  const struct rfs_did_rec *did, void *buf, size_t size,
+			  uint64_t off);
+/* The URLs in try order, one per line. */
+int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
+
+/* Network and catalogue errnos become EIO at the filesystem boundary. */
+int rfs_fs_errno(int rc);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * The read path: one file's replicas, tried in the catalogue's order from
+ * the one that last answered. A replica that fails (refused, timed out,
+ * HTTP error, wrong or short body) hands the same range to the next; only
+ * when every replica failed does the read fail, with one log line that
+ * says why for each.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz/token.h"
+#include "core/fs_int.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/banned.h"
+
+struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r)
+{
+	__atomic_add_fetch(&r->refs, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+void rfs_replicas_put(struct rfs_replicas *r)
+{
+	if (!r || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->src[i].url);
+		free(r->src[i].rse);
+	}
+	free(r->src);
+	free(r);
+}
+
+static int add_source(struct rfs_fs *fs, struct rfs_replicas *r,
+		      const struct rfs_pfn *p)
+{
+	struct rfs_transport *tp = rfs_transports_find(fs->tps, p->url);
+	struct rfs_source *s = &r->src[r->n];
+	struct rfs_buf url;
+	int rc;
+
+	if (!tp) {
+		r->skipped++; /* e.g. root:// before the xrootd transport */
+		return 0;
+	}
+	rfs_buf_init(&url, 16384);
+	rc = rfs_url_normalize(&url, p->url);
+	if (rc) {
+		rfs_buf_release(&url);
+		return rc == -EFBIG ? 0 : rc;
+	}
+	s->url = rfs_buf_take(&url);
+	s->rse = strdup(p->rse);
+	s->tp = tp;
+	if (!s->url || !s->rse) {
+		free(s->url);
+		free(s->rse);
+		return -ENOMEM;
+	}
+	r->n++;
+	return 0;
+}
+
+static const struct rfs_replica_rec *find_file(const struct rfs_replica_list *l,
+					       const struct rfs_did_rec *did)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].did.scope, did->scope) &&
+		    !strcmp(l->v[i].did.name, did->name))
+			return &l->v[i];
+	return NULL;
+}
+
+static int build(struct rfs_fs *fs, const struct rfs_did_rec *did,
+		 const struct rfs_replica_rec *rec, struct rfs_replicas **out)
+{
+	struct rfs_replicas *r = calloc(1, sizeof(*r));
+	int rc = 0;
+
+	if (!r)
+		return -ENOMEM;
+	r->refs = 1;
+	r->src = calloc(rec->npfn + 1, sizeof(*r->src));
+	if (!r->src) {
+		free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rec->npfn && !rc; i++)
+		rc = add_source(fs, r, &rec->pfn[i]);
+	/* the catalogue's replica answer is the authority on the size */
+	r->size = rec->did.has_bytes ? rec->did.bytes : did->bytes;
+	if (!rc && !rec->did.has_bytes && !did->has_bytes)
+		rc = -EBADMSG;
+	if (rc) {
+		rfs_replicas_put(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replicas **out)
+{
+	struct rfs_replica_list l = { NULL, 0 };
+	const struct rfs_replica_rec *rec;
+	int rc;
+
+	rc = rfs_catalog_list_replicas(fs->cat, did->scope, did->name, &l);
+	if (rc)
+		return rc;
+	rec = find_file(&l, did);
+	if (!rec || rec->npfn == 0) {
+		rfs_log_limited(LOG_ERR, did->name,
+				"open '%s:%s': the catalogue lists no replica",
+				did->scope, did->name);
+		rc = -EIO;
+	} else {
+		rc = build(fs, did, rec, out);
+	}
+	if (!rc && (*out)->n == 0) {
+		rfs_log_limited(LOG_ERR, did->name,
+				"open '%s:%s': no replica has a scheme this "
+				"build can read (%zu skipped)",
+				did->scope, did->name, (*out)->skipped);
+		rfs_replicas_put(*out);
+		rc = -EIO;
+	}
+	rfs_replica_list_release(&l);
+	return rc;
+}
+
+/* Appends "RSE (url): reason; " to the failure summary, bounded. */
+static void note_failure(char *why, size_t len, const struct rfs_source *s,
+			 int rc)
+{
+	char url[256];
+	size_t used = strlen(why);
+
+	rfs_url_for_log(url, sizeof(url), s->url);
+	snprintf(why + used, len - used, "%s%s (%s): %s", used ? "; " : "",
+		 s->rse, url, rfs_errno_reason(rc));
+}
+
+/* One line per failed read (rate-limited per file), or per failover. */
+static void log_outcome(const struct rfs_did_rec *did, uint64_t off,
+			size_t size, size_t n, bool failed, const char *why)
+{
+	char key[300];
+
+	snprintf(key, sizeof(key), "%s:%s:%s", failed ? "fail" : "over",
+		 did->scope, did->name);
+	if (failed)
+		rfs_log_limited(LOG_ERR, key,
+				"read '%s:%s' at %llu+%zu: all %zu replicas "
+				"failed: %s",
+				did->scope, did->name, (unsigned long long)off,
+				size, n, why);
+	else
+		rfs_log_limited(LOG_WARNING, key,
+				"read '%s:%s': moved to the next replica "
+				"after: %s",
+				did->scope, did->name, why);
+}
+
+ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
+			  const struct rfs_did_rec *did, void *buf, size_t size,
+			  uint64_t off)
+{
+	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
+	char *bearer = NULL;
+	char why[1024] = "";
+	ssize_t got = -EIO;
+	int rc;
+
+	rc = rfs_catalog_storage_token(fs->cat, &bearer);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < r->n; i++) {
+		unsigned idx = (first + i) % r->n;
+		struct rfs_source *s = &r->src[idx];
+
+		got = s->tp->ops->pread(s->tp, s->url, bearer, buf, size, off,
+					r->size);
+		if (got == (ssize_t)size) {
+			if (idx != first)
+				__atomic_store_n(&r->preferred, idx,
+						 __ATOMIC_RELAXED);
+			break;
+		}
+		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO);
+		got = -EIO;
+	}
+	rfs_token_free(bearer);
+	if (got < 0 || why[0])
+		log_outcome(did, off, size, r->n, got < 0, why);
+	return got;
+}
+
+int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
+{
+	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
+	int rc = 0;
+
+	for (size_t i = 0; i < r->n && !rc; i++)
+		rc = rfs_buf_printf(out, "%s%s", i ? "\n" : "",
+				    r->src[(first + i) % r->n].url);
+	return rc;
+}

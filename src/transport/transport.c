@@ -1,0 +1,68 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "transport/transport.h"
+#include "util/banned.h"
+
+/* The registry: a new transport is one more line here. */
+static const struct rfs_transport_ops *const all_ops[] = {
+	&rfs_http_transport_ops,
+};
+#define NOPS (sizeof(all_ops) / sizeof(all_ops[0]))
+
+struct rfs_transports {
+	struct rfs_transport *t[NOPS];
+};
+
+int rfs_transports_open(struct rfs_transports **out,
+			const struct rfs_conf *conf)
+{
+	struct rfs_transports *ts = calloc(1, sizeof(*ts));
+	int rc = 0;
+
+	if (!ts)
+		return -ENOMEM;
+	for (size_t i = 0; i < NOPS && !rc; i++)
+		rc = all_ops[i]->open(&ts->t[i], conf);
+	if (rc) {
+		rfs_transports_close(ts);
+		return rc;
+	}
+	*out = ts;
+	return 0;
+}
+
+void rfs_transports_close(struct rfs_transports *ts)
+{
+	if (!ts)
+		return;
+	for (size_t i = 0; i < NOPS; i++)
+		if (ts->t[i])
+			ts->t[i]->ops->close(ts->t[i]);
+	free(ts);
+}
+
+static bool scheme_matches(const char *url, const char *scheme)
+{
+	size_t n = strlen(scheme);
+
+	return strncasecmp(url, scheme, n) == 0 && !strncmp(url + n, "://", 3);
+}
+
+struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,
+					  const char *url)
+{
+	for (size_t i = 0; i < NOPS; i++) {
+		const char *const *s = all_ops[i]->schemes;
+
+		for (; *s; s++)
+			if (scheme_matches(url, *s))
+				return ts->t[i];
+	}
+	return NULL;
+}

@@ -1,0 +1,17 @@
+/*
+ * The one place where foreign error spaces become negative errno values.
+ * Every function here returns a value < 0.
+ */
+#ifndef RFS_ERRMAP_H
+#define RFS_ERRMAP_H
+
+/* A libcurl CURLcode (passed as int so this header needs no curl.h). */
+int rfs_errno_from_curl(int curlcode);
+
+/* An HTTP status that is not a success for the request made. */
+int rfs_errno_from_http(long status);
+
+/* A short human reason for an errno, for log lines ("timed out"). */
+const char *rfs_errno_reason(int neg_errno);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * libcurl plumbing shared by the catalogue client and the HTTP transport:
+ * a pool of easy handles (each keeps its own live connections), the common
+ * timeouts and CA settings, and header parsing.
+ */
+#ifndef RFS_HTTP_H
+#define RFS_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "util/buf.h"
+
+struct rfs_http_opts {
+	const char *ca_cert;	/* file or directory; NULL: system store */
+	double connect_timeout; /* seconds */
+	double io_timeout;	/* seconds under low_speed_limit that fail */
+	long low_speed_limit;	/* bytes/s */
+	const char *user_agent;
+};
+
+struct rfs_http;
+
+/* Copies what it needs from @opts. */
+int rfs_http_new(struct rfs_http **out, const struct rfs_http_opts *opts);
+void rfs_http_free(struct rfs_http *http);
+
+/*
+ * A handle with the common options applied, or NULL when out of memory.
+ * Give it back with rfs_http_put(); its connections stay alive for reuse.
+ */
+CURL *rfs_http_get(struct rfs_http *http);
+void rfs_http_put(struct rfs_http *http, CURL *h);
+
+/* Response headers a request wants to see, captured by rfs_http_hdr_cb. */
+struct rfs_http_hdr {
+	const char *name;
+	char value[512];
+	bool seen;
+};
+struct rfs_http_hdrs {
+	struct rfs_http_hdr *h;
+	size_t n;
+};
+/* CURLOPT_HEADERFUNCTION; a new status line (redirect hop) clears all. */
+size_t rfs_http_hdr_cb(char *p, size_t size, size_t nmemb, void *userdata);
+/* CURLOPT_WRITEFUNCTION appending to a struct rfs_buf (its cap applies). */
+size_t rfs_http_buf_cb(char *p, size_t size, size_t nmemb, void *userdata);
+
+/*
+ * If @line (CRLF or bare LF ended, as XrdHttp sends) is header @name,
+ * copies its trimmed value to @out and returns 0; -ENOENT if it is another
+ * header; -ENAMETOOLONG if the value does not fit.
+ */
+int rfs_http_header_value(const char *line, size_t len, const char *name,
+			  char *out, size_t outlen);
+
+/*
+ * "bytes 0-9/21" -> 0, 9, 21; "bytes 0-9/\*" gives *total = UINT64_MAX.
+ * Rejects anything else (including "bytes 15--1/21" from XrdHttp 5.5).
+ */
+int rfs_http_parse_content_range(const char *v, uint64_t *start, uint64_t *end,
+				 uint64_t *total);
+
+#endif

@@ -1,0 +1,49 @@
+/* Small parsers and encoders shared by the modules; all pure functions. */
+#ifndef RFS_STR_H
+#define RFS_STR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "util/buf.h"
+
+/*
+ * Percent-encode one URL path segment: everything but ALPHA DIGIT "-._~"
+ * becomes %XX (so '/' in a DID name becomes %2F and ' ' becomes %20,
+ * never '+', which a server would not decode in a path).
+ */
+int rfs_url_escape(struct rfs_buf *out, const char *s);
+
+/*
+ * Make a replica URL safe for libcurl without changing what it names:
+ * bytes that may not appear in a URL (controls, space, non-ASCII, "<>\^`{|}#)
+ * are percent-encoded, and '%' is encoded unless it already starts a %XX
+ * escape. Rucio builds PFNs by plain concatenation, so a DID name with a
+ * space reaches us raw.
+ */
+int rfs_url_normalize(struct rfs_buf *out, const char *url);
+
+/* Copies @url without its query and fragment into @out, for log lines. */
+void rfs_url_for_log(char *out, size_t outlen, const char *url);
+
+/* RFC 1123 ("Tue, 24 Nov 2026 07:56:16 UTC"/"GMT") or ISO 8601. */
+int rfs_parse_time(const char *s, time_t *out);
+
+/* "20G", "512M", "1048576", "4KiB": binary multiples. */
+int rfs_parse_size(const char *s, uint64_t *out);
+
+/* "30", "30s", "5m", "2h", "1d"; fractional seconds allowed ("0.5"). */
+int rfs_parse_duration(const char *s, double *out);
+
+/* yes/no, true/false, on/off, 1/0 (case-insensitive). */
+int rfs_parse_bool(const char *s, bool *out);
+
+/* Strips C99 isspace from both ends in place; returns @s. */
+char *rfs_strip(char *s);
+
+/* Constant-time-ish wipe that the compiler may not drop. */
+void rfs_wipe(void *p, size_t n);
+
+#endif

@@ -1,0 +1,151 @@
+"""Integration fixtures: a real lake (emulator + nginx + xrootd) and real
+ruciofs mounts. Every process is started on 127.0.0.1 with random ports and
+killed by PID afterwards; every mount is unmounted."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRC = os.environ.get("top_srcdir") or os.path.dirname(os.path.dirname(HERE))
+TOP_BUILD = os.environ.get("top_builddir") or os.path.join(TOP_SRC, "build")
+sys.path.insert(0, os.path.join(TOP_SRC, "tests", "servers"))
+
+import lake as lakemod  # noqa: E402
+
+RUCIOFS = os.environ.get("RUCIOFS_BIN") or os.path.join(TOP_BUILD, "ruciofs")
+WORK = os.environ.get("RUCIOFS_TEST_WORK") or os.path.join(
+    tempfile.gettempdir(), "ruciofs-it")
+
+
+def pytest_configure(config):
+    if not os.path.exists("/dev/fuse"):
+        pytest.exit("no /dev/fuse: integration tests need FUSE", 77)
+    if not os.path.exists(RUCIOFS):
+        pytest.exit("ruciofs binary not found at %s" % RUCIOFS, 2)
+
+
+@pytest.fixture(scope="session", params=["41", "1.31"])
+def lake(request):
+    """One lake per Rucio flavour, shared by the tests of a session."""
+    flavour = request.param
+    workdir = os.path.join(WORK, "lake-" + flavour)
+    os.makedirs(workdir, exist_ok=True)
+    lk = lakemod.Lake(workdir, profile="test", flavour=flavour)
+    lk.start()
+    try:
+        yield lk
+    finally:
+        lk.stop()
+
+
+@pytest.fixture(scope="session")
+def lake41():
+    """A 41-flavour lake for tests that do not depend on the flavour."""
+    workdir = os.path.join(WORK, "lake-41-solo")
+    os.makedirs(workdir, exist_ok=True)
+    lk = lakemod.Lake(workdir, profile="test", flavour="41")
+    lk.start()
+    try:
+        yield lk
+    finally:
+        lk.stop()
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+class Mount:
+    """A running ruciofs -f process and its mountpoint."""
+
+    def __init__(self, lake, tmp, opts=(), cfg_kw=None, env=None,
+                 wait=True):
+        self.lake = lake
+        self.dir = os.path.join(tmp, "mnt")
+        os.makedirs(self.dir, exist_ok=True)
+        self.cfg = os.path.join(tmp, "rucio.cfg")
+        lake.write_rucio_cfg(self.cfg, **(cfg_kw or {}))
+        self.log_path = os.path.join(tmp, "ruciofs.log")
+        self.log = open(self.log_path, "w")
+        args = [RUCIOFS, "-f", "-o", "rucio_config=" + self.cfg]
+        for o in opts:
+            args += ["-o", o]
+        args.append(self.dir)
+        e = dict(os.environ)
+        e.pop("BEARER_TOKEN", None)
+        e.pop("BEARER_TOKEN_FILE", None)
+        e["XDG_RUNTIME_DIR"] = tmp
+        e.update(env or {})
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=e)
+        if wait:
+            self.wait_mounted()
+
+    def wait_mounted(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if is_mounted(self.dir):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("ruciofs exited with %s:\n%s" %
+                                     (self.proc.returncode, self.logtext()))
+            time.sleep(0.05)
+        raise AssertionError("mount did not appear:\n" + self.logtext())
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.proc.poll() is None and is_mounted(self.dir)
+
+    def unmount(self):
+        if is_mounted(self.dir):
+            subprocess.run(["fusermount3", "-u", self.dir],
+                           stderr=subprocess.DEVNULL)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if is_mounted(self.dir):
+            subprocess.run(["fusermount3", "-u", "-z", self.dir],
+                           stderr=subprocess.DEVNULL)
+        self.log.close()
+
+
+@pytest.fixture
+def mount_factory(tmp_path):
+    mounts = []
+
+    def make(lake, *opts, **kw):
+        sub = tmp_path / ("m%d" % len(mounts))
+        sub.mkdir()
+        m = Mount(lake, str(sub), opts, **kw)
+        mounts.append(m)
+        return m
+
+    yield make
+    for m in mounts:
+        m.unmount()
+        text = m.logtext() if not m.log.closed else open(m.log_path).read()
+        # the daemon must not have crashed under any test
+        assert "AddressSanitizer" not in text, text
+        assert "runtime error" not in text, text
+
+
+@pytest.fixture
+def mnt(lake, mount_factory):
+    """A default mount of the flavour-parametrized lake."""
+    return mount_factory(lake)

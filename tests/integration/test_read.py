@@ -1,0 +1,202 @@
+"""Bytes read through the mount are the catalogue's bytes, exactly."""
+import hashlib
+import mmap
+import os
+import random
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from rucio_client import Client, manifest_files, find_path, posix_name
+
+
+def sha256_of(path, bs=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(bs)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def small_files(lake, limit=4 << 30):
+    return [f for f in manifest_files(lake) if f["size"] < limit]
+
+
+def test_every_file_reads_whole(lake, mnt):
+    files = small_files(lake)
+    assert len(files) > 20
+    for f in files:
+        assert sha256_of(find_path(mnt, f)) == f["sha256"], f["name"]
+
+
+def test_random_preads(lake, mnt):
+    rnd = random.Random(20261124)
+    files = [f for f in small_files(lake) if f["size"] > 0]
+    big = max(files, key=lambda f: f["size"])
+    handles = {}
+    try:
+        for i in range(1000):
+            # half on the biggest file, half spread over the others
+            f = big if i % 2 else rnd.choice(files)
+            if f["name"] not in handles:
+                handles[f["name"]] = (os.open(find_path(mnt, f), os.O_RDONLY),
+                                      open(f["local_path"], "rb"))
+            fd, ref = handles[f["name"]]
+            off = rnd.randrange(0, f["size"] + 10)
+            n = rnd.choice([1, 7, 512, 4096, 65536, 300000])
+            ref.seek(off)
+            assert os.pread(fd, n, off) == ref.read(n), (f["name"], off, n)
+    finally:
+        for fd, ref in handles.values():
+            os.close(fd)
+            ref.close()
+
+
+def test_reads_at_and_past_eof(lake, mnt):
+    f = [f for f in small_files(lake) if f["size"] > 100][0]
+    fd = os.open(find_path(mnt, f), os.O_RDONLY)
+    try:
+        assert os.pread(fd, 10, f["size"]) == b""
+        assert os.pread(fd, 10, f["size"] + 12345) == b""
+        assert len(os.pread(fd, 100, f["size"] - 3)) == 3
+    finally:
+        os.close(fd)
+
+
+def test_empty_file(lake, mnt):
+    empty = [f for f in manifest_files(lake) if f["size"] == 0]
+    assert empty
+    with open(find_path(mnt, empty[0]), "rb") as fh:
+        assert fh.read() == b""
+
+
+def test_cp_r_dataset(lake, mnt, tmp_path):
+    f = max(manifest_files(lake), key=lambda f: len(f["siblings"]))
+    src = os.path.dirname(find_path(mnt, f))
+    dst = tmp_path / "copy"
+    subprocess.run(["cp", "-r", src, str(dst)], check=True)
+    by_path = {p: g for g in manifest_files(lake) for p in g["paths"]}
+    n = 0
+    for name in os.listdir(dst):
+        rel = os.path.join(os.path.relpath(src, mnt.dir), name)
+        if rel in by_path:
+            assert sha256_of(dst / name) == by_path[rel]["sha256"]
+            n += 1
+    assert n >= 100
+
+
+def test_mmap(lake, mnt):
+    f = [f for f in small_files(lake) if f["size"] > 3 << 20][0]
+    with open(find_path(mnt, f), "rb") as fh, \
+            open(f["local_path"], "rb") as ref:
+        m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+        want = ref.read()
+        assert len(m) == len(want)
+        assert m[:4096] == want[:4096]
+        assert m[-5000:] == want[-5000:]
+        assert hashlib.sha256(m[:]).hexdigest() == f["sha256"]
+        m.close()
+
+
+def getfattr(path, name):
+    return os.getxattr(path, name).decode()
+
+
+def test_xattrs(lake, mnt):
+    cli = Client(lake)
+    f = [f for f in small_files(lake) if f["size"] > 0][0]
+    p = find_path(mnt, f)
+    assert getfattr(p, "user.rucio.did") == "%s:%s" % (f["scope"], f["name"])
+    assert getfattr(p, "user.rucio.type") == "FILE"
+    assert getfattr(p, "user.rucio.bytes") == str(f["size"])
+    assert getfattr(p, "user.rucio.adler32") == f["adler32"]
+    assert getfattr(p, "user.rucio.md5") == f["md5"]
+    pfns = getfattr(p, "user.rucio.replicas").split("\n")
+    rep = cli.replicas(f["scope"], f["name"])[0]
+    want = [u for u, _ in sorted(rep["pfns"].items(),
+                                 key=lambda kv: kv[1]["priority"])
+            if not u.startswith("root://")]
+    assert [u.replace("%20", " ") for u in pfns] == want or pfns == want
+    names = os.listxattr(p)
+    for n in ("user.rucio.did", "user.rucio.type", "user.rucio.bytes",
+              "user.rucio.adler32", "user.rucio.md5", "user.rucio.replicas"):
+        assert n in names
+    d = os.path.dirname(p)
+    assert getfattr(d, "user.rucio.type") in ("DATASET", "CONTAINER")
+    with pytest.raises(OSError):
+        os.getxattr(d, "user.rucio.replicas")
+    with pytest.raises(OSError):
+        os.setxattr(p, "user.rucio.did", b"x")
+    out = subprocess.run(["getfattr", "-d", p], capture_output=True,
+                         text=True, check=True).stdout
+    assert "user.rucio.adler32=" in out
+
+
+def test_failover_when_an_rse_dies_mid_read(lake, mount_factory):
+    m = mount_factory(lake, "connect_timeout=2", "io_timeout=3")
+    f = max(small_files(lake), key=lambda f: f["size"])
+    assert f["size"] >= 20 << 20
+    p = find_path(m, f)
+    h = hashlib.sha256()
+    first = lake.storage_requests("XRD_DISK")
+    try:
+        with open(p, "rb", buffering=0) as fh:
+            h.update(fh.read(4 << 20))
+            lake.kill_rse("NGINX_DISK")
+            while True:
+                b = fh.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+    finally:
+        lake.start_rse("NGINX_DISK")
+    assert h.hexdigest() == f["sha256"]
+    assert lake.storage_requests("XRD_DISK") > first
+    assert m.alive()
+
+
+def test_all_replicas_down_gives_eio_not_hang(lake, mount_factory):
+    m = mount_factory(lake, "connect_timeout=2", "io_timeout=3")
+    f = [f for f in small_files(lake) if f["size"] > 100000][1]
+    p = find_path(m, f)
+    os.stat(p)
+    lake.kill_rse("NGINX_DISK")
+    lake.kill_rse("XRD_DISK")
+    try:
+        t = time.time()
+        with pytest.raises(OSError) as e:
+            with open(p, "rb") as fh:
+                fh.read()
+        assert e.value.errno == 5  # EIO
+        assert time.time() - t < 20
+        assert "all 2 replicas failed" in m.logtext()
+    finally:
+        lake.start_rse("NGINX_DISK")
+        lake.start_rse("XRD_DISK")
+    assert m.alive()
+    with open(p, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
+
+
+def test_concurrent_readers(lake, mnt):
+    files = [f for f in small_files(lake) if f["size"] > 1 << 20][:4]
+    errors = []
+
+    def reader(f):
+        try:
+            if sha256_of(find_path(mnt, f), bs=65536) != f["sha256"]:
+                errors.append(f["name"])
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=reader, args=(f,)) for f in files * 3]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
