@@ -378,13 +378,12 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
-	if (rc) {
-		rfs_log_limited(LOG_ERR, "catalogue", "catalogue: %s %s: %s",
+	/* an answer over max_answer is logged once, by request() */
+	if (rc && rc != CURLE_WRITE_ERROR)
+		rfs_log_limited(LOG_ERR, rq->path, "catalogue: %s %s: %s",
 				rq->method, rq->path, curl_easy_strerror(rc));
-		rc = rfs_errno_from_curl(rc);
-	}
 	free(url);
-	return rc;
+	return rc ? rfs_errno_from_curl(rc) : 0;
 }
 
 /* A 401 means the token expired early or was revoked: refresh once. */
@@ -412,7 +411,7 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 		rfs_token_free(token);
 		if (rc == -EFBIG) {
 			rfs_log_limited(
-				LOG_ERR, "catalogue-size",
+				LOG_ERR, rq->path,
 				"catalogue: %s %s: answer larger than "
 				"max_answer (%llu bytes)",
 				rq->method, rq->path,
@@ -436,7 +435,7 @@ static int bad_answer(const struct request *rq, int rc)
 {
 	if (rc == -ENOMEM)
 		return rc;
-	rfs_log_limited(LOG_ERR, "catalogue-parse",
+	rfs_log_limited(LOG_ERR, rq->path,
 			"catalogue: malformed answer to %s %s", rq->method,
 			rq->path);
 	return -EIO;

@@ -12,9 +12,27 @@
 #define RFS_UNIT_H
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Checks for undefined behaviour only mean something under the sanitizers. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIT_SANITIZED 1
+#endif
+#endif
+#ifndef UNIT_SANITIZED
+#define UNIT_SANITIZED 0
+#endif
 
 static int unit_failed;
 static int unit_count;
@@ -104,6 +122,84 @@ static inline int unit_strict(void)
 			       __FILE__, __LINE__, #cond);                   \
 		}                                                            \
 	} while (0)
+
+/*
+ * Runs @fn in a child process and returns true if it exited with status 0.
+ * For checks whose failure mode is memory corruption or a sanitizer abort:
+ * the parent survives to report it and to run the remaining checks.
+ */
+static inline bool unit_in_child(void (*fn)(void))
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		fn();
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * A private scratch directory under the current directory (the build tree
+ * during "make check"), never in /tmp itself; returns an absolute path to
+ * free(), or NULL.
+ */
+static inline char *unit_mkdtemp(const char *tag)
+{
+	char cwd[4096], *path;
+	size_t n;
+
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	n = strlen(cwd) + strlen(tag) + 32;
+	path = malloc(n);
+	if (!path)
+		return NULL;
+	snprintf(path, n, "%s/rfs-unit-%s.XXXXXX", cwd, tag);
+	if (!mkdtemp(path)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static inline int unit_rm_one(const char *path, const struct stat *st,
+			      int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* Removes what unit_mkdtemp made, and everything in it. */
+static inline void unit_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes @text to @dir/@name with @mode; returns the path to free(). */
+static inline char *unit_write(const char *dir, const char *name,
+			       const char *text, mode_t mode)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *path = malloc(n);
+	FILE *f;
+
+	if (!path)
+		return NULL;
+	snprintf(path, n, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f || fputs(text, f) == EOF || fclose(f) || chmod(path, mode)) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
 
 static inline int unit_done(const char *name)
 {
