@@ -43,7 +43,7 @@ static int fuse_args_from(const struct rfs_conf *conf,
 	int rc;
 
 	rfs_buf_init(&o, 64 * 1024);
-	rc = rfs_buf_addstr(&o, "fsname=ruciofs,subtype=ruciofs");
+	rc = rfs_buf_addstr(&o, "ro,fsname=ruciofs,subtype=ruciofs");
 	if (!rc && conf->allow_other)
 		rc = rfs_buf_addstr(&o, ",allow_other");
 	for (size_t i = 0; !rc && i < extra->n; i++)
@@ -138,35 +138,33 @@ int main(int argc, char **argv)
 	struct rfs_strv extra;
 	struct rfs_conf conf;
 	struct rfs_fs *fs = NULL;
-	int rc;
+	int rc, status = 1;
 
 	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
 	fuse_set_log_func(fuse_log_to_ours);
 	rfs_conf_init(&conf);
 	rfs_strv_init(&extra);
 	rc = load_conf(&conf, argc, argv, &extra);
-	if (rc)
+	if (rc) { /* 1: --help or --version answered; < 0: error printed */
+		status = rc == 1 ? 0 : 1;
 		goto out;
+	}
 	if (conf.debug)
 		rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
 	/* The daemon must outlive a peer closing a socket under OpenSSL */
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-		rc = 1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		goto out;
-	}
 	rc = rfs_fs_new(&fs, &conf);
 	if (!rc)
 		rc = rfs_fs_check(fs);
 	if (rc) {
 		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
 			conf.rucio_host, rfs_errno_reason(rc));
-		rc = 1;
 		goto out_curl;
 	}
-	rc = fuse_args_from(&conf, &extra, argv[0], &args);
-	if (!rc)
-		rc = mount_and_serve(fs, &conf, &args);
+	if (fuse_args_from(&conf, &extra, argv[0], &args) == 0)
+		status = mount_and_serve(fs, &conf, &args);
 out_curl:
 	rfs_fs_free(fs);
 	curl_global_cleanup();
@@ -174,5 +172,5 @@ out:
 	fuse_opt_free_args(&args);
 	rfs_strv_release(&extra);
 	rfs_conf_release(&conf);
-	return rc > 0 ? rc : rc < 0 ? 1 : 0;
+	return status;
 }

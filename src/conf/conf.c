@@ -537,11 +537,12 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 	rc = check_auth(conf, err, errlen);
 	if (rc)
 		return rc;
-	for (size_t i = 0; !conf->schemes.n && default_schemes[i]; i++) {
-		rc = rfs_strv_push(&conf->schemes, default_schemes[i]);
-		if (rc)
-			return rc;
-	}
+	if (!conf->schemes.n)
+		for (size_t i = 0; default_schemes[i]; i++) {
+			rc = rfs_strv_push(&conf->schemes, default_schemes[i]);
+			if (rc)
+				return rc;
+		}
 	if (conf->ca_cert && access(conf->ca_cert, R_OK)) {
 		snprintf(err, errlen, "ca_cert '%s': %s", conf->ca_cert,
 			 strerror(errno));

@@ -139,7 +139,9 @@ def mount_factory(tmp_path):
     yield make
     for m in mounts:
         m.unmount()
-        text = m.logtext() if not m.log.closed else open(m.log_path).read()
+        with open(m.log_path, errors="replace") as f:
+            text = f.read()
+        print("---- ruciofs log of %s ----\n%s" % (m.dir, text))
         # the daemon must not have crashed under any test
         assert "AddressSanitizer" not in text, text
         assert "runtime error" not in text, text

@@ -122,5 +122,11 @@ def manifest_files(lake):
     return out
 
 
+def replicated(lake):
+    """Files with a replica on both RSEs (the usual case)."""
+    return [f for f in manifest_files(lake)
+            if {"NGINX_DISK", "XRD_DISK"} <= set(f.get("rses", []))]
+
+
 def find_path(mnt, f):
     return mnt.path(f["paths"][0])

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rucio_client import Client, manifest_files, find_path, posix_name
+from rucio_client import Client, manifest_files, find_path, replicated
 
 
 def sha256_of(path, bs=1 << 20):
@@ -24,7 +24,7 @@ def sha256_of(path, bs=1 << 20):
 
 
 def small_files(lake, limit=4 << 30):
-    return [f for f in manifest_files(lake) if f["size"] < limit]
+    return [f for f in replicated(lake) if f["size"] < limit]
 
 
 def test_every_file_reads_whole(lake, mnt):
@@ -69,14 +69,14 @@ def test_reads_at_and_past_eof(lake, mnt):
 
 
 def test_empty_file(lake, mnt):
-    empty = [f for f in manifest_files(lake) if f["size"] == 0]
+    empty = [f for f in replicated(lake) if f["size"] == 0]
     assert empty
     with open(find_path(mnt, empty[0]), "rb") as fh:
         assert fh.read() == b""
 
 
 def test_cp_r_dataset(lake, mnt, tmp_path):
-    f = max(manifest_files(lake), key=lambda f: len(f["siblings"]))
+    f = max(replicated(lake), key=lambda f: len(f["siblings"]))
     src = os.path.dirname(find_path(mnt, f))
     dst = tmp_path / "copy"
     subprocess.run(["cp", "-r", src, str(dst)], check=True)
@@ -127,7 +127,8 @@ def test_xattrs(lake, mnt):
               "user.rucio.adler32", "user.rucio.md5", "user.rucio.replicas"):
         assert n in names
     d = os.path.dirname(p)
-    assert getfattr(d, "user.rucio.type") in ("DATASET", "CONTAINER")
+    assert getfattr(d, "user.rucio.type") in ("DATASET", "CONTAINER",
+                                              "SCOPE")
     with pytest.raises(OSError):
         os.getxattr(d, "user.rucio.replicas")
     with pytest.raises(OSError):
@@ -200,3 +201,19 @@ def test_concurrent_readers(lake, mnt):
     for t in ts:
         t.join()
     assert not errors
+
+
+def test_single_replica_files(lake, mnt):
+    for name in ("xrd_only.dat", "nginx_only.dat"):
+        f = [f for f in manifest_files(lake) if f["name"] == name][0]
+        assert sha256_of(find_path(mnt, f)) == f["sha256"]
+
+
+def test_file_without_replica_is_eio(lake, mnt):
+    f = [f for f in manifest_files(lake) if f["name"] == "no_replica.dat"][0]
+    p = find_path(mnt, f)
+    assert os.stat(p).st_size == f["size"]
+    with pytest.raises(OSError) as e:
+        open(p, "rb").close()
+    assert e.value.errno == 5
+    assert "lists no replica" in mnt.logtext()

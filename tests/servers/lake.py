@@ -1,0 +1,891 @@
+#!/usr/bin/python3
+"""Test/demo fixture: a Rucio catalogue emulator plus two storage servers.
+
+    from lake import Lake
+    with Lake("/tmp/work", profile="test", flavour="41") as lake:
+        lake.write_rucio_cfg("/tmp/work/rucio.cfg")
+        ...  # lake.rucio_host, lake.ca_cert, lake.manifest, lake.issuer
+
+    python3 lake.py start  --workdir DIR [--profile test|demo] [--flavour 41|1.31] [--no-tls]
+    python3 lake.py status --workdir DIR
+    python3 lake.py stop   --workdir DIR
+
+What runs (everything on 127.0.0.1, random free ports; xrootd 5.5.3 has no
+bind directive and listens on all interfaces, clients only use 127.0.0.1):
+  * rucio_emulator.py (HTTPS with a throw-away CA) = the Rucio server,
+  * nginx            = RSE NGINX_DISK: https://127.0.0.1:P/rucio/<hash path>
+  * xrootd + XrdHttp = RSE XRD_DISK:   https://127.0.0.1:H/rucio/<hash path>
+                                       root://127.0.0.1:R//rucio/<hash path>
+    run as user `xrootd` (it refuses root).
+
+Every process is started in its own session (process group) and killed by
+process group on stop(), at interpreter exit and on SIGTERM; in library
+(non-detached) mode the children also get PR_SET_PDEATHSIG=SIGKILL, so they
+die with the thread that started them even if the test runner is SIGKILLed.
+(Start and restart a Lake from a long-lived thread, normally the main one.)
+
+Caching: the generated data lives in <cache_dir>/lake-<profile>/ (cache_dir:
+argument, else $RUCIOFS_LAKE_CACHE, else the workdir)
+and is reused when its stamp matches the profile and generator version; a
+file lock makes concurrent first uses safe.
+"""
+
+import argparse
+import atexit
+import configparser
+import fcntl
+import http.client
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import lakegen  # noqa: E402
+from jwt_issuer import JwtIssuer  # noqa: E402
+
+PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+NGINX_BIN = shutil.which("nginx") or "/usr/sbin/nginx"
+XROOTD_BIN = shutil.which("xrootd") or "/usr/bin/xrootd"
+XROOTD_USER = "xrootd"
+RSE_NGINX, RSE_XRD = lakegen.RSE_NGINX, lakegen.RSE_XRD
+
+# Re-exec shim run in the child: die with the parent (PR_SET_PDEATHSIG = 1),
+# and give up if the parent is already gone (race between fork and prctl).
+_PDEATH_SHIM = ("import ctypes,os,signal,sys\n"
+                "ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
+                "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
+                "os.execvp(sys.argv[2], sys.argv[2:])\n")
+
+_LIVE = set()               # started, non-detached Lakes: stopped at exit/SIGTERM
+_SIGTERM_INSTALLED = False
+
+
+def _stop_all_live():
+    for lake in list(_LIVE):
+        try:
+            lake.stop()
+        except Exception:   # best effort at exit
+            pass
+
+
+atexit.register(_stop_all_live)
+
+
+def _install_sigterm_handler():
+    """Turn SIGTERM into a clean stop of our servers, then die as before.
+    Only if nobody else handles SIGTERM and we run in the main thread."""
+    global _SIGTERM_INSTALLED
+    if _SIGTERM_INSTALLED:
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def handler(signum, frame):
+            _stop_all_live()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, handler)
+        _SIGTERM_INSTALLED = True
+    except ValueError:      # not the main thread
+        pass
+
+
+def free_port():
+    """A currently free TCP port on 127.0.0.1 (the server binds it right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path, n=30):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+        return "\n".join(lines[-n:])
+    except OSError as e:
+        return "(no log: %s)" % e
+
+
+def _ensure_traversable(path, log=None):
+    """xrootd runs as user `xrootd`: every ancestor of its data tree must be
+    searchable (o+x). pytest's tmp dirs are 0700, so add the x bit only (no
+    read/list permission) where it is missing."""
+    path = os.path.abspath(path)
+    parts = path.split(os.sep)
+    cur = os.sep
+    for p in parts[1:]:
+        cur = os.path.join(cur, p)
+        try:
+            st = os.stat(cur)
+        except OSError:
+            return
+        if stat.S_ISDIR(st.st_mode) and not st.st_mode & stat.S_IXOTH:
+            os.chmod(cur, st.st_mode | stat.S_IXOTH)
+            if log:
+                log("chmod o+x %s (so user %s can reach the data)" % (cur, XROOTD_USER))
+
+
+class ServerProcess:
+    """One server process, started in its own process group."""
+
+    def __init__(self, name, cmd, log_path, cwd=None, user=None, detach=False, env=None):
+        self.name, self.cmd, self.log_path, self.cwd = name, cmd, log_path, cwd
+        self.user, self.detach, self.env = user, detach, env
+        self.proc = None
+        self.pid = None
+
+    def start(self):
+        cmd = list(self.cmd)
+        if not self.detach:
+            cmd = [PYTHON, "-c", _PDEATH_SHIM, str(os.getpid())] + cmd
+        kw = {}
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            kw.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.cwd, start_new_session=True, env=self.env,
+                                         close_fds=True, **kw)
+        self.pid = self.proc.pid   # == its process group id (new session)
+        self.starttime = _starttime(self.pid)
+        return self
+
+    def alive(self):
+        # /proc state, not Popen.poll(): the zombie must not be reaped before
+        # the final killpg, or its pid (= our process group id) could be reused
+        return self.pid is not None and _pid_alive(self.pid)
+
+    def signal_group(self, sig):
+        if self.pid is None:
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, grace=3.0, sig=signal.SIGTERM):
+        """SIGTERM (or `sig`) the group, wait up to `grace`, then SIGKILL it."""
+        if self.pid is None:
+            return
+        self.signal_group(sig)
+        deadline = time.time() + grace
+        while time.time() < deadline and self.alive():
+            time.sleep(0.05)
+        self.signal_group(signal.SIGKILL)   # also catches forked leftovers of the group
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc = None
+        self.pid = None
+
+    def kill(self):
+        self.stop(grace=0, sig=signal.SIGKILL)
+
+
+def _starttime(pid):
+    """Start time of a process (field 22 of /proc/pid/stat): with the pid it
+    identifies the process even if the pid is reused later."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Lake:
+    """The whole fixture. See the module docstring.
+
+    Lake(workdir, profile="test", flavour="41", tls=True, cache_dir=None,
+         token_lifetime=None, detach=False)
+    """
+
+    def __init__(self, workdir, profile="test", flavour="41", tls=True, cache_dir=None,
+                 token_lifetime=None, detach=False):
+        if flavour not in ("41", "1.31"):
+            raise ValueError("flavour must be '41' or '1.31'")
+        self.workdir = os.path.abspath(workdir)
+        self.profile = profile
+        self.flavour = flavour
+        self.tls = tls
+        self.detached = detach
+        self.token_lifetime = token_lifetime
+        # generated data: <cache_dir>/lake-<profile>; cache_dir defaults to
+        # $RUCIOFS_LAKE_CACHE, else the workdir
+        base = cache_dir or os.environ.get("RUCIOFS_LAKE_CACHE") or self.workdir
+        self.lake_dir = os.path.join(os.path.abspath(base), "lake-" + profile)
+        self.procs = {}       # "rucio" | NGINX_DISK | XRD_DISK -> ServerProcess
+        self.ports = {}
+        self.started = False
+        self.rucio_host = self.auth_host = None
+        self.ca_cert = None
+        self.manifest = None
+        self.issuer = None
+        self.lake_json = None
+        self.timings = {}
+        os.makedirs(self.workdir, exist_ok=True)
+
+    # ------------------------------------------------------------------
+    # lifecycle
+    # ------------------------------------------------------------------
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def _log(self, msg):
+        with open(os.path.join(self.workdir, "lake.log"), "a") as f:
+            f.write("%s %s\n" % (time.strftime("%H:%M:%S"), msg))
+
+    def start(self):
+        if self.started:
+            return self
+        t0 = time.time()
+        if not self.detached:
+            _LIVE.add(self)
+            _install_sigterm_handler()
+        try:
+            self._prepare_data()
+            self.timings["data"] = round(time.time() - t0, 2)
+            self._prepare_tls()
+            self._load_catalogue_template()
+            self.ports = {"nginx": free_port(), "xrd_http": free_port(), "xrd_root": free_port()}
+            self._write_runtime_lake()
+            self._start_rucio()
+            self._start_nginx()
+            self._start_xrootd()
+            self._wait_rucio()
+            self._wait_nginx()
+            self._wait_xrootd()
+            self.started = True
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["total"] = round(time.time() - t0, 2)
+        self._log("started in %.2fs (data %.2fs): rucio %s nginx %d xrd http %d root %d"
+                  % (self.timings["total"], self.timings["data"], self.rucio_host, self.ports["nginx"],
+                     self.ports["xrd_http"], self.ports["xrd_root"]))
+        return self
+
+    def stop(self):
+        """Kill every server we started (SIGTERM to all groups, then SIGKILL)."""
+        procs = [p for p in self.procs.values() if p.pid is not None]
+        for p in procs:
+            p.signal_group(signal.SIGTERM)
+        deadline = time.time() + 3
+        while time.time() < deadline and any(p.alive() for p in procs):
+            time.sleep(0.05)
+        for p in procs:
+            p.stop(grace=0, sig=signal.SIGKILL)
+        self.started = False
+        _LIVE.discard(self)
+
+    # ------------------------------------------------------------------
+    # data, certificates, catalogue
+    # ------------------------------------------------------------------
+    def _prepare_data(self):
+        os.makedirs(os.path.dirname(self.lake_dir), exist_ok=True)
+        lock_path = self.lake_dir.rstrip("/") + ".lock"
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)   # two sessions generating at once would collide
+            if not lakegen.is_complete(self.lake_dir, self.profile):
+                if os.path.exists(self.lake_dir):
+                    shutil.rmtree(self.lake_dir)
+                t = time.time()
+                lakegen.make_lake(self.lake_dir, self.profile)
+                self._log("generated lake %s (%s) in %.1fs" % (self.lake_dir, self.profile, time.time() - t))
+        with open(os.path.join(self.lake_dir, "manifest.json"), encoding="utf-8") as f:
+            self.manifest = json.load(f)
+        self.files = {(e["scope"], e["name"]): e for e in self.manifest}
+        self.issuer = JwtIssuer(os.path.join(self.lake_dir, "issuer"))
+        _ensure_traversable(os.path.join(self.lake_dir, "rse", RSE_XRD, "rucio"), self._log)
+
+    def _prepare_tls(self):
+        """Throw-away CA + server certificate for 127.0.0.1 / localhost."""
+        d = os.path.join(self.workdir, "tls")
+        self.ca_cert = os.path.join(d, "ca.pem")
+        self.server_cert = os.path.join(d, "server.pem")
+        self.server_key = os.path.join(d, "server.key")
+        if all(os.path.exists(p) for p in (self.ca_cert, self.server_cert, self.server_key)):
+            return
+        os.makedirs(d, exist_ok=True)
+
+        def run(*args):
+            subprocess.run(args, check=True, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem.tmp",
+            "-days", "3650", "-subj", "/CN=ruciofs test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+        with open(os.path.join(d, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem.tmp", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "3650", "-extfile", "ext.cnf")
+        cadir = os.path.join(d, "cadir")
+        os.makedirs(cadir, exist_ok=True)
+        shutil.copy(os.path.join(d, "ca.pem.tmp"), os.path.join(cadir, "ca.pem"))
+        run("openssl", "rehash", cadir)
+        os.replace(os.path.join(d, "ca.pem.tmp"), self.ca_cert)   # last: marks the set complete
+
+    def _load_catalogue_template(self):
+        with open(os.path.join(self.lake_dir, "lake.json"), encoding="utf-8") as f:
+            self._lake_template = json.load(f)
+
+    def _write_runtime_lake(self):
+        """Fill the RSE protocol ports (and scheme without TLS) into a copy of
+        lake.json for the emulator."""
+        lake = json.loads(json.dumps(self._lake_template))
+        web = "https" if self.tls else "http"
+        for rse, info in lake["rses"].items():
+            for p in info["protocols"]:
+                if rse == RSE_NGINX and p["scheme"] in ("https", "http", "davs"):
+                    p["port"], p["scheme"] = self.ports["nginx"], web
+                elif rse == RSE_XRD and p["scheme"] in ("https", "http", "davs"):
+                    p["port"], p["scheme"] = self.ports["xrd_http"], web
+                elif rse == RSE_XRD and p["scheme"] == "root":
+                    p["port"] = self.ports["xrd_root"]
+        if self.token_lifetime is not None:
+            lake["token_lifetime"] = int(self.token_lifetime)
+        self.rse_protocols = {rse: {p["scheme"]: p for p in info["protocols"]} for rse, info in lake["rses"].items()}
+        d = os.path.join(self.workdir, "rucio")
+        os.makedirs(d, exist_ok=True)
+        self.lake_json = os.path.join(d, "lake.runtime.json")
+        with open(self.lake_json, "w", encoding="utf-8") as f:
+            json.dump(lake, f, indent=1, ensure_ascii=False)
+
+    # ------------------------------------------------------------------
+    # servers
+    # ------------------------------------------------------------------
+    def _rucio_cmd(self, port):
+        d = os.path.join(self.workdir, "rucio")
+        cmd = [PYTHON, os.path.join(HERE, "rucio_emulator.py"), "--lake", self.lake_json,
+               "--port", str(port), "--port-file", os.path.join(d, "port"), "--flavour", self.flavour,
+               "--log", os.path.join(d, "requests.log")]
+        if self.tls:
+            cmd += ["--tls-cert", self.server_cert, "--tls-key", self.server_key]
+        return cmd
+
+    def _start_rucio(self, port=0):
+        d = os.path.join(self.workdir, "rucio")
+        port_file = os.path.join(d, "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.procs["rucio"] = ServerProcess("rucio", self._rucio_cmd(port), os.path.join(d, "emulator.log"),
+                                            cwd=d, detach=self.detached).start()
+
+    def _wait_rucio(self, timeout=20):
+        d = os.path.join(self.workdir, "rucio")
+        port_file = os.path.join(d, "port")
+        proc = self.procs["rucio"]
+        deadline = time.time() + timeout
+        while not os.path.exists(port_file):
+            self._check_alive(proc, proc.log_path)
+            if time.time() > deadline:
+                raise RuntimeError("rucio emulator did not write its port file in %ds\n%s"
+                                   % (timeout, tail(proc.log_path)))
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.ports["rucio"] = int(f.read().strip())
+        self.rucio_host = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.ports["rucio"])
+        self.auth_host = self.rucio_host
+        self._wait_http("rucio", self.ports["rucio"], "/ping", proc, expect=(200,), timeout=timeout)
+
+    def _nginx_conf(self):
+        d = os.path.join(self.workdir, "nginx")
+        tree = os.path.join(self.lake_dir, "rse", RSE_NGINX)
+        ssl_lines = ""
+        if self.tls:
+            ssl_lines = ("        ssl_certificate %s;\n        ssl_certificate_key %s;\n"
+                         "        ssl_protocols TLSv1.2 TLSv1.3;\n" % (self.server_cert, self.server_key))
+        # $uri is the DECODED path (what maps to the file); the log is JSON
+        # lines so tests can count requests per path and check Range/Bearer.
+        return """# generated by tests/servers/lake.py
+daemon off;
+# one process, no workers: a SIGKILL (kill_rse, or PR_SET_PDEATHSIG when the
+# test runner dies) then leaves no orphaned worker serving the port
+master_process off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+events { worker_connections 1024; }
+http {
+    log_format rfs escape=json '{"t":$msec,"method":"$request_method","uri":"$uri","request_uri":"$request_uri",'
+                               '"status":$status,"bytes":$body_bytes_sent,"range":"$http_range",'
+                               '"authorization":"$http_authorization"}';
+    access_log %(d)s/access.log rfs;
+    client_body_temp_path %(d)s/tmp/body;
+    proxy_temp_path %(d)s/tmp/proxy;
+    fastcgi_temp_path %(d)s/tmp/fastcgi;
+    uwsgi_temp_path %(d)s/tmp/uwsgi;
+    scgi_temp_path %(d)s/tmp/scgi;
+    types { }
+    default_type application/octet-stream;
+    sendfile on;
+    keepalive_requests 10000;
+    keepalive_timeout 120s;
+    server_tokens off;
+    server {
+        listen 127.0.0.1:%(port)d%(ssl)s;
+        server_name localhost;
+%(ssl_lines)s        root %(tree)s;
+        location /rucio/ {
+            # read-only WebDAV subset: GET/HEAD with Range (nginx default);
+            # nginx-light has no PROPFIND (dav_ext)
+            autoindex on;
+        }
+    }
+}
+""" % {"d": d, "port": self.ports["nginx"],
+       "ssl": " ssl" if self.tls else "", "ssl_lines": ssl_lines, "tree": tree}
+
+    def _start_nginx(self):
+        d = os.path.join(self.workdir, "nginx")
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self._nginx_conf())
+        cmd = [NGINX_BIN, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")]
+        self.procs[RSE_NGINX] = ServerProcess(RSE_NGINX, cmd, os.path.join(d, "stdout.log"), cwd=d,
+                                              detach=self.detached).start()
+
+    def _wait_nginx(self, timeout=20):
+        p = self.procs[RSE_NGINX]
+        self._wait_http(RSE_NGINX, self.ports["nginx"], "/", p, timeout=timeout,
+                        log=os.path.join(self.workdir, "nginx", "error.log"))
+
+    def _xrootd_conf(self, xdir):
+        tree = os.path.join(self.lake_dir, "rse", RSE_XRD)
+        tls = ""
+        if self.tls:
+            tls = ("xrd.tls %(x)s/tls/server.pem %(x)s/tls/server.key\nxrd.tlsca certdir %(x)s/tls/cadir\n"
+                   % {"x": xdir})
+        return """# generated by tests/servers/lake.py (xrootd 5.5.3; see storage-and-tokens.md section 2)
+xrd.port %(root)d
+xrd.protocol XrdHttp:%(http)d libXrdHttp.so
+all.export / r/o
+oss.localroot %(tree)s
+all.adminpath %(x)s/admin
+all.pidpath %(x)s
+xrootd.chksum adler32
+http.listingdeny false
+http.desthttps %(desthttps)s
+%(tls)s# request tracing, parsed by Lake.storage_requests():
+#   "http_Req: Stat for GET /path stat=..." per HTTP request on an existing file,
+#   "ofs_open: ... fn=/path" per open (root:// and HTTP GET alike)
+http.trace request
+ofs.trace open
+""" % {"root": self.ports["xrd_root"], "http": self.ports["xrd_http"], "tree": tree, "x": xdir, "tls": tls,
+       "desthttps": "true" if self.tls else "false"}
+
+    def _start_xrootd(self):
+        xdir = os.path.join(self.workdir, "xrootd")
+        pw = pwd.getpwnam(XROOTD_USER)
+        os.makedirs(os.path.join(xdir, "admin"), exist_ok=True)
+        if self.tls:
+            os.makedirs(os.path.join(xdir, "tls", "cadir"), exist_ok=True)
+            shutil.copy(self.server_cert, os.path.join(xdir, "tls", "server.pem"))
+            shutil.copy(self.server_key, os.path.join(xdir, "tls", "server.key"))
+            for fn in os.listdir(os.path.join(self.workdir, "tls", "cadir")):
+                src = os.path.join(self.workdir, "tls", "cadir", fn)
+                dst = os.path.join(xdir, "tls", "cadir", fn)
+                if os.path.lexists(dst):
+                    os.unlink(dst)
+                if os.path.islink(src):
+                    os.symlink(os.readlink(src), dst)
+                else:
+                    shutil.copy(src, dst)
+        cfg = os.path.join(xdir, "xrootd.cfg")
+        with open(cfg, "w") as f:
+            f.write(self._xrootd_conf(xdir))
+        for root, dirs, files in os.walk(xdir):
+            for n in dirs + files:
+                os.lchown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+        os.chown(xdir, pw.pw_uid, pw.pw_gid)
+        os.chmod(xdir, 0o755)
+        if self.tls:
+            os.chmod(os.path.join(xdir, "tls", "server.key"), 0o600)
+        _ensure_traversable(xdir, self._log)
+        log = os.path.join(xdir, "xrootd.log")
+        cmd = [XROOTD_BIN, "-c", cfg, "-l", log, "-s", os.path.join(xdir, "xrootd.pid")]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": xdir, "LANG": "C.UTF-8"}
+        self.procs[RSE_XRD] = ServerProcess(RSE_XRD, cmd, os.path.join(xdir, "stdout.log"), cwd=xdir,
+                                            user=XROOTD_USER, detach=self.detached, env=env).start()
+
+    def _wait_xrootd(self, timeout=20):
+        p = self.procs[RSE_XRD]
+        log = os.path.join(self.workdir, "xrootd", "xrootd.log")
+        self._wait_http(RSE_XRD, self.ports["xrd_http"], "/", p, timeout=timeout, log=log)
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports["xrd_root"]), timeout=2):
+                    break
+            except OSError:
+                self._check_alive(p, log)
+                if time.time() > deadline:
+                    raise RuntimeError("xrootd root:// port %d not listening after %ds\n%s"
+                                       % (self.ports["xrd_root"], timeout, tail(log)))
+                time.sleep(0.05)
+
+    def _check_alive(self, proc, log):
+        if not proc.alive():
+            raise RuntimeError("%s exited during start-up (log %s):\n%s" % (proc.name, log, tail(log)))
+
+    def _ssl_context(self):
+        ctx = ssl.create_default_context(cafile=self.ca_cert)
+        return ctx
+
+    def _wait_http(self, name, port, path, proc, expect=None, timeout=20, log=None):
+        """Poll until the server answers any HTTP response (or one of `expect`)."""
+        log = log or proc.log_path
+        deadline = time.time() + timeout
+        last = None
+        while True:
+            self._check_alive(proc, log)
+            try:
+                conn = self._conn(port, timeout=3)
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                conn.close()
+                if expect is None or r.status in expect:
+                    return
+                last = "HTTP %d" % r.status
+            except (OSError, http.client.HTTPException, ssl.SSLError) as e:
+                last = repr(e)
+            if time.time() > deadline:
+                raise RuntimeError("%s on port %d did not answer in %ds (last: %s); log %s:\n%s"
+                                   % (name, port, timeout, last, log, tail(log)))
+            time.sleep(0.05)
+
+    def _conn(self, port, timeout=10):
+        if self.tls:
+            return http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=self._ssl_context())
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    # ------------------------------------------------------------------
+    # control of individual servers
+    # ------------------------------------------------------------------
+    def stop_rse(self, name, grace=3.0):
+        """SIGTERM the RSE's server (SIGKILL after `grace` seconds)."""
+        self._rse_proc(name).stop(grace=grace)
+
+    def kill_rse(self, name):
+        """SIGKILL the RSE's server at once."""
+        self._rse_proc(name).kill()
+
+    def start_rse(self, name):
+        """Restart the RSE's server on the SAME port(s) and wait until it answers."""
+        self._rse_proc(name)
+        if self.procs[name].alive():
+            return
+        if name == RSE_NGINX:
+            self._start_nginx()
+            self._wait_nginx()
+        else:
+            self._start_xrootd()
+            self._wait_xrootd()
+
+    def _rse_proc(self, name):
+        if name not in (RSE_NGINX, RSE_XRD):
+            raise KeyError("unknown RSE %r (have %s, %s)" % (name, RSE_NGINX, RSE_XRD))
+        return self.procs[name]
+
+    def stop_catalogue(self, grace=3.0):
+        """Stop the Rucio emulator. Runtime state (faults, counts, attach) is lost."""
+        self.procs["rucio"].stop(grace=grace)
+
+    def kill_catalogue(self):
+        self.procs["rucio"].kill()
+
+    def start_catalogue(self):
+        """Restart the emulator on the same port."""
+        if self.procs["rucio"].alive():
+            return
+        self._start_rucio(port=self.ports["rucio"])
+        self._wait_rucio()
+
+    # ------------------------------------------------------------------
+    # talking to the emulator
+    # ------------------------------------------------------------------
+    def _request(self, method, path, body=None, headers=None):
+        conn = self._conn(self.ports["rucio"])
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            payload = r.read()
+            return r.status, dict(r.getheaders()), payload
+        finally:
+            conn.close()
+
+    def admin(self, method, path, body=None):
+        """Call an /_admin/ route; returns the decoded JSON answer."""
+        status, _, payload = self._request(method, "/_admin/" + path.lstrip("/"), body)
+        if status >= 300:
+            raise RuntimeError("admin %s %s -> %d %s" % (method, path, status, payload[:300]))
+        return json.loads(payload) if payload else None
+
+    def set_fault(self, match, mode, **kw):
+        """Inject a fault (see rucio_emulator.py): returns the fault id."""
+        return self.admin("POST", "fault", dict(kw, match=match, mode=mode))["id"]
+
+    def clear_faults(self):
+        self.admin("DELETE", "fault")
+
+    def catalogue_counts(self):
+        """{"total", "by_route": {"GET /dids/{scope}/{name}/dids": n}, "by_path": {"GET /dids/a/b/dids": n}}"""
+        return self.admin("GET", "requests")
+
+    def reset_counts(self):
+        self.admin("POST", "reset_counts")
+
+    def attach(self, scope, name, dids):
+        """Attach children [(scope, name) | {"scope","name"}] to a collection at runtime."""
+        self.admin("POST", "attach", {"scope": scope, "name": name, "dids": [_did(d) for d in dids]})
+
+    def detach(self, scope, name, dids):
+        self.admin("POST", "detach", {"scope": scope, "name": name, "dids": [_did(d) for d in dids]})
+
+    def userpass_token(self, username="alice", password="alice-secret", account=None):
+        hdrs = {"X-Rucio-Username": username, "X-Rucio-Password": password}
+        if account:
+            hdrs["X-Rucio-Account"] = account
+        status, h, payload = self._request("GET", "/auth/userpass", headers=hdrs)
+        if status != 200:
+            raise RuntimeError("userpass auth failed: %d %s" % (status, payload[:200]))
+        return h["X-Rucio-Auth-Token"]
+
+    # ------------------------------------------------------------------
+    # storage helpers
+    # ------------------------------------------------------------------
+    def pfn(self, scope, name, rse=RSE_NGINX, scheme=None):
+        """The PFN the emulator hands out (unencoded name, like Rucio)."""
+        protos = self.rse_protocols[rse]
+        if scheme is None:
+            scheme = "https" if self.tls else "http"
+        p = protos[scheme]
+        prefix = p["prefix"] if p["prefix"].startswith("/") else "/" + p["prefix"]
+        prefix = prefix if prefix.endswith("/") else prefix + "/"
+        return "%s://%s:%s%s%s" % (p["scheme"], p["hostname"], p["port"], prefix, lakegen.lfn2path(scope, name))
+
+    def storage_log(self, rse):
+        """[(method, decoded path)] of data requests seen by the RSE so far.
+        NGINX_DISK: every HTTP request. XRD_DISK: every HTTP request on an
+        existing file (method + path) plus every root:// open ("OPEN")."""
+        out = []
+        if rse == RSE_NGINX:
+            try:
+                with open(os.path.join(self.workdir, "nginx", "access.log"), encoding="utf-8",
+                          errors="replace") as f:
+                    for line in f:
+                        try:
+                            e = json.loads(line)
+                        except ValueError:
+                            continue
+                        out.append((e.get("method"), e.get("uri")))
+            except FileNotFoundError:
+                pass
+            return out
+        if rse != RSE_XRD:
+            raise KeyError(rse)
+        rx_http = re.compile(r"http_Req: Stat for (\S+) (.*?) stat=")
+        rx_open = re.compile(r"^\S+ \S+ \d+ (\S+) ofs_open: \S+ fn=(.*)$")
+        try:
+            with open(os.path.join(self.workdir, "xrootd", "xrootd.log"), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    m = rx_http.search(line)
+                    if m:
+                        out.append((m.group(1), m.group(2)))
+                        continue
+                    m = rx_open.match(line.rstrip("\n"))
+                    if m and not m.group(1).startswith("unknown."):   # 'unknown.N' = XrdHttp bridge
+                        out.append(("OPEN", m.group(2)))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def storage_requests(self, rse, path_contains=None, method=None):
+        """Number of data requests (paths under /rucio/) seen by that RSE
+        since it first started in this workdir (see storage_log)."""
+        return sum(1 for m, p in self.storage_log(rse)
+                   if p and p.startswith("/rucio/") and (path_contains is None or path_contains in p)
+                   and (method is None or m == method))
+
+    # ------------------------------------------------------------------
+    # client configuration
+    # ------------------------------------------------------------------
+    def write_rucio_cfg(self, path, auth_type="userpass", account="alice", username="alice",
+                        password="alice-secret", **extra):
+        """A Rucio client config ([client] section). Keys whose value is None
+        are left out (e.g. password=None with auth_type="oidc")."""
+        cp = configparser.ConfigParser(interpolation=None)
+        cp.optionxform = str
+        cp["client"] = {}
+        c = cp["client"]
+        values = {"rucio_host": self.rucio_host, "auth_host": self.auth_host, "auth_type": auth_type,
+                  "account": account, "username": username, "password": password,
+                  "ca_cert": self.ca_cert, "request_retries": 3}
+        values.update(extra)
+        for k, v in values.items():
+            if v is not None:
+                c[k] = str(v)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            cp.write(f)
+        return path
+
+    def env(self):
+        """Shell variables describing the running lake."""
+        return {
+            "RUCIO_HOST": self.rucio_host, "RUCIO_AUTH_HOST": self.auth_host, "CA_CERT": self.ca_cert,
+            "RUCIO_FLAVOUR": self.flavour, "LAKE_DIR": self.lake_dir, "LAKE_MANIFEST":
+            os.path.join(self.lake_dir, "manifest.json"), "LAKE_JSON": self.lake_json,
+            "NGINX_URL": "%s://127.0.0.1:%d/rucio" % ("https" if self.tls else "http", self.ports["nginx"]),
+            "XRD_HTTP_URL": "%s://127.0.0.1:%d/rucio" % ("https" if self.tls else "http", self.ports["xrd_http"]),
+            "XRD_ROOT_URL": "root://127.0.0.1:%d//rucio" % self.ports["xrd_root"],
+            "ISSUER_KEY_DIR": self.issuer.key_dir, "ISSUER": self.issuer.issuer,
+        }
+
+
+def _did(d):
+    if isinstance(d, dict):
+        return {"scope": d["scope"], "name": d["name"]}
+    return {"scope": d[0], "name": d[1]}
+
+
+# ----------------------------------------------------------------------
+# CLI (demo): detached servers, pids recorded in DIR/pids
+# ----------------------------------------------------------------------
+def _cli_start(a):
+    workdir = os.path.abspath(a.workdir)
+    pids_path = os.path.join(workdir, "pids")
+    if os.path.exists(pids_path) and any(_pid_alive(e["pid"]) for e in _read_pids(pids_path)):
+        print("a lake is already running in %s (use: lake.py stop --workdir %s)" % (workdir, workdir))
+        return 1
+    lake = Lake(workdir, profile=a.profile, flavour=a.flavour, tls=not a.no_tls, detach=True)
+    lake.start()
+    entries = [{"name": n, "pid": p.pid, "starttime": p.starttime, "cmd": p.cmd} for n, p in lake.procs.items()]
+    with open(pids_path, "w") as f:
+        json.dump(entries, f, indent=1)
+    env = lake.env()
+    with open(os.path.join(workdir, "lake.env"), "w") as f:
+        f.write("# source me: generated by tests/servers/lake.py start\n")
+        for k, v in env.items():
+            f.write("export %s=%s\n" % (k, _shq(str(v))))
+        f.write("export RUCIO_CONFIG=%s\n" % _shq(os.path.join(workdir, "rucio.cfg")))
+    lake.write_rucio_cfg(os.path.join(workdir, "rucio.cfg"))
+    print("lake (%s, flavour %s) started in %.1fs" % (a.profile, a.flavour, lake.timings["total"]))
+    for k, v in env.items():
+        print("  %-15s %s" % (k, v))
+    print("  source %s/lake.env ; python3 %s stop --workdir %s" % (workdir, os.path.abspath(__file__), workdir))
+    return 0
+
+
+def _shq(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def _read_pids(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return []
+
+
+def _same_process(entry):
+    """True if the pid is still the process we started (not a reused pid)."""
+    return entry.get("starttime") is not None and _starttime(entry["pid"]) == entry["starttime"]
+
+
+def _cli_stop(a):
+    workdir = os.path.abspath(a.workdir)
+    pids_path = os.path.join(workdir, "pids")
+    entries = _read_pids(pids_path)
+    if not entries:
+        print("no pids recorded in %s" % pids_path)
+        return 0
+    live = [e for e in entries if _pid_alive(e["pid"]) and _same_process(e)]
+    for e in live:
+        try:
+            os.killpg(e["pid"], signal.SIGTERM)   # each server leads its own process group
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.time() + 5
+    while time.time() < deadline and any(_pid_alive(e["pid"]) for e in live):
+        time.sleep(0.1)
+    for e in live:
+        try:
+            os.killpg(e["pid"], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for e in entries:
+        print("%-12s pid %-7d %s" % (e["name"], e["pid"], "stopped" if e in live else "was not running"))
+    os.unlink(pids_path)
+    return 0
+
+
+def _cli_status(a):
+    workdir = os.path.abspath(a.workdir)
+    entries = _read_pids(os.path.join(workdir, "pids"))
+    if not entries:
+        print("not running (no pids file)")
+        return 1
+    rc = 0
+    for e in entries:
+        ok = _pid_alive(e["pid"]) and _same_process(e)
+        rc |= 0 if ok else 1
+        print("%-12s pid %-7d %s" % (e["name"], e["pid"], "running" if ok else "DEAD"))
+    env_path = os.path.join(workdir, "lake.env")
+    if os.path.exists(env_path):
+        print("environment: %s" % env_path)
+    return rc
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="ruciofs test lake: Rucio emulator + nginx + xrootd")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("start", help="start detached servers")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--profile", choices=("test", "demo"), default="demo")
+    s.add_argument("--flavour", choices=("41", "1.31"), default="41")
+    s.add_argument("--no-tls", action="store_true")
+    for name in ("stop", "status"):
+        p = sub.add_parser(name)
+        p.add_argument("--workdir", required=True)
+    a = ap.parse_args(argv)
+    return {"start": _cli_start, "stop": _cli_stop, "status": _cli_status}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
