@@ -21,8 +21,8 @@
 #include "util/log.h"
 #include "util/banned.h"
 
-static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt,
-			     va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	size_t n;

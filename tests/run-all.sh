@@ -35,6 +35,14 @@ count_unit() { # count_unit LABEL BUILDDIR
 	count "$1" "$p" "$f"
 }
 
+# Programs of automake's harness outside tests/unit (the corpus replays).
+count_trs() { # count_trs LABEL DIR
+	local p f
+	p=$(grep -l ':test-result: PASS' "$2"/*.trs 2>/dev/null | wc -l)
+	f=$(grep -lE ':test-result: (FAIL|ERROR)' "$2"/*.trs 2>/dev/null | wc -l)
+	count "$1" "$p" "$f"
+}
+
 count_junit() { # count_junit LABEL FILE
 	if [ ! -f "$2" ]; then
 		count "$1" 0 1
@@ -60,6 +68,7 @@ make -C build -j"$jobs" >/dev/null && make -C build -j"$jobs" check VERBOSE=1 \
 	>build/check.out 2>&1
 tail -n 40 build/check.out
 count_unit "unit tests" build
+count_trs "fuzz corpus replays" build/tests/fuzz
 count_junit "integration tests" build/integration-junit.xml
 
 stage "sanitizers (ASan+UBSan): unit tests, corpora, integration smoke"
@@ -71,6 +80,7 @@ ASAN_OPTIONS=detect_leaks=1 RUCIOFS_PYTEST_ARGS="${RUCIOFS_ASAN_PYTEST_ARGS:--k 
 	make -C build-asan -j"$jobs" check >build-asan/check.out 2>&1
 tail -n 15 build-asan/check.out
 count_unit "unit tests (asan)" build-asan
+count_trs "fuzz corpus replays (asan)" build-asan/tests/fuzz
 count_junit "integration smoke (asan)" build-asan/integration-junit.xml
 
 if [ -x tests/fuzz/run-fuzzers.sh ] && command -v clang >/dev/null; then

@@ -135,7 +135,8 @@ static int check_owner(const struct stat *st)
 		return -EACCES;
 	if (st->st_uid != geteuid() && st->st_uid != 0)
 		return -EACCES;
-	if (st->st_mode & (S_IWGRP | S_IWOTH))
+	/* as XrdCl does: a token others can read is a token others have */
+	if (st->st_mode & (S_IRWXG | S_IRWXO))
 		return -EACCES;
 	return 0;
 }
@@ -177,15 +178,25 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/*
+ * WLCG discovery: a value that is empty once stripped sends us on to the
+ * next step (-ENOENT); one with bytes a token cannot hold stops it.
+ */
 static int dup_clean(const char *raw, char **out)
 {
-	char *copy = strdup(raw), *t;
+	char *copy = strdup(raw), *s, *t;
+	bool blank;
 
+	*out = NULL;
 	if (!copy)
 		return -ENOMEM;
-	t = rfs_token_clean(copy);
+	s = rfs_strip(copy);
+	blank = *s == '\0';
+	t = blank ? NULL : rfs_token_clean(s);
 	*out = t ? strdup(t) : NULL;
 	rfs_token_free(copy);
+	if (blank)
+		return -ENOENT;
 	if (!t)
 		return -EINVAL;
 	return *out ? 0 : -ENOMEM;
@@ -216,8 +227,6 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 		return rc;
 	rc = dup_clean(raw, out);
 	rfs_token_free(raw);
-	if (rc == -EINVAL && st.st_size == 0)
-		return -ENOENT; /* empty: go on to the next step */
 	if (rc)
 		return rc;
 	rfs_token_free(ts->cached);
@@ -234,8 +243,11 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 
 	*out = NULL;
 	if (ts->env_token) {
-		snprintf(ts->where, sizeof(ts->where), "$BEARER_TOKEN");
-		return dup_clean(ts->env_token, out);
+		rc = dup_clean(ts->env_token, out);
+		if (rc != -ENOENT) {
+			snprintf(ts->where, sizeof(ts->where), "$BEARER_TOKEN");
+			return rc;
+		}
 	}
 	pthread_mutex_lock(&ts->lock);
 	for (int i = 0; i < 3 && ts->files[i]; i++) {

@@ -24,9 +24,11 @@ void rfs_token_source_free(struct rfs_token_source *ts);
 
 /*
  * A fresh copy of the current token in *@out (free with rfs_token_free()).
- * Re-reads the file if it changed since the last call. Returns -ENOENT if
- * no step of discovery found a token, -EACCES if the file is not safely
- * owned, -EINVAL if it is empty or not a token.
+ * Re-reads the file if it changed since the last call. A source that is
+ * missing or blank moves discovery to the next step. Returns -ENOENT if no
+ * step found a token, -EACCES if the file is not owned by us (or root) or
+ * is accessible to group or others, -EINVAL if it holds bytes a token
+ * cannot contain.
  */
 int rfs_token_source_get(struct rfs_token_source *ts, char **out);
 

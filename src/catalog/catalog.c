@@ -425,8 +425,8 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 		invalidate_token(cat, gen);
 	}
 	rfs_dbg("catalogue: %s %s%s%s: HTTP %ld, %zu bytes", rq->method,
-		rq->path, rq->body ? " " : "", rq->body ? rq->body : "",
-		status, rq->out->len);
+		rq->path, rq->body ? " " : "", rq->body ? rq->body : "", status,
+		rq->out->len);
 	if (status >= 200 && status < 300)
 		return 0;
 	log_http_error(rq, status, hdr);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,7 +217,7 @@ int rfs_conf_set(struct rfs_conf *conf, const char *key, const char *value,
 	rc = set_value(conf, o, value);
 	if (!rc && !from_file)
 		conf->cli_mask |= 1ull << idx;
-	return rc;
+	return rc && rc != -ENOMEM ? -EINVAL : rc;
 }
 
 static bool is_discarded(const char *opt)
@@ -349,22 +350,27 @@ static int ini_key(const char *section, const char *key, const char *value,
 	return set_value(c->conf, &opts[idx], value);
 }
 
+/* Plain read(2): stdio would leave the password in a buffer it frees. */
 static int read_small_file(const char *path, char **out, size_t *len)
 {
-	FILE *f = fopen(path, "re");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0;
+	ssize_t got;
 	char *buf;
-	size_t n;
 
-	if (!f)
+	if (fd < 0)
 		return -errno;
 	buf = malloc(MAX_CONFIG_FILE + 1);
 	if (!buf) {
-		fclose(f);
+		close(fd);
 		return -ENOMEM;
 	}
-	n = fread(buf, 1, MAX_CONFIG_FILE + 1, f);
-	fclose(f);
+	while (n <= MAX_CONFIG_FILE &&
+	       (got = read(fd, buf + n, MAX_CONFIG_FILE + 1 - n)) > 0)
+		n += (size_t)got;
+	close(fd);
 	if (n > MAX_CONFIG_FILE) {
+		rfs_wipe(buf, n);
 		free(buf);
 		return -EFBIG;
 	}
@@ -552,8 +558,8 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "timeouts must be positive");
 		return -EINVAL;
 	}
-	if (conf->max_answer < 4096) {
-		snprintf(err, errlen, "max_answer must be at least 4K");
+	if (conf->max_answer < 4096 || conf->max_answer > (4ull << 30)) {
+		snprintf(err, errlen, "max_answer must be between 4K and 4G");
 		return -EINVAL;
 	}
 	return check_mountpoint(conf, err, errlen);
@@ -625,18 +631,25 @@ static void lower(char *s)
 struct ini_state {
 	char section[128];
 	char key[128];
+	int keyline; /* where the pending key started, for errors */
 	struct rfs_buf value;
 	bool have_key;
 };
 
-static int ini_flush(struct ini_state *st, rfs_ini_cb cb, void *ctx)
+/* Hands the pending key to @cb, then wipes the value: it may be a password */
+static int ini_flush(struct ini_state *st, rfs_ini_cb cb, void *ctx,
+		     int *errline)
 {
 	int rc = 0;
 
 	if (st->have_key)
 		rc = cb(st->section, st->key,
 			st->value.data ? rfs_strip(st->value.data) : "", ctx);
+	if (rc)
+		*errline = st->keyline;
 	st->have_key = false;
+	if (st->value.data)
+		rfs_wipe(st->value.data, st->value.alloc);
 	rfs_buf_reset(&st->value);
 	return rc;
 }
@@ -652,7 +665,7 @@ static int ini_line(struct ini_state *st, char *line, int lineno, rfs_ini_cb cb,
 		return 0;
 	if (indented && st->have_key) /* continuation of a value */
 		return rfs_buf_printf(&st->value, "\n%s", s);
-	rc = ini_flush(st, cb, ctx);
+	rc = ini_flush(st, cb, ctx, errline);
 	if (rc)
 		return rc;
 	if (*s == '[') {
@@ -673,6 +686,7 @@ static int ini_line(struct ini_state *st, char *line, int lineno, rfs_ini_cb cb,
 		return ini_error(errline, lineno);
 	memcpy(st->key, s, strlen(s) + 1);
 	lower(st->key);
+	st->keyline = lineno;
 	st->have_key = true;
 	return rfs_buf_addstr(&st->value, sep + 1);
 }
@@ -688,25 +702,29 @@ int rfs_ini_parse(const char *text, size_t len, rfs_ini_cb cb, void *ctx,
 	while (pos < len && !rc) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-		char *line = strndup(text + pos, n);
+		char *line;
 
 		lineno++;
+		if (memchr(text + pos, '\0', n)) {
+			rc = ini_error(errline, lineno);
+			break;
+		}
+		line = strndup(text + pos, n);
 		if (!line) {
 			rc = -ENOMEM;
 			break;
 		}
-		if (memchr(text + pos, '\0', n))
-			rc = ini_error(errline, lineno);
-		else
-			rc = ini_line(&st, line, lineno, cb, ctx, errline);
+		rc = ini_line(&st, line, lineno, cb, ctx, errline);
 		rfs_wipe(line, n);
 		free(line);
 		pos += n + 1;
 	}
 	if (!rc)
-		rc = ini_flush(&st, cb, ctx);
+		rc = ini_flush(&st, cb, ctx, errline);
 	if (st.value.data)
-		rfs_wipe(st.value.data, st.value.len);
+		rfs_wipe(st.value.data, st.value.alloc);
 	rfs_buf_release(&st.value);
+	if (rc == -EFBIG)
+		*errline = lineno;
 	return rc;
 }

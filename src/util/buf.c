@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,9 @@ void rfs_buf_init(struct rfs_buf *b, size_t max)
 	b->data = NULL;
 	b->len = 0;
 	b->alloc = 0;
-	b->max = max;
+	/* room for the NUL must not wrap: no buffer is allowed half the
+	 * address space anyway */
+	b->max = max < SIZE_MAX / 2 ? max : SIZE_MAX / 2;
 }
 
 void rfs_buf_release(struct rfs_buf *b)

@@ -98,11 +98,14 @@ static int parse_rfc1123(const char *s, struct tm *tm)
 	char wday[4], mon[4], zone[5];
 	int n = 0;
 
-	if (sscanf(s, "%3[A-Za-z], %d %3s %d %d:%d:%d %4s%n", wday, &tm->tm_mday, mon,
-		   &tm->tm_year, &tm->tm_hour, &tm->tm_min, &tm->tm_sec, zone,
-		   &n) != 8)
+	if (sscanf(s, "%3[A-Za-z], %d %3s %d %d:%d:%d %4s%n", wday,
+		   &tm->tm_mday, mon, &tm->tm_year, &tm->tm_hour, &tm->tm_min,
+		   &tm->tm_sec, zone, &n) != 8)
 		return -EINVAL;
 	if (s[n] != '\0' || (strcmp(zone, "UTC") && strcmp(zone, "GMT")))
+		return -EINVAL;
+	/* checked before the subtraction, which could overflow */
+	if (tm->tm_year < 1900 || tm->tm_year > 9999)
 		return -EINVAL;
 	tm->tm_mon = month_index(mon);
 	tm->tm_year -= 1900;

@@ -1,0 +1,421 @@
+/*
+ * Unit tests for src/authz/token.c: token hygiene and WLCG bearer token
+ * discovery. Every file lives in a private scratch directory: these tests
+ * never create, change or remove /tmp/bt_u<uid> (XDG_RUNTIME_DIR and
+ * BEARER_TOKEN_FILE point into the scratch directory instead), and checks
+ * that would read it are skipped when such a file exists on this machine.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "authz/token.h"
+#include "unit.h"
+
+#define JWT                                                                    \
+	"eyJhbGciOiJSUzI1NiIsImtpZCI6InJzYTEifQ.eyJzdWIiOiJqZG9lIiwiaXNzIjoia" \
+	"HR0cHM6Ly9pYW0uZXhhbXBsZS5vcmcvIn0.c2lnbmF0dXJlLWJ5dGVz"
+
+static char *tmpdir;
+static bool tmp_bt_exists; /* /tmp/bt_u<uid> is there: leave it alone */
+
+static void test_clean(void)
+{
+	char a[] = "  " JWT " \n";
+	char b[] = "tok en";
+	char c[] = "tok\ten";
+	char d[] = "";
+	char e[] = " \t\r\n";
+	char f[] = "tok\x7f";
+	char g[] = "tok\xc3\xa9";
+	char h[] = "\x01tok";
+	char i[] = "root-ddmlab-unknown-8fea57f57e66416e8cd30b4197455723\r\n";
+	char *t;
+
+	t = rfs_token_clean(a);
+	CHECK_STR(t, JWT);
+	CHECK(t == a + 2); /* in place */
+	CHECK(rfs_token_clean(b) == NULL);
+	CHECK(rfs_token_clean(c) == NULL);
+	CHECK(rfs_token_clean(d) == NULL);
+	CHECK(rfs_token_clean(e) == NULL);
+	CHECK(rfs_token_clean(f) == NULL);
+	CHECK(rfs_token_clean(g) == NULL);
+	CHECK(rfs_token_clean(h) == NULL);
+	CHECK_STR(rfs_token_clean(i),
+		  "root-ddmlab-unknown-8fea57f57e66416e8cd30b4197455723");
+}
+
+static void test_is_jwt(void)
+{
+	CHECK(rfs_token_is_jwt(JWT));
+	CHECK(rfs_token_is_jwt("a.b.c"));
+	CHECK(rfs_token_is_jwt("aGVsbG8=.d29ybGQ=.c2ln"));
+	CHECK(rfs_token_is_jwt("Ab-_09.xY_-.z"));
+	/* Rucio's own tokens are opaque: never sent to storage */
+	CHECK(!rfs_token_is_jwt(
+		"root-ddmlab-unknown-8fea57f57e66416e8cd30b4197455723"));
+	CHECK(!rfs_token_is_jwt(""));
+	CHECK(!rfs_token_is_jwt("a.b"));
+	CHECK(!rfs_token_is_jwt("a.b.c.d"));
+	CHECK(!rfs_token_is_jwt("abc"));
+	/* base64 (not base64url) and other bytes */
+	CHECK(!rfs_token_is_jwt("a+b.c.d"));
+	CHECK(!rfs_token_is_jwt("a/b.c.d"));
+	CHECK(!rfs_token_is_jwt("a.b.c "));
+	CHECK(!rfs_token_is_jwt("a.b.c\n"));
+	CHECK(!rfs_token_is_jwt("a.b.\xc3\xa9"));
+}
+
+/* ---- discovery ---- */
+
+static void clear_env(void)
+{
+	unsetenv("BEARER_TOKEN");
+	unsetenv("BEARER_TOKEN_FILE");
+	/* discovery step 3 looks here: never the real /run/user/<uid> */
+	setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+}
+
+/* Rewrites @path (mode 0600) with @text and sets its mtime to @mtime. */
+static int rewrite(const char *path, const char *text, time_t mtime)
+{
+	struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+	FILE *f = fopen(path, "w");
+	int rc = 0;
+
+	if (!f)
+		return -1;
+	if (fputs(text, f) == EOF)
+		rc = -1;
+	if (fclose(f))
+		rc = -1;
+	/* a new file must not be group-writable under a lax umask */
+	if (!rc && chmod(path, 0600))
+		rc = -1;
+	if (!rc && utimensat(AT_FDCWD, path, ts, 0))
+		rc = -1;
+	return rc;
+}
+
+/* The token the source gives now, or "" plus the error in *@rc. */
+static const char *get(struct rfs_token_source *ts, int *rc)
+{
+	static char out[RFS_TOKEN_MAX + 1];
+	char *t = (char *)0x1;
+
+	out[0] = '\0';
+	*rc = rfs_token_source_get(ts, &t);
+	if (*rc == 0 && t) {
+		snprintf(out, sizeof(out), "%s", t);
+		rfs_token_free(t);
+	} else if (*rc && t != NULL) {
+		snprintf(out, sizeof(out), "(output not NULL on error)");
+	}
+	return out;
+}
+
+static void test_explicit_file(void)
+{
+	struct rfs_token_source *ts = NULL;
+	char *path = unit_write(tmpdir, "explicit.tok", "tokenAAA\n", 0600);
+	char *t1 = NULL, *t2 = NULL;
+	const char *v;
+	int rc;
+
+	CHECK(path != NULL);
+	if (!path)
+		return;
+	clear_env();
+	/* an explicit file ignores the environment */
+	setenv("BEARER_TOKEN", "from-env", 1);
+	CHECK_INT(rfs_token_source_new(&ts, path), 0);
+	if (!ts)
+		goto out;
+	CHECK_STR(rfs_token_source_where(ts), path);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenAAA");
+	CHECK_STR(rfs_token_source_where(ts), path);
+
+	/* every call hands out a copy of its own */
+	CHECK_INT(rfs_token_source_get(ts, &t1), 0);
+	CHECK_INT(rfs_token_source_get(ts, &t2), 0);
+	CHECK(t1 && t2 && t1 != t2 && !strcmp(t1, t2));
+	rfs_token_free(t1);
+	rfs_token_free(t2);
+	rfs_token_free(NULL);
+
+	/* a new token with a new mtime is picked up (oidc-agent timers) */
+	CHECK_INT(rewrite(path, "tokenBBB-longer\n", 1700000000), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenBBB-longer");
+	CHECK_INT(rewrite(path, "tokenCCC-longer\n", 1700000100), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenCCC-longer");
+	/*
+	 * Same inode, size and mtime: the cached token is used without a
+	 * read; this is what keeps a request from costing a file read.
+	 */
+	CHECK_INT(rewrite(path, "tokenDDD-longer\n", 1700000100), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenCCC-longer");
+
+	/* a file replaced by rename (a new inode) is read again */
+	{
+		char *next =
+			unit_write(tmpdir, "explicit.new", "tokenEEE\n", 0600);
+
+		CHECK(next && rename(next, path) == 0);
+		v = get(ts, &rc);
+		CHECK_INT(rc, 0);
+		CHECK_STR(v, "tokenEEE");
+		free(next);
+	}
+
+	/* the file went away */
+	CHECK_INT(unlink(path), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, -ENOENT);
+	CHECK_STR(v, "");
+out:
+	rfs_token_source_free(ts);
+	rfs_token_source_free(NULL);
+	clear_env();
+	free(path);
+}
+
+static void test_unsafe_files(void)
+{
+	struct rfs_token_source *ts = NULL;
+	char *path = unit_write(tmpdir, "unsafe.tok", "tokenAAA\n", 0620);
+	char big[RFS_TOKEN_MAX + 16];
+	char link[4096], fifo[4096];
+	int rc;
+
+	CHECK(path != NULL);
+	if (!path)
+		return;
+	clear_env();
+	CHECK_INT(rfs_token_source_new(&ts, path), 0);
+	if (!ts)
+		goto out;
+	/* another user could have written it */
+	get(ts, &rc);
+	CHECK_INT(rc, -EACCES);
+	CHECK_INT(chmod(path, 0602), 0);
+	get(ts, &rc);
+	CHECK_INT(rc, -EACCES);
+	CHECK_INT(chmod(path, 0600), 0);
+	CHECK_STR(get(ts, &rc), "tokenAAA");
+	CHECK_INT(rc, 0);
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* owned by someone else (needs root to set up) */
+	if (geteuid() == 0) {
+		CHECK_INT(rewrite(path, "tokenOTHER\n", 1700000200), 0);
+		CHECK_INT(chown(path, 4242, 4242), 0);
+		CHECK_INT(rfs_token_source_new(&ts, path), 0);
+		if (ts)
+			get(ts, &rc);
+		CHECK_INT(rc, -EACCES);
+		rfs_token_source_free(ts);
+		ts = NULL;
+		CHECK_INT(chown(path, 0, 0), 0);
+	}
+
+	/* larger than any real token */
+	memset(big, 'A', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK_INT(rewrite(path, big, 1700000300), 0);
+	CHECK_INT(rfs_token_source_new(&ts, path), 0);
+	if (ts)
+		get(ts, &rc);
+	CHECK_INT(rc, -EFBIG);
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* a symlink is not followed: /tmp/bt_u<uid> could be planted */
+	snprintf(link, sizeof(link), "%s/link.tok", tmpdir);
+	CHECK_INT(rewrite(path, "tokenAAA\n", 1700000400), 0);
+	CHECK_INT(symlink(path, link), 0);
+	CHECK_INT(rfs_token_source_new(&ts, link), 0);
+	if (ts) {
+		get(ts, &rc);
+		CHECK(rc < 0);
+	}
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* a FIFO is refused, without blocking on its open */
+	snprintf(fifo, sizeof(fifo), "%s/fifo.tok", tmpdir);
+	CHECK_INT(mkfifo(fifo, 0600), 0);
+	CHECK_INT(rfs_token_source_new(&ts, fifo), 0);
+	if (ts)
+		get(ts, &rc);
+	CHECK_INT(rc, -EACCES);
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* not a token: an error, not an empty token */
+	CHECK_INT(rewrite(path, "two words\n", 1700000500), 0);
+	CHECK_INT(rfs_token_source_new(&ts, path), 0);
+	if (ts)
+		get(ts, &rc);
+	CHECK_INT(rc, -EINVAL);
+out:
+	rfs_token_source_free(ts);
+	free(path);
+}
+
+/* Discovery steps 2 and 3 (and 1), with files in the scratch directory. */
+static void test_discovery(void)
+{
+	struct rfs_token_source *ts = NULL;
+	char xdg_file[4096], *btf = NULL, *xdg = NULL, *blank = NULL,
+			     *empty = NULL, *bad = NULL;
+	const char *v;
+	int rc;
+
+	snprintf(xdg_file, sizeof(xdg_file), "bt_u%u", (unsigned)geteuid());
+	btf = unit_write(tmpdir, "btf.tok", " tokenFILE \n", 0600);
+	xdg = unit_write(tmpdir, xdg_file, "tokenXDG\n", 0600);
+	blank = unit_write(tmpdir, "blank.tok", " \n\t\n", 0600);
+	empty = unit_write(tmpdir, "empty.tok", "", 0600);
+	bad = unit_write(tmpdir, "bad.tok", "bad token\n", 0600);
+	CHECK(btf && xdg && blank && empty && bad);
+	if (!btf || !xdg || !blank || !empty || !bad)
+		goto out;
+
+	/* 1. $BEARER_TOKEN beats every file */
+	clear_env();
+	setenv("BEARER_TOKEN", "  tokenENV\n", 1);
+	setenv("BEARER_TOKEN_FILE", btf, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	/* the environment is read once, at creation */
+	unsetenv("BEARER_TOKEN");
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenENV");
+	CHECK_STR(rfs_token_source_where(ts), "$BEARER_TOKEN");
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* 2. $BEARER_TOKEN_FILE beats $XDG_RUNTIME_DIR */
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", btf, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenFILE");
+	CHECK_STR(rfs_token_source_where(ts), btf);
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* 3. a missing or empty file: on to $XDG_RUNTIME_DIR/bt_u<uid> */
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", "/nonexistent/bt", 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenXDG");
+	CHECK_STR(rfs_token_source_where(ts), xdg);
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", empty, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenXDG");
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* empty after stripping is empty: the spec says go on */
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", blank, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK(rc == 0 && !strcmp(v, "tokenXDG"));
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	clear_env();
+	setenv("BEARER_TOKEN", " \n", 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK(rc == 0 && !strcmp(v, "tokenXDG"));
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* an invalid token stops discovery with an error */
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", bad, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	v = get(ts, &rc);
+	CHECK_INT(rc, -EINVAL);
+	CHECK_STR(v, "");
+	rfs_token_source_free(ts);
+	ts = NULL;
+
+	/* nothing anywhere (step 4 only when /tmp/bt_u<uid> is absent) */
+	CHECK_INT(unlink(xdg), 0);
+	clear_env();
+	setenv("BEARER_TOKEN_FILE", empty, 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	if (!tmp_bt_exists) {
+		v = get(ts, &rc);
+		CHECK_INT(rc, -ENOENT);
+		CHECK_STR(v, "");
+		/* ... until the user's timer writes the file */
+		CHECK_INT(rewrite(xdg, "tokenLATE\n", 1700000600), 0);
+		v = get(ts, &rc);
+		CHECK_INT(rc, 0);
+		CHECK_STR(v, "tokenLATE");
+	} else {
+		printf("# skipped: /tmp/bt_u%u exists on this machine\n",
+		       (unsigned)geteuid());
+	}
+	rfs_token_source_free(ts);
+	ts = NULL;
+out:
+	rfs_token_source_free(ts);
+	clear_env();
+	free(btf);
+	free(xdg);
+	free(blank);
+	free(empty);
+	free(bad);
+}
+
+int main(void)
+{
+	char tmp_bt[64];
+	struct stat st;
+
+	snprintf(tmp_bt, sizeof(tmp_bt), "/tmp/bt_u%u", (unsigned)geteuid());
+	tmp_bt_exists = lstat(tmp_bt, &st) == 0;
+
+	test_clean();
+	test_is_jwt();
+	tmpdir = unit_mkdtemp("token");
+	CHECK(tmpdir != NULL);
+	if (tmpdir) {
+		test_explicit_file();
+		test_unsafe_files();
+		test_discovery();
+	}
+	unit_rmtree(tmpdir);
+	free(tmpdir);
+	/* the real /tmp/bt_u<uid> is exactly as it was */
+	CHECK_INT(lstat(tmp_bt, &st) == 0, tmp_bt_exists);
+	return unit_done("token");
+}
