@@ -15,6 +15,8 @@ if [ ! -e /dev/fuse ] || [ "$(id -u)" != 0 ]; then
 fi
 PYTHON=/usr/bin/python3
 [ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" -m pytest -p no:cacheprovider -q -ra \
-	--junitxml="$top_builddir/integration-junit.xml" \
-	${RUCIOFS_PYTEST_ARGS:-} "$here"
+# RUCIOFS_PYTEST_K selects tests by keyword expression (pytest -k)
+set -- -p no:cacheprovider -q -ra \
+	--junitxml="$top_builddir/integration-junit.xml"
+[ -z "$RUCIOFS_PYTEST_K" ] || set -- "$@" -k "$RUCIOFS_PYTEST_K"
+exec "$PYTHON" -m pytest "$@" "$here"

@@ -92,7 +92,6 @@ static int unit_count;
 		}                                                              \
 	} while (0)
 
-
 /*
  * Runs @fn in a child process and returns true if it exited with status 0.
  * For checks whose failure mode is memory corruption or a sanitizer abort:
@@ -181,8 +180,7 @@ static inline char *unit_write(const char *dir, const char *name,
 
 static inline int unit_done(const char *name)
 {
-	printf("# %s: %d checks, %d failed\n", name, unit_count,
-	       unit_failed);
+	printf("# %s: %d checks, %d failed\n", name, unit_count, unit_failed);
 	printf("1..1\n%s 1 - %s\n", unit_failed ? "not ok" : "ok", name);
 	return unit_failed ? 1 : 0;
 }
