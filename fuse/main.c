@@ -120,6 +120,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		goto out_unmount;
 	if (!conf->foreground)
 		rfs_log_set_sink(RFS_LOG_SYSLOG);
+	rfs_fs_start(fs);
 	rfs_info("mounted %s on %s", conf->rucio_host, conf->mountpoint);
 	rc = run_loop(se, conf) ? 1 : 0;
 	rfs_info("unmounting %s", conf->mountpoint);
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
 	struct rfs_strv extra;
 	struct rfs_conf conf;
 	struct rfs_fs *fs = NULL;
+	char err[1024] = "";
 	int rc, status = 1;
 
 	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
@@ -157,7 +159,12 @@ int main(int argc, char **argv)
 		goto out;
 	rc = rfs_fs_new(&fs, &conf);
 	if (!rc)
-		rc = rfs_fs_check(fs);
+		rc = rfs_fs_prepare(fs, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "ruciofs: %s\n", err[0] ? err : strerror(-rc));
+		goto out_curl;
+	}
+	rc = rfs_fs_check(fs);
 	if (rc) {
 		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
 			conf.rucio_host, rfs_errno_reason(rc));

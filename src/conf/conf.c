@@ -89,6 +89,10 @@ static const struct opt opts[] = {
 	OPT("max_answer", OPT_SIZE, max_answer),
 	OPT("max_threads", OPT_UINT, max_threads),
 	OPT("allow_other", OPT_BOOL, allow_other),
+	OPT("cache_dir", OPT_STR, cache_dir),
+	OPT("cache_size", OPT_SIZE, cache_size),
+	OPT("block_size", OPT_SIZE, block_size),
+	OPT("cache", OPT_BOOL, cache),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -110,6 +114,9 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->negative_ttl = 10;
 	conf->max_answer = 64ull << 20;
 	conf->max_threads = 10;
+	conf->cache = true;
+	conf->cache_size = 10ull << 30;
+	conf->block_size = 1 << 20;
 	conf->uid = getuid();
 	conf->gid = getgid();
 }
@@ -503,6 +510,45 @@ static int check_auth(struct rfs_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* The default cache: system-wide for root, per user otherwise. */
+static int default_cache_dir(struct rfs_conf *conf)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char path[4096];
+
+	if (geteuid() == 0)
+		snprintf(path, sizeof(path), "/var/cache/ruciofs");
+	else if (xdg && *xdg == '/')
+		snprintf(path, sizeof(path), "%s/ruciofs", xdg);
+	else if (home && *home == '/')
+		snprintf(path, sizeof(path), "%s/.cache/ruciofs", home);
+	else
+		return -ENOENT;
+	conf->cache_dir = strdup(path);
+	return conf->cache_dir ? 0 : -ENOMEM;
+}
+
+static int check_cache(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	if (!conf->cache)
+		return 0;
+	if (conf->block_size < 4096 || conf->block_size > (64u << 20) ||
+	    (conf->block_size & (conf->block_size - 1))) {
+		snprintf(err, errlen,
+			 "block_size must be a power of two from 4K to 64M");
+		return -EINVAL;
+	}
+	if (conf->cache_size < 4 * conf->block_size) {
+		snprintf(err, errlen, "cache_size must hold 4 blocks at least");
+		return -EINVAL;
+	}
+	if (!conf->cache_dir && default_cache_dir(conf)) {
+		snprintf(err, errlen, "no cache_dir given and no $HOME");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Absolute, because the daemon changes to / when it detaches. */
 static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
 {
@@ -562,6 +608,9 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "max_answer must be between 4K and 4G");
 		return -EINVAL;
 	}
+	rc = check_cache(conf, err, errlen);
+	if (rc)
+		return rc;
 	return check_mountpoint(conf, err, errlen);
 }
 
@@ -610,6 +659,13 @@ void rfs_conf_usage(const char *progname)
 	       "(64M)\n"
 	       "    -o max_threads=N       FUSE worker threads (10)\n"
 	       "    -o allow_other         let other users see the mount\n"
+	       "    -o cache_dir=DIR       block cache (/var/cache/ruciofs for "
+	       "root,\n"
+	       "                           ~/.cache/ruciofs otherwise)\n"
+	       "    -o cache_size=SIZE     cache quota (10G)\n"
+	       "    -o block_size=SIZE     cache block size (1M)\n"
+	       "    -o cache=no            no cache: every read goes to the "
+	       "network\n"
 	       "\n"
 	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
 	       progname);

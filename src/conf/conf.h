@@ -51,6 +51,10 @@ struct rfs_conf {
 	uint64_t max_answer;	  /* cap on one catalogue answer, bytes */
 	unsigned max_threads;
 	bool allow_other;
+	char *cache_dir;     /* NULL: the default for this user */
+	uint64_t cache_size; /* quota of block data */
+	uint64_t block_size;
+	bool cache; /* false: -o cache=no, read from the network only */
 
 	/* command line */
 	char *mountpoint;

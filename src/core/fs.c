@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/fs_int.h"
+#include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -512,6 +513,8 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	fs->start = time(NULL);
 	pthread_mutex_init(&fs->table_lock, NULL);
 	pthread_cond_init(&fs->list_cv, NULL);
+	pthread_mutex_init(&fs->inflight_lock, NULL);
+	pthread_cond_init(&fs->inflight_cv, NULL);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	fs->root = calloc(1, sizeof(*fs->root));
@@ -551,8 +554,11 @@ void rfs_fs_free(struct rfs_fs *fs)
 	if (fs->root && !fs->nnodes)
 		free_node(fs->root);
 	free(fs->buckets);
+	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
 	rfs_catalog_free(fs->cat);
+	pthread_cond_destroy(&fs->inflight_cv);
+	pthread_mutex_destroy(&fs->inflight_lock);
 	pthread_cond_destroy(&fs->list_cv);
 	pthread_mutex_destroy(&fs->table_lock);
 	free(fs);
@@ -561,6 +567,33 @@ void rfs_fs_free(struct rfs_fs *fs)
 const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs)
 {
 	return fs->conf;
+}
+
+int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen)
+{
+	if (!fs->conf->cache)
+		return 0;
+	return rfs_cache_check_dir(fs->conf->cache_dir, err, errlen);
+}
+
+void rfs_fs_start(struct rfs_fs *fs)
+{
+	struct rfs_cache_conf cc = {
+		.dir = fs->conf->cache_dir,
+		.quota = fs->conf->cache_size,
+		.block_size = (uint32_t)fs->conf->block_size,
+	};
+	int rc;
+
+	if (!fs->conf->cache)
+		return;
+	rc = rfs_cache_open(&fs->cache, &cc);
+	if (rc) {
+		rfs_err("cache '%s' cannot be opened (%s); reading from the "
+			"network only",
+			cc.dir, rfs_errno_reason(rc));
+		fs->cache = NULL;
+	}
 }
 
 int rfs_fs_check(struct rfs_fs *fs)
@@ -741,6 +774,9 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 		return rfs_fs_errno(rc);
 	}
 	f->ino = ino;
+	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
+	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
+		 f->did.name);
 	*out = f;
 	return 0;
 }
@@ -755,7 +791,10 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		return 0;
 	if (size > fsize - off)
 		size = fsize - off;
-	got = rfs_replicas_read(fs, f->reps, &f->did, buf, size, off);
+	if (fs->cache)
+		got = rfs_blocks_read(fs, f, buf, size, off);
+	else
+		got = rfs_replicas_read(fs, f->reps, &f->did, buf, size, off);
 	return got < 0 ? rfs_fs_errno((int)got) : got;
 }
 

@@ -49,6 +49,18 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf);
 void rfs_fs_free(struct rfs_fs *fs);
 const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs);
 
+/*
+ * Before daemonizing: checks what can fail at start (cache directory).
+ * Fills @err for the terminal.
+ */
+int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen);
+/*
+ * After daemonizing (LMDB must not cross a fork): opens the block cache.
+ * A cache that fails to open is logged and the mount reads from the
+ * network only.
+ */
+void rfs_fs_start(struct rfs_fs *fs);
+
 /* First contact: logs in and lists the scopes; errors are logged. */
 int rfs_fs_check(struct rfs_fs *fs);
 

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "cache/cache.h"
 #include "catalog/catalog.h"
 #include "core/fs.h"
 #include "transport/transport.h"
@@ -43,13 +44,26 @@ struct rfs_fs {
 	size_t nbuckets;
 	size_t nnodes;
 	struct rfs_node *root;
+
+	struct rfs_cache *cache; /* NULL: no cache, or it failed to open */
+	/* blocks being fetched, so concurrent readers wait for one fetch;
+	 * inflight_lock is a leaf lock, never held across the fetch */
+	pthread_mutex_t inflight_lock;
+	pthread_cond_t inflight_cv;
+	struct rfs_inflight *inflight;
 };
 
 struct rfs_file {
 	uint64_t ino;
 	struct rfs_did_rec did;
 	struct rfs_replicas *reps;
+	struct rfs_cache_id cid; /* identity of the bytes in the cache */
+	char didstr[520];	 /* "scope:name" for the cache's records */
 };
+
+/* blocks.c: the read path through the block cache */
+ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+			size_t size, uint64_t off);
 
 double rfs_now(void);
 

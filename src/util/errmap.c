@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <lmdb.h>
 
 #include "util/errmap.h"
 #include "util/banned.h"
@@ -70,6 +71,30 @@ int rfs_errno_from_http(long status)
 	case 429:
 	case 503:
 		return -EBUSY;
+	default:
+		return -EIO;
+	}
+}
+
+int rfs_errno_from_mdb(int rc)
+{
+	if (rc == 0)
+		return 0;
+	if (rc > 0) /* LMDB passes system errors through as they are */
+		return -rc;
+	switch (rc) {
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+		return -EBADMSG;
 	default:
 		return -EIO;
 	}

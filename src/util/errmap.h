@@ -11,6 +11,9 @@ int rfs_errno_from_curl(int curlcode);
 /* An HTTP status that is not a success for the request made. */
 int rfs_errno_from_http(long status);
 
+/* An LMDB return code: its own negative codes and positive errno. */
+int rfs_errno_from_mdb(int rc);
+
 /* A short human reason for an errno, for log lines ("timed out"). */
 const char *rfs_errno_reason(int neg_errno);
 

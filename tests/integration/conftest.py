@@ -74,7 +74,10 @@ class Mount:
         lake.write_rucio_cfg(self.cfg, **(cfg_kw or {}))
         self.log_path = os.path.join(tmp, "ruciofs.log")
         self.log = open(self.log_path, "w")
-        args = [RUCIOFS, "-f", "-o", "rucio_config=" + self.cfg]
+        # a cache of its own: tests must not see each other's blocks
+        self.cache = os.path.join(tmp, "cache")
+        args = [RUCIOFS, "-f", "-o", "rucio_config=" + self.cfg,
+                "-o", "cache_dir=" + self.cache]
         for o in opts:
             args += ["-o", o]
         args.append(self.dir)

@@ -15,7 +15,8 @@ def run_ruciofs(lake, tmp_path, *opts, cfg_kw=None, env=None, timeout=30):
     lake.write_rucio_cfg(str(cfg), **(cfg_kw or {}))
     mp = tmp_path / "mp"
     mp.mkdir(exist_ok=True)
-    args = [RUCIOFS, "-o", "rucio_config=" + str(cfg)]
+    args = [RUCIOFS, "-o", "rucio_config=" + str(cfg),
+            "-o", "cache_dir=" + str(tmp_path / "cache")]
     for o in opts:
         args += ["-o", o]
     args.append(str(mp))

@@ -1,0 +1,561 @@
+/*
+ * The LMDB store. Layout (all keys binary, big-endian numbers):
+ *
+ *   blk   id[16] idx[8]        -> crc32c[4] len[4] bytes...
+ *   files id[16]               -> struct file_rec + "scope:name"
+ *   lru   atime[8] id[16]      -> (empty)   eviction order, by file
+ *   meta  "key"                -> stored[8] bytes...
+ *
+ * One writer thread owns every write transaction and applies queued
+ * operations in batches; readers use short read-only transactions
+ * (MDB_NOTLS) and never wait for it. Access times are kept in memory and
+ * folded into the lru index by the writer, never with a write per read.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+#include "cache/cache_int.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+void rfs_cache_id_of(struct rfs_cache_id *id, const char *scope,
+		     const char *name, const char *adler32)
+{
+	unsigned char md[32];
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	/* NUL separators: "a:b" + "c" never collides with "a" + "b:c" */
+	memset(md, 0, sizeof(md));
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		EVP_DigestUpdate(ctx, scope, strlen(scope) + 1);
+		EVP_DigestUpdate(ctx, name, strlen(name) + 1);
+		EVP_DigestUpdate(ctx, adler32 ? adler32 : "",
+				 strlen(adler32 ? adler32 : "") + 1);
+		EVP_DigestFinal_ex(ctx, md, &n);
+	}
+	EVP_MD_CTX_free(ctx);
+	memcpy(id->b, md, RFS_CACHE_ID_LEN);
+}
+
+uint32_t rfs_cache_block_size(const struct rfs_cache *c)
+{
+	return c->block_size;
+}
+
+/* ---- opening ---- */
+
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* LMDB's lock file needs a local filesystem (lmdb.h caveats). */
+static bool network_fs(long type)
+{
+	static const long magic[] = {
+		0x6969,	    /* NFS */ 0x517b,	     /* SMB */
+		0xff534d42, /* CIFS */ 0xfe534d42,   /* SMB2 */
+		0x65735546, /* FUSE */ 0x00c36400,   /* Ceph */
+		0x0bd00bd0, /* Lustre */ 0x47504653, /* GPFS */
+		0x6b414653, /* AFS */ 0x5346414f,    /* OpenAFS */
+	};
+
+	for (size_t i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+		if (type == magic[i])
+			return true;
+	return false;
+}
+
+int rfs_cache_check_dir(const char *dir, char *err, size_t errlen)
+{
+	struct statfs sfs;
+	int rc = mkdir_p(dir);
+
+	if (rc) {
+		snprintf(err, errlen, "cache_dir '%s': %s", dir, strerror(-rc));
+		return rc;
+	}
+	if (access(dir, R_OK | W_OK | X_OK)) {
+		snprintf(err, errlen, "cache_dir '%s': %s", dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (statfs(dir, &sfs) == 0 && network_fs((long)sfs.f_type)) {
+		snprintf(err, errlen,
+			 "cache_dir '%s' is on a network filesystem; LMDB "
+			 "needs a local one",
+			 dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int open_dbis(struct rfs_cache *c)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_dbi_open(txn, "blk", MDB_CREATE, &c->blk);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "files", MDB_CREATE, &c->files);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &c->lru);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rfs_errno_from_mdb(rc);
+	}
+	return rfs_errno_from_mdb(mdb_txn_commit(txn));
+}
+
+/* Usage comes from the file records, so it survives restarts exactly. */
+static int load_usage(struct rfs_cache *c)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_cursor_open(txn, c->files, &cur);
+	for (int op = MDB_FIRST; !rc; op = MDB_NEXT) {
+		const struct file_rec *f;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc || v.mv_size < sizeof(*f))
+			continue;
+		f = v.mv_data;
+		c->st.used += f->bytes;
+		c->st.files++;
+		if (f->flags & FILE_PINNED)
+			c->st.pinned += f->bytes;
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
+}
+
+static int open_env(struct rfs_cache *c, const char *dir)
+{
+	/* room for the data, LMDB's free pages and the metadata */
+	size_t map = c->quota + c->quota / 4 + (256u << 20);
+	int dead = 0, rc;
+
+	rc = mdb_env_create(&c->env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(c->env, 8);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(c->env, 512);
+	if (!rc)
+		rc = mdb_env_set_mapsize(c->env, map);
+	/* NOSYNC: a cache can refetch; every block has its own checksum,
+	 * and the writer syncs every few seconds */
+	if (!rc)
+		rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	mdb_reader_check(c->env, &dead); /* slots of a crashed daemon */
+	if (dead)
+		rfs_info("cache: cleared %d stale reader slots", dead);
+	return 0;
+}
+
+int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
+{
+	struct rfs_cache *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->block_size = conf->block_size;
+	c->quota = conf->quota;
+	c->st.quota = conf->quota;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, NULL);
+	pthread_cond_init(&c->done, NULL);
+	rc = mkdir_p(conf->dir);
+	if (!rc)
+		rc = open_env(c, conf->dir);
+	if (!rc)
+		rc = open_dbis(c);
+	if (!rc)
+		rc = load_usage(c);
+	if (!rc) {
+		rc = -pthread_create(&c->writer, NULL, rfs_cache_writer_main,
+				     c);
+		c->writer_started = rc == 0;
+	}
+	if (rc)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	rfs_cache_close(c);
+	return rc;
+}
+
+/* ---- the queue ---- */
+
+void rfs_cache_free_op(struct op *o)
+{
+	free(o->did);
+	free(o->key);
+	free(o->data);
+	free(o);
+}
+
+/* Takes @o; returns its sequence number, or 0 if it was refused. */
+static uint64_t enqueue(struct rfs_cache *c, struct op *o)
+{
+	uint64_t seq = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (!c->stop && (o->kind != OP_PUT ||
+			 c->queued_bytes + o->len <= QUEUE_MAX_BYTES)) {
+		seq = o->seq = ++c->next_seq;
+		c->queued_bytes += o->len;
+		if (c->tail)
+			c->tail->next = o;
+		else
+			c->head = o;
+		c->tail = o;
+		pthread_cond_signal(&c->wake);
+	} else if (o->kind == OP_PUT) {
+		c->st.dropped++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!seq)
+		rfs_cache_free_op(o);
+	return seq;
+}
+
+static struct op *new_op(enum op_kind kind, const struct rfs_cache_id *id)
+{
+	struct op *o = calloc(1, sizeof(*o));
+
+	if (o) {
+		o->kind = kind;
+		if (id)
+			o->id = *id;
+	}
+	return o;
+}
+
+static int set_file(struct op *o, const struct rfs_cache_file *f)
+{
+	o->size = f->size;
+	snprintf(o->adler32, sizeof(o->adler32), "%s", f->adler32);
+	o->did = strdup(f->did ? f->did : "");
+	return o->did ? 0 : -ENOMEM;
+}
+
+int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  const struct rfs_cache_file *f, uint64_t idx, const void *buf,
+		  size_t len)
+{
+	struct op *o = new_op(OP_PUT, id);
+
+	if (!o)
+		return -ENOMEM;
+	o->idx = idx;
+	o->len = len;
+	o->data = malloc(len ? len : 1);
+	if (!o->data || set_file(o, f)) {
+		rfs_cache_free_op(o);
+		return -ENOMEM;
+	}
+	memcpy(o->data, buf, len);
+	return enqueue(c, o) ? 0 : -ENOSPC;
+}
+
+static void wait_seq(struct rfs_cache *c, uint64_t seq)
+{
+	pthread_mutex_lock(&c->lock);
+	while (seq && c->committed_seq < seq && c->writer_started)
+		pthread_cond_wait(&c->done, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void rfs_cache_flush(struct rfs_cache *c)
+{
+	struct op *o = new_op(OP_FLUSH, NULL);
+
+	if (o)
+		wait_seq(c, enqueue(c, o));
+}
+
+/* A block still in the queue is a hit too: it was just fetched. */
+static bool get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, void *buf, size_t len)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&c->lock);
+	for (struct op *o = c->head; o && !found; o = o->next) {
+		if (o->kind != OP_PUT || o->idx != idx || o->len != len ||
+		    memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN))
+			continue;
+		memcpy(buf, o->data, len);
+		found = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+/* ---- reading ---- */
+
+static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	unsigned slot = (id->b[0] | id->b[1] << 8) % TOUCH_SLOTS;
+	struct touch *t = &c->touches[slot];
+	uint64_t now = wall_now();
+
+	/* a collision just loses one access time update: LRU is a hint */
+	if (!memcmp(t->id.b, id->b, RFS_CACHE_ID_LEN) && t->atime == now)
+		return;
+	t->id = *id;
+	t->atime = now;
+	t->dirty = true;
+}
+
+static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
+{
+	pthread_mutex_lock(&c->lock);
+	if (hit) {
+		c->st.hits++;
+		c->st.hit_bytes += len;
+	} else {
+		c->st.misses++;
+	}
+	if (corrupt)
+		c->st.corrupt++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int check_block(const MDB_val *v, size_t len)
+{
+	const unsigned char *p = v->mv_data;
+	uint32_t crc, n;
+
+	if (v->mv_size != HDR_LEN + len)
+		return -EBADMSG;
+	memcpy(&crc, p, 4);
+	memcpy(&n, p + 4, 4);
+	if (n != len || rfs_crc32c(0, p + HDR_LEN, len) != crc)
+		return -EBADMSG;
+	return 0;
+}
+
+static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx)
+{
+	struct op *o = new_op(OP_DROP, id);
+
+	if (o) {
+		o->idx = idx;
+		enqueue(c, o);
+	}
+}
+
+int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  uint64_t idx, void *buf, size_t len)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	MDB_txn *txn;
+	int rc;
+
+	blk_key(k, id, idx);
+	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->blk, &key, &v);
+	if (rc == 0) {
+		rc = check_block(&v, len);
+		if (rc == 0)
+			memcpy(buf, (unsigned char *)v.mv_data + HDR_LEN, len);
+	} else {
+		rc = rfs_errno_from_mdb(rc);
+	}
+	mdb_txn_abort(txn);
+	if (rc == -ENOENT && get_queued(c, id, idx, buf, len))
+		rc = 0;
+	if (rc == -EBADMSG) {
+		rfs_log_limited(LOG_WARNING, "cache-crc",
+				"cache: block %llu of a file failed its "
+				"checksum; dropped, fetching it again",
+				(unsigned long long)idx);
+		drop_block(c, id, idx);
+	}
+	count(c, rc == 0, len, rc == -EBADMSG);
+	if (rc == 0) {
+		pthread_mutex_lock(&c->lock);
+		touch(c, id);
+		pthread_mutex_unlock(&c->lock);
+	}
+	return rc;
+}
+
+int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
+			 uint64_t *nblocks, bool *pinned)
+{
+	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	*nblocks = 0;
+	*pinned = false;
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->files, &key, &v);
+	if (rc == 0 && v.mv_size >= sizeof(struct file_rec)) {
+		const struct file_rec *f = v.mv_data;
+
+		*nblocks = f->nblocks;
+		*pinned = f->flags & FILE_PINNED;
+	}
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
+}
+
+int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,
+		       size_t *len, time_t *stored)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->meta, &k, &v);
+	if (rc == 0 && v.mv_size >= 8) {
+		*len = v.mv_size - 8;
+		*stored = (time_t)be64_get(v.mv_data);
+		*val = malloc(*len + 1);
+		if (*val) {
+			memcpy(*val, (unsigned char *)v.mv_data + 8, *len);
+			((char *)*val)[*len] = '\0';
+		}
+		rc = *val ? 0 : -ENOMEM;
+	} else {
+		rc = rc ? rfs_errno_from_mdb(rc) : -EBADMSG;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->st;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- requests handled by the writer ---- */
+
+static int simple_op(struct rfs_cache *c, enum op_kind kind,
+		     const struct rfs_cache_id *id,
+		     const struct rfs_cache_file *f)
+{
+	struct op *o = new_op(kind, id);
+	uint64_t seq;
+
+	if (!o || (f && set_file(o, f))) {
+		if (o)
+			rfs_cache_free_op(o);
+		return -ENOMEM;
+	}
+	seq = enqueue(c, o);
+	wait_seq(c, seq);
+	return seq ? 0 : -ESHUTDOWN;
+}
+
+int rfs_cache_pin(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  const struct rfs_cache_file *f, bool pin)
+{
+	return simple_op(c, pin ? OP_PIN : OP_UNPIN, id, f);
+}
+
+int rfs_cache_evict(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	return simple_op(c, OP_EVICT, id, NULL);
+}
+
+int rfs_cache_meta_put(struct rfs_cache *c, const char *key, const void *val,
+		       size_t len)
+{
+	struct op *o = new_op(OP_META, NULL);
+
+	if (!o)
+		return -ENOMEM;
+	o->key = strdup(key);
+	o->data = malloc(len + 8);
+	if (!o->key || !o->data) {
+		rfs_cache_free_op(o);
+		return -ENOMEM;
+	}
+	be64_put(o->data, wall_now());
+	memcpy((unsigned char *)o->data + 8, val, len);
+	o->len = len + 8;
+	return enqueue(c, o) ? 0 : -ESHUTDOWN;
+}
+
+void rfs_cache_close(struct rfs_cache *c)
+{
+	struct op *o;
+
+	if (!c)
+		return;
+	if (c->writer_started) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_signal(&c->wake);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->writer, NULL);
+	}
+	while ((o = c->head)) {
+		c->head = o->next;
+		rfs_cache_free_op(o);
+	}
+	if (c->env) {
+		mdb_env_sync(c->env, 1);
+		mdb_env_close(c->env);
+	}
+	pthread_cond_destroy(&c->done);
+	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,118 @@
+/*
+ * The persistent block and metadata store: one LMDB environment in a cache
+ * directory. Knows nothing of FUSE, catalogues or transports; the read path
+ * in src/core/ joins it to the network.
+ *
+ * Blocks are keyed by a file identity (scope, name and adler32, so a DID
+ * re-created with other bytes never meets stale blocks) and a block index.
+ * Every block carries a CRC32C, checked on every read; a bad block is
+ * dropped and reported as missing. Writes go through one writer thread in
+ * batches, so readers never wait for a write transaction, and a full map
+ * or disk evicts and carries on rather than failing reads.
+ */
+#ifndef RFS_CACHE_H
+#define RFS_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <time.h>
+
+#define RFS_CACHE_ID_LEN 16
+
+struct rfs_cache;
+
+struct rfs_cache_id {
+	unsigned char b[RFS_CACHE_ID_LEN];
+};
+
+struct rfs_cache_conf {
+	const char *dir; /* created if missing */
+	uint64_t quota;	 /* bytes of block data kept */
+	uint32_t block_size;
+};
+
+/* What a file is, stored with its blocks (for eviction and checks). */
+struct rfs_cache_file {
+	uint64_t size;
+	char adler32[9]; /* "" if unknown: no whole-file check */
+	const char *did; /* "scope:name", for logs and status */
+};
+
+struct rfs_cache_stats {
+	uint64_t quota;
+	uint64_t used;	 /* block bytes stored */
+	uint64_t pinned; /* block bytes of pinned files */
+	uint64_t files;
+	uint64_t hits;
+	uint64_t misses;
+	uint64_t hit_bytes;
+	uint64_t corrupt; /* blocks dropped for a bad checksum */
+	uint64_t evicted; /* bytes evicted */
+	uint64_t dropped; /* blocks that could not be stored */
+};
+
+/* The identity of a file's bytes. */
+void rfs_cache_id_of(struct rfs_cache_id *id, const char *scope,
+		     const char *name, const char *adler32);
+
+/*
+ * Before daemonizing, so that errors reach the terminal: creates @dir (and
+ * its parents) and refuses network filesystems, where LMDB's locking does
+ * not hold. Fills @err.
+ */
+int rfs_cache_check_dir(const char *dir, char *err, size_t errlen);
+
+/* Opens (or creates) the store and starts its writer thread. */
+int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf);
+/* Flushes what is queued, stops the writer, closes. */
+void rfs_cache_close(struct rfs_cache *c);
+uint32_t rfs_cache_block_size(const struct rfs_cache *c);
+
+/*
+ * Copies block @idx of @id into @buf, which must hold @len bytes, the
+ * block's length. Returns 0, -ENOENT if absent, -EBADMSG if it failed its
+ * checksum (it is dropped and counted; the caller fetches it again).
+ */
+int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  uint64_t idx, void *buf, size_t len);
+
+/*
+ * Queues a copy of block @idx for storage; returns at once. -ENOSPC when
+ * the queue is full (the block is simply not cached). @f describes the
+ * file (borrowed for the call).
+ */
+int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  const struct rfs_cache_file *f, uint64_t idx, const void *buf,
+		  size_t len);
+
+/* Waits until everything queued so far is committed (tests, ctl). */
+void rfs_cache_flush(struct rfs_cache *c);
+
+/* How many blocks of @id are stored, and whether it is pinned. */
+int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
+			 uint64_t *nblocks, bool *pinned);
+
+/* Pinned files are never evicted; pins survive restarts. */
+int rfs_cache_pin(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  const struct rfs_cache_file *f, bool pin);
+/* Drops every block of @id. */
+int rfs_cache_evict(struct rfs_cache *c, const struct rfs_cache_id *id);
+
+/*
+ * Small metadata records (catalogue answers) under a string key, with the
+ * wall-clock time they were stored. get returns a malloc'ed copy.
+ */
+int rfs_cache_meta_put(struct rfs_cache *c, const char *key, const void *val,
+		       size_t len);
+int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,
+		       size_t *len, time_t *stored);
+
+void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out);
+
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has it. */
+uint32_t rfs_crc32c(uint32_t crc, const void *buf, size_t len);
+/* Adler-32 as Rucio computes it (zlib's definition). */
+uint32_t rfs_adler32(uint32_t adler, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,128 @@
+/* Internals shared by cache.c (the API, readers) and writer.c. */
+#ifndef RFS_CACHE_INT_H
+#define RFS_CACHE_INT_H
+
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#include <lmdb.h>
+
+#include "cache/cache.h"
+
+#define HDR_LEN 8
+#define BLK_KEY_LEN (RFS_CACHE_ID_LEN + 8)
+#define LRU_KEY_LEN (8 + RFS_CACHE_ID_LEN)
+#define QUEUE_MAX_BYTES (64u << 20)
+#define BATCH_MAX 256
+#define SYNC_SECONDS 5
+/* evict down to LOW once usage passes HIGH (per mille of the quota) */
+#define HIGH_WATER 950
+#define LOW_WATER 850
+#define TOUCH_SLOTS 1024
+
+enum file_flags {
+	FILE_PINNED = 1 << 0,
+	FILE_VERIFIED = 1 << 1, /* whole file matched its adler32 */
+};
+
+struct file_rec {
+	uint64_t size;
+	uint64_t atime;
+	uint64_t bytes; /* block bytes stored */
+	uint32_t nblocks;
+	uint32_t flags;
+	char adler32[9];
+	char pad[7];
+	/* followed by "scope:name", NUL-terminated */
+};
+
+enum op_kind {
+	OP_PUT,
+	OP_DROP, /* one block, found corrupt */
+	OP_PIN,
+	OP_UNPIN,
+	OP_EVICT,
+	OP_META,
+	OP_FLUSH,
+};
+
+struct op {
+	enum op_kind kind;
+	struct rfs_cache_id id;
+	uint64_t idx;
+	uint64_t size; /* the file's */
+	char adler32[9];
+	char *did;
+	char *key; /* OP_META */
+	void *data;
+	size_t len;
+	uint64_t seq;
+	struct op *next;
+};
+
+struct touch {
+	struct rfs_cache_id id;
+	uint64_t atime;
+	bool dirty;
+};
+
+struct rfs_cache {
+	MDB_env *env;
+	MDB_dbi blk, files, lru, meta;
+	uint32_t block_size;
+	uint64_t quota;
+	pthread_t writer;
+	bool writer_started;
+
+	/* lock guards the queue, the counters and the touch table; it is
+	 * never held during an LMDB write transaction */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* the writer has work */
+	pthread_cond_t done; /* a batch was committed */
+	struct op *head, *tail;
+	size_t queued_bytes;
+	uint64_t next_seq, committed_seq;
+	bool stop;
+	struct rfs_cache_stats st;
+	struct touch touches[TOUCH_SLOTS];
+};
+
+static inline void be64_put(unsigned char *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (unsigned char)v;
+}
+
+static inline uint64_t be64_get(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline void blk_key(unsigned char *k, const struct rfs_cache_id *id,
+			   uint64_t idx)
+{
+	memcpy(k, id->b, RFS_CACHE_ID_LEN);
+	be64_put(k + RFS_CACHE_ID_LEN, idx);
+}
+
+static inline void lru_key(unsigned char *k, uint64_t atime,
+			   const struct rfs_cache_id *id)
+{
+	be64_put(k, atime);
+	memcpy(k + 8, id->b, RFS_CACHE_ID_LEN);
+}
+
+static inline uint64_t wall_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+void *rfs_cache_writer_main(void *arg);
+void rfs_cache_free_op(struct op *o);
+
+#endif

@@ -1,0 +1,543 @@
+/*
+ * The writer thread: the only code that opens LMDB write transactions.
+ * It applies queued operations in batches (one commit per batch, so a
+ * sequential read storing 1 MiB blocks costs a commit per 256 blocks at
+ * most), folds access times into the lru index, evicts past the high
+ * water mark, checks whole files against their adler32, and syncs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/cache_int.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+/* Counter changes of one transaction, applied only once it commits. */
+struct delta {
+	int64_t used;
+	int64_t pinned;
+	int64_t files;
+	uint64_t evicted;
+};
+
+#define VERIFY_MAX 64
+
+struct batch {
+	struct op *first;
+	size_t n;
+	uint64_t last_seq;
+	size_t bytes;
+	struct touch touches[TOUCH_SLOTS];
+	size_t ntouch;
+	struct rfs_cache_id verify[VERIFY_MAX];
+	size_t nverify;
+};
+
+/* A file record copied out of LMDB, to be modified and put back. */
+struct frec {
+	struct file_rec r;
+	char did[512];
+	bool exists;
+};
+
+static int get_frec(struct rfs_cache *c, MDB_txn *txn,
+		    const struct rfs_cache_id *id, struct frec *f)
+{
+	MDB_val k = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	int rc = mdb_get(txn, c->files, &k, &v);
+
+	memset(f, 0, sizeof(*f));
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof(f->r))
+		return MDB_CORRUPTED;
+	memcpy(&f->r, v.mv_data, sizeof(f->r));
+	snprintf(f->did, sizeof(f->did), "%.*s",
+		 (int)(v.mv_size - sizeof(f->r)),
+		 (const char *)v.mv_data + sizeof(f->r));
+	f->exists = true;
+	return 0;
+}
+
+static int put_frec(struct rfs_cache *c, MDB_txn *txn,
+		    const struct rfs_cache_id *id, const struct frec *f)
+{
+	size_t dl = strlen(f->did) + 1;
+	MDB_val k = { RFS_CACHE_ID_LEN, (void *)id->b };
+	MDB_val v = { sizeof(f->r) + dl, NULL };
+	int rc = mdb_put(txn, c->files, &k, &v, MDB_RESERVE);
+
+	if (rc)
+		return rc;
+	memcpy(v.mv_data, &f->r, sizeof(f->r));
+	memcpy((char *)v.mv_data + sizeof(f->r), f->did, dl);
+	return 0;
+}
+
+static int set_lru(struct rfs_cache *c, MDB_txn *txn,
+		   const struct rfs_cache_id *id, uint64_t old, uint64_t now)
+{
+	unsigned char k[LRU_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v = { 0, "" };
+	int rc;
+
+	if (old) {
+		lru_key(k, old, id);
+		rc = mdb_del(txn, c->lru, &key, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	lru_key(k, now, id);
+	return mdb_put(txn, c->lru, &key, &v, 0);
+}
+
+/* The file record for @o, created from what the op says if missing. */
+static int file_for(struct rfs_cache *c, MDB_txn *txn, const struct op *o,
+		    struct frec *f, struct delta *d)
+{
+	int rc = get_frec(c, txn, &o->id, f);
+
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	f->r.size = o->size;
+	f->r.atime = wall_now();
+	snprintf(f->r.adler32, sizeof(f->r.adler32), "%s", o->adler32);
+	snprintf(f->did, sizeof(f->did), "%s", o->did ? o->did : "");
+	d->files++;
+	return set_lru(c, txn, &o->id, 0, f->r.atime);
+}
+
+static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
+		     struct delta *d, struct batch *b)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	struct frec f;
+	uint32_t crc, len = (uint32_t)o->len;
+	int rc;
+
+	blk_key(k, &o->id, o->idx);
+	if (mdb_get(txn, c->blk, &key, &v) == 0)
+		return 0; /* two readers fetched it: keep the first */
+	rc = file_for(c, txn, o, &f, d);
+	if (rc)
+		return rc;
+	v.mv_size = HDR_LEN + o->len;
+	rc = mdb_put(txn, c->blk, &key, &v, MDB_RESERVE);
+	if (rc)
+		return rc;
+	crc = rfs_crc32c(0, o->data, o->len);
+	memcpy(v.mv_data, &crc, 4);
+	memcpy((char *)v.mv_data + 4, &len, 4);
+	memcpy((char *)v.mv_data + HDR_LEN, o->data, o->len);
+	f.r.bytes += o->len;
+	f.r.nblocks++;
+	d->used += (int64_t)o->len;
+	if (f.r.flags & FILE_PINNED)
+		d->pinned += (int64_t)o->len;
+	if (f.r.nblocks == (f.r.size + c->block_size - 1) / c->block_size &&
+	    f.r.adler32[0] && !(f.r.flags & FILE_VERIFIED) &&
+	    b->nverify < VERIFY_MAX)
+		b->verify[b->nverify++] = o->id;
+	return put_frec(c, txn, &o->id, &f);
+}
+
+static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
+		      struct delta *d)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	struct frec f;
+	size_t len;
+	int rc;
+
+	blk_key(k, &o->id, o->idx);
+	if (mdb_get(txn, c->blk, &key, &v))
+		return 0;
+	len = v.mv_size > HDR_LEN ? v.mv_size - HDR_LEN : 0;
+	rc = mdb_del(txn, c->blk, &key, NULL);
+	if (rc || get_frec(c, txn, &o->id, &f))
+		return rc;
+	f.r.bytes -= len < f.r.bytes ? len : f.r.bytes;
+	f.r.nblocks -= f.r.nblocks ? 1 : 0;
+	f.r.flags &= ~FILE_VERIFIED;
+	d->used -= (int64_t)len;
+	if (f.r.flags & FILE_PINNED)
+		d->pinned -= (int64_t)len;
+	return put_frec(c, txn, &o->id, &f);
+}
+
+/* Deletes every block, the record and the lru entry of one file. */
+static int evict_file(struct rfs_cache *c, MDB_txn *txn,
+		      const struct rfs_cache_id *id, struct delta *d)
+{
+	unsigned char k[BLK_KEY_LEN], lk[LRU_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v,
+		fk = { RFS_CACHE_ID_LEN, (void *)id->b };
+	MDB_val lkey = { sizeof(lk), lk };
+	MDB_cursor *cur;
+	struct frec f;
+	int rc;
+
+	rc = get_frec(c, txn, id, &f);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	rc = mdb_cursor_open(txn, c->blk, &cur);
+	if (rc)
+		return rc;
+	blk_key(k, id, 0);
+	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	while (rc == 0 && key.mv_size == BLK_KEY_LEN &&
+	       !memcmp(key.mv_data, id->b, RFS_CACHE_ID_LEN)) {
+		rc = mdb_cursor_del(cur, 0);
+		if (!rc)
+			rc = mdb_cursor_get(cur, &key, &v, MDB_GET_CURRENT);
+		if (rc == MDB_NOTFOUND || (rc == 0 && key.mv_size == 0))
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	lru_key(lk, f.r.atime, id);
+	mdb_del(txn, c->lru, &lkey, NULL);
+	rc = mdb_del(txn, c->files, &fk, NULL);
+	d->used -= (int64_t)f.r.bytes;
+	d->files--;
+	d->evicted += f.r.bytes;
+	if (f.r.flags & FILE_PINNED)
+		d->pinned -= (int64_t)f.r.bytes;
+	return rc;
+}
+
+static int apply_pin(struct rfs_cache *c, MDB_txn *txn, struct op *o,
+		     struct delta *d, bool pin)
+{
+	struct frec f;
+	int rc =
+		pin ? file_for(c, txn, o, &f, d) : get_frec(c, txn, &o->id, &f);
+
+	if (!pin && rc == MDB_NOTFOUND)
+		return 0;
+	if (rc || pin == !!(f.r.flags & FILE_PINNED))
+		return rc;
+	if (pin)
+		f.r.flags |= FILE_PINNED;
+	else
+		f.r.flags &= ~FILE_PINNED;
+	d->pinned += pin ? (int64_t)f.r.bytes : -(int64_t)f.r.bytes;
+	return put_frec(c, txn, &o->id, &f);
+}
+
+static int apply_op(struct rfs_cache *c, MDB_txn *txn, struct op *o,
+		    struct delta *d, struct batch *b)
+{
+	MDB_val k, v;
+
+	switch (o->kind) {
+	case OP_PUT:
+		return apply_put(c, txn, o, d, b);
+	case OP_DROP:
+		return apply_drop(c, txn, o, d);
+	case OP_PIN:
+	case OP_UNPIN:
+		return apply_pin(c, txn, o, d, o->kind == OP_PIN);
+	case OP_EVICT:
+		return evict_file(c, txn, &o->id, d);
+	case OP_META:
+		k.mv_size = strlen(o->key);
+		k.mv_data = o->key;
+		v.mv_size = o->len;
+		v.mv_data = o->data;
+		return mdb_put(txn, c->meta, &k, &v, 0);
+	default:
+		return 0;
+	}
+}
+
+static int apply_touches(struct rfs_cache *c, MDB_txn *txn, struct batch *b)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < b->ntouch && !rc; i++) {
+		struct touch *t = &b->touches[i];
+		struct frec f;
+
+		if (get_frec(c, txn, &t->id, &f) || f.r.atime >= t->atime)
+			continue;
+		rc = set_lru(c, txn, &t->id, f.r.atime, t->atime);
+		f.r.atime = t->atime;
+		if (!rc)
+			rc = put_frec(c, txn, &t->id, &f);
+	}
+	return rc;
+}
+
+static void apply_delta(struct rfs_cache *c, const struct delta *d)
+{
+	pthread_mutex_lock(&c->lock);
+	c->st.used = (uint64_t)((int64_t)c->st.used + d->used);
+	c->st.pinned = (uint64_t)((int64_t)c->st.pinned + d->pinned);
+	c->st.files = (uint64_t)((int64_t)c->st.files + d->files);
+	c->st.evicted += d->evicted;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static uint64_t used_now(struct rfs_cache *c)
+{
+	uint64_t u;
+
+	pthread_mutex_lock(&c->lock);
+	u = c->st.used;
+	pthread_mutex_unlock(&c->lock);
+	return u;
+}
+
+/* Up to @max unpinned files, least recently used first. */
+static size_t lru_candidates(struct rfs_cache *c, MDB_txn *txn,
+			     struct rfs_cache_id *ids, size_t max,
+			     uint64_t want)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t got = 0;
+	size_t n = 0;
+
+	if (mdb_cursor_open(txn, c->lru, &cur))
+		return 0;
+	for (int op = MDB_FIRST; n < max && got < want; op = MDB_NEXT) {
+		struct frec f;
+
+		if (mdb_cursor_get(cur, &k, &v, op) || k.mv_size != LRU_KEY_LEN)
+			break;
+		memcpy(ids[n].b, (unsigned char *)k.mv_data + 8,
+		       RFS_CACHE_ID_LEN);
+		if (get_frec(c, txn, &ids[n], &f) == 0 &&
+		    !(f.r.flags & FILE_PINNED)) {
+			got += f.r.bytes;
+			n++;
+		}
+	}
+	mdb_cursor_close(cur);
+	return n;
+}
+
+/*
+ * Evicts least recently used, unpinned files until at most @target bytes
+ * remain. Runs in its own transaction, between batches: readers go on
+ * reading (LMDB's MVCC), and the freed pages serve the next batch.
+ */
+static int evict_to(struct rfs_cache *c, uint64_t target)
+{
+	struct rfs_cache_id ids[256];
+	struct delta d = { 0 };
+	uint64_t used = used_now(c);
+	MDB_txn *txn;
+	size_t n;
+	int rc;
+
+	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+	if (rc)
+		return rc;
+	while (!rc && (int64_t)used + d.used > (int64_t)target) {
+		n = lru_candidates(c, txn, ids, 256, used + d.used - target);
+		if (n == 0)
+			break; /* everything left is pinned */
+		for (size_t i = 0; i < n && !rc; i++)
+			rc = evict_file(c, txn, &ids[i], &d);
+	}
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	if (!rc)
+		apply_delta(c, &d);
+	return rc;
+}
+
+/*
+ * Once every block of a file is stored, the whole is checked against the
+ * catalogue's adler32: a file that does not match is dropped, a file that
+ * does is marked so it is not checked again.
+ */
+static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	struct delta d = { 0 };
+	struct frec f;
+	uint32_t a = 1;
+	unsigned long want;
+	MDB_txn *txn;
+	bool ok;
+
+	if (mdb_txn_begin(c->env, NULL, 0, &txn))
+		return;
+	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED)) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	for (uint64_t i = 0; i * c->block_size < f.r.size; i++) {
+		blk_key(k, id, i);
+		if (mdb_get(txn, c->blk, &key, &v) || v.mv_size < HDR_LEN) {
+			mdb_txn_abort(txn); /* a block went meanwhile */
+			return;
+		}
+		a = rfs_adler32(a, (char *)v.mv_data + HDR_LEN,
+				v.mv_size - HDR_LEN);
+	}
+	want = strtoul(f.r.adler32, NULL, 16);
+	ok = a == want;
+	if (ok) {
+		f.r.flags |= FILE_VERIFIED;
+		ok = put_frec(c, txn, id, &f) == 0;
+	} else {
+		rfs_log(LOG_ERR,
+			"cache: '%s' does not match its adler32 (%s, got "
+			"%08x); its blocks are dropped",
+			f.did, f.r.adler32, a);
+		evict_file(c, txn, id, &d);
+	}
+	if (mdb_txn_commit(txn) == 0)
+		apply_delta(c, &d);
+}
+
+static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
+{
+	struct op *o = b->first;
+	MDB_txn *txn;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	b->nverify = 0;
+	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+	for (size_t i = 0; !rc && i < b->n; i++, o = o->next)
+		rc = apply_op(c, txn, o, d, b);
+	if (!rc)
+		rc = apply_touches(c, txn, b);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/*
+ * A full map or disk is not an error to report upward: evict harder and
+ * try once more; if it still does not fit, these blocks are just not
+ * cached (the reads that fetched them were served already).
+ */
+static void write_batch(struct rfs_cache *c, struct batch *b)
+{
+	struct delta d;
+	int rc = commit_batch(c, b, &d);
+
+	if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == MDB_TXN_FULL) {
+		evict_to(c, c->quota / 2);
+		rc = commit_batch(c, b, &d);
+	}
+	if (rc) {
+		rfs_log_limited(LOG_WARNING, "cache-write",
+				"cache: cannot store %zu updates: %s; reads "
+				"go on from the network",
+				b->n, mdb_strerror(rc));
+		pthread_mutex_lock(&c->lock);
+		c->st.dropped += b->n;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	apply_delta(c, &d);
+	for (size_t i = 0; i < b->nverify; i++)
+		verify_file(c, &b->verify[i]);
+	if (used_now(c) > c->quota / 1000 * HIGH_WATER)
+		evict_to(c, c->quota / 1000 * LOW_WATER);
+}
+
+/* Under c->lock: the next batch, left in the queue until committed so
+ * that readers still find its blocks there. */
+static void take_batch(struct rfs_cache *c, struct batch *b)
+{
+	struct op *o = c->head;
+
+	b->first = o;
+	b->n = 0;
+	b->bytes = 0;
+	for (; o && b->n < BATCH_MAX; o = o->next) {
+		b->n++;
+		b->bytes += o->len;
+		b->last_seq = o->seq;
+	}
+	b->ntouch = 0;
+	for (size_t i = 0; i < TOUCH_SLOTS; i++) {
+		if (!c->touches[i].dirty)
+			continue;
+		b->touches[b->ntouch++] = c->touches[i];
+		c->touches[i].dirty = false;
+	}
+}
+
+/* Under c->lock: drops the committed batch from the queue. */
+static void finish_batch(struct rfs_cache *c, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct op *o = c->head;
+
+		c->head = o->next;
+		if (!c->head)
+			c->tail = NULL;
+		c->queued_bytes -= o->len;
+		rfs_cache_free_op(o);
+	}
+	if (b->n)
+		c->committed_seq = b->last_seq;
+	pthread_cond_broadcast(&c->done);
+}
+
+static void wait_for_work(struct rfs_cache *c)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	while (!c->head && !c->stop)
+		if (pthread_cond_timedwait(&c->wake, &c->lock, &until))
+			break; /* once a second: access times, sync */
+}
+
+void *rfs_cache_writer_main(void *arg)
+{
+	struct rfs_cache *c = arg;
+	struct batch *b = calloc(1, sizeof(*b));
+	time_t last_sync = time(NULL);
+	bool dirty = false;
+
+	if (!b)
+		return NULL;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		wait_for_work(c);
+		if (c->stop && !c->head)
+			break;
+		take_batch(c, b);
+		pthread_mutex_unlock(&c->lock);
+		if (b->n || b->ntouch) {
+			write_batch(c, b);
+			dirty = true;
+		}
+		if (dirty && time(NULL) - last_sync >= SYNC_SECONDS) {
+			mdb_env_sync(c->env, 1);
+			last_sync = time(NULL);
+			dirty = false;
+		}
+		pthread_mutex_lock(&c->lock);
+		finish_batch(c, b);
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(b);
+	return NULL;
+}
