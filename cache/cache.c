@@ -120,6 +120,37 @@ int rfs_cache_check_dir(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Blocks of another size cannot serve this one: a cache written with a
+ * different block_size starts empty (pins included) rather than reading
+ * every block as corrupt.
+ */
+static int check_block_size(struct rfs_cache *c, MDB_txn *txn)
+{
+	static const char key[] = "\001block_size";
+	MDB_val k = { sizeof(key) - 1, (void *)key }, v;
+	unsigned char val[8];
+	int rc = mdb_get(txn, c->meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == 8 && be64_get(v.mv_data) == c->block_size)
+		return 0;
+	if (rc == 0) {
+		rfs_warn("cache: block size changed to %u; emptying the cache",
+			 c->block_size);
+		rc = mdb_drop(txn, c->blk, 0);
+		if (!rc)
+			rc = mdb_drop(txn, c->files, 0);
+		if (!rc)
+			rc = mdb_drop(txn, c->lru, 0);
+	} else if (rc == MDB_NOTFOUND) {
+		rc = 0;
+	}
+	be64_put(val, c->block_size);
+	v.mv_size = sizeof(val);
+	v.mv_data = val;
+	return rc ? rc : mdb_put(txn, c->meta, &k, &v, 0);
+}
+
 static int open_dbis(struct rfs_cache *c)
 {
 	MDB_txn *txn;
@@ -134,6 +165,8 @@ static int open_dbis(struct rfs_cache *c)
 		rc = mdb_dbi_open(txn, "lru", MDB_CREATE, &c->lru);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+	if (!rc)
+		rc = check_block_size(c, txn);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rfs_errno_from_mdb(rc);

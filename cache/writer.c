@@ -190,14 +190,18 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	rc = mdb_cursor_open(txn, c->blk, &cur);
 	if (rc)
 		return rc;
-	blk_key(k, id, 0);
-	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	while (rc == 0 && key.mv_size == BLK_KEY_LEN &&
-	       !memcmp(key.mv_data, id->b, RFS_CACHE_ID_LEN)) {
+	/* seek again after each delete: a cursor left past the last item
+	 * by mdb_cursor_del() is not positioned (GET_CURRENT fails) */
+	for (;;) {
+		blk_key(k, id, 0);
+		key.mv_size = sizeof(k);
+		key.mv_data = k;
+		rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+		if (rc || key.mv_size != BLK_KEY_LEN ||
+		    memcmp(key.mv_data, id->b, RFS_CACHE_ID_LEN))
+			break;
 		rc = mdb_cursor_del(cur, 0);
-		if (!rc)
-			rc = mdb_cursor_get(cur, &key, &v, MDB_GET_CURRENT);
-		if (rc == MDB_NOTFOUND || (rc == 0 && key.mv_size == 0))
+		if (rc)
 			break;
 	}
 	mdb_cursor_close(cur);

@@ -820,16 +820,19 @@ enum xattr_id {
 	X_ADLER32,
 	X_MD5,
 	X_REPLICAS,
+	X_CACHED,
 	X_COUNT,
 };
 
 static const char *const xattr_names[X_COUNT] = {
-	"user.rucio.did",     "user.rucio.type", "user.rucio.bytes",
-	"user.rucio.adler32", "user.rucio.md5",	 "user.rucio.replicas",
+	"user.rucio.did",      "user.rucio.type", "user.rucio.bytes",
+	"user.rucio.adler32",  "user.rucio.md5",  "user.rucio.replicas",
+	"user.ruciofs.cached",
 };
 
 /* Whether @r has attribute @id at all (for listxattr and ENODATA). */
-static bool has_xattr(const struct rfs_did_rec *r, enum xattr_id id)
+static bool has_xattr(const struct rfs_fs *fs, const struct rfs_did_rec *r,
+		      enum xattr_id id)
 {
 	switch (id) {
 	case X_DID:
@@ -844,9 +847,29 @@ static bool has_xattr(const struct rfs_did_rec *r, enum xattr_id id)
 		return r->md5[0] != '\0';
 	case X_REPLICAS:
 		return r->type == RFS_DID_FILE;
+	case X_CACHED:
+		return r->type == RFS_DID_FILE && fs->cache;
 	default:
 		return false;
 	}
+}
+
+/* The fraction of the file's bytes in the block cache, "0.000".."1.000" */
+static int cached_fraction(struct rfs_fs *fs, const struct rfs_did_rec *r,
+			   struct rfs_buf *out)
+{
+	uint64_t bs = rfs_cache_block_size(fs->cache), nblocks, total;
+	struct rfs_cache_id id;
+	bool pinned;
+	int rc;
+
+	rfs_cache_id_of(&id, r->scope, r->name, r->adler32);
+	rc = rfs_cache_file_state(fs->cache, &id, &nblocks, &pinned);
+	if (rc)
+		return rc;
+	total = (r->bytes + bs - 1) / bs;
+	return rfs_buf_printf(out, "%.3f",
+			      total ? (double)nblocks / (double)total : 1.0);
 }
 
 static int xattr_value(const struct rfs_did_rec *r, enum xattr_id id,
@@ -875,6 +898,7 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 		    struct rfs_buf *out)
 {
 	struct rfs_node *n = node_get(fs, ino);
+	struct rfs_did_rec rec = { 0 };
 	struct rfs_replicas *r;
 	int id, rc = -ENODATA;
 
@@ -883,18 +907,22 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 	for (id = 0; id < X_COUNT && strcmp(name, xattr_names[id]); id++)
 		;
 	pthread_mutex_lock(&fs->table_lock);
-	if (id < X_COUNT && has_xattr(&n->rec, id) && id != X_REPLICAS)
-		rc = xattr_value(&n->rec, id, out);
-	else if (id == X_REPLICAS && has_xattr(&n->rec, id))
-		rc = 1; /* needs the network: below, without the lock */
+	if (id < X_COUNT && has_xattr(fs, &n->rec, id))
+		rc = id == X_REPLICAS || id == X_CACHED
+			     ? rfs_did_rec_copy(&rec, &n->rec)
+			     : xattr_value(&n->rec, id, out);
 	pthread_mutex_unlock(&fs->table_lock);
-	if (rc == 1) {
+	/* these two read the network or the disk: not under the lock */
+	if (!rc && id == X_CACHED) {
+		rc = cached_fraction(fs, &rec, out);
+	} else if (!rc && id == X_REPLICAS) {
 		rc = node_replicas(fs, n, &r);
 		if (!rc) {
 			rc = rfs_replicas_describe(r, out);
 			rfs_replicas_put(r);
 		}
 	}
+	rfs_did_rec_release(&rec);
 	node_put(fs, n);
 	return rfs_fs_errno(rc);
 }
@@ -907,7 +935,7 @@ int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out)
 	pthread_mutex_lock(&fs->table_lock);
 	n = find_node(fs, ino);
 	for (int id = 0; n && id < X_COUNT && !rc; id++)
-		if (has_xattr(&n->rec, id))
+		if (has_xattr(fs, &n->rec, id))
 			rc = rfs_buf_add(out, xattr_names[id],
 					 strlen(xattr_names[id]) + 1);
 	pthread_mutex_unlock(&fs->table_lock);

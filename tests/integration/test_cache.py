@@ -1,0 +1,204 @@
+"""The persistent block cache: restarts, crashes, corruption, quota,
+a full disk, and one fetch per block however many readers."""
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from rucio_client import find_path, replicated
+
+BS = 1 << 20
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def cacheable(lake, lo=1, hi=64 << 20):
+    return [f for f in replicated(lake) if lo <= f["size"] <= hi]
+
+
+def storage_hits(lake, f):
+    return sum(lake.storage_requests(r, path_contains=f["pfn_path"])
+               for r in ("NGINX_DISK", "XRD_DISK"))
+
+
+def cached(path):
+    return float(os.getxattr(path, "user.ruciofs.cached"))
+
+
+def remount(mount_factory, lake, old, *opts):
+    old.unmount()
+    return mount_factory(lake, "cache_dir=" + old.cache, *opts)
+
+
+def test_restart_with_storage_stopped(lake41, mount_factory):
+    files = cacheable(lake41)[:12]
+    m = mount_factory(lake41)
+    for f in files:
+        assert sha256_of(find_path(m, f)) == f["sha256"]
+        assert cached(find_path(m, f)) == 1.0
+    lake41.stop_rse("NGINX_DISK")
+    lake41.stop_rse("XRD_DISK")
+    try:
+        m2 = remount(mount_factory, lake41, m, "connect_timeout=1",
+                     "io_timeout=2")
+        for f in files:
+            assert sha256_of(find_path(m2, f)) == f["sha256"]
+        assert "replicas failed" not in m2.logtext()
+    finally:
+        lake41.start_rse("NGINX_DISK")
+        lake41.start_rse("XRD_DISK")
+
+
+def test_cached_reads_send_nothing_to_storage(lake41, mount_factory):
+    f = max(cacheable(lake41), key=lambda f: f["size"])
+    m = mount_factory(lake41)
+    assert sha256_of(find_path(m, f)) == f["sha256"]
+    before = storage_hits(lake41, f)
+    m2 = remount(mount_factory, lake41, m)
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"])
+    assert sha256_of(find_path(m2, f)) == f["sha256"]
+    assert storage_hits(lake41, f) == before
+
+
+def test_sigkill_mid_read_then_remount(lake41, mount_factory):
+    files = cacheable(lake41, lo=BS)
+    m = mount_factory(lake41)
+    paths = [find_path(m, f) for f in files]
+    readers = [subprocess.Popen(["cat", p], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for p in paths]
+    time.sleep(0.4)
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait()
+    for r in readers:
+        r.wait(timeout=30)
+    subprocess.run(["fusermount3", "-u", "-z", m.dir])
+    m2 = remount(mount_factory, lake41, m)
+    for f in files:
+        assert sha256_of(find_path(m2, f)) == f["sha256"], f["name"]
+    # and once more, now served from what the cache kept
+    m3 = remount(mount_factory, lake41, m2)
+    for f in files:
+        assert sha256_of(find_path(m3, f)) == f["sha256"], f["name"]
+
+
+def flip_in_file(path, needle):
+    """Flips one byte of the first copy of @needle inside @path."""
+    with open(path, "r+b") as fh:
+        data = fh.read()
+        pos = data.find(needle)
+        assert pos >= 0, "block bytes not found in the cache file"
+        fh.seek(pos + len(needle) // 2)
+        b = data[pos + len(needle) // 2]
+        fh.write(bytes([b ^ 0x5a]))
+
+
+def test_corrupt_block_detected_and_healed(lake41, mount_factory):
+    f = [f for f in cacheable(lake41, lo=3 * BS)][0]
+    m = mount_factory(lake41)
+    assert sha256_of(find_path(m, f)) == f["sha256"]
+    m.unmount()
+    with open(f["local_path"], "rb") as ref:
+        ref.seek(BS + 12345)
+        needle = ref.read(64)
+    flip_in_file(os.path.join(m.cache, "data.mdb"), needle)
+    before = storage_hits(lake41, f)
+    m2 = mount_factory(lake41, "cache_dir=" + m.cache)
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"])
+    assert sha256_of(find_path(m2, f)) == f["sha256"]
+    assert "failed its checksum" in m2.logtext()
+    assert storage_hits(lake41, f) == before + 1  # only that block again
+    m3 = remount(mount_factory, lake41, m2)
+    assert sha256_of(find_path(m3, f)) == f["sha256"]
+    assert "failed its checksum" not in m3.logtext()
+
+
+def test_quota_holds_under_twice_the_load(lake41, mount_factory):
+    bs, quota = 64 << 10, 1 << 20
+    m = mount_factory(lake41, "cache_size=%d" % quota, "block_size=%d" % bs)
+    files = sorted(cacheable(lake41, lo=4096, hi=quota),
+                   key=lambda f: f["name"])
+    total = 0
+    for f in files:
+        assert sha256_of(find_path(m, f)) == f["sha256"]
+        total += f["size"]
+    assert total >= 2 * quota, "the lake must hold twice the quota"
+    time.sleep(1.5)  # the writer commits and evicts between batches
+    kept = sum(cached(find_path(m, f)) * f["size"] for f in files)
+    assert 0 < kept <= quota
+    assert cached(find_path(m, files[-1])) == 1.0  # the newest stays
+    # and everything still reads right, evicted or not
+    for f in files:
+        assert sha256_of(find_path(m, f)) == f["sha256"]
+
+
+def test_full_cache_disk_degrades_to_network(lake41, mount_factory,
+                                             tmp_path):
+    small = tmp_path / "tiny"
+    small.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs",
+                        str(small)])
+    if r.returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        m = mount_factory(lake41, "cache_dir=%s/c" % small,
+                          "cache_size=1G")
+        files = cacheable(lake41, lo=BS)[:6]
+        for f in files:
+            assert sha256_of(find_path(m, f)) == f["sha256"]
+        time.sleep(1.5)
+        for f in files:
+            assert sha256_of(find_path(m, f)) == f["sha256"]
+        assert m.alive()
+        m.unmount()
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
+
+
+def test_concurrent_readers_fetch_each_block_once(lake41, mount_factory):
+    f = max(cacheable(lake41, hi=32 << 20), key=lambda f: f["size"])
+    m = mount_factory(lake41)
+    p = find_path(m, f)
+    os.stat(p)
+    before = storage_hits(lake41, f)
+    errors = []
+    start = threading.Barrier(16)
+
+    def reader():
+        try:
+            start.wait()
+            with open(p, "rb", buffering=0) as fh:
+                h = hashlib.sha256()
+                for b in iter(lambda: fh.read(256 << 10), b""):
+                    h.update(b)
+            if h.hexdigest() != f["sha256"]:
+                errors.append("bad data")
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+
+    ts = [threading.Thread(target=reader) for _ in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    nblocks = (f["size"] + BS - 1) // BS
+    assert storage_hits(lake41, f) - before == nblocks
+
+
+def test_cache_off(lake41, mount_factory):
+    m = mount_factory(lake41, "cache=no")
+    f = cacheable(lake41, lo=BS)[0]
+    assert sha256_of(find_path(m, f)) == f["sha256"]
+    with pytest.raises(OSError):
+        os.getxattr(find_path(m, f), "user.ruciofs.cached")
+    assert not os.path.exists(os.path.join(m.cache, "data.mdb"))
