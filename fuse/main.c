@@ -165,6 +165,13 @@ int main(int argc, char **argv)
 		goto out_curl;
 	}
 	rc = rfs_fs_check(fs);
+	if (rc && rfs_fs_can_start_offline(fs, rc)) {
+		fprintf(stderr,
+			"ruciofs: warning: the catalogue at %s is out of reach "
+			"(%s); mounting offline from the cache\n",
+			conf.rucio_host, rfs_errno_reason(rc));
+		rc = 0;
+	}
 	if (rc) {
 		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
 			conf.rucio_host, rfs_errno_reason(rc));

@@ -36,7 +36,49 @@ struct rfs_catalog {
 	char *token;
 	time_t renew_at;
 	unsigned generation; /* bumped by every login */
+
+	/* atomic: until when the catalogue counts as unreachable (monotonic
+	 * seconds); requests meanwhile fail at once, so an offline site
+	 * works from its cache without a timeout per operation */
+	double offline_until;
 };
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Could not connect at all (a slow or broken answer does not count). */
+static bool is_unreachable(int rc)
+{
+	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH;
+}
+
+/* Records the outcome of a contact: unreachable opens the window. */
+static int note_contact(struct rfs_catalog *cat, int rc)
+{
+	double until =
+		is_unreachable(rc) ? mono_now() + cat->conf->offline_retry : 0;
+
+	__atomic_store(&cat->offline_until, &until, __ATOMIC_RELAXED);
+	return rc;
+}
+
+static bool offline(struct rfs_catalog *cat)
+{
+	double until;
+
+	__atomic_load(&cat->offline_until, &until, __ATOMIC_RELAXED);
+	return until > 0 && mono_now() < until;
+}
+
+bool rfs_catalog_offline(struct rfs_catalog *cat)
+{
+	return offline(cat);
+}
 
 int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf)
 {
@@ -76,6 +118,22 @@ void rfs_catalog_free(struct rfs_catalog *cat)
 	pthread_cond_destroy(&cat->login_done);
 	pthread_mutex_destroy(&cat->lock);
 	free(cat);
+}
+
+/*
+ * A timeout before the request went out means "unreachable"; after it, a
+ * slow answer, which says nothing about the link. (The connect time
+ * cannot tell: it is 0 on a reused connection.)
+ */
+static int connect_errno(CURL *h, int curlcode)
+{
+	long sent = 0;
+
+	if (curlcode == CURLE_OPERATION_TIMEDOUT &&
+	    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) == 0 &&
+	    sent == 0)
+		return -EHOSTUNREACH;
+	return rfs_errno_from_curl(curlcode);
 }
 
 /* ---- authentication ---- */
@@ -189,7 +247,7 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	struct rfs_buf body;
 	long status = 0;
 	CURL *h;
-	int rc;
+	int rc, err;
 
 	init_hdrs(hdr);
 	rfs_buf_init(&body, 64 * 1024);
@@ -208,13 +266,15 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	err = rc ? connect_errno(h, rc) : 0;
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
 	rfs_buf_release(&body);
 	if (rc) {
-		rfs_err("catalogue login at %s failed: %s", url,
-			curl_easy_strerror(rc));
-		rc = rfs_errno_from_curl(rc);
+		rfs_log_limited(LOG_ERR, "login",
+				"catalogue login at %s failed: %s", url,
+				curl_easy_strerror(rc));
+		rc = note_contact(cat, err);
 	} else {
 		rc = login_result(cat, status, hdr, token, renew);
 	}
@@ -345,7 +405,7 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	size_t n = strlen(cat->conf->rucio_host) + strlen(rq->path) + 1;
 	char *url = malloc(n);
 	CURL *h = NULL;
-	int rc;
+	int rc, err;
 
 	init_hdrs(hdr);
 	rfs_buf_reset(rq->out);
@@ -376,6 +436,7 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	err = rc ? connect_errno(h, rc) : 0;
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
 	/* an answer over max_answer is logged once, by request() */
@@ -383,7 +444,7 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 		rfs_log_limited(LOG_ERR, rq->path, "catalogue: %s %s: %s",
 				rq->method, rq->path, curl_easy_strerror(rc));
 	free(url);
-	return rc ? rfs_errno_from_curl(rc) : 0;
+	return err;
 }
 
 /* A 401 means the token expired early or was revoked: refresh once. */
@@ -403,11 +464,13 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 	char *token;
 	int rc;
 
+	if (offline(cat))
+		return -EHOSTUNREACH;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rc = current_token(cat, &token, &gen);
 		if (rc)
 			return rc;
-		rc = perform(cat, rq, token, &status, hdr);
+		rc = note_contact(cat, perform(cat, rq, token, &status, hdr));
 		rfs_token_free(token);
 		if (rc == -EFBIG) {
 			rfs_log_limited(

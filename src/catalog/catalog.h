@@ -7,6 +7,8 @@
 #ifndef RFS_CATALOG_H
 #define RFS_CATALOG_H
 
+#include <stdbool.h>
+
 #include "catalog/parse.h"
 #include "conf/conf.h"
 
@@ -15,6 +17,13 @@ struct rfs_catalog;
 /* Borrows @conf for the catalogue's lifetime. Contacts nobody. */
 int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf);
 void rfs_catalog_free(struct rfs_catalog *cat);
+
+/*
+ * True while the catalogue counts as unreachable: after a contact failed
+ * to connect or timed out, for offline_retry seconds, requests fail at
+ * once with -EHOSTUNREACH.
+ */
+bool rfs_catalog_offline(struct rfs_catalog *cat);
 
 /* Makes sure a valid token is at hand (logs in if needed). */
 int rfs_catalog_login(struct rfs_catalog *cat);

@@ -429,3 +429,101 @@ int rfs_parse_replicas(const char *buf, size_t len,
 		rfs_replica_list_release(out);
 	return rc;
 }
+
+/* ---- writing records back, for the offline copy ---- */
+
+static int set_time(json_t *o, const char *key, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (!t)
+		return 0;
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+	return json_object_set_new(o, key, json_string(buf));
+}
+
+static json_t *did_to_json(const struct rfs_did_rec *r)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s}", "scope", r->scope, "name",
+			      r->name ? r->name : "", "type",
+			      rfs_did_type_name(r->type));
+
+	if (!o)
+		return NULL;
+	if ((r->has_bytes &&
+	     json_object_set_new(o, "bytes",
+				 json_integer((json_int_t)r->bytes))) ||
+	    (r->adler32[0] &&
+	     json_object_set_new(o, "adler32", json_string(r->adler32))) ||
+	    (r->md5[0] && json_object_set_new(o, "md5", json_string(r->md5))) ||
+	    set_time(o, "created_at", r->created) ||
+	    set_time(o, "updated_at", r->updated)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Appends @o as one line and drops it. */
+static int add_line(struct rfs_buf *out, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int rc = s ? rfs_buf_printf(out, "%s\n", s) : -ENOMEM;
+
+	free(s);
+	json_decref(o);
+	return rc;
+}
+
+int rfs_dids_to_stream(const struct rfs_did_list *l, struct rfs_buf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n && !rc; i++)
+		rc = add_line(out, did_to_json(&l->v[i]));
+	return rc;
+}
+
+int rfs_scopes_to_json(const struct rfs_did_list *l, struct rfs_buf *out)
+{
+	json_t *a = json_array();
+	int rc = 0;
+
+	for (size_t i = 0; a && i < l->n && !rc; i++)
+		rc = json_array_append_new(a, json_string(l->v[i].scope))
+			     ? -ENOMEM
+			     : 0;
+	return rc ? (json_decref(a), rc) : add_line(out, a);
+}
+
+static json_t *replica_to_json(const struct rfs_replica_rec *r)
+{
+	json_t *o = did_to_json(&r->did), *pfns = json_object();
+
+	for (size_t i = 0; o && pfns && i < r->npfn; i++) {
+		json_t *info = json_pack("{s:s,s:I}", "rse", r->pfn[i].rse,
+					 "priority", (json_int_t)(i + 1));
+
+		if (!info || json_object_set_new(pfns, r->pfn[i].url, info)) {
+			json_decref(pfns);
+			json_decref(o);
+			return NULL;
+		}
+	}
+	if (o && pfns && json_object_set_new(o, "pfns", pfns) == 0)
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+int rfs_replicas_to_stream(const struct rfs_replica_list *l,
+			   struct rfs_buf *out)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n && !rc; i++)
+		rc = add_line(out, replica_to_json(&l->v[i]));
+	return rc;
+}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "util/buf.h"
+
 enum rfs_did_type {
 	RFS_DID_UNKNOWN = 0,
 	RFS_DID_FILE,
@@ -84,6 +86,16 @@ int rfs_parse_dids(const char *buf, size_t len, struct rfs_did_list *out,
 /* POST /replicas/list json-stream. */
 int rfs_parse_replicas(const char *buf, size_t len,
 		       struct rfs_replica_list *out);
+
+/*
+ * The reverse, for the offline copy kept in the cache: a json-stream the
+ * parsers above read back to the same records (times as ISO 8601 UTC).
+ * Scopes are written as the JSON array of GET /scopes/.
+ */
+int rfs_dids_to_stream(const struct rfs_did_list *l, struct rfs_buf *out);
+int rfs_scopes_to_json(const struct rfs_did_list *l, struct rfs_buf *out);
+int rfs_replicas_to_stream(const struct rfs_replica_list *l,
+			   struct rfs_buf *out);
 
 /*
  * Normalises a checksum: adler32 to 8 zero-padded lowercase hex digits

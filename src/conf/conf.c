@@ -86,6 +86,7 @@ static const struct opt opts[] = {
 	OPT("file_ttl", OPT_DURATION, file_ttl),
 	OPT("replica_ttl", OPT_DURATION, replica_ttl),
 	OPT("negative_ttl", OPT_DURATION, negative_ttl),
+	OPT("offline_retry", OPT_DURATION, offline_retry),
 	OPT("max_answer", OPT_SIZE, max_answer),
 	OPT("max_threads", OPT_UINT, max_threads),
 	OPT("allow_other", OPT_BOOL, allow_other),
@@ -112,6 +113,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->file_ttl = 86400;
 	conf->replica_ttl = 600;
 	conf->negative_ttl = 10;
+	conf->offline_retry = 5;
 	conf->max_answer = 64ull << 20;
 	conf->max_threads = 10;
 	conf->cache = true;
@@ -655,6 +657,10 @@ void rfs_conf_usage(const char *progname)
 	       "(1d)\n"
 	       "    -o replica_ttl=T       replica list lifetime (10m)\n"
 	       "    -o negative_ttl=T      lifetime of 'no such name' (10s)\n"
+	       "    -o offline_retry=T     after the catalogue could not be "
+	       "reached,\n"
+	       "                           serve from the cache this long "
+	       "(5s)\n"
 	       "    -o max_answer=SIZE     largest catalogue answer accepted "
 	       "(64M)\n"
 	       "    -o max_threads=N       FUSE worker threads (10)\n"

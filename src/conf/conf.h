@@ -48,7 +48,10 @@ struct rfs_conf {
 	double file_ttl;	  /* kernel attribute timeout for files */
 	double replica_ttl;	  /* how long an open reuses a replica list */
 	double negative_ttl;	  /* kernel negative-entry timeout */
-	uint64_t max_answer;	  /* cap on one catalogue answer, bytes */
+	/* after a failed contact, how long to serve from the cache before
+	 * trying the catalogue again */
+	double offline_retry;
+	uint64_t max_answer; /* cap on one catalogue answer, bytes */
 	unsigned max_threads;
 	bool allow_other;
 	char *cache_dir;     /* NULL: the default for this user */

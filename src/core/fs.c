@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fs_int.h"
 #include "util/errmap.h"
@@ -264,14 +265,75 @@ static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 	return 0;
 }
 
+static bool unreachable(int rc);
+
+/* The key of a catalogue answer in the cache: kind, scope, name. */
+void rfs_meta_key(char *key, size_t len, char kind,
+		  const struct rfs_did_rec *rec)
+{
+	snprintf(key, len, "%c\x1f%s\x1f%s", kind, rec->scope,
+		 rec->name ? rec->name : "");
+}
+
+/* Keeps a copy of a listing for the days the catalogue is out of reach. */
+static void save_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+			  const struct rfs_did_list *dl)
+{
+	struct rfs_buf b;
+	char key[1024];
+	int rc;
+
+	if (!fs->cache)
+		return;
+	rfs_buf_init(&b, fs->conf->max_answer);
+	rc = rec->type == RFS_DID_ROOT ? rfs_scopes_to_json(dl, &b)
+				       : rfs_dids_to_stream(dl, &b);
+	rfs_meta_key(key, sizeof(key), 'L', rec);
+	if (!rc)
+		rfs_cache_meta_put(fs->cache, key, b.data ? b.data : "", b.len);
+	rfs_buf_release(&b);
+}
+
+static int load_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+			 struct rfs_did_list *dl)
+{
+	char key[1024];
+	time_t stored;
+	void *val;
+	size_t len;
+	int rc;
+
+	if (!fs->cache)
+		return -ENOENT;
+	rfs_meta_key(key, sizeof(key), 'L', rec);
+	rc = rfs_cache_meta_get(fs->cache, key, &val, &len, &stored);
+	if (rc)
+		return rc;
+	rc = rec->type == RFS_DID_ROOT ? rfs_parse_scopes(val, len, dl)
+				       : rfs_parse_dids(val, len, dl, NULL);
+	free(val);
+	return rc;
+}
+
+/*
+ * A listing from the catalogue, or, when it cannot be reached, the copy
+ * kept in the cache (*@offline is then true).
+ */
 static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-			 struct listing **out)
+			 struct listing **out, bool *offline)
 {
 	struct rfs_did_list dl;
 	int rc;
 
+	*offline = false;
 	rfs_did_list_init(&dl);
 	rc = fetch_children(fs, rec, &dl);
+	if (!rc) {
+		save_children(fs, rec, &dl);
+	} else if (unreachable(rc) && load_children(fs, rec, &dl) == 0) {
+		*offline = true;
+		rc = 0;
+	}
 	if (!rc)
 		rc = build_listing(rec, &dl, out);
 	rfs_did_list_release(&dl);
@@ -281,6 +343,7 @@ static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 /* Errors that say the catalogue could not be reached, not that it said no */
 static bool unreachable(int rc)
 {
+	/* -EHOSTUNREACH also while the catalogue's offline window is open */
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH ||
 	       rc == -ECONNRESET || rc == -EBUSY;
 }
@@ -453,8 +516,12 @@ static void fill_attr(struct rfs_fs *fs, uint64_t ino,
 static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 			struct listing **out)
 {
+	double retry = fs->conf->offline_retry < fs->conf->dir_ttl
+			       ? fs->conf->offline_retry
+			       : fs->conf->dir_ttl;
 	struct rfs_did_rec rec;
 	struct listing *fresh = NULL;
+	bool offline = false;
 	int rc;
 
 	pthread_mutex_lock(&fs->table_lock);
@@ -473,7 +540,7 @@ static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 	pthread_mutex_unlock(&fs->table_lock);
 
 	if (!rc)
-		rc = fetch_listing(fs, &rec, &fresh);
+		rc = fetch_listing(fs, &rec, &fresh, &offline);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n->list_busy = false;
@@ -481,7 +548,9 @@ static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 	if (!rc) {
 		listing_put(n->list);
 		n->list = fresh;
-		n->list_time = rfs_now();
+		/* an offline copy is asked for again once the retry is due */
+		n->list_time =
+			rfs_now() - (offline ? fs->conf->dir_ttl - retry : 0);
 	}
 	if (!rc || (n->list && unreachable(rc))) {
 		*out = listing_get(n->list);
@@ -594,6 +663,16 @@ void rfs_fs_start(struct rfs_fs *fs)
 			cc.dir, rfs_errno_reason(rc));
 		fs->cache = NULL;
 	}
+}
+
+bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc)
+{
+	char path[4096];
+
+	if (!unreachable(rc) || !fs->conf->cache)
+		return false;
+	snprintf(path, sizeof(path), "%s/data.mdb", fs->conf->cache_dir);
+	return access(path, R_OK) == 0;
 }
 
 int rfs_fs_check(struct rfs_fs *fs)
@@ -739,6 +818,12 @@ static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 	rfs_did_rec_release(&rec);
 	if (rc)
 		return rc;
+	/* a cache-only set (offline, nothing known) stays with this open
+	 * only, so the next open asks the catalogue again */
+	if (r->n == 0) {
+		*out = r;
+		return 0;
+	}
 	pthread_mutex_lock(&fs->table_lock);
 	old = n->reps;
 	n->reps = rfs_replicas_get(r);

@@ -10,6 +10,7 @@
 #ifndef RFS_FS_H
 #define RFS_FS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -63,6 +64,12 @@ void rfs_fs_start(struct rfs_fs *fs);
 
 /* First contact: logs in and lists the scopes; errors are logged. */
 int rfs_fs_check(struct rfs_fs *fs);
+
+/*
+ * Whether a failed first contact (@rc) may still mount: the catalogue is
+ * out of reach, not refusing us, and a cache from earlier mounts exists.
+ */
+bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc);
 
 /* Counts one kernel reference on success, released by rfs_fs_forget. */
 int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,

@@ -67,6 +67,10 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 double rfs_now(void);
 
+/* The cache key of a catalogue answer: 'L' listings, 'R' replicas. */
+void rfs_meta_key(char *key, size_t len, char kind,
+		  const struct rfs_did_rec *rec);
+
 /* read.c */
 int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replicas **out);

@@ -105,16 +105,85 @@ static int build(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return 0;
 }
 
+static void save_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			  const struct rfs_replica_list *l)
+{
+	struct rfs_buf b;
+	char key[1024];
+
+	if (!fs->cache)
+		return;
+	rfs_buf_init(&b, fs->conf->max_answer);
+	rfs_meta_key(key, sizeof(key), 'R', did);
+	if (rfs_replicas_to_stream(l, &b) == 0)
+		rfs_cache_meta_put(fs->cache, key, b.data ? b.data : "", b.len);
+	rfs_buf_release(&b);
+}
+
+static int load_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replica_list *l)
+{
+	char key[1024];
+	time_t stored;
+	void *val;
+	size_t len;
+	int rc;
+
+	if (!fs->cache)
+		return -ENOENT;
+	rfs_meta_key(key, sizeof(key), 'R', did);
+	rc = rfs_cache_meta_get(fs->cache, key, &val, &len, &stored);
+	if (rc)
+		return rc;
+	rc = rfs_parse_replicas(val, len, l);
+	free(val);
+	return rc;
+}
+
+/*
+ * Offline and never opened before: no replica is known, but every block
+ * may be in the cache. Reads of missing blocks fail with EIO at once.
+ */
+static int cache_only(const struct rfs_did_rec *did, struct rfs_replicas **out)
+{
+	struct rfs_replicas *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->refs = 1;
+	r->size = did->bytes;
+	*out = r;
+	return did->has_bytes ? 0 : (free(r), -EIO);
+}
+
+static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replica_list *l, bool *offline)
+{
+	int rc = rfs_catalog_list_replicas(fs->cat, did->scope, did->name, l);
+
+	*offline = false;
+	if (!rc) {
+		save_replicas(fs, did, l);
+		return 0;
+	}
+	if (rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH &&
+	    rc != -ECONNRESET)
+		return rc;
+	*offline = true;
+	return load_replicas(fs, did, l) == 0 ? 0 : rc;
+}
+
 int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replicas **out)
 {
 	struct rfs_replica_list l = { NULL, 0 };
 	const struct rfs_replica_rec *rec;
+	bool offline;
 	int rc;
 
-	rc = rfs_catalog_list_replicas(fs->cat, did->scope, did->name, &l);
+	rc = list_replicas(fs, did, &l, &offline);
 	if (rc)
-		return rc;
+		return offline && fs->cache ? cache_only(did, out) : rc;
 	rec = find_file(&l, did);
 	if (!rec || rec->npfn == 0) {
 		rfs_log_limited(LOG_ERR, did->name,
@@ -179,6 +248,13 @@ ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
 	ssize_t got = -EIO;
 	int rc;
 
+	if (r->n == 0) {
+		rfs_log_limited(LOG_ERR, "offline-miss",
+				"read '%s:%s': the catalogue is out of reach "
+				"and these bytes are not cached",
+				did->scope, did->name);
+		return -EIO;
+	}
 	rc = rfs_catalog_storage_token(fs->cat, &bearer);
 	if (rc)
 		return rc;

@@ -202,3 +202,47 @@ def test_cache_off(lake41, mount_factory):
     with pytest.raises(OSError):
         os.getxattr(find_path(m, f), "user.ruciofs.cached")
     assert not os.path.exists(os.path.join(m.cache, "data.mdb"))
+
+
+def test_offline_listing_stat_and_reading(lake41, mount_factory):
+    files = cacheable(lake41)[:8]
+    m = mount_factory(lake41, "offline_retry=1")
+    listed = {}
+    for f in files:
+        p = find_path(m, f)
+        listed[os.path.dirname(p)] = sorted(os.listdir(os.path.dirname(p)))
+        assert sha256_of(p) == f["sha256"]
+    top = sorted(os.listdir(m.dir))
+    m.unmount()
+    never = [f for f in replicated(lake41)
+             if os.path.dirname(f["paths"][0]) not in
+             {os.path.relpath(d, m.dir) for d in listed}
+             and 0 < f["size"] < 1 << 20][0]
+    lake41.stop_catalogue()
+    lake41.stop_rse("NGINX_DISK")
+    lake41.stop_rse("XRD_DISK")
+    try:
+        m2 = mount_factory(lake41, "cache_dir=" + m.cache, "offline_retry=1",
+                           "connect_timeout=1", "io_timeout=2")
+        assert "mounting offline" in m2.logtext()
+        assert sorted(os.listdir(m2.dir)) == top
+        for d, names in listed.items():
+            rel = os.path.relpath(d, m.dir)
+            assert sorted(os.listdir(m2.path(rel))) == names
+        for f in files:
+            p = find_path(m2, f)
+            assert os.stat(p).st_size == f["size"]
+            assert sha256_of(p) == f["sha256"]
+        # what was never cached fails, promptly
+        t = time.time()
+        with pytest.raises(OSError) as e:
+            os.stat(find_path(m2, never))
+        assert e.value.errno == 5
+        assert time.time() - t < 5
+    finally:
+        lake41.start_catalogue()
+        lake41.start_rse("NGINX_DISK")
+        lake41.start_rse("XRD_DISK")
+    # the link is back: used again without a remount
+    time.sleep(1.5)
+    assert sha256_of(find_path(m2, never)) == never["sha256"]

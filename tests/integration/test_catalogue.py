@@ -77,7 +77,8 @@ def test_daemon_mode_and_clean_unmount(lake41, tmp_path):
 
 
 def test_catalogue_down_is_a_prompt_error(lake41, mount_factory):
-    m = mount_factory(lake41, "connect_timeout=2", "io_timeout=3")
+    m = mount_factory(lake41, "connect_timeout=2", "io_timeout=3",
+                      "offline_retry=1")
     scope = sorted(os.listdir(m.dir))[0]
     lake41.stop_catalogue()
     try:
@@ -91,8 +92,9 @@ def test_catalogue_down_is_a_prompt_error(lake41, mount_factory):
         assert m.alive()
     finally:
         lake41.start_catalogue()
-    # and when it is back, it is used again without a remount
-    time.sleep(0.2)
+    # and when it is back, it is used again without a remount, once the
+    # offline window (offline_retry) has passed
+    time.sleep(1.2)
     assert os.listdir(m.path(others[0])) is not None
 
 
