@@ -106,9 +106,9 @@ int rfs_cache_check_dir(const char *dir, char *err, size_t errlen)
 		return rc;
 	}
 	if (access(dir, R_OK | W_OK | X_OK)) {
-		snprintf(err, errlen, "cache_dir '%s': %s", dir,
-			 strerror(errno));
-		return -errno;
+		rc = -errno;
+		snprintf(err, errlen, "cache_dir '%s': %s", dir, strerror(-rc));
+		return rc;
 	}
 	if (statfs(dir, &sfs) == 0 && network_fs((long)sfs.f_type)) {
 		snprintf(err, errlen,
@@ -185,18 +185,23 @@ static int load_usage(struct rfs_cache *c)
 	if (rc)
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_cursor_open(txn, c->files, &cur);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rfs_errno_from_mdb(rc);
+	}
 	for (int op = MDB_FIRST; !rc; op = MDB_NEXT) {
-		const struct file_rec *f;
+		struct file_rec f; /* copied: LMDB data is not aligned */
 
 		rc = mdb_cursor_get(cur, &k, &v, op);
-		if (rc || v.mv_size < sizeof(*f))
+		if (rc || v.mv_size < sizeof(f))
 			continue;
-		f = v.mv_data;
-		c->st.used += f->bytes;
+		memcpy(&f, v.mv_data, sizeof(f));
+		c->st.used += f.bytes;
 		c->st.files++;
-		if (f->flags & FILE_PINNED)
-			c->st.pinned += f->bytes;
+		if (f.flags & FILE_PINNED)
+			c->st.pinned += f.bytes;
 	}
+	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
 }
@@ -398,18 +403,21 @@ static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* -EINVAL: the caller asked for another length; -EBADMSG: corrupt. */
 static int check_block(const MDB_val *v, size_t len)
 {
 	const unsigned char *p = v->mv_data;
 	uint32_t crc, n;
 
-	if (v->mv_size != HDR_LEN + len)
+	if (v->mv_size < HDR_LEN)
 		return -EBADMSG;
 	memcpy(&crc, p, 4);
 	memcpy(&n, p + 4, 4);
-	if (n != len || rfs_crc32c(0, p + HDR_LEN, len) != crc)
+	if (n != v->mv_size - HDR_LEN)
 		return -EBADMSG;
-	return 0;
+	if (n != len)
+		return -EINVAL;
+	return rfs_crc32c(0, p + HDR_LEN, len) == crc ? 0 : -EBADMSG;
 }
 
 static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -431,6 +439,12 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 	MDB_txn *txn;
 	int rc;
 
+	/* the queue first: a block leaves it only once committed, so
+	 * looking there before LMDB cannot miss one between the two */
+	if (get_queued(c, id, idx, buf, len)) {
+		count(c, true, len, false);
+		return 0;
+	}
 	blk_key(k, id, idx);
 	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
@@ -444,8 +458,8 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		rc = rfs_errno_from_mdb(rc);
 	}
 	mdb_txn_abort(txn);
-	if (rc == -ENOENT && get_queued(c, id, idx, buf, len))
-		rc = 0;
+	if (rc == -EINVAL)
+		return rc;
 	if (rc == -EBADMSG) {
 		rfs_log_limited(LOG_WARNING, "cache-crc",
 				"cache: block %llu of a file failed its "
@@ -462,6 +476,28 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return rc;
 }
 
+bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint64_t idx)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	bool found = false;
+	MDB_txn *txn;
+
+	/* the queue first, for the same reason as in rfs_cache_get */
+	pthread_mutex_lock(&c->lock);
+	for (struct op *o = c->head; o && !found; o = o->next)
+		found = o->kind == OP_PUT && o->idx == idx &&
+			!memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN);
+	pthread_mutex_unlock(&c->lock);
+	blk_key(k, id, idx);
+	if (!found && mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) == 0) {
+		found = mdb_get(txn, c->blk, &key, &v) == 0;
+		mdb_txn_abort(txn);
+	}
+	return found;
+}
+
 int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t *nblocks, bool *pinned)
 {
@@ -475,10 +511,11 @@ int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->files, &key, &v);
 	if (rc == 0 && v.mv_size >= sizeof(struct file_rec)) {
-		const struct file_rec *f = v.mv_data;
+		struct file_rec f; /* copied: LMDB data is not aligned */
 
-		*nblocks = f->nblocks;
-		*pinned = f->flags & FILE_PINNED;
+		memcpy(&f, v.mv_data, sizeof(f));
+		*nblocks = f.nblocks;
+		*pinned = f.flags & FILE_PINNED;
 	}
 	mdb_txn_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
@@ -550,8 +587,13 @@ int rfs_cache_evict(struct rfs_cache *c, const struct rfs_cache_id *id)
 int rfs_cache_meta_put(struct rfs_cache *c, const char *key, const void *val,
 		       size_t len)
 {
-	struct op *o = new_op(OP_META, NULL);
+	size_t klen = strlen(key);
+	struct op *o;
 
+	/* a key LMDB refuses would make the writer drop a whole batch */
+	if (klen == 0 || klen > (size_t)mdb_env_get_maxkeysize(c->env))
+		return -EINVAL;
+	o = new_op(OP_META, NULL);
 	if (!o)
 		return -ENOMEM;
 	o->key = strdup(key);

@@ -86,6 +86,10 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  const struct rfs_cache_file *f, uint64_t idx, const void *buf,
 		  size_t len);
 
+/* Whether block @idx of @id is stored or queued (no copy, no check). */
+bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint64_t idx);
+
 /* Waits until everything queued so far is committed (tests, ctl). */
 void rfs_cache_flush(struct rfs_cache *c);
 

@@ -25,7 +25,8 @@ struct delta {
 	uint64_t evicted;
 };
 
-#define VERIFY_MAX 64
+/* every file a batch can complete: one per op at most */
+#define VERIFY_MAX BATCH_MAX
 
 struct batch {
 	struct op *first;
@@ -420,8 +421,13 @@ static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
 	memset(d, 0, sizeof(*d));
 	b->nverify = 0;
 	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
-	for (size_t i = 0; !rc && i < b->n; i++, o = o->next)
+	for (size_t i = 0; !rc && i < b->n; i++) {
 		rc = apply_op(c, txn, o, d, b);
+		/* never read past the batch: enqueue() may be writing the
+		 * last op's next pointer right now */
+		if (i + 1 < b->n)
+			o = o->next;
+	}
 	if (!rc)
 		rc = apply_touches(c, txn, b);
 	if (rc) {
@@ -436,13 +442,36 @@ static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
  * try once more; if it still does not fit, these blocks are just not
  * cached (the reads that fetched them were served already).
  */
+static size_t batch_puts(const struct batch *b)
+{
+	const struct op *o = b->first;
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->n; i++, o = i < b->n ? o->next : o)
+		n += o->kind == OP_PUT;
+	return n;
+}
+
+/* The filesystem is full (LMDB says EIO for a short write) or the map. */
+static bool full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL || rc == ENOSPC ||
+	       rc == EIO || rc == EDQUOT;
+}
+
 static void write_batch(struct rfs_cache *c, struct batch *b)
 {
 	struct delta d;
 	int rc = commit_batch(c, b, &d);
 
-	if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == MDB_TXN_FULL) {
-		evict_to(c, c->quota / 2);
+	if (full(rc)) {
+		/* the disk may be smaller than the quota: make room relative
+		 * to what is used, at least this batch's size */
+		uint64_t used = used_now(c), room = used / 4;
+
+		if (room < b->bytes)
+			room = b->bytes;
+		evict_to(c, used > room ? used - room : 0);
 		rc = commit_batch(c, b, &d);
 	}
 	if (rc) {
@@ -451,7 +480,7 @@ static void write_batch(struct rfs_cache *c, struct batch *b)
 				"go on from the network",
 				b->n, mdb_strerror(rc));
 		pthread_mutex_lock(&c->lock);
-		c->st.dropped += b->n;
+		c->st.dropped += batch_puts(b);
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}

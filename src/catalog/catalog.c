@@ -740,3 +740,19 @@ int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
 	free(req);
 	return rc;
 }
+
+int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
+			   const char *name, struct rfs_did_list *out)
+{
+	struct rfs_buf path;
+	int rc;
+
+	rfs_buf_init(&path, 4096);
+	rc = did_path(&path, scope, name, "/files");
+	if (!rc)
+		rc = get_dids(cat, path.data, out);
+	rfs_buf_release(&path);
+	for (size_t i = 0; !rc && i < out->n; i++)
+		out->v[i].type = RFS_DID_FILE;
+	return rc;
+}

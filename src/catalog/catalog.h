@@ -36,6 +36,9 @@ int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
 /* GET /dids/{scope}/{name}/dids: direct children */
 int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
 			     const char *name, struct rfs_did_list *out);
+/* GET /dids/{scope}/{name}/files: every file below a DID (or itself). */
+int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
+			   const char *name, struct rfs_did_list *out);
 /*
  * POST /dids/bulkmeta for every record of @l, in batches; fills in
  * created/updated times and missing sizes and checksums in place.

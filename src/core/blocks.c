@@ -72,8 +72,8 @@ static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e, char *out)
 	return rc;
 }
 
-static int fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx, char *out,
-		 size_t len)
+int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		     char *out, size_t len)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	struct rfs_cache_file cf = { f->reps->size, "", f->didstr };
@@ -127,7 +127,7 @@ static int get_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 {
 	int rc = rfs_cache_get(fs->cache, &f->cid, idx, out, len);
 
-	return rc == 0 ? 0 : fetch(fs, f, idx, out, len);
+	return rc == 0 ? 0 : rfs_blocks_fetch(fs, f, idx, out, len);
 }
 
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,

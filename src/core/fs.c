@@ -584,6 +584,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_cond_init(&fs->list_cv, NULL);
 	pthread_mutex_init(&fs->inflight_lock, NULL);
 	pthread_cond_init(&fs->inflight_cv, NULL);
+	pthread_mutex_init(&fs->stats_lock, NULL);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	fs->root = calloc(1, sizeof(*fs->root));
@@ -623,11 +624,13 @@ void rfs_fs_free(struct rfs_fs *fs)
 	if (fs->root && !fs->nnodes)
 		free_node(fs->root);
 	free(fs->buckets);
+	rfs_ctl_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);
+	pthread_mutex_destroy(&fs->stats_lock);
 	pthread_cond_destroy(&fs->list_cv);
 	pthread_mutex_destroy(&fs->table_lock);
 	free(fs);
@@ -662,7 +665,34 @@ void rfs_fs_start(struct rfs_fs *fs)
 			"network only",
 			cc.dir, rfs_errno_reason(rc));
 		fs->cache = NULL;
+		return;
 	}
+	rc = rfs_ctl_start(fs);
+	if (rc)
+		rfs_err("control socket in '%s' not available: %s", cc.dir,
+			rfs_errno_reason(rc));
+}
+
+int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		   struct rfs_file **out)
+{
+	struct rfs_file *f = calloc(1, sizeof(*f));
+	int rc = f ? rfs_did_rec_copy(&f->did, rec) : -ENOMEM;
+
+	if (!rc)
+		rc = rfs_replicas_resolve(fs, &f->did, &f->reps);
+	if (rc) {
+		if (f)
+			rfs_did_rec_release(&f->did);
+		free(f);
+		return rc;
+	}
+	f->ino = rfs_ino_of(rec->scope, rec->name);
+	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
+	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
+		 f->did.name);
+	*out = f;
+	return 0;
 }
 
 bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc)
@@ -989,6 +1019,13 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 
 	if (!n)
 		return -ESTALE;
+	/* hidden (not listed): where ruciofs-ctl finds this mount's socket */
+	if (!strcmp(name, "user.ruciofs.ctl")) {
+		rc = rfs_ctl_path(fs) ? rfs_buf_addstr(out, rfs_ctl_path(fs))
+				      : -ENODATA;
+		node_put(fs, n);
+		return rc;
+	}
 	for (id = 0; id < X_COUNT && strcmp(name, xattr_names[id]); id++)
 		;
 	pthread_mutex_lock(&fs->table_lock);

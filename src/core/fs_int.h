@@ -51,7 +51,31 @@ struct rfs_fs {
 	pthread_mutex_t inflight_lock;
 	pthread_cond_t inflight_cv;
 	struct rfs_inflight *inflight;
+
+	/* counters for status: bytes from the network, per-endpoint
+	 * errors; stats_lock is a leaf lock */
+	pthread_mutex_t stats_lock;
+	uint64_t net_bytes;
+	struct rfs_endpoint_stats {
+		char rse[64];
+		uint64_t bytes;
+		uint64_t errors;
+	} eps[32];
+	struct rfs_ctl *ctl;
 };
+
+/* read.c: one more transfer of @bytes (0: failed) from endpoint @rse */
+void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes,
+		  bool failed);
+
+/* ctl.c: the control socket beside the cache (prefetch, pin, status) */
+int rfs_ctl_start(struct rfs_fs *fs);
+void rfs_ctl_stop(struct rfs_fs *fs);
+/* The socket's path, or NULL when there is none. */
+const char *rfs_ctl_path(struct rfs_fs *fs);
+/* A file as the read path wants it, for a DID from a /files listing. */
+int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		   struct rfs_file **out);
 
 struct rfs_file {
 	uint64_t ino;
@@ -62,6 +86,9 @@ struct rfs_file {
 };
 
 /* blocks.c: the read path through the block cache */
+/* Fetches block @idx from the replicas (once for all waiters), stores it */
+int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		     char *out, size_t len);
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off);
 

@@ -264,6 +264,8 @@ ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
 
 		got = s->tp->ops->pread(s->tp, s->url, bearer, buf, size, off,
 					r->size);
+		rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
+			     got != (ssize_t)size);
 		if (got == (ssize_t)size) {
 			if (idx != first)
 				__atomic_store_n(&r->preferred, idx,
@@ -288,4 +290,22 @@ int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
 		rc = rfs_buf_printf(out, "%s%s", i ? "\n" : "",
 				    r->src[(first + i) % r->n].url);
 	return rc;
+}
+
+void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes,
+		  bool failed)
+{
+	size_t i, n = sizeof(fs->eps) / sizeof(fs->eps[0]);
+
+	pthread_mutex_lock(&fs->stats_lock);
+	fs->net_bytes += failed ? 0 : bytes;
+	for (i = 0; i < n && fs->eps[i].rse[0]; i++)
+		if (!strcmp(fs->eps[i].rse, rse))
+			break;
+	if (i < n) { /* past 32 endpoints, the rest go uncounted */
+		snprintf(fs->eps[i].rse, sizeof(fs->eps[i].rse), "%s", rse);
+		fs->eps[i].bytes += failed ? 0 : bytes;
+		fs->eps[i].errors += failed ? 1 : 0;
+	}
+	pthread_mutex_unlock(&fs->stats_lock);
 }

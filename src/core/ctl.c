@@ -1,0 +1,484 @@
+/*
+ * The control socket: <cache_dir>/ctl.sock, mode 0600, served by one
+ * accept thread and a thread per client. Only the mounting user and root
+ * may talk to it (SO_PEERCRED). A client sends one JSON request line and
+ * reads JSON lines back, the last one {"done": true, ...}.
+ *
+ *   {"op": "status"}
+ *   {"op": "prefetch", "did": "scope:name", "pin": true|false}
+ *   {"op": "unpin", "did": "scope:name"}
+ *   {"op": "evict", "did": "scope:name"}
+ *
+ * A prefetch skips the blocks already cached, so an interrupted one
+ * resumes where it stopped; it stops when the client goes away.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "core/fs_int.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+#define REQ_MAX (64 * 1024)
+#define PROGRESS_EVERY 0.25 /* seconds between progress lines */
+
+struct rfs_ctl {
+	int fd;
+	int stop_pipe[2];
+	pthread_t thread;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct client {
+	struct rfs_fs *fs;
+	int fd;
+};
+
+/* One JSON line to the client; takes @o. False once the client is gone. */
+static bool send_json(int fd, json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	size_t len = s ? strlen(s) : 0, off = 0;
+	bool ok = s != NULL;
+
+	while (ok && off <= len) {
+		const char *p = off < len ? s + off : "\n";
+		ssize_t n =
+			send(fd, p, off < len ? len - off : 1, MSG_NOSIGNAL);
+
+		ok = n > 0;
+		off += ok ? (size_t)n : 0;
+	}
+	free(s);
+	json_decref(o);
+	return ok;
+}
+
+static bool send_done(int fd, int rc, const char *msg)
+{
+	json_t *o = json_pack("{s:b,s:b}", "done", 1, "ok", rc == 0);
+
+	if (o && rc)
+		json_object_set_new(o, "error",
+				    json_string(msg ? msg : strerror(-rc)));
+	return send_json(fd, o);
+}
+
+static json_t *status_json(struct rfs_fs *fs)
+{
+	struct rfs_cache_stats st;
+	json_t *eps = json_object(), *o;
+
+	rfs_cache_stats(fs->cache, &st);
+	pthread_mutex_lock(&fs->stats_lock);
+	for (size_t i = 0; eps && i < sizeof(fs->eps) / sizeof(fs->eps[0]) &&
+			   fs->eps[i].rse[0];
+	     i++)
+		json_object_set_new(eps, fs->eps[i].rse,
+				    json_pack("{s:I,s:I}", "bytes",
+					      (json_int_t)fs->eps[i].bytes,
+					      "errors",
+					      (json_int_t)fs->eps[i].errors));
+	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+		      "cache_dir", fs->conf->cache_dir, "block_size",
+		      (json_int_t)fs->conf->block_size, "quota",
+		      (json_int_t)st.quota, "used", (json_int_t)st.used,
+		      "pinned", (json_int_t)st.pinned, "files",
+		      (json_int_t)st.files, "hits", (json_int_t)st.hits,
+		      "misses", (json_int_t)st.misses, "cache_bytes",
+		      (json_int_t)st.hit_bytes, "net_bytes",
+		      (json_int_t)fs->net_bytes, "corrupt",
+		      (json_int_t)st.corrupt, "evicted", (json_int_t)st.evicted,
+		      "dropped", (json_int_t)st.dropped);
+	pthread_mutex_unlock(&fs->stats_lock);
+	if (o)
+		json_object_set_new(o, "endpoints", eps);
+	else
+		json_decref(eps);
+	if (o)
+		json_object_set_new(o, "offline",
+				    json_boolean(rfs_catalog_offline(fs->cat)));
+	return o;
+}
+
+/* Every file below "scope:name", once each. */
+static int expand(struct rfs_fs *fs, const char *did, struct rfs_did_list *l)
+{
+	const char *colon = strchr(did, ':');
+	char scope[256];
+	int rc;
+
+	if (!colon || colon == did || (size_t)(colon - did) >= sizeof(scope))
+		return -EINVAL;
+	memcpy(scope, did, colon - did);
+	scope[colon - did] = '\0';
+	rc = rfs_catalog_list_files(fs->cat, scope, colon + 1, l);
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		for (size_t j = i + 1; j < l->n;) {
+			if (strcmp(l->v[i].scope, l->v[j].scope) ||
+			    strcmp(l->v[i].name, l->v[j].name)) {
+				j++;
+				continue;
+			}
+			rfs_did_rec_release(&l->v[j]);
+			l->v[j] = l->v[--l->n];
+		}
+	}
+	return rc;
+}
+
+static void file_info(const struct rfs_did_rec *r, struct rfs_cache_id *id,
+		      struct rfs_cache_file *cf, char *didstr, size_t len)
+{
+	snprintf(didstr, len, "%s:%s", r->scope, r->name);
+	rfs_cache_id_of(id, r->scope, r->name, r->adler32);
+	cf->size = r->bytes;
+	memcpy(cf->adler32, r->adler32, sizeof(cf->adler32));
+	cf->did = didstr;
+}
+
+struct progress {
+	int fd;
+	uint64_t files, bytes, files_done, bytes_done, cached_before;
+	double last;
+	bool gone;
+};
+
+static void report(struct progress *p, bool force)
+{
+	double now = rfs_now();
+
+	if (p->gone || (!force && now - p->last < PROGRESS_EVERY))
+		return;
+	p->last = now;
+	p->gone = !send_json(
+		p->fd, json_pack("{s:{s:I,s:I,s:I,s:I}}", "progress", "files",
+				 (json_int_t)p->files, "files_done",
+				 (json_int_t)p->files_done, "bytes",
+				 (json_int_t)p->bytes, "bytes_done",
+				 (json_int_t)p->bytes_done));
+}
+
+/* Fills the cache with every block of one file not yet there. */
+static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
+			 struct progress *p)
+{
+	uint64_t bs = fs->conf->block_size;
+	struct rfs_file *f = NULL;
+	char *buf = malloc(bs);
+	int rc = buf ? rfs_fs_file_of(fs, r, &f) : -ENOMEM;
+
+	for (uint64_t idx = 0; !rc && idx * bs < f->reps->size && !p->gone;
+	     idx++) {
+		size_t len = (size_t)(f->reps->size - idx * bs < bs
+					      ? f->reps->size - idx * bs
+					      : bs);
+
+		if (rfs_cache_has(fs->cache, &f->cid, idx))
+			p->cached_before += len;
+		else
+			rc = rfs_blocks_fetch(fs, f, idx, buf, len);
+		p->bytes_done += rc ? 0 : len;
+		report(p, false);
+	}
+	if (f)
+		rfs_fs_release(fs, f);
+	free(buf);
+	return rc;
+}
+
+/* Would pinning @l pass the quota? Says so before anything is fetched. */
+static int check_pin_quota(struct rfs_fs *fs, const struct rfs_did_list *l,
+			   char *msg, size_t len)
+{
+	struct rfs_cache_stats st;
+	uint64_t want = 0, nb;
+	bool pinned;
+
+	rfs_cache_stats(fs->cache, &st);
+	for (size_t i = 0; i < l->n; i++) {
+		struct rfs_cache_id id;
+
+		rfs_cache_id_of(&id, l->v[i].scope, l->v[i].name,
+				l->v[i].adler32);
+		if (rfs_cache_file_state(fs->cache, &id, &nb, &pinned) ||
+		    !pinned)
+			want += l->v[i].bytes;
+	}
+	if (st.pinned + want <= st.quota)
+		return 0;
+	snprintf(msg, len,
+		 "pinning %llu more bytes would pass the cache quota (%llu "
+		 "bytes, %llu already pinned)",
+		 (unsigned long long)want, (unsigned long long)st.quota,
+		 (unsigned long long)st.pinned);
+	return -ENOSPC;
+}
+
+static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
+		       bool pin, char *msg, size_t mlen)
+{
+	struct progress p = { .fd = fd, .files = l->n };
+	int rc = 0, failed = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		p.bytes += l->v[i].bytes;
+	if (pin && (rc = check_pin_quota(fs, l, msg, mlen)))
+		return rc;
+	report(&p, true);
+	for (size_t i = 0; i < l->n && !p.gone; i++) {
+		struct rfs_cache_file cf;
+		struct rfs_cache_id id;
+		char didstr[520];
+
+		file_info(&l->v[i], &id, &cf, didstr, sizeof(didstr));
+		if (pin)
+			rfs_cache_pin(fs->cache, &id, &cf, true);
+		if (prefetch_file(fs, &l->v[i], &p)) {
+			failed++;
+			snprintf(msg, mlen,
+				 "%d files could not be fetched (last: %.200s)",
+				 failed, didstr);
+		}
+		p.files_done++;
+		report(&p, true);
+	}
+	rfs_cache_flush(fs->cache);
+	if (!p.gone)
+		send_json(fd, json_pack("{s:I}", "cached_before",
+					(json_int_t)p.cached_before));
+	return p.gone ? -ECONNABORTED : failed ? -EIO : 0;
+}
+
+static int do_each(struct rfs_fs *fs, const struct rfs_did_list *l,
+		   const char *op)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < l->n && !rc; i++) {
+		struct rfs_cache_file cf;
+		struct rfs_cache_id id;
+		char didstr[520];
+
+		file_info(&l->v[i], &id, &cf, didstr, sizeof(didstr));
+		rc = !strcmp(op, "unpin")
+			     ? rfs_cache_pin(fs->cache, &id, &cf, false)
+			     : rfs_cache_evict(fs->cache, &id);
+	}
+	return rc;
+}
+
+static void serve(struct rfs_fs *fs, int fd, json_t *req)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	const char *did = json_string_value(json_object_get(req, "did"));
+	bool pin = json_is_true(json_object_get(req, "pin"));
+	struct rfs_did_list l;
+	char msg[512] = "";
+	int rc;
+
+	if (op && !strcmp(op, "status")) {
+		send_json(fd, status_json(fs));
+		send_done(fd, 0, NULL);
+		return;
+	}
+	if (!op || !did ||
+	    (strcmp(op, "prefetch") && strcmp(op, "unpin") &&
+	     strcmp(op, "evict"))) {
+		send_done(fd, -EINVAL, "unknown request");
+		return;
+	}
+	rfs_did_list_init(&l);
+	rc = expand(fs, did, &l);
+	if (!rc && l.n == 0)
+		rc = -ENOENT;
+	if (rc) {
+		snprintf(msg, sizeof(msg), "'%s': %s", did,
+			 rc == -ENOENT ? "no such DID or no files"
+				       : strerror(-rfs_fs_errno(rc)));
+	} else if (!strcmp(op, "prefetch")) {
+		rc = do_prefetch(fs, fd, &l, pin, msg, sizeof(msg));
+	} else {
+		rc = do_each(fs, &l, op);
+		rfs_cache_flush(fs->cache);
+	}
+	rfs_did_list_release(&l);
+	if (rc != -ECONNABORTED)
+		send_done(fd, rc, msg[0] ? msg : NULL);
+}
+
+static bool peer_allowed(struct rfs_fs *fs, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return false;
+	return cred.uid == 0 || cred.uid == fs->conf->uid;
+}
+
+static json_t *read_request(int fd)
+{
+	struct timeval tv = { 10, 0 };
+	char *buf = malloc(REQ_MAX + 1);
+	size_t n = 0;
+	json_t *req = NULL;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (buf && n < REQ_MAX && !memchr(buf, '\n', n)) {
+		ssize_t got = recv(fd, buf + n, REQ_MAX - n, 0);
+
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+	}
+	if (buf && n && memchr(buf, '\n', n))
+		req = json_loadb(buf, n, JSON_DISABLE_EOF_CHECK, NULL);
+	free(buf);
+	return req;
+}
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	json_t *req;
+
+	if (!peer_allowed(c->fs, c->fd)) {
+		send_done(c->fd, -EACCES, "only the mounting user and root");
+	} else if ((req = read_request(c->fd))) {
+		serve(c->fs, c->fd, req);
+		json_decref(req);
+	} else {
+		send_done(c->fd, -EINVAL, "bad request");
+	}
+	close(c->fd);
+	free(c);
+	return NULL;
+}
+
+static void spawn_client(struct rfs_fs *fs, int fd)
+{
+	struct client *c = malloc(sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fs = fs;
+	c->fd = fd;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, client_main, c)) {
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void *accept_main(void *arg)
+{
+	struct rfs_fs *fs = arg;
+	struct rfs_ctl *ctl = fs->ctl;
+
+	for (;;) {
+		struct pollfd p[2] = { { ctl->fd, POLLIN, 0 },
+				       { ctl->stop_pipe[0], POLLIN, 0 } };
+		int fd;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			spawn_client(fs, fd);
+	}
+	return NULL;
+}
+
+static int listen_on(struct rfs_ctl *ctl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int rc;
+
+	memcpy(sa.sun_path, ctl->path, sizeof(sa.sun_path));
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctl->fd < 0)
+		return -errno;
+	unlink(ctl->path); /* a daemon that died left it */
+	old = umask(0077);
+	rc = bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc || listen(ctl->fd, 16))
+		return -errno;
+	return 0;
+}
+
+int rfs_ctl_start(struct rfs_fs *fs)
+{
+	struct rfs_ctl *ctl = calloc(1, sizeof(*ctl));
+	int n, rc;
+
+	if (!ctl)
+		return -ENOMEM;
+	ctl->fd = -1;
+	ctl->stop_pipe[0] = ctl->stop_pipe[1] = -1;
+	n = snprintf(ctl->path, sizeof(ctl->path), "%s/ctl.sock",
+		     fs->conf->cache_dir);
+	rc = n < 0 || (size_t)n >= sizeof(ctl->path) ? -ENAMETOOLONG : 0;
+	if (!rc)
+		rc = pipe2(ctl->stop_pipe, O_CLOEXEC) ? -errno : 0;
+	if (!rc)
+		rc = listen_on(ctl);
+	fs->ctl = ctl;
+	if (!rc)
+		rc = -pthread_create(&ctl->thread, NULL, accept_main, fs);
+	if (rc) {
+		fs->ctl = NULL;
+		if (ctl->fd >= 0)
+			close(ctl->fd);
+		for (int i = 0; i < 2; i++)
+			if (ctl->stop_pipe[i] >= 0)
+				close(ctl->stop_pipe[i]);
+		free(ctl);
+	}
+	return rc;
+}
+
+void rfs_ctl_stop(struct rfs_fs *fs)
+{
+	struct rfs_ctl *ctl = fs->ctl;
+
+	if (!ctl)
+		return;
+	if (write(ctl->stop_pipe[1], "x", 1) == 1)
+		pthread_join(ctl->thread, NULL);
+	close(ctl->fd);
+	close(ctl->stop_pipe[0]);
+	close(ctl->stop_pipe[1]);
+	unlink(ctl->path);
+	free(ctl);
+	fs->ctl = NULL;
+}
+
+const char *rfs_ctl_path(struct rfs_fs *fs)
+{
+	return fs->ctl ? fs->ctl->path : NULL;
+}

@@ -1,0 +1,173 @@
+"""ruciofs-ctl: prefetch with progress, pins, eviction, status."""
+import json
+import os
+import pty
+import subprocess
+import time
+
+import pytest
+
+from conftest import TOP_BUILD
+from rucio_client import find_path, replicated
+
+CTL = os.environ.get("RUCIOFS_CTL_BIN") or os.path.join(TOP_BUILD,
+                                                        "ruciofs-ctl")
+
+
+def ctl(*args, check=True):
+    r = subprocess.run([CTL] + list(args), capture_output=True, text=True,
+                       timeout=120)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def cached(path):
+    return float(os.getxattr(path, "user.ruciofs.cached"))
+
+
+def dataset_of(lake, lo=2, hi=50):
+    """A dataset directory (relative) with between lo and hi files."""
+    by_dir = {}
+    for f in replicated(lake):
+        by_dir.setdefault(os.path.dirname(f["paths"][0]), []).append(f)
+    for d, fs in sorted(by_dir.items()):
+        if lo <= len(fs) <= hi and d.count("/") >= 1:
+            return d, fs
+    raise AssertionError("no dataset of that size")
+
+
+def storage_hits(lake, f):
+    return sum(lake.storage_requests(r, path_contains=f["pfn_path"])
+               for r in ("NGINX_DISK", "XRD_DISK"))
+
+
+def test_prefetch_to_a_pipe_fills_the_cache(lake41, mount_factory):
+    m = mount_factory(lake41)
+    d, files = dataset_of(lake41)
+    r = ctl("prefetch", m.path(d))
+    assert r.stdout.startswith("prefetched ")
+    assert "%d/%d files" % (len(files), len(files)) in r.stdout
+    assert "\r" not in r.stdout
+    for f in files:
+        assert cached(find_path(m, f)) == 1.0
+    before = [storage_hits(lake41, f) for f in files]
+    for f in files:
+        with open(find_path(m, f), "rb") as fh:
+            fh.read()
+    assert [storage_hits(lake41, f) for f in files] == before
+
+
+def test_prefetch_on_a_terminal_shows_progress(lake41, mount_factory):
+    m = mount_factory(lake41)
+    big = max(replicated(lake41), key=lambda f: f["size"]
+              if f["size"] < 64 << 20 else 0)
+    did = "%s:%s" % (big["scope"], big["name"])
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(CTL, [CTL, "-m", m.dir, "prefetch", did])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, out
+    text = out.decode(errors="replace")
+    assert "\r[" in text and "ETA" in text and "files" in text
+    assert "100%" in text
+    assert cached(find_path(m, big)) == 1.0
+
+
+def test_prefetch_resumes_where_it_stopped(lake41, mount_factory):
+    m = mount_factory(lake41)
+    big = max(replicated(lake41), key=lambda f: f["size"]
+              if f["size"] < 64 << 20 else 0)
+    p = find_path(m, big)
+    with open(p, "rb") as fh:
+        fh.read(10 << 20)  # an earlier, interrupted pass
+    before = storage_hits(lake41, big)
+    had = round(cached(p) * ((big["size"] + (1 << 20) - 1) >> 20))
+    assert had >= 10  # (readahead may have taken one more)
+    r = ctl("prefetch", p)
+    assert "(%d.0 MiB were cached)" % had in r.stdout, r.stdout
+    nblocks = (big["size"] + (1 << 20) - 1) >> 20
+    assert storage_hits(lake41, big) - before == nblocks - had
+    assert cached(p) == 1.0
+
+
+def test_pins_survive_pressure_and_restart(lake41, mount_factory):
+    opts = ("cache_size=1M", "block_size=64K")
+    m = mount_factory(lake41, *opts)
+    d, files = dataset_of(lake41, lo=2, hi=10)
+    pinned = [f for f in files if f["size"] < 200 << 10]
+    assert pinned
+    for f in pinned:
+        ctl("prefetch", "--pin", find_path(m, f))
+    others = [f for f in replicated(lake41)
+              if 4096 < f["size"] <= 1 << 20 and f not in files]
+    for f in others:  # more than the quota, twice
+        with open(find_path(m, f), "rb") as fh:
+            fh.read()
+    time.sleep(1.5)
+    for f in pinned:
+        assert cached(find_path(m, f)) == 1.0
+    st = json.loads(ctl("-m", m.dir, "status", "--json").stdout)
+    assert st["pinned"] >= sum(f["size"] for f in pinned)
+    assert st["used"] <= st["quota"]
+    m.unmount()
+    m2 = mount_factory(lake41, "cache_dir=" + m.cache, *opts)
+    for f in pinned:
+        assert cached(find_path(m2, f)) == 1.0
+    st = json.loads(ctl("-m", m2.dir, "status", "--json").stdout)
+    assert st["pinned"] >= sum(f["size"] for f in pinned)
+    # unpinned, they go like anything else
+    for f in pinned:
+        ctl("unpin", find_path(m2, f))
+    for f in others:
+        with open(find_path(m2, f), "rb") as fh:
+            fh.read()
+    time.sleep(1.5)
+    st = json.loads(ctl("-m", m2.dir, "status", "--json").stdout)
+    assert st["pinned"] == 0
+
+
+def test_pin_over_quota_is_refused_before_fetching(lake41, mount_factory):
+    m = mount_factory(lake41, "cache_size=1M", "block_size=64K")
+    big = max(replicated(lake41), key=lambda f: f["size"]
+              if f["size"] < 64 << 20 else 0)
+    before = storage_hits(lake41, big)
+    r = ctl("prefetch", "--pin", find_path(m, big), check=False)
+    assert r.returncode != 0
+    assert "quota" in r.stderr
+    assert storage_hits(lake41, big) == before
+
+
+def test_evict_and_status(lake41, mount_factory):
+    m = mount_factory(lake41)
+    d, files = dataset_of(lake41)
+    ctl("prefetch", m.path(d))
+    st = json.loads(ctl("-m", m.dir, "status", "--json").stdout)
+    for key in ("quota", "used", "pinned", "hits", "misses", "cache_bytes",
+                "net_bytes", "endpoints"):
+        assert key in st
+    assert st["net_bytes"] >= sum(f["size"] for f in files)
+    assert "NGINX_DISK" in st["endpoints"]
+    human = ctl("-m", m.dir, "status").stdout
+    assert "hit ratio" in human and "quota" in human
+    ctl("evict", m.path(d))
+    for f in files:
+        assert cached(find_path(m, f)) == 0.0
+
+
+def test_only_the_owner_may_use_the_socket(lake41, mount_factory):
+    m = mount_factory(lake41)
+    sock = os.getxattr(m.dir, "user.ruciofs.ctl").decode()
+    assert os.stat(sock).st_mode & 0o077 == 0
+    r = subprocess.run(["runuser", "-u", "nobody", "--", CTL, "-m", m.dir,
+                        "status"], capture_output=True, text=True)
+    assert r.returncode != 0

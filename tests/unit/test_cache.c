@@ -1,0 +1,1450 @@
+/*
+ * Unit tests for cache/: the checksums, file identities and the LMDB block
+ * store. Every store lives in its own scratch directory under the build
+ * tree; the full-disk check mounts a small tmpfs there when it can (root)
+ * and is skipped otherwise. Checks that could crash or hang the store run
+ * in a child process, so the parent survives to report them.
+ *
+ * Access times are kept per second, so the LRU and pin checks sleep a
+ * few seconds in all: the whole program takes about ten seconds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <time.h>
+
+#include "cache/cache.h"
+#include "unit.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+static char *scratch;
+
+/* ---- helpers ---- */
+
+static char *path_in(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/*
+ * Deterministic bytes for block @idx of file @file: every block differs
+ * from every other, so a block served under the wrong key, or a stale or
+ * shifted copy, reads back wrong.
+ */
+static void fill(void *buf, size_t len, uint32_t file, uint64_t idx)
+{
+	unsigned char *p = buf;
+	uint64_t x = ((uint64_t)file << 32 ^ idx) * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (unsigned char)(x >> 24);
+	}
+}
+
+static size_t block_len(uint64_t size, uint32_t bs, uint64_t idx)
+{
+	uint64_t left = size - idx * bs;
+
+	return left < bs ? (size_t)left : bs;
+}
+
+static uint64_t nblocks_of(uint64_t size, uint32_t bs)
+{
+	return (size + bs - 1) / bs;
+}
+
+/* The identity of test file @n; the catalogue checksum is left out. */
+static void file_id(struct rfs_cache_id *id, uint32_t n)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "file.%u", (unsigned)n);
+	rfs_cache_id_of(id, "user.unit", name, "");
+}
+
+static struct rfs_cache *open_at(const char *dir, uint64_t quota, uint32_t bs)
+{
+	struct rfs_cache_conf conf = { dir, quota, bs };
+	struct rfs_cache *c = NULL;
+	int rc = rfs_cache_open(&c, &conf);
+
+	CHECK_INT(rc, 0);
+	return rc ? NULL : c;
+}
+
+/* Queues every block of file @n; returns how many puts were refused. */
+static int put_file(struct rfs_cache *c, const struct rfs_cache_id *id,
+		    const struct rfs_cache_file *f, uint32_t n, uint32_t bs)
+{
+	unsigned char *buf = malloc(bs);
+	int refused = 0;
+
+	if (!buf)
+		return -1;
+	for (uint64_t i = 0; i < nblocks_of(f->size, bs); i++) {
+		size_t len = block_len(f->size, bs, i);
+
+		fill(buf, len, n, i);
+		if (rfs_cache_put(c, id, f, i, buf, len))
+			refused++;
+	}
+	free(buf);
+	return refused;
+}
+
+/*
+ * Reads block @idx of file @n and compares it with what fill() made.
+ * Returns the get's error, or 0 for exact bytes, or 1 for wrong bytes.
+ */
+static int get_cmp(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint32_t n, uint64_t idx, size_t len)
+{
+	unsigned char *got = malloc(len + 1), *want = malloc(len + 1);
+	int rc = -ENOMEM;
+
+	if (got && want) {
+		fill(want, len, n, idx);
+		rc = rfs_cache_get(c, id, idx, got, len);
+		if (rc == 0 && memcmp(got, want, len))
+			rc = 1;
+	}
+	free(got);
+	free(want);
+	return rc;
+}
+
+/*
+ * How many blocks of file @n read back exactly. A block may be absent;
+ * wrong bytes or any other error fail a check here.
+ */
+static int count_file(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint32_t n, uint64_t size, uint32_t bs)
+{
+	int found = 0;
+
+	for (uint64_t i = 0; i < nblocks_of(size, bs); i++) {
+		int rc = get_cmp(c, id, n, i, block_len(size, bs, i));
+
+		if (rc == 0)
+			found++;
+		else if (rc != -ENOENT)
+			CHECK_INT(rc, 0);
+	}
+	return found;
+}
+
+/* Blocks stored for @id, from the file record (no access time update). */
+static uint64_t stored_blocks(struct rfs_cache *c,
+			      const struct rfs_cache_id *id, bool *pinned)
+{
+	uint64_t n = 0;
+	bool p = false;
+
+	CHECK_INT(rfs_cache_file_state(c, id, &n, &p), 0);
+	if (pinned)
+		*pinned = p;
+	return n;
+}
+
+/*
+ * Runs @fn in a child: a crash, a sanitizer abort or a hang (alarm) there
+ * fails one check here instead of ending the program. The child's check
+ * counts come back through a shared page.
+ */
+struct child_counts {
+	int count;
+	int failed;
+};
+
+static struct child_counts *child_counts;
+static void (*child_fn)(void);
+
+static void child_main(void)
+{
+	alarm(120);
+	child_fn();
+	child_counts->count = unit_count;
+	child_counts->failed = unit_failed;
+	fflush(stdout);
+}
+
+static void run_in_child(void (*fn)(void))
+{
+	bool ok;
+
+	if (!child_counts) {
+		fn();
+		return;
+	}
+	child_counts->count = -1;
+	child_fn = fn;
+	ok = unit_in_child(child_main);
+	if (child_counts->count >= 0) {
+		unit_count = child_counts->count;
+		unit_failed = child_counts->failed;
+	}
+	CHECK(ok);
+}
+
+/* ---- checksums ---- */
+
+/* Bit at a time, straight from the definition: the reference. */
+static uint32_t ref_crc32c(uint32_t crc, const unsigned char *p, size_t len)
+{
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+static uint32_t ref_adler32(uint32_t adler, const unsigned char *p, size_t len)
+{
+	uint64_t a = adler & 0xffff, b = adler >> 16;
+
+	while (len--) {
+		a = (a + *p++) % 65521;
+		b = (b + a) % 65521;
+	}
+	return (uint32_t)(b << 16 | a);
+}
+
+static void test_crc32c(void)
+{
+	static const size_t lens[] = { 0,  1,  3,  7,  8,    9,	   15,
+				       16, 63, 64, 65, 1000, 4096, 9990 };
+	unsigned char v[32], *buf = malloc(10000);
+	uint32_t one, crc;
+	size_t off;
+
+	if (!buf)
+		return;
+	CHECK_U64(rfs_crc32c(0, "123456789", 9), 0xe3069283u);
+	CHECK_U64(rfs_crc32c(0, "", 0), 0);
+	/* RFC 3720, B.4 */
+	memset(v, 0, sizeof(v));
+	CHECK_U64(rfs_crc32c(0, v, 32), 0x8a9136aau);
+	memset(v, 0xff, sizeof(v));
+	CHECK_U64(rfs_crc32c(0, v, 32), 0x62a8ab43u);
+	for (int i = 0; i < 32; i++)
+		v[i] = (unsigned char)i;
+	CHECK_U64(rfs_crc32c(0, v, 32), 0x46dd794eu);
+	for (int i = 0; i < 32; i++)
+		v[i] = (unsigned char)(31 - i);
+	CHECK_U64(rfs_crc32c(0, v, 32), 0x113fdb5cu);
+
+	/*
+	 * On a CPU with SSE4.2 rfs_crc32c uses the instruction, 8 bytes at a
+	 * time and then bytewise: every alignment and every tail length
+	 * must give what the bitwise definition gives.
+	 */
+	fill(buf, 10000, 1, 1);
+	for (off = 0; off < 8; off++)
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+			CHECK_U64(rfs_crc32c(0, buf + off, lens[i]),
+				  ref_crc32c(0, buf + off, lens[i]));
+
+	/* Continuing a CRC over pieces gives the one-shot value. */
+	one = rfs_crc32c(0, buf, 100);
+	for (size_t s = 0; s <= 100; s++) {
+		crc = rfs_crc32c(rfs_crc32c(0, buf, s), buf + s, 100 - s);
+		if (crc != one)
+			CHECK_U64(crc, one);
+	}
+	CHECK(one == ref_crc32c(0, buf, 100));
+	one = rfs_crc32c(0, buf, 10000);
+	crc = 0;
+	for (off = 0; off < 10000;) {
+		size_t n = 1 + (off * 7919) % 1237;
+
+		n = n < 10000 - off ? n : 10000 - off;
+		crc = rfs_crc32c(crc, buf + off, n);
+		off += n;
+	}
+	CHECK_U64(crc, one);
+	CHECK_U64(one, ref_crc32c(0, buf, 10000));
+	free(buf);
+}
+
+static void test_adler32(void)
+{
+	static const size_t lens[] = { 5551, 5552, 5553, 11104, 11105, 100000 };
+	size_t big = 100000, off;
+	unsigned char *buf = malloc(big);
+	uint32_t one, a;
+
+	if (!buf)
+		return;
+	CHECK_U64(rfs_adler32(1, "Wikipedia", 9), 0x11E60398u);
+	CHECK_U64(rfs_adler32(1, "", 0), 1);
+	CHECK_U64(rfs_adler32(1, "a", 1), 0x00620062u);
+	CHECK_U64(rfs_adler32(1, "abc", 3), 0x024d0127u);
+	CHECK_U64(rfs_adler32(1, "message digest", 14), 0x29750586u);
+
+	/*
+	 * All 0xff is the worst case for the deferred modulo: past 5552
+	 * bytes between reductions the sums would overflow 32 bits.
+	 */
+	memset(buf, 0xff, big);
+	CHECK_U64(rfs_adler32(1, buf, big), 0x149a302cu); /* zlib's value */
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		CHECK_U64(rfs_adler32(1, buf, lens[i]),
+			  ref_adler32(1, buf, lens[i]));
+
+	/* Pieces of every size, continued, give the one-shot value. */
+	fill(buf, big, 2, 2);
+	one = rfs_adler32(1, buf, big);
+	CHECK_U64(one, ref_adler32(1, buf, big));
+	a = 1;
+	for (off = 0; off < big;) {
+		size_t n = 1 + (off * 7919) % 9001;
+
+		n = n < big - off ? n : big - off;
+		a = rfs_adler32(a, buf + off, n);
+		off += n;
+	}
+	CHECK_U64(a, one);
+	memset(buf, 0xff, big);
+	a = rfs_adler32(rfs_adler32(1, buf, 7000), buf + 7000, big - 7000);
+	CHECK_U64(a, 0x149a302cu);
+	free(buf);
+}
+
+/* ---- identities ---- */
+
+static bool same_id(const struct rfs_cache_id *a, const struct rfs_cache_id *b)
+{
+	return !memcmp(a->b, b->b, RFS_CACHE_ID_LEN);
+}
+
+static void test_id_of(void)
+{
+	struct rfs_cache_id a, b, zero;
+
+	memset(&zero, 0, sizeof(zero));
+	rfs_cache_id_of(&a, "user.jdoe", "file.root", "0a1b2c3d");
+	rfs_cache_id_of(&b, "user.jdoe", "file.root", "0a1b2c3d");
+	CHECK(same_id(&a, &b));
+	CHECK(!same_id(&a, &zero)); /* a failed digest leaves zeros */
+	rfs_cache_id_of(&b, "user.jdo", "file.root", "0a1b2c3d");
+	CHECK(!same_id(&a, &b));
+	rfs_cache_id_of(&b, "user.jdoe", "file.rooT", "0a1b2c3d");
+	CHECK(!same_id(&a, &b));
+	/* the same name re-created with other bytes is another file */
+	rfs_cache_id_of(&b, "user.jdoe", "file.root", "0a1b2c3e");
+	CHECK(!same_id(&a, &b));
+	rfs_cache_id_of(&b, "user.jdoe", "file.root", "");
+	CHECK(!same_id(&a, &b));
+
+	/* where one field ends and the next begins is part of the identity */
+	rfs_cache_id_of(&a, "a:b", "c", "");
+	rfs_cache_id_of(&b, "a", "b:c", "");
+	CHECK(!same_id(&a, &b));
+	rfs_cache_id_of(&a, "ab", "c", "");
+	rfs_cache_id_of(&b, "a", "bc", "");
+	CHECK(!same_id(&a, &b));
+	rfs_cache_id_of(&a, "a", "bc", "");
+	rfs_cache_id_of(&b, "a", "b", "c");
+	CHECK(!same_id(&a, &b));
+	rfs_cache_id_of(&a, "a", "b", "0a1b2c3d");
+	rfs_cache_id_of(&b, "a", "b0a1b2c3d", "");
+	CHECK(!same_id(&a, &b));
+	/* NULL stands for an unknown checksum, as "" does */
+	rfs_cache_id_of(&a, "a", "b", NULL);
+	rfs_cache_id_of(&b, "a", "b", "");
+	CHECK(same_id(&a, &b));
+}
+
+/* ---- the store ---- */
+
+/* Three small files with a short last block, and five of 50 blocks. */
+#define BASIC_BS 4096u
+static const struct {
+	uint32_t n;
+	uint64_t size;
+} basic_files[] = {
+	{ 1, 4 * BASIC_BS - 1000 },
+	{ 2, 2 * BASIC_BS },
+	{ 3, 100 },
+	{ 10, 50 * BASIC_BS },
+	{ 11, 50 * BASIC_BS - 1 },
+	{ 12, 49 * BASIC_BS + 1 },
+	{ 13, 50 * BASIC_BS - 4000 },
+	{ 14, 50 * BASIC_BS },
+};
+#define NBASIC (sizeof(basic_files) / sizeof(basic_files[0]))
+
+static struct rfs_cache_stats basic_saved;
+
+static void basic_put(struct rfs_cache *c, size_t i)
+{
+	struct rfs_cache_id id;
+	struct rfs_cache_file f = { basic_files[i].size, "", "user.unit:x" };
+
+	file_id(&id, basic_files[i].n);
+	CHECK_INT(put_file(c, &id, &f, basic_files[i].n, BASIC_BS), 0);
+}
+
+static int basic_count(struct rfs_cache *c, size_t i)
+{
+	struct rfs_cache_id id;
+
+	file_id(&id, basic_files[i].n);
+	return count_file(c, &id, basic_files[i].n, basic_files[i].size,
+			  BASIC_BS);
+}
+
+static void test_put_get(const char *dir)
+{
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	struct rfs_cache_stats s;
+	struct rfs_cache_id a, d;
+	uint64_t used = 0, hit_bytes, hits, nblk;
+	bool pinned = true;
+
+	if (!c)
+		return;
+	CHECK_INT(rfs_cache_block_size(c), BASIC_BS);
+	file_id(&a, 1);
+	file_id(&d, 99);
+	for (size_t i = 0; i < 3; i++)
+		basic_put(c, i);
+
+	/* no flush: a block still queued is served from the queue */
+	CHECK_INT(get_cmp(c, &a, 1, 0, BASIC_BS), 0);
+	CHECK_INT(get_cmp(c, &a, 1, 3, BASIC_BS - 1000), 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.hits, 2);
+	CHECK_U64(s.hit_bytes, 2 * BASIC_BS - 1000);
+	CHECK_U64(s.misses, 0);
+
+	rfs_cache_flush(c);
+	rfs_cache_stats(c, &s);
+	for (size_t i = 0; i < 3; i++)
+		used += basic_files[i].size;
+	CHECK_U64(s.used, used);
+	CHECK_U64(s.files, 3);
+	CHECK_INT(basic_count(c, 0), 4);
+	CHECK_INT(basic_count(c, 1), 2);
+	CHECK_INT(basic_count(c, 2), 1);
+	hits = 2 + 7;
+	hit_bytes = 2 * BASIC_BS - 1000 + used;
+
+	CHECK_INT(get_cmp(c, &a, 1, 4, BASIC_BS), -ENOENT);
+	CHECK_INT(get_cmp(c, &d, 99, 0, BASIC_BS), -ENOENT);
+	CHECK_INT(rfs_cache_file_state(c, &a, &nblk, &pinned), 0);
+	CHECK_U64(nblk, 4);
+	CHECK(!pinned);
+	CHECK_INT(rfs_cache_file_state(c, &d, &nblk, &pinned), 0);
+	CHECK_U64(nblk, 0);
+	CHECK(!pinned);
+
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.quota, 64 * MIB);
+	CHECK_U64(s.used, used);
+	CHECK_U64(s.pinned, 0);
+	CHECK_U64(s.files, 3);
+	CHECK_U64(s.hits, hits);
+	CHECK_U64(s.misses, 2);
+	CHECK_U64(s.hit_bytes, hit_bytes);
+	CHECK_U64(s.corrupt, 0);
+	CHECK_U64(s.evicted, 0);
+	CHECK_U64(s.dropped, 0);
+
+	/* many blocks of several files, queued together */
+	for (size_t i = 3; i < NBASIC; i++)
+		basic_put(c, i);
+	rfs_cache_flush(c);
+	for (size_t i = 3; i < NBASIC; i++) {
+		int n = (int)nblocks_of(basic_files[i].size, BASIC_BS);
+		struct rfs_cache_id id;
+
+		file_id(&id, basic_files[i].n);
+		CHECK_INT(basic_count(c, i), n);
+		CHECK_U64(stored_blocks(c, &id, NULL), n);
+		used += basic_files[i].size;
+		hits += (uint64_t)n;
+		hit_bytes += basic_files[i].size;
+	}
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, used);
+	CHECK_U64(s.files, NBASIC);
+	CHECK_U64(s.hits, hits);
+	CHECK_U64(s.misses, 2);
+	CHECK_U64(s.hit_bytes, hit_bytes);
+	CHECK_U64(s.dropped, 0);
+	basic_saved = s;
+	rfs_cache_close(c);
+}
+
+/* The store reopened: the same blocks, the same usage. */
+static void test_persistence(const char *dir)
+{
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	struct rfs_cache_stats s;
+	void *val = NULL;
+	size_t len = 0;
+	time_t stored = 0;
+
+	if (!c)
+		return;
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, basic_saved.used);
+	CHECK_U64(s.files, basic_saved.files);
+	CHECK_U64(s.pinned, 0);
+	for (size_t i = 0; i < NBASIC; i++)
+		CHECK_INT(basic_count(c, i),
+			  nblocks_of(basic_files[i].size, BASIC_BS));
+	/* written by test_meta before the close */
+	CHECK_INT(rfs_cache_meta_get(c, "did:user.unit:file.1", &val, &len,
+				     &stored),
+		  0);
+	CHECK_MEM(val, len, "second", 6);
+	free(val);
+	rfs_cache_close(c);
+}
+
+static void test_meta(const char *dir)
+{
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	static const char bin[] = { 'x', '\0', 'y', '\xff' };
+	void *val = NULL;
+	size_t len = 0;
+	time_t t0, t1, stored = 0;
+
+	if (!c)
+		return;
+	t0 = time(NULL);
+	CHECK_INT(rfs_cache_meta_put(c, "did:user.unit:file.1",
+				     "{\"bytes\": 1}", 12),
+		  0);
+	CHECK_INT(rfs_cache_meta_put(c, "bin", bin, sizeof(bin)), 0);
+	CHECK_INT(rfs_cache_meta_put(c, "empty", "", 0), 0);
+	rfs_cache_flush(c);
+	t1 = time(NULL);
+
+	CHECK_INT(rfs_cache_meta_get(c, "did:user.unit:file.1", &val, &len,
+				     &stored),
+		  0);
+	CHECK_MEM(val, len, "{\"bytes\": 1}", 12);
+	CHECK(stored >= t0 && stored <= t1);
+	free(val);
+	val = NULL;
+	CHECK_INT(rfs_cache_meta_get(c, "bin", &val, &len, &stored), 0);
+	CHECK_MEM(val, len, bin, sizeof(bin));
+	free(val);
+	val = NULL;
+	len = 99;
+	CHECK_INT(rfs_cache_meta_get(c, "empty", &val, &len, &stored), 0);
+	CHECK_U64(len, 0);
+	free(val);
+	val = NULL;
+	CHECK_INT(rfs_cache_meta_get(c, "did:user.unit:nope", &val, &len,
+				     &stored),
+		  -ENOENT);
+	/* a prefix of a stored key is another key */
+	CHECK_INT(rfs_cache_meta_get(c, "did:user.unit:file.", &val, &len,
+				     &stored),
+		  -ENOENT);
+
+	/* overwritten: the newer record wins, shorter than the older */
+	CHECK_INT(rfs_cache_meta_put(c, "did:user.unit:file.1", "second", 6),
+		  0);
+	rfs_cache_flush(c);
+	CHECK_INT(rfs_cache_meta_get(c, "did:user.unit:file.1", &val, &len,
+				     &stored),
+		  0);
+	CHECK_MEM(val, len, "second", 6);
+	free(val);
+	rfs_cache_close(c);
+}
+
+/*
+ * A caller asking with the wrong length gets an error, and nothing is
+ * written past the buffer it gave.
+ */
+static void test_wrong_len(const char *dir)
+{
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	struct rfs_cache_file f = { BASIC_BS, "", "user.unit:file.20" };
+	struct rfs_cache_id id;
+	unsigned char buf[BASIC_BS + 64];
+
+	if (!c)
+		return;
+	file_id(&id, 20);
+	CHECK_INT(put_file(c, &id, &f, 20, BASIC_BS), 0);
+	/* still queued, then committed */
+	memset(buf, 0xa5, sizeof(buf));
+	CHECK(rfs_cache_get(c, &id, 0, buf, BASIC_BS - 1) != 0);
+	CHECK(buf[BASIC_BS - 1] == 0xa5);
+	rfs_cache_flush(c);
+	memset(buf, 0xa5, sizeof(buf));
+	CHECK(rfs_cache_get(c, &id, 0, buf, BASIC_BS - 1) != 0);
+	CHECK(buf[BASIC_BS - 1] == 0xa5);
+	CHECK(rfs_cache_get(c, &id, 0, buf, BASIC_BS + 1) != 0);
+	CHECK(buf[BASIC_BS] == 0xa5);
+	rfs_cache_close(c);
+}
+
+/* ---- corruption ---- */
+
+#define CORRUPT_BS (16 * KIB)
+#define MARKER "RFS-UNIT-CORRUPT-THIS-BLOCK-7f3a9c"
+
+static void corrupt_block(void *buf, uint64_t idx)
+{
+	fill(buf, CORRUPT_BS, 40, idx);
+	if (idx == 1)
+		memcpy((char *)buf + 5000, MARKER, strlen(MARKER));
+}
+
+/* Flips the marker's bytes wherever they are in @path; returns how often. */
+static int flip_marker(const char *path)
+{
+	int fd = open(path, O_RDWR), hits = 0;
+	size_t mlen = strlen(MARKER);
+	unsigned char *data;
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || !(data = malloc((size_t)st.st_size))) {
+		close(fd);
+		return -1;
+	}
+	if (pread(fd, data, (size_t)st.st_size, 0) != st.st_size)
+		st.st_size = 0;
+	/* every copy, in case a freed page still holds an older one */
+	for (unsigned char *p = data, *end = data + st.st_size;
+	     (p = memmem(p, (size_t)(end - p), MARKER, mlen)); p += mlen) {
+		for (size_t i = 8; i < 16; i++)
+			p[i] ^= 0xff;
+		if (pwrite(fd, p, mlen, p - data) == (ssize_t)mlen)
+			hits++;
+	}
+	free(data);
+	close(fd);
+	return hits;
+}
+
+static void test_corruption(const char *dir)
+{
+	struct rfs_cache_file fk = { 3 * CORRUPT_BS, "", "user.unit:file.40" };
+	struct rfs_cache_file fl = { 2 * CORRUPT_BS, "", "user.unit:file.41" };
+	unsigned char *buf = malloc(CORRUPT_BS), *got = malloc(CORRUPT_BS);
+	struct rfs_cache_id k, l;
+	struct rfs_cache_stats s0, s;
+	struct rfs_cache *c;
+	char *mdb = path_in(dir, "data.mdb");
+
+	if (!buf || !got || !mdb)
+		goto out;
+	file_id(&k, 40);
+	file_id(&l, 41);
+	c = open_at(dir, 64 * MIB, CORRUPT_BS);
+	if (!c)
+		goto out;
+	for (uint64_t i = 0; i < 3; i++) {
+		corrupt_block(buf, i);
+		CHECK_INT(rfs_cache_put(c, &k, &fk, i, buf, CORRUPT_BS), 0);
+	}
+	CHECK_INT(put_file(c, &l, &fl, 41, CORRUPT_BS), 0);
+	rfs_cache_flush(c);
+	rfs_cache_close(c);
+
+	CHECK(flip_marker(mdb) >= 1);
+
+	c = open_at(dir, 64 * MIB, CORRUPT_BS);
+	if (!c)
+		goto out;
+	rfs_cache_stats(c, &s0);
+	CHECK_U64(s0.used, 5 * CORRUPT_BS);
+	CHECK_INT(rfs_cache_get(c, &k, 1, got, CORRUPT_BS), -EBADMSG);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.corrupt, 1);
+	CHECK_U64(s.misses, 1);
+	CHECK_U64(s.hits, 0);
+	/* the bad block is dropped by the writer, not served again */
+	rfs_cache_flush(c);
+	CHECK_INT(rfs_cache_get(c, &k, 1, got, CORRUPT_BS), -ENOENT);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.corrupt, 1);
+	CHECK_U64(s.used, 4 * CORRUPT_BS);
+	CHECK_U64(s.files, 2);
+	CHECK_U64(stored_blocks(c, &k, NULL), 2);
+	for (uint64_t i = 0; i < 3; i += 2) {
+		corrupt_block(buf, i);
+		CHECK_INT(rfs_cache_get(c, &k, i, got, CORRUPT_BS), 0);
+		CHECK_MEM(got, CORRUPT_BS, buf, CORRUPT_BS);
+	}
+	CHECK_INT(count_file(c, &l, 41, fl.size, CORRUPT_BS), 2);
+
+	/* fetched again by the caller and stored: served again */
+	corrupt_block(buf, 1);
+	CHECK_INT(rfs_cache_put(c, &k, &fk, 1, buf, CORRUPT_BS), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(rfs_cache_get(c, &k, 1, got, CORRUPT_BS), 0);
+	CHECK_MEM(got, CORRUPT_BS, buf, CORRUPT_BS);
+	CHECK_U64(stored_blocks(c, &k, NULL), 3);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, 5 * CORRUPT_BS);
+	CHECK_U64(s.corrupt, 1);
+	rfs_cache_close(c);
+out:
+	free(mdb);
+	free(buf);
+	free(got);
+}
+
+/* ---- quota and LRU ---- */
+
+/*
+ * 24 files of one 1 MiB block into 8 MiB, four per second; files 0 and 1
+ * are read every second. Eviction goes by access time, so at the end the
+ * two read files are there and the untouched early ones are not.
+ *
+ * Eviction starts above 95% of the quota and stops below 85%, so up to
+ * seven files stay, and depending on how the writer batched the last
+ * puts, one file of the second-to-last second may be among them; none
+ * older can be.
+ */
+static void test_lru(const char *dir)
+{
+	const uint32_t bs = MIB, base = 100, nfiles = 24, per_phase = 4;
+	struct rfs_cache *c = open_at(dir, 8 * MIB, bs);
+	struct rfs_cache_stats s;
+	struct rfs_cache_id id;
+	int hot = 0, cold = 0, cold_old = 0, survivors = 0;
+
+	if (!c)
+		return;
+	for (uint32_t phase = 0; phase < nfiles / per_phase; phase++) {
+		if (phase) {
+			sleep(1);
+			for (uint32_t h = 0; h < 2; h++) {
+				file_id(&id, base + h);
+				CHECK_INT(get_cmp(c, &id, base + h, 0, bs), 0);
+			}
+		}
+		for (uint32_t i = 0; i < per_phase; i++) {
+			uint32_t n = base + phase * per_phase + i;
+			struct rfs_cache_file f = { bs, "", "user.unit:lru" };
+
+			file_id(&id, n);
+			CHECK_INT(put_file(c, &id, &f, n, bs), 0);
+		}
+		rfs_cache_flush(c);
+		rfs_cache_stats(c, &s);
+		CHECK(s.used <= s.quota / 100 * 95);
+	}
+
+	for (uint32_t i = 0; i < nfiles; i++) {
+		file_id(&id, base + i);
+		if (stored_blocks(c, &id, NULL) == 0)
+			continue;
+		survivors++;
+		if (i < 2)
+			hot++;
+		else if (i < nfiles - per_phase)
+			cold++;
+		if (i >= 2 && i < nfiles - 2 * per_phase)
+			cold_old++;
+		CHECK_INT(get_cmp(c, &id, base + i, 0, bs), 0);
+	}
+	rfs_cache_stats(c, &s);
+	CHECK(s.used <= 8 * MIB);
+	CHECK(s.evicted > 0);
+	/* every byte stored is either still there or counted as evicted */
+	CHECK_U64(s.used + s.evicted, (uint64_t)nfiles * bs);
+	CHECK_U64(s.used, (uint64_t)survivors * bs);
+	CHECK_U64(s.files, survivors);
+	CHECK_U64(s.dropped, 0);
+	CHECK_INT(hot, 2);
+	CHECK(cold < hot);
+	CHECK_INT(cold_old, 0);
+	CHECK(survivors >= 6 && survivors <= 7);
+	rfs_cache_close(c);
+}
+
+/* ---- pins ---- */
+
+#define PIN_BS (64 * KIB)
+
+/* Files @from..@to-1, one block each, flushed every 8. */
+static void pressure(struct rfs_cache *c, uint32_t from, uint32_t to)
+{
+	struct rfs_cache_file f = { PIN_BS, "", "user.unit:pressure" };
+	struct rfs_cache_id id;
+
+	for (uint32_t n = from; n < to; n++) {
+		file_id(&id, n);
+		CHECK_INT(put_file(c, &id, &f, n, PIN_BS), 0);
+		if (n % 8 == 7)
+			rfs_cache_flush(c);
+	}
+	rfs_cache_flush(c);
+}
+
+static void test_pin(const char *dir)
+{
+	struct rfs_cache_file fp = { 4 * PIN_BS, "", "user.unit:file.200" };
+	struct rfs_cache_file fq = { 2 * PIN_BS, "", "user.unit:file.201" };
+	struct rfs_cache_file fr = { 32 * PIN_BS, "", "user.unit:file.202" };
+	struct rfs_cache_stats s, saved;
+	struct rfs_cache_id p, q, r;
+	struct rfs_cache *c;
+	bool pinned = false;
+
+	file_id(&p, 200);
+	file_id(&q, 201);
+	file_id(&r, 202);
+	c = open_at(dir, MIB, PIN_BS);
+	if (!c)
+		return;
+	/* pinned before any block is stored: the blocks count as pinned */
+	CHECK_INT(rfs_cache_pin(c, &p, &fp, true), 0);
+	CHECK_U64(stored_blocks(c, &p, &pinned), 0);
+	CHECK(pinned);
+	CHECK_INT(put_file(c, &p, &fp, 200, PIN_BS), 0);
+	rfs_cache_flush(c);
+	CHECK_U64(stored_blocks(c, &p, &pinned), 4);
+	CHECK(pinned);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 4 * PIN_BS);
+	CHECK_U64(s.used, 4 * PIN_BS);
+	CHECK_U64(s.files, 1);
+
+	/* pinned after its blocks: they count from then on, until unpinned */
+	CHECK_INT(put_file(c, &q, &fq, 201, PIN_BS), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(rfs_cache_pin(c, &q, &fq, true), 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 6 * PIN_BS);
+	CHECK_INT(rfs_cache_pin(c, &q, &fq, true), 0); /* twice: no change */
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 6 * PIN_BS);
+	CHECK_INT(rfs_cache_pin(c, &q, &fq, false), 0);
+	CHECK_U64(stored_blocks(c, &q, &pinned), 2);
+	CHECK(!pinned);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 4 * PIN_BS);
+
+	/* 2.5 MiB through a 1 MiB cache */
+	pressure(c, 210, 250);
+	CHECK_INT(count_file(c, &p, 200, fp.size, PIN_BS), 4);
+	rfs_cache_stats(c, &s);
+	CHECK(s.used <= s.quota);
+	CHECK(s.evicted > 0);
+	CHECK_U64(s.pinned, 4 * PIN_BS);
+	saved = s;
+	rfs_cache_close(c);
+
+	c = open_at(dir, MIB, PIN_BS);
+	if (!c)
+		return;
+	CHECK_U64(stored_blocks(c, &p, &pinned), 4);
+	CHECK(pinned);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 4 * PIN_BS);
+	CHECK_U64(s.used, saved.used);
+	CHECK_U64(s.files, saved.files);
+	pressure(c, 250, 290);
+	CHECK_INT(count_file(c, &p, 200, fp.size, PIN_BS), 4);
+
+	/* unpinned, then older than everything that follows: evicted */
+	CHECK_INT(rfs_cache_pin(c, &p, &fp, false), 0);
+	CHECK_U64(stored_blocks(c, &p, &pinned), 4);
+	CHECK(!pinned);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 0);
+	sleep(1);
+	pressure(c, 290, 330);
+	CHECK_U64(stored_blocks(c, &p, NULL), 0);
+	CHECK_INT(count_file(c, &p, 200, fp.size, PIN_BS), 0);
+
+	/* pinned bytes above the quota stay; eviction gives up, not hangs */
+	CHECK_INT(rfs_cache_pin(c, &r, &fr, true), 0);
+	CHECK_INT(put_file(c, &r, &fr, 202, PIN_BS), 0);
+	rfs_cache_flush(c);
+	pressure(c, 330, 340);
+	CHECK_INT(count_file(c, &r, 202, fr.size, PIN_BS), 32);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.pinned, 32 * PIN_BS);
+	CHECK(s.used >= s.pinned);
+	rfs_cache_close(c);
+}
+
+/* ---- evict ---- */
+
+/*
+ * Tiny blocks, so that each file's blocks span many LMDB leaf pages and
+ * the eviction cursor has to cross page boundaries.
+ */
+static void test_evict(const char *dir)
+{
+	const uint32_t bs = 64, nblk = 600;
+	struct rfs_cache_file f = { (uint64_t)nblk * bs, "", "user.unit:ev" };
+	struct rfs_cache *c = open_at(dir, 64 * MIB, bs);
+	struct rfs_cache_id id[3], none;
+	struct rfs_cache_stats s;
+	static const int order[3] = { 1, 0, 2 };
+
+	if (!c)
+		return;
+	for (int i = 0; i < 3; i++) {
+		file_id(&id[i], 300 + i);
+		CHECK_INT(put_file(c, &id[i], &f, 300 + i, bs), 0);
+	}
+	rfs_cache_flush(c);
+	file_id(&none, 399);
+	CHECK_INT(rfs_cache_evict(c, &none), 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, 3 * f.size);
+	CHECK_U64(s.evicted, 0);
+
+	for (int step = 0; step < 3; step++) {
+		int e = order[step];
+
+		CHECK_INT(rfs_cache_evict(c, &id[e]), 0);
+		CHECK_U64(stored_blocks(c, &id[e], NULL), 0);
+		CHECK_INT(count_file(c, &id[e], 300 + e, f.size, bs), 0);
+		for (int j = step + 1; j < 3; j++) {
+			int o = order[j];
+
+			CHECK_U64(stored_blocks(c, &id[o], NULL), nblk);
+			CHECK_INT(count_file(c, &id[o], 300 + o, f.size, bs),
+				  nblk);
+		}
+		rfs_cache_stats(c, &s);
+		CHECK_U64(s.used, (2 - step) * f.size);
+		CHECK_U64(s.files, 2 - step);
+		CHECK_U64(s.evicted, (step + 1) * f.size);
+	}
+	/* evicted, then stored again: a fresh file */
+	CHECK_INT(put_file(c, &id[0], &f, 300, bs), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &id[0], 300, f.size, bs), nblk);
+	rfs_cache_close(c);
+}
+
+/* ---- whole-file adler32 ---- */
+
+#define ADLER_BS 4096u
+
+static void adler_of(char out[9], uint32_t n, uint64_t size)
+{
+	unsigned char buf[ADLER_BS];
+	uint32_t a = 1;
+
+	for (uint64_t i = 0; i < nblocks_of(size, ADLER_BS); i++) {
+		size_t len = block_len(size, ADLER_BS, i);
+
+		fill(buf, len, n, i);
+		a = ref_adler32(a, buf, len);
+	}
+	snprintf(out, 9, "%08x", a);
+}
+
+static int put_block(struct rfs_cache *c, const struct rfs_cache_id *id,
+		     const struct rfs_cache_file *f, uint32_t n, uint64_t idx)
+{
+	unsigned char buf[ADLER_BS];
+	size_t len = block_len(f->size, ADLER_BS, idx);
+
+	fill(buf, len, n, idx);
+	return rfs_cache_put(c, id, f, idx, buf, len);
+}
+
+static void test_adler_file(const char *dir)
+{
+	const uint64_t size = 3 * ADLER_BS - 100;
+	struct rfs_cache_file good = { size, "", "user.unit:file.400" };
+	struct rfs_cache_file bad = { size, "", "user.unit:file.401" };
+	struct rfs_cache_file unknown = { size, "", "user.unit:file.402" };
+	struct rfs_cache *c = open_at(dir, 256 * MIB, ADLER_BS);
+	struct rfs_cache_id g, b, u;
+	struct rfs_cache_stats s;
+	unsigned int v;
+
+	if (!c)
+		return;
+	adler_of(good.adler32, 400, size);
+	adler_of(bad.adler32, 401, size);
+	sscanf(bad.adler32, "%x", &v);
+	snprintf(bad.adler32, sizeof(bad.adler32), "%08x", v ^ 1);
+	file_id(&g, 400);
+	file_id(&b, 401);
+	file_id(&u, 402);
+
+	/* out of order, as parallel reads store them */
+	CHECK_INT(put_block(c, &g, &good, 400, 2), 0);
+	CHECK_INT(put_block(c, &g, &good, 400, 0), 0);
+	CHECK_INT(put_block(c, &g, &good, 400, 1), 0);
+	CHECK_INT(put_file(c, &u, &unknown, 402, ADLER_BS), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &g, 400, size, ADLER_BS), 3);
+	CHECK_INT(count_file(c, &u, 402, size, ADLER_BS), 3);
+
+	/* incomplete: nothing to check yet */
+	CHECK_INT(put_block(c, &b, &bad, 401, 0), 0);
+	CHECK_INT(put_block(c, &b, &bad, 401, 2), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &b, 401, size, ADLER_BS), 2);
+	/* complete and wrong: every block goes */
+	CHECK_INT(put_block(c, &b, &bad, 401, 1), 0);
+	rfs_cache_flush(c);
+	CHECK_U64(stored_blocks(c, &b, NULL), 0);
+	CHECK_INT(count_file(c, &b, 401, size, ADLER_BS), 0);
+	CHECK_INT(count_file(c, &g, 400, size, ADLER_BS), 3);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, 2 * size);
+	CHECK_U64(s.files, 2);
+	rfs_cache_close(c);
+}
+
+/*
+ * Many files completed by one batch: while a big block keeps the writer
+ * busy, 200 one-block files with a wrong adler32 queue up behind it, so
+ * that one commit completes them all. Each must still be checked.
+ */
+static void test_adler_many(const char *dir)
+{
+	const uint32_t nbad = 200, big = 16 * MIB;
+	struct rfs_cache_file fb = { big, "", "user.unit:file.499" };
+	struct rfs_cache *c = open_at(dir, 256 * MIB, big);
+	unsigned char *buf = malloc(big);
+	struct rfs_cache_id id;
+	int kept = 0;
+
+	if (!c || !buf)
+		goto out;
+	file_id(&id, 499);
+	fill(buf, big, 499, 0);
+	CHECK_INT(rfs_cache_put(c, &id, &fb, 0, buf, big), 0);
+	for (uint32_t n = 500; n < 500 + nbad; n++) {
+		struct rfs_cache_file f = { ADLER_BS, "", "user.unit:many" };
+		unsigned int v;
+
+		adler_of(f.adler32, n, ADLER_BS);
+		sscanf(f.adler32, "%x", &v);
+		snprintf(f.adler32, sizeof(f.adler32), "%08x", v ^ 0x100);
+		file_id(&id, n);
+		CHECK_INT(put_block(c, &id, &f, n, 0), 0);
+	}
+	rfs_cache_flush(c);
+	for (uint32_t n = 500; n < 500 + nbad; n++) {
+		file_id(&id, n);
+		kept += (int)stored_blocks(c, &id, NULL);
+	}
+	CHECK_INT(kept, 0);
+out:
+	free(buf);
+	rfs_cache_close(c);
+}
+
+/*
+ * An update LMDB refuses (a meta key longer than LMDB's 511-byte limit,
+ * an empty key) fails alone: the blocks queued with it are stored. A big
+ * block first keeps the writer busy, so that the rest form one batch.
+ */
+static void test_bad_meta(const char *dir)
+{
+	const uint32_t big = 16 * MIB;
+	struct rfs_cache_file f = { 2 * BASIC_BS, "", "user.unit:file.600" };
+	struct rfs_cache_file fb = { big, "", "user.unit:file.601" };
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	unsigned char *buf = malloc(big);
+	struct rfs_cache_id id, bid;
+	struct rfs_cache_stats s;
+	char key[600];
+
+	if (!c || !buf)
+		goto out;
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	file_id(&id, 600);
+	file_id(&bid, 601);
+	fill(buf, big, 601, 0);
+	CHECK_INT(rfs_cache_put(c, &bid, &fb, 0, buf, big), 0);
+	CHECK_INT(put_block(c, &id, &f, 600, 0), 0);
+	rfs_cache_meta_put(c, key, "v", 1);
+	rfs_cache_meta_put(c, "", "v", 1);
+	CHECK_INT(put_block(c, &id, &f, 600, 1), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &id, 600, f.size, BASIC_BS), 2);
+	CHECK_INT(get_cmp(c, &bid, 601, 0, big), 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, f.size + big);
+out:
+	free(buf);
+	rfs_cache_close(c);
+}
+
+/* ---- a full disk ---- */
+
+/* Where the store of a test run by run_in_child() lives. */
+static const char *child_dir;
+
+/*
+ * A 4 MiB tmpfs under a 64 MiB quota: the disk fills long before the
+ * quota. Stores fail quietly (dropped, or evicted to make room), what was
+ * stored reads back exactly, and the cache goes on storing new blocks.
+ */
+static void fulldisk_body(void)
+{
+	const uint32_t bs = 64 * KIB, nfiles = 120;
+	struct rfs_cache_file f = { bs, "", "user.unit:full" };
+	struct rfs_cache *c = open_at(child_dir, 64 * MIB, bs);
+	struct rfs_cache_stats s;
+	struct rfs_cache_id id;
+	int stored = 0, rc;
+
+	if (!c)
+		return;
+	for (uint32_t n = 1000; n < 1000 + nfiles; n++) {
+		file_id(&id, n);
+		rc = put_file(c, &id, &f, n, bs);
+		CHECK(rc == 0 || rc == 1); /* 0, or one -ENOSPC */
+		if (n % 8 == 7)
+			rfs_cache_flush(c);
+	}
+	rfs_cache_flush(c);
+	for (uint32_t n = 1000; n < 1000 + nfiles; n++) {
+		file_id(&id, n);
+		stored += count_file(c, &id, n, bs, bs);
+	}
+	rfs_cache_stats(c, &s);
+	printf("# full disk: %d of %u blocks kept, dropped %llu, evicted "
+	       "%llu bytes\n",
+	       stored, nfiles, (unsigned long long)s.dropped,
+	       (unsigned long long)s.evicted);
+	CHECK(stored > 0);
+	CHECK(stored < (int)nfiles);
+	CHECK(s.dropped > 0 || s.evicted > 0);
+	CHECK_U64(s.used, (uint64_t)stored * bs);
+	/* "blocks that could not be stored": nothing was evicted here */
+	if (s.evicted == 0)
+		CHECK_U64(s.dropped, nfiles - (uint64_t)stored);
+
+	/* after the disk filled up: still storing (room made by eviction) */
+	file_id(&id, 1999);
+	CHECK_INT(put_file(c, &id, &f, 1999, bs), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &id, 1999, bs, bs), 1);
+	rfs_cache_close(c);
+
+	/* and it opens again */
+	c = open_at(child_dir, 64 * MIB, bs);
+	if (c) {
+		rfs_cache_stats(c, &s);
+		CHECK(s.used <= 4 * MIB);
+		rfs_cache_close(c);
+	}
+}
+
+static void test_full_disk(const char *dir)
+{
+	char *cache;
+
+	if (mkdir(dir, 0700) ||
+	    mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m")) {
+		printf("# skip: full disk (cannot mount a tmpfs: %s)\n",
+		       strerror(errno));
+		return;
+	}
+	cache = path_in(dir, "cache");
+	child_dir = cache;
+	if (cache)
+		run_in_child(fulldisk_body);
+	child_dir = NULL;
+	CHECK_INT(umount2(dir, MNT_DETACH), 0);
+	free(cache);
+}
+
+/* ---- concurrency ---- */
+
+#define CONC_THREADS 4
+#define CONC_BLOCKS 256
+#define CONC_BS 4096u
+#define CONC_SHARED 800u
+
+struct worker {
+	pthread_t thread;
+	struct rfs_cache *c;
+	uint32_t n; /* its own file */
+	unsigned int seed;
+	long gets, lost, wrong, badrc;
+	unsigned char own[CONC_BLOCKS]; /* 1: a put of it was accepted */
+	unsigned char shared[CONC_BLOCKS];
+};
+
+static const struct rfs_cache_file conc_file = {
+	(uint64_t)CONC_BLOCKS * CONC_BS, "", "user.unit:conc"
+};
+
+/* One get of a block of file @n: 0 exact, -ENOENT, or counted as bad. */
+static void conc_get(struct worker *w, const struct rfs_cache_id *id,
+		     uint32_t n, uint64_t idx, bool must)
+{
+	int rc = get_cmp(w->c, id, n, idx, CONC_BS);
+
+	w->gets++;
+	if (rc == 1)
+		w->wrong++;
+	else if (rc == -ENOENT && must)
+		w->lost++;
+	else if (rc && rc != -ENOENT)
+		w->badrc++;
+}
+
+static void *conc_main(void *arg)
+{
+	struct worker *w = arg;
+	struct rfs_cache_id own, shared;
+	unsigned char buf[CONC_BS];
+	struct timespec t0, t;
+	int rc;
+
+	file_id(&own, w->n);
+	file_id(&shared, CONC_SHARED);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long it = 0;; it++) {
+		uint64_t i = (uint64_t)rand_r(&w->seed) % CONC_BLOCKS;
+		uint64_t j = (uint64_t)rand_r(&w->seed) % CONC_BLOCKS;
+
+		/* a put is readable from the moment it returns */
+		fill(buf, CONC_BS, w->n, i);
+		rc = rfs_cache_put(w->c, &own, &conc_file, i, buf, CONC_BS);
+		if (rc == 0) {
+			w->own[i] = 1;
+			conc_get(w, &own, w->n, i, true);
+		} else if (rc != -ENOSPC) {
+			w->badrc++;
+		}
+		/* the same bytes stored by several threads at once */
+		fill(buf, CONC_BS, CONC_SHARED, j);
+		rc = rfs_cache_put(w->c, &shared, &conc_file, j, buf, CONC_BS);
+		if (rc == 0)
+			w->shared[j] = 1;
+		else if (rc != -ENOSPC)
+			w->badrc++;
+		conc_get(w, &shared, CONC_SHARED,
+			 (uint64_t)rand_r(&w->seed) % CONC_BLOCKS, false);
+		if (it % 1024 == 1023) {
+			struct rfs_cache_stats s;
+
+			rfs_cache_flush(w->c);
+			rfs_cache_stats(w->c, &s);
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec >= 2 || it > 200000)
+				break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Flushing all the time makes the writer commit many small batches: a
+ * get racing with a commit is then common, not rare.
+ */
+static bool conc_stop;
+
+static void *conc_flusher(void *arg)
+{
+	while (!__atomic_load_n(&conc_stop, __ATOMIC_ACQUIRE))
+		rfs_cache_flush(arg);
+	return NULL;
+}
+
+static void conc_body(void)
+{
+	pthread_t flusher;
+	bool flushing;
+	struct rfs_cache *c = open_at(child_dir, 256 * MIB, CONC_BS);
+	struct worker w[CONC_THREADS];
+	unsigned char shared[CONC_BLOCKS] = { 0 };
+	long gets = 0, lost = 0, wrong = 0, badrc = 0;
+	uint64_t distinct = 0, want;
+	struct rfs_cache_id id;
+	struct rfs_cache_stats s;
+	int started = 0;
+
+	if (!c)
+		return;
+	memset(w, 0, sizeof(w));
+	__atomic_store_n(&conc_stop, false, __ATOMIC_RELEASE);
+	flushing = pthread_create(&flusher, NULL, conc_flusher, c) == 0;
+	CHECK(flushing);
+	for (int t = 0; t < CONC_THREADS; t++) {
+		w[t].c = c;
+		w[t].n = CONC_SHARED + 1 + (uint32_t)t;
+		w[t].seed = 12345u + (unsigned int)t;
+		if (pthread_create(&w[t].thread, NULL, conc_main, &w[t]) == 0)
+			started++;
+		else
+			break;
+	}
+	CHECK_INT(started, CONC_THREADS);
+	for (int t = 0; t < started; t++)
+		pthread_join(w[t].thread, NULL);
+	__atomic_store_n(&conc_stop, true, __ATOMIC_RELEASE);
+	if (flushing)
+		pthread_join(flusher, NULL);
+	rfs_cache_flush(c);
+
+	for (int t = 0; t < started; t++) {
+		gets += w[t].gets;
+		lost += w[t].lost;
+		wrong += w[t].wrong;
+		badrc += w[t].badrc;
+		want = 0;
+		for (int i = 0; i < CONC_BLOCKS; i++) {
+			want += w[t].own[i];
+			shared[i] |= w[t].shared[i];
+		}
+		distinct += want;
+		file_id(&id, w[t].n);
+		CHECK_U64(stored_blocks(c, &id, NULL), want);
+		for (int i = 0; i < CONC_BLOCKS; i++)
+			if (w[t].own[i])
+				CHECK_INT(get_cmp(c, &id, w[t].n, i, CONC_BS),
+					  0);
+		gets += (long)want;
+	}
+	want = 0;
+	file_id(&id, CONC_SHARED);
+	for (int i = 0; i < CONC_BLOCKS; i++) {
+		if (!shared[i])
+			continue;
+		want++;
+		CHECK_INT(get_cmp(c, &id, CONC_SHARED, i, CONC_BS), 0);
+	}
+	gets += (long)want;
+	distinct += want;
+	CHECK_U64(stored_blocks(c, &id, NULL), want);
+	printf("# concurrency: %ld gets, %llu distinct blocks\n", gets,
+	       (unsigned long long)distinct);
+	CHECK(gets > 1000);
+	CHECK_INT(lost, 0);
+	CHECK_INT(wrong, 0);
+	CHECK_INT(badrc, 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, distinct * CONC_BS);
+	CHECK_U64(s.files, CONC_THREADS + 1);
+	CHECK_U64(s.hits + s.misses, gets);
+	CHECK_U64(s.corrupt, 0);
+	rfs_cache_close(c);
+}
+
+static void test_concurrency(const char *dir)
+{
+	child_dir = dir;
+	run_in_child(conc_body);
+	child_dir = NULL;
+}
+
+/* ---- the cache directory ---- */
+
+static void test_check_dir(const char *dir)
+{
+	char err[512] = "", *deep = path_in(dir, "a/b/c");
+	char *file = unit_write(scratch, "plain", "x", 0600), *under;
+	struct stat st;
+
+	if (!deep || !file) {
+		CHECK(false);
+		goto out;
+	}
+	/* parents made too; existing is fine */
+	CHECK_INT(rfs_cache_check_dir(deep, err, sizeof(err)), 0);
+	CHECK(stat(deep, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK_INT(rfs_cache_check_dir(deep, err, sizeof(err)), 0);
+	under = path_in(file, "cache");
+	if (under) {
+		CHECK_INT(rfs_cache_check_dir(under, err, sizeof(err)),
+			  -ENOTDIR);
+		CHECK(strstr(err, under) != NULL);
+	}
+	free(under);
+out:
+	free(deep);
+	free(file);
+}
+
+/* ---- main ---- */
+
+struct store_test {
+	const char *dir;
+	void (*fn)(const char *dir);
+};
+
+static const struct store_test store_tests[] = {
+	{ "basic", test_put_get },
+	{ "basic", test_meta },
+	{ "basic", test_persistence },
+	{ "wronglen", test_wrong_len },
+	{ "corrupt", test_corruption },
+	{ "evict", test_evict },
+	{ "adler", test_adler_file },
+	{ "adlermany", test_adler_many },
+	{ "badmeta", test_bad_meta },
+	{ "pin", test_pin },
+	{ "lru", test_lru },
+	{ "concurrency", test_concurrency },
+	{ "fulldisk", test_full_disk },
+	{ "checkdir", test_check_dir },
+};
+
+int main(void)
+{
+	struct timespec t0, t1;
+
+	/* a hang in the store fails the test instead of the whole run */
+	alarm(600);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	child_counts = mmap(NULL, sizeof(*child_counts), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (child_counts == MAP_FAILED)
+		child_counts = NULL;
+
+	test_crc32c();
+	test_adler32();
+	test_id_of();
+
+	scratch = unit_mkdtemp("cache");
+	CHECK(scratch != NULL);
+	for (size_t i = 0;
+	     scratch && i < sizeof(store_tests) / sizeof(store_tests[0]); i++) {
+		char *dir = path_in(scratch, store_tests[i].dir);
+
+		if (dir)
+			store_tests[i].fn(dir);
+		free(dir);
+	}
+	unit_rmtree(scratch);
+	free(scratch);
+	if (child_counts)
+		munmap(child_counts, sizeof(*child_counts));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("# %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) +
+				     (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return unit_done("cache");
+}
