@@ -43,6 +43,7 @@ struct rfs_node {
 };
 
 struct rfs_dir {
+	struct rfs_dir *prev, *next; /* fs->open_dirs, under open_lock */
 	struct rfs_fs *fs;
 	struct rfs_node *node;
 	struct listing *list;
@@ -585,6 +586,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_mutex_init(&fs->inflight_lock, NULL);
 	pthread_cond_init(&fs->inflight_cv, NULL);
 	pthread_mutex_init(&fs->stats_lock, NULL);
+	pthread_mutex_init(&fs->open_lock, NULL);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	fs->root = calloc(1, sizeof(*fs->root));
@@ -613,6 +615,10 @@ void rfs_fs_free(struct rfs_fs *fs)
 {
 	if (!fs)
 		return;
+	while (fs->open_files)
+		rfs_fs_release(fs, fs->open_files);
+	while (fs->open_dirs)
+		rfs_fs_releasedir(fs->open_dirs);
 	for (size_t i = 0; fs->buckets && i < fs->nbuckets; i++) {
 		struct rfs_node *n = fs->buckets[i], *next;
 
@@ -631,6 +637,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);
 	pthread_mutex_destroy(&fs->stats_lock);
+	pthread_mutex_destroy(&fs->open_lock);
 	pthread_cond_destroy(&fs->list_cv);
 	pthread_mutex_destroy(&fs->table_lock);
 	free(fs);
@@ -793,6 +800,12 @@ int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out)
 	}
 	d->fs = fs;
 	d->node = n; /* keeps the node for "." while open */
+	pthread_mutex_lock(&fs->open_lock);
+	d->next = fs->open_dirs;
+	if (d->next)
+		d->next->prev = d;
+	fs->open_dirs = d;
+	pthread_mutex_unlock(&fs->open_lock);
 	*out = d;
 	return 0;
 }
@@ -822,6 +835,16 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 
 void rfs_fs_releasedir(struct rfs_dir *d)
 {
+	struct rfs_fs *fs = d->fs;
+
+	pthread_mutex_lock(&fs->open_lock);
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		fs->open_dirs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	pthread_mutex_unlock(&fs->open_lock);
 	listing_put(d->list);
 	node_put(d->fs, d->node);
 	free(d);
@@ -892,6 +915,12 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
 	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
 		 f->did.name);
+	pthread_mutex_lock(&fs->open_lock);
+	f->next = fs->open_files;
+	if (f->next)
+		f->next->prev = f;
+	fs->open_files = f;
+	pthread_mutex_unlock(&fs->open_lock);
 	*out = f;
 	return 0;
 }
@@ -915,6 +944,14 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 {
+	pthread_mutex_lock(&fs->open_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (fs->open_files == f)
+		fs->open_files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&fs->open_lock);
 	rfs_replicas_put(f->reps);
 	rfs_did_rec_release(&f->did);
 	free(f);

@@ -62,6 +62,13 @@ struct rfs_fs {
 		uint64_t errors;
 	} eps[32];
 	struct rfs_ctl *ctl;
+
+	/* Open files and directories: the kernel sends RELEASE after the
+	 * close, asynchronously, so some may still be open when the session
+	 * ends; rfs_fs_free() releases those. open_lock is a leaf lock. */
+	pthread_mutex_t open_lock;
+	struct rfs_file *open_files;
+	struct rfs_dir *open_dirs;
 };
 
 /* read.c: one more transfer of @bytes (0: failed) from endpoint @rse */
@@ -78,6 +85,7 @@ int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 		   struct rfs_file **out);
 
 struct rfs_file {
+	struct rfs_file *prev, *next; /* fs->open_files, under open_lock */
 	uint64_t ino;
 	struct rfs_did_rec did;
 	struct rfs_replicas *reps;

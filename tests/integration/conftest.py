@@ -140,8 +140,10 @@ def mount_factory(tmp_path):
         return m
 
     yield make
+    # every mount goes, even when an earlier one's checks fail
     for m in mounts:
         m.unmount()
+    for m in mounts:
         with open(m.log_path, errors="replace") as f:
             text = f.read()
         print("---- ruciofs log of %s ----\n%s" % (m.dir, text))
