@@ -518,7 +518,15 @@ int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 		*pinned = f.flags & FILE_PINNED;
 	}
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
+	if (rc && rc != MDB_NOTFOUND)
+		return rfs_errno_from_mdb(rc);
+	/* blocks still queued count too: they are readable already */
+	pthread_mutex_lock(&c->lock);
+	for (struct op *o = c->head; o; o = o->next)
+		*nblocks += o->kind == OP_PUT &&
+			    !memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
 }
 
 int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,

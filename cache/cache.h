@@ -93,7 +93,10 @@ bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
 /* Waits until everything queued so far is committed (tests, ctl). */
 void rfs_cache_flush(struct rfs_cache *c);
 
-/* How many blocks of @id are stored, and whether it is pinned. */
+/*
+ * How many blocks of @id are stored or queued (a block fetched twice may
+ * briefly count twice: callers clamp), and whether it is pinned.
+ */
 int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t *nblocks, bool *pinned);
 

@@ -103,6 +103,36 @@ static int run_loop(struct fuse_session *se, const struct rfs_conf *conf)
 	return rc;
 }
 
+/*
+ * A FUSE mount's readahead is its bdi's read_ahead_kb, 128 KiB unless
+ * root raises it; the kernel never asks for more in one request. Root
+ * may: sequential reads then come as 1 MiB requests (4-8x fewer trips).
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	char line[8192], dev[32] = "", mnt[4096], path[128];
+	FILE *f;
+
+	/* from mountinfo, not stat(): the mount answers nothing before the
+	 * session loop has run INIT, so a stat() here would never return */
+	f = geteuid() == 0 ? fopen("/proc/self/mountinfo", "re") : NULL;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d %*d %31s %*s %4095s", path, mnt) == 2 &&
+		    !strcmp(mnt, mountpoint))
+			snprintf(dev, sizeof(dev), "%.31s", path);
+	if (f)
+		fclose(f);
+	if (!dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	if (!f)
+		return;
+	if (fprintf(f, "%d\n", RFS_FUSE_READAHEAD / 1024) < 0)
+		rfs_dbg("cannot raise %s", path);
+	fclose(f);
+}
+
 static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			   struct fuse_args *args)
 {
@@ -116,6 +146,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		goto out_destroy;
 	if (fuse_session_mount(se, conf->mountpoint))
 		goto out_handlers;
+	raise_readahead(conf->mountpoint);
 	if (fuse_daemonize(conf->foreground))
 		goto out_unmount;
 	if (!conf->foreground)

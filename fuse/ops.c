@@ -57,6 +57,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT; /* inos are stable */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* The kernel takes the smaller of this and the bdi's read_ahead_kb,
+	 * which main.c raises to 1 MiB when it can: then sequential reads
+	 * arrive as 1 MiB requests, one cache block each. */
+	conn->max_readahead = RFS_FUSE_READAHEAD;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

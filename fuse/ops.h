@@ -5,6 +5,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+/* The readahead the mount asks for: the largest FUSE read request. */
+#define RFS_FUSE_READAHEAD (1024 * 1024)
+
 extern const struct fuse_lowlevel_ops rfs_fuse_ops;
 
 #endif

@@ -1020,6 +1020,8 @@ static int cached_fraction(struct rfs_fs *fs, const struct rfs_did_rec *r,
 	if (rc)
 		return rc;
 	total = (r->bytes + bs - 1) / bs;
+	if (nblocks > total)
+		nblocks = total;
 	return rfs_buf_printf(out, "%.3f",
 			      total ? (double)nblocks / (double)total : 1.0);
 }
