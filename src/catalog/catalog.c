@@ -566,32 +566,32 @@ int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out)
 	return rc;
 }
 
-int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
-			 struct rfs_did_list *out)
+/* GET /dids/{scope}/[{name}{suffix}] as a list of DIDs. */
+static int list_dids(struct rfs_catalog *cat, const char *scope,
+		     const char *name, const char *suffix,
+		     struct rfs_did_list *out)
 {
 	struct rfs_buf path;
 	int rc;
 
 	rfs_buf_init(&path, 4096);
-	rc = did_path(&path, scope, NULL, NULL);
+	rc = did_path(&path, scope, name, suffix);
 	if (!rc)
 		rc = get_dids(cat, path.data, out);
 	rfs_buf_release(&path);
 	return rc;
 }
 
+int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
+			 struct rfs_did_list *out)
+{
+	return list_dids(cat, scope, NULL, NULL, out);
+}
+
 int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
 			     const char *name, struct rfs_did_list *out)
 {
-	struct rfs_buf path;
-	int rc;
-
-	rfs_buf_init(&path, 4096);
-	rc = did_path(&path, scope, name, "/dids");
-	if (!rc)
-		rc = get_dids(cat, path.data, out);
-	rfs_buf_release(&path);
-	return rc;
+	return list_dids(cat, scope, name, "/dids", out);
 }
 
 static char *dids_body(const struct rfs_did_list *l, size_t from, size_t n,
@@ -744,14 +744,8 @@ int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
 int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
 			   const char *name, struct rfs_did_list *out)
 {
-	struct rfs_buf path;
-	int rc;
+	int rc = list_dids(cat, scope, name, "/files", out);
 
-	rfs_buf_init(&path, 4096);
-	rc = did_path(&path, scope, name, "/files");
-	if (!rc)
-		rc = get_dids(cat, path.data, out);
-	rfs_buf_release(&path);
 	for (size_t i = 0; !rc && i < out->n; i++)
 		out->v[i].type = RFS_DID_FILE;
 	return rc;

@@ -269,11 +269,32 @@ static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 static bool unreachable(int rc);
 
 /* The key of a catalogue answer in the cache: kind, scope, name. */
-void rfs_meta_key(char *key, size_t len, char kind,
-		  const struct rfs_did_rec *rec)
+static void meta_key(char *key, size_t len, char kind,
+		     const struct rfs_did_rec *rec)
 {
 	snprintf(key, len, "%c\x1f%s\x1f%s", kind, rec->scope,
 		 rec->name ? rec->name : "");
+}
+
+void rfs_meta_store(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
+		    const struct rfs_buf *b)
+{
+	char key[1024];
+
+	meta_key(key, sizeof(key), kind, rec);
+	rfs_cache_meta_put(fs->cache, key, b->data ? b->data : "", b->len);
+}
+
+int rfs_meta_load(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
+		  char **val, size_t *len)
+{
+	char key[1024];
+	time_t stored;
+
+	if (!fs->cache)
+		return -ENOENT;
+	meta_key(key, sizeof(key), kind, rec);
+	return rfs_cache_meta_get(fs->cache, key, (void **)val, len, &stored);
 }
 
 /* Keeps a copy of a listing for the days the catalogue is out of reach. */
@@ -281,7 +302,6 @@ static void save_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 			  const struct rfs_did_list *dl)
 {
 	struct rfs_buf b;
-	char key[1024];
 	int rc;
 
 	if (!fs->cache)
@@ -289,25 +309,18 @@ static void save_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 	rfs_buf_init(&b, fs->conf->max_answer);
 	rc = rec->type == RFS_DID_ROOT ? rfs_scopes_to_json(dl, &b)
 				       : rfs_dids_to_stream(dl, &b);
-	rfs_meta_key(key, sizeof(key), 'L', rec);
 	if (!rc)
-		rfs_cache_meta_put(fs->cache, key, b.data ? b.data : "", b.len);
+		rfs_meta_store(fs, 'L', rec, &b);
 	rfs_buf_release(&b);
 }
 
 static int load_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 			 struct rfs_did_list *dl)
 {
-	char key[1024];
-	time_t stored;
-	void *val;
 	size_t len;
-	int rc;
+	char *val;
+	int rc = rfs_meta_load(fs, 'L', rec, &val, &len);
 
-	if (!fs->cache)
-		return -ENOENT;
-	rfs_meta_key(key, sizeof(key), 'L', rec);
-	rc = rfs_cache_meta_get(fs->cache, key, &val, &len, &stored);
 	if (rc)
 		return rc;
 	rc = rec->type == RFS_DID_ROOT ? rfs_parse_scopes(val, len, dl)

@@ -102,9 +102,15 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 double rfs_now(void);
 
-/* The cache key of a catalogue answer: 'L' listings, 'R' replicas. */
-void rfs_meta_key(char *key, size_t len, char kind,
-		  const struct rfs_did_rec *rec);
+/*
+ * Catalogue answers kept in the cache for offline use, keyed by @kind
+ * ('L' listings, 'R' replica lists) and the DID. load returns a malloc'ed
+ * copy, or -ENOENT (also when there is no cache).
+ */
+void rfs_meta_store(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
+		    const struct rfs_buf *b);
+int rfs_meta_load(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
+		  char **val, size_t *len);
 
 /* read.c */
 int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,

@@ -109,30 +109,22 @@ static void save_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			  const struct rfs_replica_list *l)
 {
 	struct rfs_buf b;
-	char key[1024];
 
 	if (!fs->cache)
 		return;
 	rfs_buf_init(&b, fs->conf->max_answer);
-	rfs_meta_key(key, sizeof(key), 'R', did);
 	if (rfs_replicas_to_stream(l, &b) == 0)
-		rfs_cache_meta_put(fs->cache, key, b.data ? b.data : "", b.len);
+		rfs_meta_store(fs, 'R', did, &b);
 	rfs_buf_release(&b);
 }
 
 static int load_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replica_list *l)
 {
-	char key[1024];
-	time_t stored;
-	void *val;
 	size_t len;
-	int rc;
+	char *val;
+	int rc = rfs_meta_load(fs, 'R', did, &val, &len);
 
-	if (!fs->cache)
-		return -ENOENT;
-	rfs_meta_key(key, sizeof(key), 'R', did);
-	rc = rfs_cache_meta_get(fs->cache, key, &val, &len, &stored);
 	if (rc)
 		return rc;
 	rc = rfs_parse_replicas(val, len, l);
