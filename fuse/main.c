@@ -66,6 +66,7 @@ static int load_conf(struct rfs_conf *conf, int argc, char **argv,
 
 	rc = rfs_conf_parse_args(conf, argc, argv, extra, &action, err,
 				 sizeof(err));
+	rfs_conf_hide_secrets(argc, argv);
 	if (!rc && action == RFS_CONF_HELP) {
 		rfs_conf_usage(argv[0]);
 		return 1;
@@ -153,6 +154,9 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		rfs_log_set_sink(RFS_LOG_SYSLOG);
 	rfs_fs_start(fs);
 	rfs_info("mounted %s on %s", conf->rucio_host, conf->mountpoint);
+	if (conf->allow_other)
+		rfs_warn("allow_other: every local user reads with this "
+			 "mount's Rucio identity");
 	rc = run_loop(se, conf) ? 1 : 0;
 	rfs_info("unmounting %s", conf->mountpoint);
 out_unmount:

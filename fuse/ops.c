@@ -54,8 +54,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Big reads and the kernel's page cache: file DIDs never change. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
-	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
-		conn->want |= FUSE_CAP_EXPORT_SUPPORT; /* inos are stable */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* The kernel takes the smaller of this and the bdi's read_ahead_kb,
 	 * which main.c raises to 1 MiB when it can: then sequential reads

@@ -18,9 +18,10 @@ struct rfs_token_source {
 	char *env_token; /* $BEARER_TOKEN at start, wiped on free */
 	char *files[3];	 /* candidate files, in discovery order */
 	char where[320];
+	char *forbidden; /* the mountpoint: no token file may be in it */
 
-	/* protects the cache below; never held during a read of a file
-	 * the daemon itself serves (token files are not in the mount) */
+	/* protects the cache below; never held during file I/O, so a slow
+	 * filesystem blocks only the thread that reads */
 	pthread_mutex_t lock;
 	char *cached;
 	struct stat cached_st;
@@ -85,6 +86,7 @@ void rfs_token_source_free(struct rfs_token_source *ts)
 		return;
 	rfs_token_free(ts->env_token);
 	rfs_token_free(ts->cached);
+	free(ts->forbidden);
 	for (size_t i = 0; i < 3; i++)
 		free(ts->files[i]);
 	pthread_mutex_destroy(&ts->lock);
@@ -170,12 +172,16 @@ static int read_token_file(const char *path, struct stat *st, char **out)
 	return rc;
 }
 
+/* ctime too: a chmod or chown must be checked again, not cached */
 static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-	       a->st_size == b->st_size &&
+	       a->st_size == b->st_size && a->st_uid == b->st_uid &&
+	       a->st_mode == b->st_mode &&
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /*
@@ -202,24 +208,49 @@ static int dup_clean(const char *raw, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-/* Under ts->lock: the cached token if file @i is unchanged. */
+/*
+ * A token file inside our own mount would need the daemon to serve the
+ * read that finds its token: a deadlock. Checked on the path's text, as
+ * any stat() of it would already go through the mount.
+ */
+static bool inside_mount(const struct rfs_token_source *ts, const char *path)
+{
+	size_t n = ts->forbidden ? strlen(ts->forbidden) : 0;
+
+	return n && !strncmp(path, ts->forbidden, n) &&
+	       (path[n] == '/' || path[n] == '\0');
+}
+
+/* The cached token if file @i is unchanged (lstat: no link followed). */
 static int from_cache(struct rfs_token_source *ts, int i, char **out)
 {
 	struct stat st;
+	int rc = -ESTALE;
 
-	if (ts->cached_idx != i || !ts->cached || stat(ts->files[i], &st) ||
-	    !same_file(&st, &ts->cached_st))
+	if (lstat(ts->files[i], &st))
 		return -ESTALE;
-	*out = strdup(ts->cached);
-	return *out ? 0 : -ENOMEM;
+	pthread_mutex_lock(&ts->lock);
+	if (ts->cached_idx == i && ts->cached &&
+	    same_file(&st, &ts->cached_st)) {
+		*out = strdup(ts->cached);
+		rc = *out ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return rc;
 }
 
 static int from_file(struct rfs_token_source *ts, int i, char **out)
 {
 	struct stat st;
-	char *raw = NULL;
+	char *raw = NULL, *copy;
 	int rc;
 
+	if (inside_mount(ts, ts->files[i])) {
+		rfs_log_limited(LOG_ERR, "token-in-mount",
+				"token file '%s' is inside the mount; ignored",
+				ts->files[i]);
+		return -EACCES;
+	}
 	if (from_cache(ts, i, out) == 0)
 		return 0;
 	rc = read_token_file(ts->files[i], &st, &raw);
@@ -229,11 +260,14 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 	rfs_token_free(raw);
 	if (rc)
 		return rc;
+	copy = strdup(*out);
+	pthread_mutex_lock(&ts->lock);
 	rfs_token_free(ts->cached);
-	ts->cached = strdup(*out);
+	ts->cached = copy;
 	ts->cached_st = st;
-	ts->cached_idx = ts->cached ? i : -1;
+	ts->cached_idx = copy ? i : -1;
 	snprintf(ts->where, sizeof(ts->where), "%s", ts->files[i]);
+	pthread_mutex_unlock(&ts->lock);
 	return 0;
 }
 
@@ -249,13 +283,11 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 			return rc;
 		}
 	}
-	pthread_mutex_lock(&ts->lock);
 	for (int i = 0; i < 3 && ts->files[i]; i++) {
 		rc = from_file(ts, i, out);
 		if (rc != -ENOENT)
 			break;
 	}
-	pthread_mutex_unlock(&ts->lock);
 	return rc;
 }
 
@@ -267,4 +299,11 @@ const char *rfs_token_source_where(struct rfs_token_source *ts)
 		return ts->files[0] ? ts->files[0] : "(none)";
 	}
 	return ts->where;
+}
+
+int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir)
+{
+	free(ts->forbidden);
+	ts->forbidden = dir ? strdup(dir) : NULL;
+	return dir && !ts->forbidden ? -ENOMEM : 0;
 }

@@ -32,6 +32,12 @@ void rfs_token_source_free(struct rfs_token_source *ts);
  */
 int rfs_token_source_get(struct rfs_token_source *ts, char **out);
 
+/*
+ * No token file under @dir (the mountpoint) is ever read: reading it
+ * would need the daemon itself, a deadlock. Copies @dir.
+ */
+int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir);
+
 /* Where the token came from, for messages (never the token itself). */
 const char *rfs_token_source_where(struct rfs_token_source *ts);
 

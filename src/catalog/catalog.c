@@ -33,6 +33,8 @@ struct rfs_catalog {
 	pthread_cond_t login_done;
 	bool login_busy;
 	int login_rc;
+	double login_retry; /* monotonic: a failed login is not retried
+			       before this */
 	char *token;
 	time_t renew_at;
 	unsigned generation; /* bumped by every login */
@@ -100,6 +102,8 @@ int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf)
 	rc = rfs_http_new(&cat->http, &hopts);
 	if (!rc && conf->auth_type == RFS_AUTH_TOKEN)
 		rc = rfs_token_source_new(&cat->tokens, conf->token_file);
+	if (!rc && cat->tokens)
+		rc = rfs_token_source_forbid(cat->tokens, conf->mountpoint);
 	if (rc) {
 		rfs_catalog_free(cat);
 		return rc;
@@ -134,6 +138,14 @@ static int connect_errno(CURL *h, int curlcode)
 	    sent == 0)
 		return -EHOSTUNREACH;
 	return rfs_errno_from_curl(curlcode);
+}
+
+/* Generous: a big listing at a slow but steady rate still fits. */
+static long request_timeout_ms(const struct rfs_catalog *cat)
+{
+	double t = 10 * cat->conf->io_timeout;
+
+	return (long)((t < 120 ? 120 : t) * 1000);
 }
 
 /* ---- authentication ---- */
@@ -196,10 +208,17 @@ static void init_hdrs(struct rfs_http_hdr *h)
 		h[i].name = names[i];
 }
 
-/* When to log in again: a quarter of the lifetime early, at most 5 min. */
+/*
+ * When to log in again: a quarter of the lifetime early, at most 5 min.
+ * An expiry already past says our clock and the server's disagree: then
+ * Rucio's fixed one-hour lifetime is assumed.
+ */
 static time_t renew_time(time_t now, time_t expires)
 {
-	time_t life = expires > now ? expires - now : 0;
+	time_t life = expires > now ? expires - now : 3600;
+
+	if (expires <= now)
+		expires = now + life;
 	time_t early = life / 4 < 300 ? life / 4 : 300;
 
 	return expires - early;
@@ -211,14 +230,18 @@ static int login_result(struct rfs_catalog *cat, long status,
 	time_t now = time(NULL), expires;
 
 	if (status == 206) {
-		rfs_err("catalogue login: identity '%s' maps to several "
+		rfs_log_limited(
+			LOG_ERR, "login",
+			"catalogue login: identity '%s' maps to several "
 			"accounts (%s): set account= in rucio.cfg or -o",
 			cat->conf->username,
 			h[H_ACCOUNTS].seen ? h[H_ACCOUNTS].value : "?");
 		return -EACCES;
 	}
 	if (status != 200) {
-		rfs_err("catalogue login as '%s' failed: HTTP %ld %s: %s",
+		rfs_log_limited(
+			LOG_ERR, "login",
+			"catalogue login as '%s' failed: HTTP %ld %s: %s",
 			cat->conf->username, status,
 			h[H_EXC_CLASS].seen ? h[H_EXC_CLASS].value : "",
 			h[H_EXC_MSG].seen ? h[H_EXC_MSG].value : "");
@@ -264,6 +287,7 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	err = rc ? connect_errno(h, rc) : 0;
@@ -295,8 +319,11 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 	pthread_mutex_lock(&cat->lock);
 	while (cat->login_busy)
 		pthread_cond_wait(&cat->login_done, &cat->lock);
-	if (cat->generation != seen_generation) {
-		rc = cat->token ? 0 : cat->login_rc; /* someone just did it */
+	/* someone just tried (their result is ours), or a login failed
+	 * moments ago: no new attempt, no new log line */
+	if (cat->generation != seen_generation ||
+	    (cat->login_rc && mono_now() < cat->login_retry)) {
+		rc = cat->login_rc;
 		pthread_mutex_unlock(&cat->lock);
 		return rc;
 	}
@@ -312,11 +339,18 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 		cat->renew_at = renew;
 	}
 	cat->login_rc = rc;
+	cat->login_retry = mono_now() + 2;
 	cat->generation++;
 	cat->login_busy = false;
 	pthread_cond_broadcast(&cat->login_done);
 	pthread_mutex_unlock(&cat->lock);
 	return rc;
+}
+
+/* Errors of the token source mean "no credential", never "no file". */
+static int token_errno(int rc)
+{
+	return rc == -ENOMEM ? rc : -EACCES;
 }
 
 /* A copy of the token to send, logging in first when needed. */
@@ -333,21 +367,25 @@ static int current_token(struct rfs_catalog *cat, char **out, unsigned *gen)
 					"no usable bearer token (%s): %s",
 					rfs_token_source_where(cat->tokens),
 					rfs_errno_reason(rc));
+		return rc ? token_errno(rc) : 0;
+	}
+	pthread_mutex_lock(&cat->lock);
+	fresh = cat->token && time(NULL) < cat->renew_at;
+	*gen = cat->generation;
+	*out = fresh ? strdup(cat->token) : NULL;
+	pthread_mutex_unlock(&cat->lock);
+	if (fresh)
+		return *out ? 0 : -ENOMEM;
+	rc = userpass_login(cat, *gen);
+	if (rc)
 		return rc;
-	}
-	for (int tries = 0; tries < 2; tries++) {
-		pthread_mutex_lock(&cat->lock);
-		fresh = cat->token && time(NULL) < cat->renew_at;
-		*gen = cat->generation;
-		*out = fresh ? strdup(cat->token) : NULL;
-		pthread_mutex_unlock(&cat->lock);
-		if (fresh)
-			return *out ? 0 : -ENOMEM;
-		rc = userpass_login(cat, *gen);
-		if (rc)
-			return rc;
-	}
-	return -EACCES;
+	/* the token just obtained is used at least once, whatever its
+	 * renewal time says */
+	pthread_mutex_lock(&cat->lock);
+	*gen = cat->generation;
+	*out = cat->token ? strdup(cat->token) : NULL;
+	pthread_mutex_unlock(&cat->lock);
+	return *out ? 0 : -EACCES;
 }
 
 int rfs_catalog_login(struct rfs_catalog *cat)
@@ -372,7 +410,7 @@ int rfs_catalog_storage_token(struct rfs_catalog *cat, char **out)
 		rfs_token_free(*out);
 		*out = NULL;
 	}
-	return rc == -ENOENT ? 0 : rc;
+	return rc == -ENOENT ? 0 : rc ? token_errno(rc) : 0;
 }
 
 /* ---- requests ---- */
@@ -428,10 +466,12 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, rq->out);
-	/* Rucio answers /scopes and /dids/{scope} with 308 to the slash */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 3L);
-	curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+	/* No redirects: curl would carry X-Rucio-Auth-Token (a custom
+	 * header) to any host. Paths already end in the slash Rucio's 308s
+	 * ask for; a 3xx is an error. An overall bound on top of the
+	 * low-speed limit: a trickling answer cannot hold a worker long. */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
 	if (rq->body)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
 	rc = curl_easy_perform(h);

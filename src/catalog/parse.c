@@ -386,6 +386,10 @@ static int pfns_from_json(json_t *pfns, struct rfs_replica_rec *r)
 		return -ENOMEM;
 	json_object_foreach(pfns, url, info)
 	{
+		/* a member of an archive: these bytes are the archive's, to
+		 * be extracted by the client; not a replica of this file */
+		if (json_is_true(json_object_get(info, "client_extract")))
+			continue;
 		rc = pfn_from_json(url, info, &r->pfn[r->npfn]);
 		if (rc) {
 			free(r->pfn[r->npfn].url);

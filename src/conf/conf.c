@@ -290,6 +290,36 @@ static int take_option_list(struct rfs_conf *conf, const char *list,
 	return rc;
 }
 
+/*
+ * /proc/PID/cmdline is readable by every local user: a password given
+ * with -o is overwritten in argv once copied (rucio.cfg is the better
+ * place for it; the README says so).
+ */
+static void hide_password(char *list)
+{
+	if (!list)
+		return;
+	for (char *p = strstr(list, "password="); p;
+	     p = strstr(p, "password=")) {
+		if (p != list && p[-1] != ',') {
+			p++;
+			continue;
+		}
+		for (p += 9; *p && *p != ','; p++)
+			*p = 'x';
+	}
+}
+
+void rfs_conf_hide_secrets(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			hide_password(argv[++i]);
+		else if (!strncmp(argv[i], "-o", 2))
+			hide_password(argv[i] + 2);
+	}
+}
+
 int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 			struct rfs_strv *fuse_opts,
 			enum rfs_conf_action *action, char *err, size_t errlen)
@@ -602,8 +632,17 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 			 strerror(errno));
 		return -EINVAL;
 	}
-	if (conf->connect_timeout <= 0 || conf->io_timeout <= 0) {
-		snprintf(err, errlen, "timeouts must be positive");
+	/* curl counts the low-speed window in whole seconds: 0 would turn
+	 * the check off, and a limit past LONG_MAX wraps negative */
+	if (conf->connect_timeout <= 0 || conf->io_timeout < 1 ||
+	    conf->connect_timeout > 3600 || conf->io_timeout > 3600) {
+		snprintf(err, errlen,
+			 "connect_timeout must be in (0, 1h], io_timeout in "
+			 "[1s, 1h]");
+		return -EINVAL;
+	}
+	if (conf->low_speed_limit < 1 || conf->low_speed_limit > (1ull << 40)) {
+		snprintf(err, errlen, "low_speed_limit must be 1 to 1T");
 		return -EINVAL;
 	}
 	if (conf->max_answer < 4096 || conf->max_answer > (4ull << 30)) {

@@ -91,6 +91,13 @@ int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 			enum rfs_conf_action *action, char *err, size_t errlen);
 
 /*
+ * Overwrites the value of every -o password= in @argv (which must be
+ * writable, as main()'s is): /proc/PID/cmdline is readable by everyone.
+ * Call after rfs_conf_parse_args has copied it.
+ */
+void rfs_conf_hide_secrets(int argc, char **argv);
+
+/*
  * Sets one option by name (also used for the rucio.cfg keys). Returns
  * -ENOENT for an unknown name, -EINVAL for a bad value. @from_file keeps
  * values already given with -o.

@@ -34,16 +34,27 @@
 #define REQ_MAX (64 * 1024)
 #define PROGRESS_EVERY 0.25 /* seconds between progress lines */
 
+#define MAX_CLIENTS 32
+
 struct rfs_ctl {
 	int fd;
 	int stop_pipe[2];
 	pthread_t thread;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	/* Client threads are counted so that stopping waits for them: a
+	 * prefetch must not outlive the fs it works on. lock is a leaf. */
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int client_fds[MAX_CLIENTS]; /* -1: free slot */
+	int nclients;
+	bool stopping;
 };
 
 struct client {
 	struct rfs_fs *fs;
 	int fd;
+	int slot;
 };
 
 /* One JSON line to the client; takes @o. False once the client is gone. */
@@ -350,9 +361,21 @@ static json_t *read_request(int fd)
 	return req;
 }
 
+static void client_done(struct rfs_ctl *ctl, struct client *c)
+{
+	pthread_mutex_lock(&ctl->lock);
+	ctl->client_fds[c->slot] = -1;
+	close(c->fd);
+	if (--ctl->nclients == 0)
+		pthread_cond_broadcast(&ctl->idle);
+	pthread_mutex_unlock(&ctl->lock);
+	free(c);
+}
+
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
+	struct rfs_ctl *ctl = c->fs->ctl;
 	json_t *req;
 
 	if (!peer_allowed(c->fs, c->fd)) {
@@ -363,19 +386,38 @@ static void *client_main(void *arg)
 	} else {
 		send_done(c->fd, -EINVAL, "bad request");
 	}
-	close(c->fd);
-	free(c);
+	client_done(ctl, c);
 	return NULL;
+}
+
+/* Under ctl->lock: a free slot, or -1 when too many clients are busy. */
+static int take_slot(struct rfs_ctl *ctl, int fd)
+{
+	for (int i = 0; i < MAX_CLIENTS && !ctl->stopping; i++) {
+		if (ctl->client_fds[i] >= 0)
+			continue;
+		ctl->client_fds[i] = fd;
+		ctl->nclients++;
+		return i;
+	}
+	return -1;
 }
 
 static void spawn_client(struct rfs_fs *fs, int fd)
 {
+	struct rfs_ctl *ctl = fs->ctl;
 	struct client *c = malloc(sizeof(*c));
 	pthread_attr_t attr;
 	pthread_t t;
 
-	if (!c) {
+	pthread_mutex_lock(&ctl->lock);
+	if (c)
+		c->slot = take_slot(ctl, fd);
+	pthread_mutex_unlock(&ctl->lock);
+	if (!c || c->slot < 0) {
+		send_done(fd, -EBUSY, "too many ruciofs-ctl clients");
 		close(fd);
+		free(c);
 		return;
 	}
 	c->fs = fs;
@@ -383,8 +425,10 @@ static void spawn_client(struct rfs_fs *fs, int fd)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, client_main, c)) {
-		close(fd);
-		free(c);
+		fd = dup(fd); /* client_done closes c->fd */
+		client_done(ctl, c);
+		if (fd >= 0)
+			close(fd);
 	}
 	pthread_attr_destroy(&attr);
 }
@@ -440,6 +484,10 @@ int rfs_ctl_start(struct rfs_fs *fs)
 		return -ENOMEM;
 	ctl->fd = -1;
 	ctl->stop_pipe[0] = ctl->stop_pipe[1] = -1;
+	pthread_mutex_init(&ctl->lock, NULL);
+	pthread_cond_init(&ctl->idle, NULL);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		ctl->client_fds[i] = -1;
 	n = snprintf(ctl->path, sizeof(ctl->path), "%s/ctl.sock",
 		     fs->conf->cache_dir);
 	rc = n < 0 || (size_t)n >= sizeof(ctl->path) ? -ENAMETOOLONG : 0;
@@ -470,6 +518,18 @@ void rfs_ctl_stop(struct rfs_fs *fs)
 		return;
 	if (write(ctl->stop_pipe[1], "x", 1) == 1)
 		pthread_join(ctl->thread, NULL);
+	/* no new clients now; those still busy see their socket fail at
+	 * their next line and finish */
+	pthread_mutex_lock(&ctl->lock);
+	ctl->stopping = true;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (ctl->client_fds[i] >= 0)
+			shutdown(ctl->client_fds[i], SHUT_RDWR);
+	while (ctl->nclients)
+		pthread_cond_wait(&ctl->idle, &ctl->lock);
+	pthread_mutex_unlock(&ctl->lock);
+	pthread_cond_destroy(&ctl->idle);
+	pthread_mutex_destroy(&ctl->lock);
 	close(ctl->fd);
 	close(ctl->stop_pipe[0]);
 	close(ctl->stop_pipe[1]);

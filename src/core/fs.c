@@ -37,6 +37,11 @@ struct rfs_node {
 	struct listing *list;
 	double list_time;
 	bool list_busy; /* a thread is fetching the listing */
+	/* after a failed fetch: its error, served without asking again
+	 * until list_retry (monotonic seconds), so that a catalogue that does
+	 * not answer costs one timeout, not one per access or per waiter */
+	int list_rc;
+	double list_retry;
 	struct rfs_replicas *reps;
 	double reps_time;
 	struct rfs_node *next; /* hash chain */
@@ -527,27 +532,67 @@ static void fill_attr(struct rfs_fs *fs, uint64_t ino,
  * thread fetches a given directory; the others wait for its answer. When
  * the catalogue cannot be reached, an older listing is served.
  */
-static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
-			struct listing **out)
+/* Under table_lock: what a failed or offline fetch leaves on the node. */
+static int fetch_done(struct rfs_fs *fs, struct rfs_node *n, int rc,
+		      struct listing *fresh, bool offline, struct listing **out)
 {
 	double retry = fs->conf->offline_retry < fs->conf->dir_ttl
 			       ? fs->conf->offline_retry
 			       : fs->conf->dir_ttl;
+
+	if (!rc) {
+		listing_put(n->list);
+		n->list = fresh;
+		/* an offline copy is asked for again once the retry is due */
+		n->list_time =
+			rfs_now() - (offline ? fs->conf->dir_ttl - retry : 0);
+		n->list_rc = 0;
+	} else if (rc != -ENOMEM) {
+		n->list_rc = rc;
+		n->list_retry = rfs_now() + (retry > 1 ? retry : 1);
+	}
+	if (!rc || (n->list && unreachable(rc))) {
+		*out = listing_get(n->list);
+		return 0;
+	}
+	return rc;
+}
+
+/*
+ * The listing of @n, fetched if missing or older than dir_ttl. Only one
+ * thread fetches a given directory; the others wait for its answer and
+ * share it, success or failure. When the catalogue cannot be reached or
+ * does not answer, an older listing is served.
+ */
+static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
+			struct listing **out)
+{
 	struct rfs_did_rec rec;
 	struct listing *fresh = NULL;
-	bool offline = false;
+	bool offline = false, waited = false;
 	int rc;
 
 	pthread_mutex_lock(&fs->table_lock);
 	for (;;) {
-		if (n->list && rfs_now() - n->list_time < fs->conf->dir_ttl) {
+		bool fresh_enough =
+			n->list && rfs_now() - n->list_time < fs->conf->dir_ttl;
+		bool failing = n->list_rc && rfs_now() < n->list_retry;
+
+		if (fresh_enough ||
+		    (failing && n->list && unreachable(n->list_rc))) {
 			*out = listing_get(n->list);
 			pthread_mutex_unlock(&fs->table_lock);
 			return 0;
 		}
+		if (failing || (waited && !n->list_busy && n->list_rc)) {
+			rc = n->list_rc;
+			pthread_mutex_unlock(&fs->table_lock);
+			return rc;
+		}
 		if (!n->list_busy)
 			break;
 		pthread_cond_wait(&fs->list_cv, &fs->table_lock);
+		waited = true;
 	}
 	n->list_busy = true;
 	rc = rfs_did_rec_copy(&rec, &n->rec);
@@ -559,17 +604,7 @@ static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 	pthread_mutex_lock(&fs->table_lock);
 	n->list_busy = false;
 	pthread_cond_broadcast(&fs->list_cv);
-	if (!rc) {
-		listing_put(n->list);
-		n->list = fresh;
-		/* an offline copy is asked for again once the retry is due */
-		n->list_time =
-			rfs_now() - (offline ? fs->conf->dir_ttl - retry : 0);
-	}
-	if (!rc || (n->list && unreachable(rc))) {
-		*out = listing_get(n->list);
-		rc = 0;
-	}
+	rc = fetch_done(fs, n, rc, fresh, offline, out);
 	pthread_mutex_unlock(&fs->table_lock);
 	rfs_did_rec_release(&rec);
 	return rc;

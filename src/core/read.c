@@ -278,9 +278,14 @@ int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
 	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
 	int rc = 0;
 
-	for (size_t i = 0; i < r->n && !rc; i++)
-		rc = rfs_buf_printf(out, "%s%s", i ? "\n" : "",
-				    r->src[(first + i) % r->n].url);
+	char url[4096];
+
+	/* query strings can hold signed URLs or tokens: not for xattrs */
+	for (size_t i = 0; i < r->n && !rc; i++) {
+		rfs_url_for_log(url, sizeof(url),
+				r->src[(first + i) % r->n].url);
+		rc = rfs_buf_printf(out, "%s%s", i ? "\n" : "", url);
+	}
 	return rc;
 }
 

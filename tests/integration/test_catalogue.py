@@ -208,3 +208,54 @@ def test_listing_ttl(lake41, mount_factory):
     time.sleep(1.5)
     after = set(os.listdir(m.path(d)))
     assert after - before == {other["paths"][0].rsplit("/", 1)[1]}
+
+
+def test_password_not_in_proc_cmdline(lake41, mount_factory):
+    m = mount_factory(lake41, "password=alice-secret",
+                      cfg_kw={"password": None})
+    assert os.listdir(m.dir)
+    with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
+        assert b"alice-secret" not in f.read()
+
+
+def test_token_file_inside_the_mount_is_refused(lake41, tmp_path):
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    tok = mp / "bt"
+    tok.write_text(lake41.issuer.mint("alice") + "\n")
+    os.chmod(tok, 0o600)
+    t = time.time()
+    r, _ = run_ruciofs(lake41, tmp_path, "token_file=" + str(tok),
+                       cfg_kw={"auth_type": "oidc"})
+    assert r.returncode != 0
+    assert "inside the mount" in r.stderr
+    assert time.time() - t < 10
+
+
+def test_parallel_accesses_share_one_timeout(lake41, mount_factory):
+    import threading
+    m = mount_factory(lake41, "connect_timeout=2", "io_timeout=2")
+    f, d, other = fault_dataset(lake41)
+    did = os.getxattr(m.path(d), "user.rucio.did").decode()
+    scope, name = did.split(":", 1)
+    lake41.set_fault("/dids/%s/%s/dids" % (scope, name), "hang")
+    took = []
+
+    def one():
+        t = time.time()
+        try:
+            os.listdir(m.path(d))
+        except OSError:
+            pass
+        took.append(time.time() - t)
+
+    try:
+        ts = [threading.Thread(target=one) for _ in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        lake41.clear_faults()
+    # one fetch, one timeout (about io_timeout), shared by all five
+    assert max(took) < 6, took

@@ -171,3 +171,22 @@ def test_only_the_owner_may_use_the_socket(lake41, mount_factory):
     r = subprocess.run(["runuser", "-u", "nobody", "--", CTL, "-m", m.dir,
                         "status"], capture_output=True, text=True)
     assert r.returncode != 0
+
+
+def test_unmount_during_a_prefetch_is_clean(lake41, mount_factory):
+    # 4 KiB blocks make the prefetch of the big sparse file slow enough
+    # to still be running when the mount goes
+    m = mount_factory(lake41, "block_size=4K", "cache_size=1G")
+    big = max(replicated(lake41), key=lambda f: f["size"])
+    assert big["size"] > 1 << 30
+    p = subprocess.Popen([CTL, "prefetch", find_path(m, big)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    time.sleep(1.5)
+    assert p.poll() is None, "the prefetch ended too soon to test this"
+    t = time.time()
+    m.unmount()
+    assert m.proc.returncode == 0
+    assert time.time() - t < 10
+    out, err = p.communicate(timeout=10)
+    assert p.returncode != 0
