@@ -339,7 +339,9 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 		cat->renew_at = renew;
 	}
 	cat->login_rc = rc;
-	cat->login_retry = mono_now() + 2;
+	/* a refused or broken login is not repeated for a second by every
+	 * thread; a catalogue out of reach has its offline window instead */
+	cat->login_retry = is_unreachable(rc) ? 0 : mono_now() + 1;
 	cat->generation++;
 	cat->login_busy = false;
 	pthread_cond_broadcast(&cat->login_done);
