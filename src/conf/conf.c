@@ -94,6 +94,7 @@ static const struct opt opts[] = {
 	OPT("cache_size", OPT_SIZE, cache_size),
 	OPT("block_size", OPT_SIZE, block_size),
 	OPT("cache", OPT_BOOL, cache),
+	OPT("readahead", OPT_BOOL, readahead),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -117,6 +118,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->max_answer = 64ull << 20;
 	conf->max_threads = 10;
 	conf->cache = true;
+	conf->readahead = true;
 	conf->cache_size = 10ull << 30;
 	conf->block_size = 1 << 20;
 	conf->uid = getuid();
@@ -711,6 +713,8 @@ void rfs_conf_usage(const char *progname)
 	       "    -o block_size=SIZE     cache block size (1M)\n"
 	       "    -o cache=no            no cache: every read goes to the "
 	       "network\n"
+	       "    -o readahead=no        no parallel read-ahead for "
+	       "sequential reads\n"
 	       "\n"
 	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
 	       progname);

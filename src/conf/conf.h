@@ -57,7 +57,8 @@ struct rfs_conf {
 	char *cache_dir;     /* NULL: the default for this user */
 	uint64_t cache_size; /* quota of block data */
 	uint64_t block_size;
-	bool cache; /* false: -o cache=no, read from the network only */
+	bool cache;	/* false: -o cache=no, read from the network only */
+	bool readahead; /* parallel read-ahead for sequential readers */
 
 	/* command line */
 	char *mountpoint;

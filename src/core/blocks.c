@@ -101,6 +101,13 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	fs->inflight = e;
 	pthread_mutex_unlock(&fs->inflight_lock);
 
+	/* another fetch of this block may have ended between our caller's
+	 * cache lookup and our registration: look once more */
+	if (rfs_cache_get(fs->cache, &f->cid, idx, e->buf, len) == 0) {
+		memcpy(out, e->buf, len);
+		e->rc = 0;
+		goto done;
+	}
 	got = rfs_replicas_read(fs, f->reps, &f->did, e->buf, len, idx * bs);
 	e->rc = got == (ssize_t)len ? 0 : got < 0 ? (int)got : -EIO;
 	if (!e->rc) {
@@ -111,6 +118,7 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		memcpy(out, e->buf, len);
 	}
 
+done:
 	rc = e->rc;
 	pthread_mutex_lock(&fs->inflight_lock);
 	e->done = true;
@@ -157,5 +165,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		done += rc ? 0 : n;
 	}
 	free(tmp);
+	if (!rc && size)
+		rfs_prefetch_after(fs, f, off / bs, (off + size - 1) / bs);
 	return rc ? rc : (ssize_t)done;
 }

@@ -679,6 +679,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 		free_node(fs->root);
 	free(fs->buckets);
 	rfs_ctl_stop(fs);
+	rfs_prefetch_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
 	rfs_catalog_free(fs->cat);
@@ -726,6 +727,9 @@ void rfs_fs_start(struct rfs_fs *fs)
 	if (rc)
 		rfs_err("control socket in '%s' not available: %s", cc.dir,
 			rfs_errno_reason(rc));
+	if (fs->conf->readahead && rfs_prefetch_start(fs))
+		rfs_err("no read-ahead workers: reads fetch only what they "
+			"need");
 }
 
 int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
@@ -743,6 +747,8 @@ int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 		return rc;
 	}
 	f->ino = rfs_ino_of(rec->scope, rec->name);
+	pthread_mutex_init(&f->pf_lock, NULL);
+	f->pf_next = UINT64_MAX;
 	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
 	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
 		 f->did.name);
@@ -963,6 +969,8 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
 	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
 		 f->did.name);
+	pthread_mutex_init(&f->pf_lock, NULL);
+	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
 	pthread_mutex_lock(&fs->open_lock);
 	f->next = fs->open_files;
 	if (f->next)
@@ -1000,6 +1008,7 @@ void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&fs->open_lock);
+	pthread_mutex_destroy(&f->pf_lock);
 	rfs_replicas_put(f->reps);
 	rfs_did_rec_release(&f->did);
 	free(f);

@@ -62,6 +62,7 @@ struct rfs_fs {
 		uint64_t errors;
 	} eps[32];
 	struct rfs_ctl *ctl;
+	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
 
 	/* Open files and directories: the kernel sends RELEASE after the
 	 * close, asynchronously, so some may still be open when the session
@@ -91,7 +92,22 @@ struct rfs_file {
 	struct rfs_replicas *reps;
 	struct rfs_cache_id cid; /* identity of the bytes in the cache */
 	char didstr[520];	 /* "scope:name" for the cache's records */
+
+	/* read-ahead state (prefetch.c), under pf_lock, a leaf lock */
+	pthread_mutex_t pf_lock;
+	uint64_t pf_next;   /* the block a sequential reader reads next */
+	uint64_t pf_run;    /* blocks read in sequence so far */
+	uint64_t pf_window; /* blocks to keep fetched ahead */
+	uint64_t pf_ahead;  /* the last block queued ahead */
 };
+
+/* prefetch.c: read-ahead workers for sequential readers */
+int rfs_prefetch_start(struct rfs_fs *fs);
+void rfs_prefetch_stop(struct rfs_fs *fs);
+/* After a read of blocks @first..@last of @f: grows or resets the
+ * window and queues the blocks ahead that are not cached. */
+void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
+			uint64_t last);
 
 /* blocks.c: the read path through the block cache */
 /* Fetches block @idx from the replicas (once for all waiters), stores it */

@@ -246,3 +246,32 @@ def test_offline_listing_stat_and_reading(lake41, mount_factory):
     # the link is back: used again without a remount
     time.sleep(1.5)
     assert sha256_of(find_path(m2, never)) == never["sha256"]
+
+
+def test_random_read_fetches_one_block_sequential_reads_ahead(lake41,
+                                                              mount_factory):
+    f = max(cacheable(lake41, hi=64 << 20), key=lambda f: f["size"])
+    nblocks = (f["size"] + BS - 1) // BS
+    assert nblocks >= 20
+    m = mount_factory(lake41)
+    p = find_path(m, f)
+    before = storage_hits(lake41, f)
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    try:
+        # a lone read in the middle: its block, nothing more
+        import mmap
+        buf = mmap.mmap(-1, 4096)
+        os.preadv(fd, [buf], 10 * BS + 4096)
+        time.sleep(0.5)
+        assert storage_hits(lake41, f) - before == 1
+        # reads that follow on grow a window fetched ahead
+        for i in range(4):
+            os.preadv(fd, [buf], (2 + i) * BS)
+        time.sleep(1.0)
+        got = storage_hits(lake41, f) - before
+        assert got > 1 + 4, got
+    finally:
+        os.close(fd)
+    assert sha256_of(p) == f["sha256"]
+    # and every block still crossed the network once
+    assert storage_hits(lake41, f) - before == nblocks
