@@ -70,6 +70,8 @@ The demo lake is mounted on $DEMO_MNT. Try:
     find $DEMO_MNT -maxdepth 3 | head -30
     getfattr -d \$(find $DEMO_MNT -type f -name '*.fits' | head -1)
     md5sum \$(find $DEMO_MNT -type f -name '*.fits' | head -1)
+    build/ruciofs-ctl prefetch --pin $DEMO_MNT/lsst/images
+    build/ruciofs-ctl status
 Stop it with: packaging/setup.sh stop
 EOT
 }
