@@ -252,33 +252,417 @@ static void cli_release(struct cli *c)
 }
 
 /* Parses "ruciofs" plus the NULL-terminated arguments into a fresh @c. */
-static int vcli(struct cli *c, va_list ap)
+static int cli(struct cli *c, ...)
 {
 	char *argv[32];
 	int argc = 0;
+	va_list ap;
 	const char *a;
 
 	memset(c, 0, sizeof(*c));
 	rfs_conf_init(&c->conf);
 	rfs_strv_init(&c->fuse);
 	argv[argc++] = "ruciofs";
+	va_start(ap, c);
 	while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
 		argv[argc++] = (char *)a;
+	va_end(ap);
 	argv[argc] = NULL;
 	c->rc = rfs_conf_parse_args(&c->conf, argc, argv, &c->fuse, &c->action,
 				    c->err, sizeof(c->err));
 	return c->rc;
 }
 
-static int cli(struct cli *c, ...)
+static void test_args_options(void)
 {
-	va_list ap;
-	int rc;
+	struct cli c;
 
-	va_start(ap, c);
-	rc = vcli(c, ap);
-	va_end(ap);
-	return rc;
+	CHECK_INT(cli(&c, "-o",
+		      "rucio_host=https://rucio.example.org,account=jdoe",
+		      "/mnt/lake", NULL),
+		  0);
+	CHECK_INT(c.action, RFS_CONF_RUN);
+	CHECK_STR(c.conf.rucio_host, "https://rucio.example.org");
+	CHECK_STR(c.conf.account, "jdoe");
+	CHECK_STR(c.conf.mountpoint, "/mnt/lake");
+	CHECK_INT(c.fuse.n, 0);
+	CHECK(!c.conf.foreground && !c.conf.debug && !c.conf.singlethread);
+	cli_release(&c);
+
+	/* "-oLIST", several -o, the later one winning */
+	CHECK_INT(cli(&c, "-ovo=atlas", "-o", "account=a", "-o", "account=b",
+		      "/m", NULL),
+		  0);
+	CHECK_STR(c.conf.vo, "atlas");
+	CHECK_STR(c.conf.account, "b");
+	cli_release(&c);
+
+	/* a backslash escapes a comma (and itself) inside a value */
+	CHECK_INT(cli(&c, "-o", "password=a\\,b\\\\c,username=u", "/m", NULL),
+		  0);
+	CHECK_STR(c.conf.password, "a,b\\c");
+	CHECK_STR(c.conf.username, "u");
+	cli_release(&c);
+
+	/* typed options */
+	CHECK_INT(cli(&c, "-o",
+		      "connect_timeout=5s,io_timeout=2m,dir_ttl=0.5,"
+		      "max_answer=16M,low_speed_limit=10K,max_threads=32,"
+		      "allow_other,schemes=davs:https,replica_sort=geoip",
+		      "/m", NULL),
+		  0);
+	CHECK(c.conf.connect_timeout == 5);
+	CHECK(c.conf.io_timeout == 120);
+	CHECK(c.conf.dir_ttl == 0.5);
+	CHECK_U64(c.conf.max_answer, 16ULL << 20);
+	CHECK_U64(c.conf.low_speed_limit, 10240);
+	CHECK_INT(c.conf.max_threads, 32);
+	CHECK(c.conf.allow_other);
+	CHECK_INT(c.conf.schemes.n, 2);
+	CHECK_STR(c.conf.schemes.v[0], "davs");
+	CHECK_STR(c.conf.schemes.v[1], "https");
+	CHECK(c.conf.schemes.v[2] == NULL);
+	CHECK_STR(c.conf.replica_sort, "geoip");
+	CHECK_INT(c.fuse.n, 0);
+	cli_release(&c);
+
+	/* "allow_other=no" really turns it off */
+	CHECK_INT(cli(&c, "-o", "allow_other,allow_other=no", "/m", NULL), 0);
+	CHECK(!c.conf.allow_other);
+	cli_release(&c);
+
+	/* empty items are ignored */
+	CHECK_INT(cli(&c, "-o", ",,vo=x,,", "/m", NULL), 0);
+	CHECK_STR(c.conf.vo, "x");
+	CHECK_INT(c.fuse.n, 0);
+	cli_release(&c);
+}
+
+static void test_args_fuse_and_noise(void)
+{
+	struct cli c;
+
+	/* what ruciofs does not know goes to FUSE, in order, as written */
+	CHECK_INT(cli(&c, "-o", "allow_root,max_read=131072,vo=def,ro", "-o",
+		      "fsname=ruciofs", "/m", NULL),
+		  0);
+	CHECK_INT(c.fuse.n, 4);
+	if (c.fuse.n == 4) {
+		CHECK_STR(c.fuse.v[0], "allow_root");
+		CHECK_STR(c.fuse.v[1], "max_read=131072");
+		CHECK_STR(c.fuse.v[2], "ro");
+		CHECK_STR(c.fuse.v[3], "fsname=ruciofs");
+		CHECK(c.fuse.v[4] == NULL);
+	}
+	CHECK_STR(c.conf.vo, "def");
+	cli_release(&c);
+
+	/* fstab and mount(8) noise reaches neither */
+	CHECK_INT(cli(&c, "-o",
+		      "_netdev,noauto,auto,user,users,nofail,defaults,rw,"
+		      "x-systemd.automount,comment=systemd.foo",
+		      "/m", NULL),
+		  0);
+	CHECK_INT(c.fuse.n, 0);
+	cli_release(&c);
+
+	/* an escaped comma inside a FUSE option survives too */
+	CHECK_INT(cli(&c, "-o", "subtype=a\\,b", "/m", NULL), 0);
+	CHECK_INT(c.fuse.n, 1);
+	if (c.fuse.n == 1)
+		CHECK_STR(c.fuse.v[0], "subtype=a,b");
+	cli_release(&c);
+}
+
+static void test_args_flags(void)
+{
+	struct cli c;
+
+	CHECK_INT(cli(&c, "-f", "/m", NULL), 0);
+	CHECK(c.conf.foreground && !c.conf.debug && !c.conf.singlethread);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "/m", "-d", NULL), 0);
+	CHECK(c.conf.foreground && c.conf.debug);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-s", "/m", NULL), 0);
+	CHECK(c.conf.singlethread && !c.conf.foreground);
+	CHECK_STR(c.conf.mountpoint, "/m");
+	cli_release(&c);
+
+	/* help and version win over anything around them */
+	CHECK_INT(cli(&c, "--help", NULL), 0);
+	CHECK_INT(c.action, RFS_CONF_HELP);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "/m", "-h", "--bogus", NULL), 0);
+	CHECK_INT(c.action, RFS_CONF_HELP);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "--version", NULL), 0);
+	CHECK_INT(c.action, RFS_CONF_VERSION);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-V", "/m", NULL), 0);
+	CHECK_INT(c.action, RFS_CONF_VERSION);
+	cli_release(&c);
+
+	/* no mountpoint is fine here; validate complains later */
+	CHECK_INT(cli(&c, NULL), 0);
+	CHECK(c.conf.mountpoint == NULL);
+	cli_release(&c);
+}
+
+static void test_args_errors(void)
+{
+	struct cli c;
+
+	CHECK_INT(cli(&c, "/m", "/n", NULL), -EINVAL);
+	CHECK(strstr(c.err, "/n") != NULL);
+	CHECK_STR(c.conf.mountpoint, "/m");
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-x", "/m", NULL), -EINVAL);
+	CHECK(strstr(c.err, "-x") != NULL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "/m", "-o", NULL), -EINVAL);
+	CHECK(c.err[0] != '\0');
+	cli_release(&c);
+
+	/* bad values name the option, and never echo the value */
+	CHECK_INT(cli(&c, "-o", "connect_timeout=soon", "/m", NULL), -EINVAL);
+	CHECK(strstr(c.err, "connect_timeout") != NULL);
+	CHECK(strstr(c.err, "soon") == NULL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "max_threads=0", NULL), -EINVAL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "max_threads=1025", NULL), -EINVAL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "max_answer=lots", NULL), -EINVAL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "allow_other=maybe", NULL), -EINVAL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "schemes=", NULL), -EINVAL);
+	cli_release(&c);
+	CHECK_INT(cli(&c, "-o", "schemes=::", NULL), -EINVAL);
+	cli_release(&c);
+}
+
+static void test_conf_set(void)
+{
+	struct rfs_conf conf;
+
+	rfs_conf_init(&conf);
+	CHECK_INT(rfs_conf_set(&conf, "no_such_key", "x", false), -ENOENT);
+	CHECK_INT(rfs_conf_set(&conf, "account", "cli", false), 0);
+	/* the file does not override the command line ... */
+	CHECK_INT(rfs_conf_set(&conf, "account", "file", true), 0);
+	CHECK_STR(conf.account, "cli");
+	/* ... but fills what it left out */
+	CHECK_INT(rfs_conf_set(&conf, "vo", "file", true), 0);
+	CHECK_STR(conf.vo, "file");
+	CHECK_INT(rfs_conf_set(&conf, "vo", "cli", false), 0);
+	CHECK_STR(conf.vo, "cli");
+	CHECK_INT(rfs_conf_set(&conf, "vo", "file2", true), 0);
+	CHECK_STR(conf.vo, "cli");
+	/* list separators of both worlds */
+	CHECK_INT(rfs_conf_set(&conf, "schemes", "root, davs,https", true), 0);
+	CHECK_INT(conf.schemes.n, 3);
+	CHECK_STR(conf.schemes.v[0], "root");
+	CHECK_STR(conf.schemes.v[2], "https");
+	/* defaults */
+	CHECK(conf.connect_timeout > 0 && conf.io_timeout > 0);
+	CHECK_INT(conf.max_threads, 10);
+	CHECK_U64(conf.max_answer, 64ULL << 20);
+	rfs_conf_release(&conf);
+	/* release leaves nothing behind and can run twice */
+	CHECK(conf.account == NULL && conf.vo == NULL);
+	CHECK(conf.schemes.v == NULL && conf.schemes.n == 0);
+	rfs_conf_release(&conf);
+}
+
+/* ---- rucio.cfg lookup and precedence ---- */
+
+static char *tmpdir;
+static char mnt[4096]; /* an existing directory to validate as mountpoint */
+
+static void clear_env(void)
+{
+	unsetenv("RUCIO_CONFIG");
+	unsetenv("RUCIO_HOME");
+	unsetenv("RUCIO_ACCOUNT");
+	unsetenv("RUCIO_AUTH_TYPE");
+}
+
+static const char cfg_text[] = "[common]\n"
+			       "loglevel = DEBUG\n"
+			       "\n"
+			       "[client]\n"
+			       "rucio_host = https://file-rucio.example.org\n"
+			       "auth_host = https://file-auth.example.org\n"
+			       "auth_type = userpass\n"
+			       "username = fileuser\n"
+			       "password = filepass\n"
+			       "account = fileacct\n"
+			       "ca_cert = /etc/grid-security/certificates\n"
+			       "client_cert = ~/.globus/usercert.pem\n"
+			       "request_retries = 3\n"
+			       "dir_ttl = 2m\n"
+			       "\n"
+			       "[policy]\n"
+			       "vo = notours\n";
+
+static void test_load_precedence(void)
+{
+	struct cli c;
+	char *cfg = unit_write(tmpdir, "rucio.cfg", cfg_text, 0600);
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	clear_env();
+	setenv("RUCIO_CONFIG", cfg, 1);
+	CHECK_INT(cli(&c, "-o", "account=cliacct,dir_ttl=5", "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.config_path, cfg);
+	CHECK_STR(c.conf.rucio_host, "https://file-rucio.example.org");
+	CHECK_STR(c.conf.auth_host, "https://file-auth.example.org");
+	CHECK_STR(c.conf.username, "fileuser");
+	CHECK_STR(c.conf.password, "filepass");
+	CHECK_STR(c.conf.ca_cert, "/etc/grid-security/certificates");
+	/* -o beats the file */
+	CHECK_STR(c.conf.account, "cliacct");
+	CHECK(c.conf.dir_ttl == 5);
+	/* keys outside [client] are the Rucio CLI's business */
+	CHECK(c.conf.vo == NULL);
+	cli_release(&c);
+
+	/* without -o the file's values are used, typed */
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.account, "fileacct");
+	CHECK(c.conf.dir_ttl == 120);
+	cli_release(&c);
+
+	/* $RUCIO_ACCOUNT beats the file, -o beats $RUCIO_ACCOUNT */
+	setenv("RUCIO_ACCOUNT", "envacct", 1);
+	setenv("RUCIO_AUTH_TYPE", "oidc", 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.account, "envacct");
+	CHECK_STR(c.conf.auth_type_name, "oidc");
+	cli_release(&c);
+	CHECK_INT(
+		cli(&c, "-o", "account=cliacct,auth_type=userpass", "/m", NULL),
+		0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.account, "cliacct");
+	CHECK_STR(c.conf.auth_type_name, "userpass");
+	cli_release(&c);
+	clear_env();
+	free(cfg);
+}
+
+static void test_load_lookup(void)
+{
+	struct cli c;
+	char path[4096], *etc, *cfg, *other;
+
+	snprintf(path, sizeof(path), "%s/home", tmpdir);
+	CHECK_INT(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/home/etc", tmpdir);
+	CHECK_INT(mkdir(path, 0700), 0);
+	etc = strdup(path);
+	cfg = unit_write(etc, "rucio.cfg",
+			 "[client]\nrucio_host = https://home.example.org\n",
+			 0600);
+	other = unit_write(tmpdir, "other.cfg",
+			   "[client]\nrucio_host = https://other.example.org\n",
+			   0600);
+	CHECK(cfg && other);
+	if (!cfg || !other)
+		goto out;
+
+	/* $RUCIO_HOME/etc/rucio.cfg */
+	clear_env();
+	snprintf(path, sizeof(path), "%s/home", tmpdir);
+	setenv("RUCIO_HOME", path, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.rucio_host, "https://home.example.org");
+	CHECK_STR(c.conf.config_path, cfg);
+	cli_release(&c);
+
+	/* $RUCIO_CONFIG beats $RUCIO_HOME */
+	setenv("RUCIO_CONFIG", other, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.rucio_host, "https://other.example.org");
+	cli_release(&c);
+
+	/* -o rucio_config beats both */
+	snprintf(path, sizeof(path), "rucio_config=%s", cfg);
+	CHECK_INT(cli(&c, "-o", path, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_STR(c.conf.rucio_host, "https://home.example.org");
+	cli_release(&c);
+
+	/* an explicit file that is missing is an error, naming it */
+	snprintf(path, sizeof(path), "%s/missing.cfg", tmpdir);
+	setenv("RUCIO_CONFIG", path, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), -ENOENT);
+	CHECK(strstr(c.err, "missing.cfg") != NULL);
+	cli_release(&c);
+
+	/* a RUCIO_HOME without the file is skipped, not an error */
+	clear_env();
+	setenv("RUCIO_HOME", tmpdir, 1);
+	if (access("/opt/rucio/etc/rucio.cfg", F_OK) != 0) {
+		CHECK_INT(cli(&c, "/m", NULL), 0);
+		CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+		CHECK(c.conf.config_path == NULL);
+		CHECK(c.conf.rucio_host == NULL);
+		cli_release(&c);
+	} else {
+		printf("# skipped: /opt/rucio/etc/rucio.cfg exists here\n");
+	}
+	clear_env();
+out:
+	free(etc);
+	free(cfg);
+	free(other);
+}
+
+static void test_load_errors(void)
+{
+	struct cli c;
+	char *bad = unit_write(tmpdir, "bad.cfg",
+			       "[client]\nrucio_host = https://h\nnonsense\n",
+			       0600);
+	char *badval = unit_write(tmpdir, "badval.cfg",
+				  "[client]\n"
+				  "rucio_host = https://h\n"
+				  "connect_timeout = soon\n"
+				  "vo = def\n",
+				  0600);
+
+	CHECK(bad && badval);
+	if (!bad || !badval)
+		goto out;
+	clear_env();
+	setenv("RUCIO_CONFIG", bad, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), -EINVAL);
+	CHECK(strstr(c.err, "bad.cfg") != NULL);
+	CHECK(strstr(c.err, "line 3") != NULL);
+	cli_release(&c);
+
+	/* a bad value is reported at its own line */
+	setenv("RUCIO_CONFIG", badval, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), -EINVAL);
+	CHECK(strstr(c.err, "line 3") != NULL);
+	cli_release(&c);
+	clear_env();
+out:
+	free(bad);
+	free(badval);
 }
 
 /* ---- rfs_conf_validate ---- */
@@ -286,11 +670,22 @@ static int cli(struct cli *c, ...)
 /* Parses the arguments and validates; returns validate's result. */
 static int valid(struct cli *c, ...)
 {
+	char *argv[32];
+	int argc = 0;
 	va_list ap;
+	const char *a;
 
+	memset(c, 0, sizeof(*c));
+	rfs_conf_init(&c->conf);
+	rfs_strv_init(&c->fuse);
+	argv[argc++] = "ruciofs";
 	va_start(ap, c);
-	vcli(c, ap);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
+		argv[argc++] = (char *)a;
 	va_end(ap);
+	argv[argc] = NULL;
+	c->rc = rfs_conf_parse_args(&c->conf, argc, argv, &c->fuse, &c->action,
+				    c->err, sizeof(c->err));
 	if (c->rc)
 		return 1000 + c->rc;
 	return rfs_conf_validate(&c->conf, c->err, sizeof(c->err));
