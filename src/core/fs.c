@@ -360,11 +360,17 @@ static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 }
 
 /* Errors that say the catalogue could not be reached, not that it said no */
-static bool unreachable(int rc)
+bool rfs_unreachable(int rc)
 {
 	/* -EHOSTUNREACH also while the catalogue's offline window is open */
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH ||
-	       rc == -ECONNRESET || rc == -EBUSY;
+	       rc == -ECONNRESET;
+}
+
+/* For listings a busy catalogue (429/503) counts as out of reach too. */
+static bool unreachable(int rc)
+{
+	return rfs_unreachable(rc) || rc == -EBUSY;
 }
 
 /* ---- nodes ---- */
@@ -732,6 +738,17 @@ void rfs_fs_start(struct rfs_fs *fs)
 			"need");
 }
 
+/* What every file handle derives from its DID, once it has one. */
+static void file_ready(struct rfs_file *f, uint64_t ino)
+{
+	f->ino = ino;
+	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
+	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
+		 f->did.name);
+	pthread_mutex_init(&f->pf_lock, NULL);
+	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
+}
+
 int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 		   struct rfs_file **out)
 {
@@ -746,12 +763,7 @@ int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 		free(f);
 		return rc;
 	}
-	f->ino = rfs_ino_of(rec->scope, rec->name);
-	pthread_mutex_init(&f->pf_lock, NULL);
-	f->pf_next = UINT64_MAX;
-	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
-	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
-		 f->did.name);
+	file_ready(f, rfs_ino_of(rec->scope, rec->name));
 	*out = f;
 	return 0;
 }
@@ -965,12 +977,7 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 		free(f);
 		return rfs_fs_errno(rc);
 	}
-	f->ino = ino;
-	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
-	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
-		 f->did.name);
-	pthread_mutex_init(&f->pf_lock, NULL);
-	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
+	file_ready(f, ino);
 	pthread_mutex_lock(&fs->open_lock);
 	f->next = fs->open_files;
 	if (f->next)

@@ -118,6 +118,9 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 double rfs_now(void);
 
+/* The catalogue could not be reached or did not answer (not: it said no) */
+bool rfs_unreachable(int rc);
+
 /*
  * Catalogue answers kept in the cache for offline use, keyed by @kind
  * ('L' listings, 'R' replica lists) and the DID. load returns a malloc'ed

@@ -158,8 +158,7 @@ static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 		save_replicas(fs, did, l);
 		return 0;
 	}
-	if (rc != -ECONNREFUSED && rc != -ETIMEDOUT && rc != -EHOSTUNREACH &&
-	    rc != -ECONNRESET)
+	if (!rfs_unreachable(rc))
 		return rc;
 	*offline = true;
 	return load_replicas(fs, did, l) == 0 ? 0 : rc;
