@@ -275,8 +275,9 @@ void rfs_cache_free_op(struct op *o)
 	free(o);
 }
 
-/* Takes @o; returns its sequence number, or 0 if it was refused. */
-static uint64_t enqueue(struct rfs_cache *c, struct op *o)
+/* Queues @o; returns its sequence number, or 0 if it was refused (and
+ * @o is still the caller's). */
+static uint64_t enqueue_or_keep(struct rfs_cache *c, struct op *o)
 {
 	uint64_t seq = 0;
 
@@ -295,6 +296,14 @@ static uint64_t enqueue(struct rfs_cache *c, struct op *o)
 		c->st.dropped++;
 	}
 	pthread_mutex_unlock(&c->lock);
+	return seq;
+}
+
+/* Takes @o; returns its sequence number, or 0 if it was refused. */
+static uint64_t enqueue(struct rfs_cache *c, struct op *o)
+{
+	uint64_t seq = enqueue_or_keep(c, o);
+
 	if (!seq)
 		rfs_cache_free_op(o);
 	return seq;
@@ -337,6 +346,27 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 	}
 	memcpy(o->data, buf, len);
 	return enqueue(c, o) ? 0 : -ENOSPC;
+}
+
+int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       const struct rfs_cache_file *f, uint64_t idx, void *buf,
+		       size_t len)
+{
+	struct op *o = new_op(OP_PUT, id);
+	int rc = o ? set_file(o, f) : -ENOMEM;
+
+	if (!rc) {
+		o->idx = idx;
+		o->len = len;
+		o->data = buf;
+		if (enqueue_or_keep(c, o))
+			return 0;
+		o->data = NULL; /* refused: the buffer stays the caller's */
+		rc = -ENOSPC;
+	}
+	if (o)
+		rfs_cache_free_op(o);
+	return rc;
 }
 
 static void wait_seq(struct rfs_cache *c, uint64_t seq)

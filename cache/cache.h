@@ -86,6 +86,15 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  const struct rfs_cache_file *f, uint64_t idx, const void *buf,
 		  size_t len);
 
+/*
+ * As rfs_cache_put, but takes the malloc'd @buf instead of copying it
+ * (the cold path crosses the CPU's caches once less). On 0 the cache owns
+ * @buf; on an error the caller still does.
+ */
+int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       const struct rfs_cache_file *f, uint64_t idx, void *buf,
+		       size_t len);
+
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
 		   uint64_t idx);

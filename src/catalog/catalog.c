@@ -752,6 +752,9 @@ static char *replicas_body(const struct rfs_conf *conf, const char *scope,
 	if (root && conf->replica_sort)
 		json_object_set_new(root, "sort",
 				    json_string(conf->replica_sort));
+	if (root && conf->rse_expression)
+		json_object_set_new(root, "rse_expression",
+				    json_string(conf->rse_expression));
 	if (root)
 		s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);

@@ -78,10 +78,12 @@ static const struct opt opts[] = {
 	OPT("rucio_config", OPT_STR, rucio_config),
 	OPT("token_file", OPT_STR, token_file),
 	OPT("replica_sort", OPT_STR, replica_sort),
+	OPT("rse_expression", OPT_STR, rse_expression),
 	OPT("schemes", OPT_STRV, schemes),
 	OPT("connect_timeout", OPT_DURATION, connect_timeout),
 	OPT("io_timeout", OPT_DURATION, io_timeout),
 	OPT("low_speed_limit", OPT_SIZE, low_speed_limit),
+	OPT("min_rate", OPT_SIZE, min_rate),
 	OPT("dir_ttl", OPT_DURATION, dir_ttl),
 	OPT("file_ttl", OPT_DURATION, file_ttl),
 	OPT("replica_ttl", OPT_DURATION, replica_ttl),
@@ -110,6 +112,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->connect_timeout = 10;
 	conf->io_timeout = 30;
 	conf->low_speed_limit = 1024;
+	conf->min_rate = 256 << 10;
 	conf->dir_ttl = 60;
 	conf->file_ttl = 86400;
 	conf->replica_ttl = 600;
@@ -647,6 +650,10 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "low_speed_limit must be 1 to 1T");
 		return -EINVAL;
 	}
+	if (conf->min_rate > (1ull << 40)) {
+		snprintf(err, errlen, "min_rate must be 0 to 1T");
+		return -EINVAL;
+	}
 	if (conf->max_answer < 4096 || conf->max_answer > (4ull << 30)) {
 		snprintf(err, errlen, "max_answer must be between 4K and 4G");
 		return -EINVAL;
@@ -686,12 +693,17 @@ void rfs_conf_usage(const char *progname)
 	       "bearer token discovery)\n"
 	       "    -o schemes=LIST        replica schemes, ':'-separated "
 	       "(davs:https:root)\n"
+	       "    -o rse_expression=E    read only replicas on these RSEs "
+	       "(e.g. a site's own)\n"
 	       "    -o replica_sort=ALG    ask the catalogue to sort replicas "
 	       "(geoip, random, ...)\n"
 	       "    -o connect_timeout=T   network connect timeout (10s)\n"
 	       "    -o io_timeout=T        fail a transfer slower than "
 	       "low_speed_limit for T (30s)\n"
 	       "    -o low_speed_limit=N   bytes/s (1K)\n"
+	       "    -o min_rate=N          bytes/s: a replica that streams "
+	       "slower goes last\n"
+	       "                           for a minute (256K; 0: never)\n"
 	       "    -o dir_ttl=T           dataset/container listing lifetime "
 	       "(60s)\n"
 	       "    -o file_ttl=T          kernel attribute lifetime of files "

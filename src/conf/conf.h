@@ -40,10 +40,12 @@ struct rfs_conf {
 	char *config_path;  /* the file actually read, or NULL */
 	char *token_file;
 	char *replica_sort;	  /* NULL: the catalogue's default order */
+	char *rse_expression;	  /* NULL: replicas on every RSE */
 	struct rfs_strv schemes;  /* replica schemes to ask for, in order */
 	double connect_timeout;	  /* seconds */
 	double io_timeout;	  /* seconds below low_speed_limit that fail */
 	uint64_t low_speed_limit; /* bytes/s */
+	uint64_t min_rate;	  /* bytes/s: a slower replica goes last */
 	double dir_ttl;		  /* collection listings */
 	double file_ttl;	  /* kernel attribute timeout for files */
 	double replica_ttl;	  /* how long an open reuses a replica list */

@@ -21,7 +21,7 @@ struct rfs_inflight {
 	unsigned refs; /* the fetcher and every waiter */
 	bool done;
 	int rc;
-	char *buf;
+	char *buf; /* NULL once the cache took it: waiters read it there */
 	size_t len;
 	struct rfs_inflight *next;
 };
@@ -57,111 +57,269 @@ static void put_inflight(struct rfs_inflight *e)
 	free(e);
 }
 
-static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e, char *out)
+/*
+ * Waits for another thread's fetch of the block. -EAGAIN: it was fetched
+ * and queued for the cache but is gone again (evicted at once by a tiny
+ * quota); the caller fetches it itself.
+ */
+static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
+		    const struct rfs_cache_id *id, char *out)
 {
+	uint64_t idx = e->idx;
+	size_t len = e->len;
+	bool from_cache;
 	int rc;
 
 	e->refs++;
 	while (!e->done)
 		pthread_cond_wait(&fs->inflight_cv, &fs->inflight_lock);
 	rc = e->rc;
-	if (!rc)
+	from_cache = !rc && out && !e->buf;
+	if (!rc && out && e->buf)
 		memcpy(out, e->buf, e->len);
-	put_inflight(e);
+	put_inflight(e); /* may free it */
 	pthread_mutex_unlock(&fs->inflight_lock);
+	if (from_cache && rfs_cache_get(fs->cache, id, idx, out, len))
+		return -EAGAIN;
 	return rc;
 }
 
-int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     char *out, size_t len)
+static size_t block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
+{
+	uint64_t left = f->reps->size - idx * bs;
+
+	return (size_t)(left < bs ? left : bs);
+}
+
+/* Fetches this thread registered: consecutive blocks, one request. */
+struct run {
+	struct rfs_inflight *e[RFS_RUN_MAX];
+	size_t n;
+};
+
+/*
+ * Under inflight_lock: registers fetches of blocks @first.. (at most @n),
+ * stopping short of one that is under way already.
+ */
+static int start_run(struct rfs_fs *fs, const struct rfs_file *f,
+		     uint64_t first, size_t n, struct run *run)
+{
+	uint64_t bs = rfs_cache_block_size(fs->cache);
+
+	run->n = 0;
+	for (size_t i = 0; i < n && i < RFS_RUN_MAX; i++) {
+		struct rfs_inflight *e;
+
+		if (find_inflight(fs, &f->cid, first + i))
+			break;
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			break;
+		e->id = f->cid;
+		e->idx = first + i;
+		e->len = block_len(f, bs, first + i);
+		e->refs = 1;
+		e->next = fs->inflight;
+		fs->inflight = e;
+		run->e[run->n++] = e;
+	}
+	return run->n ? 0 : -ENOMEM;
+}
+
+/* Ends fetches [@from, run->n) with @rc and wakes their waiters. */
+static void finish_run(struct rfs_fs *fs, struct run *run, size_t from, int rc)
+{
+	pthread_mutex_lock(&fs->inflight_lock);
+	for (size_t i = from; i < run->n; i++) {
+		struct rfs_inflight *e = run->e[i];
+
+		e->rc = rc;
+		e->done = true;
+		unlink_inflight(fs, e);
+		put_inflight(e);
+	}
+	pthread_cond_broadcast(&fs->inflight_cv);
+	pthread_mutex_unlock(&fs->inflight_lock);
+	run->n = from < run->n ? from : run->n;
+}
+
+static void free_bufs(struct iovec *iov, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(iov[i].iov_base);
+}
+
+/*
+ * The network part: the run's blocks in one range request, each into its
+ * own buffer, handed to the cache; copied to @out (the run's bytes, laid
+ * end to end) for a reader.
+ */
+static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
+		     char *out, enum rfs_pick pick)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	struct rfs_cache_file cf = { f->reps->size, "", f->didstr };
-	struct rfs_inflight *e;
+	struct iovec iov[RFS_RUN_MAX];
+	size_t total = 0;
 	ssize_t got;
+
+	for (size_t i = 0; i < run->n; i++) {
+		iov[i].iov_len = run->e[i]->len;
+		iov[i].iov_base = malloc(run->e[i]->len);
+		total += run->e[i]->len;
+		if (!iov[i].iov_base) {
+			free_bufs(iov, i);
+			return -ENOMEM;
+		}
+	}
+	got = rfs_replicas_readv(fs, f->reps, &f->did, iov, (int)run->n,
+				 run->e[0]->idx * bs, pick);
+	if (got != (ssize_t)total) {
+		free_bufs(iov, run->n);
+		return got < 0 ? (int)got : -EIO;
+	}
+	memcpy(cf.adler32, f->did.adler32, sizeof(cf.adler32));
+	for (size_t i = 0; i < run->n; i++) {
+		if (out)
+			memcpy(out + i * bs, iov[i].iov_base, iov[i].iov_len);
+		/* queued before the waiters wake, so they find it in the
+		 * cache's queue; if the cache refuses it, they copy it
+		 * from here */
+		if (rfs_cache_put_take(fs->cache, &f->cid, &cf, run->e[i]->idx,
+				       iov[i].iov_base, iov[i].iov_len))
+			run->e[i]->buf = iov[i].iov_base;
+	}
+	return 0;
+}
+
+/*
+ * How many of the registered blocks to fetch: another fetch may have
+ * ended between our caller's cache lookup and our registration, so look
+ * once more. The first block is copied to @out if it is there.
+ */
+static size_t still_missing(struct rfs_fs *fs, const struct rfs_file *f,
+			    const struct run *run, char *out)
+{
+	size_t k = 0;
+
+	if (out ? rfs_cache_get(fs->cache, &f->cid, run->e[0]->idx, out,
+				run->e[0]->len) == 0
+		: rfs_cache_has(fs->cache, &f->cid, run->e[0]->idx))
+		return 0;
+	while (++k < run->n &&
+	       !rfs_cache_has(fs->cache, &f->cid, run->e[k]->idx))
+		;
+	return k;
+}
+
+int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		     size_t n, char *out, enum rfs_pick pick)
+{
+	struct rfs_inflight *e;
+	struct run run;
+	size_t k;
 	int rc;
 
 	pthread_mutex_lock(&fs->inflight_lock);
 	e = find_inflight(fs, &f->cid, idx);
-	if (e)
-		return wait_for(fs, e, out); /* unlocks */
-	e = calloc(1, sizeof(*e));
-	if (e)
-		e->buf = malloc(len);
-	if (!e || !e->buf) {
+	if (e && !out) { /* read-ahead: someone is on it already */
 		pthread_mutex_unlock(&fs->inflight_lock);
-		free(e);
-		return -ENOMEM;
+		return 1;
 	}
-	e->id = f->cid;
-	e->idx = idx;
-	e->len = len;
-	e->refs = 1;
-	e->next = fs->inflight;
-	fs->inflight = e;
+	if (e) {
+		rc = wait_for(fs, e, &f->cid, out); /* unlocks */
+		return rc ? rc : 1;
+	}
+	rc = start_run(fs, f, idx, n, &run);
 	pthread_mutex_unlock(&fs->inflight_lock);
+	if (rc)
+		return rc;
 
-	/* another fetch of this block may have ended between our caller's
-	 * cache lookup and our registration: look once more */
-	if (rfs_cache_get(fs->cache, &f->cid, idx, e->buf, len) == 0) {
-		memcpy(out, e->buf, len);
-		e->rc = 0;
-		goto done;
-	}
-	got = rfs_replicas_read(fs, f->reps, &f->did, e->buf, len, idx * bs);
-	e->rc = got == (ssize_t)len ? 0 : got < 0 ? (int)got : -EIO;
-	if (!e->rc) {
-		memcpy(cf.adler32, f->did.adler32, sizeof(cf.adler32));
-		/* queued before the waiters wake, so a later reader finds it
-		 * in the cache's queue if not yet committed */
-		rfs_cache_put(fs->cache, &f->cid, &cf, idx, e->buf, len);
-		memcpy(out, e->buf, len);
-	}
-
-done:
-	rc = e->rc;
-	pthread_mutex_lock(&fs->inflight_lock);
-	e->done = true;
-	unlink_inflight(fs, e);
-	pthread_cond_broadcast(&fs->inflight_cv);
-	put_inflight(e); /* may free it: rc was read before */
-	pthread_mutex_unlock(&fs->inflight_lock);
-	return rc;
+	k = still_missing(fs, f, &run, out);
+	/* blocks past @k were not fetched here: their waiters look again */
+	finish_run(fs, &run, k ? k : 1, -EAGAIN);
+	rc = k ? fetch_run(fs, f, &run, out, pick) : 0;
+	finish_run(fs, &run, 0, rc);
+	return rc ? rc : (int)(k ? k : 1);
 }
 
 /* Block @idx of @f into @out (its whole length @len). */
 static int get_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     char *out, size_t len)
+		     char *out)
 {
-	int rc = rfs_cache_get(fs->cache, &f->cid, idx, out, len);
+	int rc = rfs_cache_get(
+		fs->cache, &f->cid, idx, out,
+		block_len(f, rfs_cache_block_size(fs->cache), idx));
 
-	return rc == 0 ? 0 : rfs_blocks_fetch(fs, f, idx, out, len);
+	for (int tries = 0; rc && tries < 4; tries++) {
+		rc = rfs_blocks_fetch(fs, f, idx, 1, out, RFS_PICK_BEST);
+		rc = rc > 0 ? 0 : rc;
+		if (rc != -EAGAIN)
+			break;
+	}
+	return rc == -EAGAIN ? -EIO : rc;
+}
+
+/*
+ * Whole blocks @idx.. of the @left bytes a reader wants at @out, up to
+ * the first one cached: fetched as one run. Returns the bytes filled.
+ */
+static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		       char *out, size_t left)
+{
+	uint64_t bs = rfs_cache_block_size(fs->cache);
+	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
+	size_t n = 1, bytes;
+	int rc;
+
+	if (rfs_cache_get(fs->cache, &f->cid, idx, out,
+			  block_len(f, bs, idx)) == 0)
+		return (ssize_t)block_len(f, bs, idx);
+	while (n < RFS_RUN_MAX && idx + n < nblocks &&
+	       n * bs + block_len(f, bs, idx + n) <= left &&
+	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
+		n++;
+	rc = rfs_blocks_fetch(fs, f, idx, n, out, RFS_PICK_BEST);
+	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
+		rc = get_block(fs, f, idx, out);
+		return rc ? rc : (ssize_t)block_len(f, bs, idx);
+	}
+	if (rc < 0)
+		return rc;
+	bytes = 0;
+	for (int i = 0; i < rc; i++)
+		bytes += block_len(f, bs, idx + (uint64_t)i);
+	return (ssize_t)bytes;
 }
 
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache), fsize = f->reps->size;
+	uint64_t bs = rfs_cache_block_size(fs->cache);
 	char *tmp = NULL;
 	size_t done = 0;
 	int rc = 0;
 
 	while (done < size && !rc) {
-		uint64_t pos = off + done, idx = pos / bs, start = idx * bs;
-		size_t blen = (size_t)(fsize - start < bs ? fsize - start : bs);
-		size_t skip = (size_t)(pos - start);
+		uint64_t pos = off + done, idx = pos / bs;
+		size_t blen = block_len(f, bs, idx);
+		size_t skip = (size_t)(pos - idx * bs);
 		size_t n =
 			blen - skip < size - done ? blen - skip : size - done;
+		ssize_t got;
 
-		if (skip == 0 && n == blen) { /* whole block: no copy */
-			rc = get_block(fs, f, idx, (char *)buf + done, blen);
-		} else {
-			if (!tmp)
-				tmp = malloc(bs);
-			rc = tmp ? get_block(fs, f, idx, tmp, blen) : -ENOMEM;
-			if (!rc)
-				memcpy((char *)buf + done, tmp + skip, n);
+		if (skip == 0 && n == blen) { /* whole blocks: no copy */
+			got = get_run(fs, f, idx, (char *)buf + done,
+				      size - done);
+			rc = got < 0 ? (int)got : 0;
+			done += got > 0 ? (size_t)got : 0;
+			continue;
 		}
+		if (!tmp)
+			tmp = malloc(bs);
+		rc = tmp ? get_block(fs, f, idx, tmp) : -ENOMEM;
+		if (!rc)
+			memcpy((char *)buf + done, tmp + skip, n);
 		done += rc ? 0 : n;
 	}
 	free(tmp);

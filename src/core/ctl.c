@@ -97,11 +97,14 @@ static json_t *status_json(struct rfs_fs *fs)
 	for (size_t i = 0; eps && i < sizeof(fs->eps) / sizeof(fs->eps[0]) &&
 			   fs->eps[i].rse[0];
 	     i++)
-		json_object_set_new(eps, fs->eps[i].rse,
-				    json_pack("{s:I,s:I}", "bytes",
-					      (json_int_t)fs->eps[i].bytes,
-					      "errors",
-					      (json_int_t)fs->eps[i].errors));
+		json_object_set_new(
+			eps, fs->eps[i].rse,
+			json_pack("{s:I,s:I,s:I,s:I,s:b}", "bytes",
+				  (json_int_t)fs->eps[i].bytes, "errors",
+				  (json_int_t)fs->eps[i].errors, "slow",
+				  (json_int_t)fs->eps[i].slow, "rate",
+				  (json_int_t)fs->eps[i].rate, "last_resort",
+				  fs->eps[i].slow_until > rfs_now()));
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		      "cache_dir", fs->conf->cache_dir, "block_size",
 		      (json_int_t)fs->conf->block_size, "quota",
@@ -182,26 +185,58 @@ static void report(struct progress *p, bool force)
 				 (json_int_t)p->bytes_done));
 }
 
+#define CTL_RUN_BYTES (4u << 20)
+
+static size_t block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
+{
+	return (size_t)(f->reps->size - idx * bs < bs ? f->reps->size - idx * bs
+						      : bs);
+}
+
+/*
+ * Missing blocks @idx.. into the cache, as one run of up to @max blocks
+ * (one request), through @buf; waits for a fetch already under way.
+ * Returns the blocks now there, or a negative errno.
+ */
+static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		     size_t max, char *buf)
+{
+	uint64_t bs = fs->conf->block_size;
+	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
+	size_t n = 1;
+	int rc = -EAGAIN;
+
+	while (n < max && idx + n < nblocks &&
+	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
+		n++;
+	for (int tries = 0; rc == -EAGAIN && tries < 4; tries++)
+		rc = rfs_blocks_fetch(fs, f, idx, n, buf, RFS_PICK_SPREAD);
+	return rc == -EAGAIN ? -EIO : rc;
+}
+
 /* Fills the cache with every block of one file not yet there. */
 static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 			 struct progress *p)
 {
-	uint64_t bs = fs->conf->block_size;
+	uint64_t bs = fs->conf->block_size, idx = 0;
+	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1;
 	struct rfs_file *f = NULL;
-	char *buf = malloc(bs);
-	int rc = buf ? rfs_fs_file_of(fs, r, &f) : -ENOMEM;
+	char *buf;
+	int rc = rfs_fs_file_of(fs, r, &f);
 
-	for (uint64_t idx = 0; !rc && idx * bs < f->reps->size && !p->gone;
-	     idx++) {
-		size_t len = (size_t)(f->reps->size - idx * bs < bs
-					      ? f->reps->size - idx * bs
-					      : bs);
+	max = max < RFS_RUN_MAX ? max : RFS_RUN_MAX;
+	buf = rc ? NULL : malloc(max * bs);
+	rc = rc ? rc : buf ? 0 : -ENOMEM;
+	while (!rc && idx * bs < f->reps->size && !p->gone) {
+		int got = 1;
 
 		if (rfs_cache_has(fs->cache, &f->cid, idx))
-			p->cached_before += len;
+			p->cached_before += block_len(f, bs, idx);
 		else
-			rc = rfs_blocks_fetch(fs, f, idx, buf, len);
-		p->bytes_done += rc ? 0 : len;
+			got = fetch_run(fs, f, idx, max, buf);
+		rc = got < 0 ? got : 0;
+		for (int i = 0; i < got; i++, idx++)
+			p->bytes_done += block_len(f, bs, idx);
 		report(p, false);
 	}
 	if (f)

@@ -899,6 +899,28 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 	return 0;
 }
 
+int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
+		      struct rfs_attr *attr)
+{
+	struct rfs_fs *fs = d->fs;
+	const struct entry *e;
+	struct rfs_node *n;
+	int rc;
+
+	if (idx < 2 || idx - 2 >= d->list->n)
+		return rfs_fs_dir_entry(d, idx, name, attr);
+	e = &d->list->e[idx - 2];
+	*name = e->name;
+	pthread_mutex_lock(&fs->table_lock);
+	rc = node_for_entry(fs, e, &n);
+	if (!rc) {
+		n->nlookup++;
+		fill_attr(fs, n->ino, &n->rec, attr);
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	return rc;
+}
+
 void rfs_fs_releasedir(struct rfs_dir *d)
 {
 	struct rfs_fs *fs = d->fs;
@@ -988,6 +1010,16 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 	return 0;
 }
 
+/* Without a cache: the reader's range, straight from a replica. */
+static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+			   size_t size, uint64_t off)
+{
+	struct iovec iov = { buf, size };
+
+	return rfs_replicas_readv(fs, f->reps, &f->did, &iov, 1, off,
+				  RFS_PICK_BEST);
+}
+
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off)
 {
@@ -1001,7 +1033,7 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 	if (fs->cache)
 		got = rfs_blocks_read(fs, f, buf, size, off);
 	else
-		got = rfs_replicas_read(fs, f->reps, &f->did, buf, size, off);
+		got = read_direct(fs, f, buf, size, off);
 	return got < 0 ? rfs_fs_errno((int)got) : got;
 }
 

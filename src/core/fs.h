@@ -85,6 +85,13 @@ int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out);
  */
 int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 		     struct rfs_attr *attr);
+/*
+ * As rfs_fs_dir_entry, and counts one kernel reference on the entry (not
+ * on "." and "..") as a lookup would: readdirplus answers the lookups an
+ * `ls -l` would make, with the listing already at hand.
+ */
+int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
+		      struct rfs_attr *attr);
 void rfs_fs_releasedir(struct rfs_dir *d);
 
 /* Resolves replicas for a file: -EISDIR for a collection. */

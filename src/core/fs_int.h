@@ -10,6 +10,13 @@
 #include "core/fs.h"
 #include "transport/transport.h"
 
+/*
+ * How a read picks its first replica: the fastest for a reader waiting on
+ * it; weighted by speed for read-ahead, so a stream draws on every good
+ * replica at once.
+ */
+enum rfs_pick { RFS_PICK_BEST, RFS_PICK_SPREAD };
+
 /* One replica URL and the transport that can read it. */
 struct rfs_source {
 	char *url; /* normalised for the transport */
@@ -60,6 +67,10 @@ struct rfs_fs {
 		char rse[64];
 		uint64_t bytes;
 		uint64_t errors;
+		uint64_t slow; /* transfers under min_rate */
+		double rate; /* bytes/s of large transfers, EWMA; 0: unknown */
+		double slow_until; /* rfs_now(): last resort until then */
+		double wrr;	   /* spread picks' running credit */
 	} eps[32];
 	struct rfs_ctl *ctl;
 	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
@@ -72,9 +83,10 @@ struct rfs_fs {
 	struct rfs_dir *open_dirs;
 };
 
-/* read.c: one more transfer of @bytes (0: failed) from endpoint @rse */
-void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes,
-		  bool failed);
+/* read.c: one more transfer of @bytes in @secs from endpoint @rse, that
+ * ended with @rc (0 or a negative errno) */
+void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
+		  double secs);
 
 /* ctl.c: the control socket beside the cache (prefetch, pin, status) */
 int rfs_ctl_start(struct rfs_fs *fs);
@@ -110,9 +122,19 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last);
 
 /* blocks.c: the read path through the block cache */
-/* Fetches block @idx from the replicas (once for all waiters), stores it */
+/* Most blocks fetched in one request. */
+#define RFS_RUN_MAX 64
+
+/*
+ * Fetches blocks @idx.. (up to @n, stopping short of one being fetched
+ * already) in one request, once for all waiters, stores them and copies
+ * them to @out unless NULL. Returns how many blocks it got, or a negative
+ * errno; -EAGAIN: another thread fetched @idx but it left the cache
+ * before this one read it (call again). Read-ahead (@out NULL) returns at
+ * once when @idx is being fetched.
+ */
 int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     char *out, size_t len);
+		     size_t n, char *out, enum rfs_pick pick);
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off);
 
@@ -136,9 +158,10 @@ int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replicas **out);
 void rfs_replicas_put(struct rfs_replicas *r);
 struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
-ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
-			  const struct rfs_did_rec *did, void *buf, size_t size,
-			  uint64_t off);
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,
+			   const struct rfs_did_rec *did,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   enum rfs_pick pick);
 /* The URLs in try order, one per line. */
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
 

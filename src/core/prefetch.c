@@ -1,11 +1,13 @@
 /*
  * Read-ahead for sequential readers: a first or random read fetches only
- * its own block (one round trip, nothing more); each block that follows
- * the previous one doubles a window of blocks (up to PF_WINDOW_MAX) that
- * a few workers fetch in parallel, on their own kept-alive connections,
- * into the cache. A reader that reaches a block being fetched waits for
- * that fetch instead of starting another (blocks.c). Memory is bounded:
- * at most PF_QUEUE_MAX blocks queued or in flight for all files.
+ * its own blocks (one round trip, nothing more); each read that follows
+ * the previous one doubles a window ahead of the reader (up to
+ * PF_WINDOW_MAX bytes), cut into runs of consecutive missing blocks of up
+ * to PF_RUN_BYTES that a few workers fetch in parallel, one range request
+ * per run, on their own kept-alive connections, from replicas drawn by
+ * speed. A reader that reaches a block being fetched waits for that fetch
+ * instead of starting another (blocks.c). Memory is bounded: at most
+ * PF_QUEUE_BYTES queued or in flight for all files.
  */
 #include "config.h"
 
@@ -18,13 +20,15 @@
 #include "util/banned.h"
 
 #define PF_WORKERS 4
-#define PF_WINDOW_MAX 16 /* blocks: 16 MiB with 1 MiB blocks */
-#define PF_QUEUE_MAX 64
+#define PF_WINDOW_MAX (32u << 20)
+#define PF_RUN_BYTES (4u << 20)
+#define PF_QUEUE_BYTES (64u << 20)
 
 struct pf_job {
 	struct rfs_file f; /* a private handle: replicas ref, DID copy */
-	uint64_t idx;
-	size_t len;
+	uint64_t idx;	   /* a run of @n blocks from @idx */
+	size_t n;
+	size_t bytes;
 	struct pf_job *next;
 };
 
@@ -35,7 +39,7 @@ struct rfs_prefetch {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct pf_job *head, *tail;
-	int pending; /* queued and running */
+	size_t pending; /* bytes queued and running */
 	bool stop;
 };
 
@@ -46,14 +50,31 @@ static void free_job(struct pf_job *j)
 	free(j);
 }
 
+/* Fetches what of the job's run is neither cached nor being fetched. */
+static void run_job(struct rfs_fs *fs, struct pf_job *j)
+{
+	uint64_t idx = j->idx, end = j->idx + j->n;
+
+	while (idx < end) {
+		int got = 1;
+
+		if (!rfs_cache_has(fs->cache, &j->f.cid, idx))
+			got = rfs_blocks_fetch(fs, &j->f, idx,
+					       (size_t)(end - idx), NULL,
+					       RFS_PICK_SPREAD);
+		if (got < 0)
+			break; /* the reader will meet the error itself */
+		idx += (uint64_t)got;
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct rfs_fs *fs = arg;
 	struct rfs_prefetch *pf = fs->prefetch;
-	char *buf = malloc(fs->conf->block_size);
 
 	pthread_mutex_lock(&pf->lock);
-	while (buf) {
+	for (;;) {
 		struct pf_job *j;
 
 		while (!pf->head && !pf->stop)
@@ -65,14 +86,12 @@ static void *worker_main(void *arg)
 		if (!pf->head)
 			pf->tail = NULL;
 		pthread_mutex_unlock(&pf->lock);
-		if (!rfs_cache_has(fs->cache, &j->f.cid, j->idx))
-			rfs_blocks_fetch(fs, &j->f, j->idx, buf, j->len);
-		free_job(j);
+		run_job(fs, j);
 		pthread_mutex_lock(&pf->lock);
-		pf->pending--;
+		pf->pending -= j->bytes;
+		free_job(j);
 	}
 	pthread_mutex_unlock(&pf->lock);
-	free(buf);
 	return NULL;
 }
 
@@ -115,18 +134,19 @@ void rfs_prefetch_stop(struct rfs_fs *fs)
 	fs->prefetch = NULL;
 }
 
-/* Queues block @idx of @f unless the queue is full; false then. */
+/* Queues the run of @n blocks from @idx of @f (@bytes) unless the queue
+ * is full; false then. */
 static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		    size_t len)
+		    size_t n, size_t bytes)
 {
 	struct rfs_prefetch *pf = fs->prefetch;
 	struct pf_job *j;
 	bool full;
 
 	pthread_mutex_lock(&pf->lock);
-	full = pf->pending >= PF_QUEUE_MAX || pf->stop;
+	full = pf->pending + bytes > PF_QUEUE_BYTES || pf->stop;
 	if (!full)
-		pf->pending++; /* reserved before the allocation */
+		pf->pending += bytes; /* reserved before the allocation */
 	pthread_mutex_unlock(&pf->lock);
 	if (full)
 		return false;
@@ -134,7 +154,7 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	if (!j || rfs_did_rec_copy(&j->f.did, &f->did)) {
 		free(j);
 		pthread_mutex_lock(&pf->lock);
-		pf->pending--;
+		pf->pending -= bytes;
 		pthread_mutex_unlock(&pf->lock);
 		return false;
 	}
@@ -142,7 +162,8 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	j->f.cid = f->cid;
 	memcpy(j->f.didstr, f->didstr, sizeof(j->f.didstr));
 	j->idx = idx;
-	j->len = len;
+	j->n = n;
+	j->bytes = bytes;
 	pthread_mutex_lock(&pf->lock);
 	if (pf->tail)
 		pf->tail->next = j;
@@ -154,11 +175,39 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return true;
 }
 
+/* Queues blocks @from..@to of @f not cached, as runs; the last queued. */
+static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
+			   uint64_t to)
+{
+	uint64_t bs = fs->conf->block_size, size = f->reps->size;
+	uint64_t run_max = PF_RUN_BYTES / bs ? PF_RUN_BYTES / bs : 1;
+	uint64_t b = from, queued = from - 1;
+
+	if (run_max > RFS_RUN_MAX)
+		run_max = RFS_RUN_MAX;
+	while (b <= to) {
+		uint64_t n = 0, bytes = 0;
+
+		while (b + n <= to && n < run_max &&
+		       !rfs_cache_has(fs->cache, &f->cid, b + n)) {
+			bytes += size - (b + n) * bs < bs ? size - (b + n) * bs
+							  : bs;
+			n++;
+		}
+		if (n && !enqueue(fs, f, b, (size_t)n, (size_t)bytes))
+			break;
+		b += n ? n : 1;
+		queued = b - 1;
+	}
+	return queued;
+}
+
 void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last)
 {
 	uint64_t bs = fs->conf->block_size, size = f->reps->size;
 	uint64_t nblocks = (size + bs - 1) / bs, from, to;
+	uint64_t max = PF_WINDOW_MAX / bs ? PF_WINDOW_MAX / bs : 1;
 
 	if (!fs->prefetch || f->reps->n == 0)
 		return;
@@ -168,19 +217,19 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 	else
 		f->pf_run = 0; /* a seek: back to fetching only what is read */
 	f->pf_next = last + 1;
-	/* 0 for a first read; 1, 2, 4... blocks once reads follow on */
-	f->pf_window = f->pf_run ? f->pf_window ? f->pf_window * 2 : 1 : 0;
-	if (f->pf_window > PF_WINDOW_MAX)
-		f->pf_window = PF_WINDOW_MAX;
+	/* 0 for a first read; then the read's size, doubling with each
+	 * read that follows on */
+	if (!f->pf_run)
+		f->pf_window = 0;
+	else if (!f->pf_window)
+		f->pf_window = last - first + 1;
+	else
+		f->pf_window *= 2;
+	if (f->pf_window > max)
+		f->pf_window = max;
 	from = f->pf_ahead > last ? f->pf_ahead + 1 : last + 1;
 	to = last + f->pf_window < nblocks ? last + f->pf_window : nblocks - 1;
-	for (uint64_t b = from; f->pf_window && b <= to; b++) {
-		size_t len = (size_t)(size - b * bs < bs ? size - b * bs : bs);
-
-		if (!rfs_cache_has(fs->cache, &f->cid, b) &&
-		    !enqueue(fs, f, b, len))
-			break;
-		f->pf_ahead = b;
-	}
+	if (f->pf_window && from <= to)
+		f->pf_ahead = queue_runs(fs, f, from, to);
 	pthread_mutex_unlock(&f->pf_lock);
 }

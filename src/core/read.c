@@ -229,14 +229,133 @@ static void log_outcome(const struct rfs_did_rec *did, uint64_t off,
 				did->scope, did->name, why);
 }
 
-ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
-			  const struct rfs_did_rec *did, void *buf, size_t size,
-			  uint64_t off)
+/* Endpoint @rse's speed and health, under stats_lock. */
+static struct rfs_endpoint_stats *endpoint(struct rfs_fs *fs, const char *rse)
 {
+	size_t i, n = sizeof(fs->eps) / sizeof(fs->eps[0]);
+
+	for (i = 0; i < n && fs->eps[i].rse[0]; i++)
+		if (!strcmp(fs->eps[i].rse, rse))
+			return &fs->eps[i];
+	if (i == n)
+		return NULL; /* past 32 endpoints, the rest go unmeasured */
+	snprintf(fs->eps[i].rse, sizeof(fs->eps[i].rse), "%s", rse);
+	return &fs->eps[i];
+}
+
+/*
+ * Spread picks are a smooth weighted round robin over the healthy
+ * sources (nginx's upstream scheme): deterministic, and each source's
+ * share of the runs matches its share of the speed. Under stats_lock.
+ */
+static unsigned spread_pick(struct rfs_fs *fs, const struct rfs_replicas *r,
+			    const double *score, double total)
+{
+	struct rfs_endpoint_stats *e, *best_e = NULL;
+	unsigned best = 0;
+
+	for (size_t i = 0; i < r->n; i++) {
+		e = endpoint(fs, r->src[i].rse);
+		if (!e || score[i] <= 0)
+			continue;
+		e->wrr += score[i];
+		if (!best_e || e->wrr > best_e->wrr) {
+			best_e = e;
+			best = (unsigned)i;
+		}
+	}
+	if (best_e)
+		best_e->wrr -= total;
+	return best;
+}
+
+/*
+ * The order in which to try @r's sources. Healthy ones first: ranked by
+ * measured speed (an unmeasured one counts as fast as the best, so it
+ * gets measured), a spread pick putting its own first. A source that
+ * was slower than min_rate or out of reach lately comes last, still
+ * tried before a read fails. Ties keep the catalogue's order.
+ */
+static void rank_sources(struct rfs_fs *fs, const struct rfs_replicas *r,
+			 enum rfs_pick pick, unsigned *order, double *score)
+{
+	double now = rfs_now(), best = 0, total = 0;
 	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
+	size_t n = r->n;
+
+	pthread_mutex_lock(&fs->stats_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct rfs_endpoint_stats *e = endpoint(fs, r->src[i].rse);
+
+		score[i] = e ? e->rate : 0;
+		best = score[i] > best ? score[i] : best;
+		if (e && e->slow_until > now)
+			score[i] = -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (score[i] == 0)
+			score[i] = best > 0 ? best : 1;
+		if (i == first && score[i] > 0)
+			score[i] *= 1.0001; /* the last one that answered */
+		total += score[i] > 0 ? score[i] : 0;
+		order[i] = (unsigned)i;
+	}
+	if (pick == RFS_PICK_SPREAD && total > 0)
+		score[spread_pick(fs, r, score, total)] += 2 * total;
+	pthread_mutex_unlock(&fs->stats_lock);
+	for (size_t i = 1; i < n; i++) /* insertion sort, descending */
+		for (size_t j = i;
+		     j > 0 && score[order[j]] > score[order[j - 1]]; j--) {
+			unsigned t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+}
+
+static size_t iov_total(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/*
+ * One attempt on source @s; counts it for the endpoint's speed. Unless
+ * it is the @last hope, a transfer under min_rate is given up.
+ */
+static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
+			  struct rfs_source *s, const char *bearer,
+			  const struct iovec *iov, int iovcnt, size_t size,
+			  uint64_t off, bool last)
+{
+	double t0 = rfs_now();
+	ssize_t got =
+		s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt, off,
+				   r->size, last ? 0 : fs->conf->min_rate);
+
+	rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
+		     got == (ssize_t)size ? 0
+		     : got < 0		  ? (int)got
+					  : -EIO,
+		     rfs_now() - t0);
+	return got;
+}
+
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,
+			   const struct rfs_did_rec *did,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   enum rfs_pick pick)
+{
+	size_t size = iov_total(iov, iovcnt);
+	unsigned order[64];
+	double score[64];
 	char *bearer = NULL;
 	char why[1024] = "";
 	ssize_t got = -EIO;
+	size_t n;
 	int rc;
 
 	if (r->n == 0) {
@@ -249,18 +368,16 @@ ssize_t rfs_replicas_read(struct rfs_fs *fs, struct rfs_replicas *r,
 	rc = rfs_catalog_storage_token(fs->cat, &bearer);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < r->n; i++) {
-		unsigned idx = (first + i) % r->n;
-		struct rfs_source *s = &r->src[idx];
+	n = r->n < 64 ? r->n : 64;
+	rank_sources(fs, r, pick, order, score);
+	for (size_t i = 0; i < n; i++) {
+		struct rfs_source *s = &r->src[order[i]];
 
-		got = s->tp->ops->pread(s->tp, s->url, bearer, buf, size, off,
-					r->size);
-		rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
-			     got != (ssize_t)size);
+		got = try_source(fs, r, s, bearer, iov, iovcnt, size, off,
+				 i + 1 == n);
 		if (got == (ssize_t)size) {
-			if (idx != first)
-				__atomic_store_n(&r->preferred, idx,
-						 __ATOMIC_RELAXED);
+			__atomic_store_n(&r->preferred, order[i],
+					 __ATOMIC_RELAXED);
 			break;
 		}
 		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO);
@@ -288,20 +405,36 @@ int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
 	return rc;
 }
 
-void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes,
-		  bool failed)
+/* Only transfers this large say how fast an endpoint streams; smaller
+ * ones mostly measure its round trip. */
+#define RATE_MIN_BYTES (256u << 10)
+#define SLOW_PENALTY 60.0 /* seconds a slow endpoint stays last resort */
+
+void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
+		  double secs)
 {
-	size_t i, n = sizeof(fs->eps) / sizeof(fs->eps[0]);
+	struct rfs_endpoint_stats *e;
+	double rate = secs > 0 ? (double)bytes / secs : 0;
+	bool slow = rc == -ETIMEDOUT;
 
 	pthread_mutex_lock(&fs->stats_lock);
-	fs->net_bytes += failed ? 0 : bytes;
-	for (i = 0; i < n && fs->eps[i].rse[0]; i++)
-		if (!strcmp(fs->eps[i].rse, rse))
-			break;
-	if (i < n) { /* past 32 endpoints, the rest go uncounted */
-		snprintf(fs->eps[i].rse, sizeof(fs->eps[i].rse), "%s", rse);
-		fs->eps[i].bytes += failed ? 0 : bytes;
-		fs->eps[i].errors += failed ? 1 : 0;
+	fs->net_bytes += rc ? 0 : bytes;
+	e = endpoint(fs, rse);
+	if (e) {
+		e->bytes += rc ? 0 : bytes;
+		e->errors += rc ? 1 : 0;
 	}
+	/* a transfer under min_rate (finished or given up) counts as a
+	 * failure of the endpoint: others go first for a while */
+	if (e && !rc && bytes >= RATE_MIN_BYTES && rate > 0) {
+		e->rate = e->rate > 0 ? 0.7 * e->rate + 0.3 * rate : rate;
+		slow = rate < (double)fs->conf->min_rate;
+	}
+	if (e && slow) {
+		e->slow++;
+		e->rate = e->rate > 0 && rate < e->rate ? rate : e->rate;
+	}
+	if (e && (slow || (rc && rfs_unreachable(rc))))
+		e->slow_until = rfs_now() + SLOW_PENALTY;
 	pthread_mutex_unlock(&fs->stats_lock);
 }

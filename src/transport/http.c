@@ -26,24 +26,67 @@ struct http_transport {
 	struct rfs_http *http;
 };
 
-/* Where the body goes: exactly @want bytes into the caller's buffer. */
+/* Where the body goes: exactly @want bytes into the caller's buffers. */
 struct sink {
-	char *buf;
+	CURL *h;
+	const struct iovec *iov;
+	int iovcnt;
+	int cur;     /* the buffer being filled */
+	size_t used; /* bytes of it filled */
 	size_t want;
 	size_t got;
 	bool overflow;
+	uint64_t min_rate; /* bytes/s; 0: any rate will do */
+	bool too_slow;
 };
+
+/* Judged only after this long: connection set-up is not streaming. */
+#define SLOW_GRACE_US 1000000
+
+static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct sink *s = userdata;
+	curl_off_t us = 0;
+
+	(void)dltotal;
+	(void)ultotal;
+	(void)ulnow;
+	if (curl_easy_getinfo(s->h, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK ||
+	    us < SLOW_GRACE_US)
+		return 0;
+	if ((double)dlnow * 1e6 / (double)us >= (double)s->min_rate)
+		return 0;
+	s->too_slow = true;
+	return 1; /* aborts: another replica will do better */
+}
 
 static size_t sink_cb(char *p, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
-	size_t n = size * nmemb;
+	size_t n = size * nmemb, left = n;
 
 	if (n > s->want - s->got) {
 		s->overflow = true;
 		return 0; /* aborts the transfer: the server sent too much */
 	}
-	memcpy(s->buf + s->got, p, n);
+	while (left) {
+		const struct iovec *v;
+		size_t k;
+
+		while (s->used == s->iov[s->cur].iov_len &&
+		       s->cur + 1 < s->iovcnt) { /* empty pieces too */
+			s->cur++;
+			s->used = 0;
+		}
+		v = &s->iov[s->cur];
+		k = v->iov_len - s->used < left ? v->iov_len - s->used : left;
+
+		memcpy((char *)v->iov_base + s->used, p, k);
+		p += k;
+		left -= k;
+		s->used += k;
+	}
 	s->got += n;
 	return n;
 }
@@ -172,6 +215,11 @@ static int do_get(struct http_transport *t, const char *url,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, hdrs);
+	s->h = h;
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, s->min_rate ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
+			 s->min_rate ? progress_cb : NULL);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, s);
 	/* dCache doors and EOS head nodes redirect every GET; curl drops
 	 * our Authorization header if the target is another host. */
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
@@ -181,25 +229,32 @@ static int do_get(struct http_transport *t, const char *url,
 	rfs_http_put(t->http, h);
 	if (rc == CURLE_WRITE_ERROR && s->overflow)
 		return -EBADMSG;
+	if (rc == CURLE_ABORTED_BY_CALLBACK && s->too_slow)
+		return -ETIMEDOUT;
 	return rc ? rfs_errno_from_curl(rc) : 0;
 }
 
-static ssize_t http_pread(struct rfs_transport *base, const char *url,
-			  const char *bearer, void *buf, size_t len,
-			  uint64_t off, uint64_t file_size)
+static ssize_t http_preadv(struct rfs_transport *base, const char *url,
+			   const char *bearer, const struct iovec *iov,
+			   int iovcnt, uint64_t off, uint64_t file_size,
+			   uint64_t min_rate)
 {
 	struct http_transport *t = (struct http_transport *)base;
 	struct rfs_http_hdr cr = { .name = "Content-Range" };
 	struct rfs_http_hdrs hdrs = { &cr, 1 };
-	struct sink s = { buf, len, 0, false };
+	struct sink s = { .iov = iov, .iovcnt = iovcnt, .min_rate = min_rate };
 	struct curl_slist *headers = NULL;
 	char target[8192];
 	long status = 0;
+	size_t len = 0;
 	bool tls;
 	int rc;
 
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
 	if (len == 0)
 		return 0;
+	s.want = len;
 	rc = real_url(url, target, sizeof(target), &tls);
 	if (!rc)
 		rc = set_headers(&headers, off, len, bearer, tls);
@@ -218,6 +273,6 @@ const struct rfs_transport_ops rfs_http_transport_ops = {
 	.name = "http",
 	.schemes = http_schemes,
 	.open = http_open,
-	.pread = http_pread,
+	.preadv = http_preadv,
 	.close = http_close,
 };

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct rfs_conf;
 struct rfs_transport;
@@ -18,14 +19,20 @@ struct rfs_transport_ops {
 	const char *const *schemes; /* NULL-terminated, e.g. "https" */
 	int (*open)(struct rfs_transport **out, const struct rfs_conf *conf);
 	/*
-	 * Reads exactly @len bytes at @off of a file of @file_size bytes
-	 * (the caller clamps, so off + len <= file_size). Returns @len, or
-	 * a negative errno: a wrong, short or long answer is -EIO, never a
-	 * partial count. @bearer (may be NULL) is borrowed for the call.
+	 * Reads the bytes at @off of a file of @file_size bytes into the
+	 * @iovcnt buffers of @iov, in order, in one request: a run of cache
+	 * blocks crosses the network once, each into its own buffer. The
+	 * caller clamps, so off + their total <= file_size. Returns the
+	 * total, or a negative errno: a wrong, short or long answer is an
+	 * error, never a partial count. @bearer (may be NULL) is borrowed.
+	 * A transfer still under @min_rate bytes/s after a second of it is
+	 * given up with -ETIMEDOUT (0: never), so another replica can take
+	 * the range.
 	 */
-	ssize_t (*pread)(struct rfs_transport *t, const char *url,
-			 const char *bearer, void *buf, size_t len,
-			 uint64_t off, uint64_t file_size);
+	ssize_t (*preadv)(struct rfs_transport *t, const char *url,
+			  const char *bearer, const struct iovec *iov,
+			  int iovcnt, uint64_t off, uint64_t file_size,
+			  uint64_t min_rate);
 	void (*close)(struct rfs_transport *t);
 };
 

@@ -1,6 +1,7 @@
 """Integration fixtures: a real lake (emulator + nginx + xrootd) and real
 ruciofs mounts. Every process is started on 127.0.0.1 with random ports and
 killed by PID afterwards; every mount is unmounted."""
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,23 @@ import lake as lakemod  # noqa: E402
 RUCIOFS = os.environ.get("RUCIOFS_BIN") or os.path.join(TOP_BUILD, "ruciofs")
 WORK = os.environ.get("RUCIOFS_TEST_WORK") or os.path.join(
     tempfile.gettempdir(), "ruciofs-it")
+
+
+def nginx_bytes(lake, f):
+    """Bytes of file @f nginx has sent, from its access log. With a mount
+    limited to NGINX_DISK (rse_expression), that is every byte the daemon
+    fetched, however it grouped blocks into requests."""
+    total = 0
+    with open(os.path.join(lake.workdir, "nginx", "access.log")) as fh:
+        for line in fh:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if f["pfn_path"] in (e.get("uri") or "") and \
+                    e.get("status") in (200, 206):
+                total += int(e.get("bytes") or 0)
+    return total
 
 
 def pytest_configure(config):

@@ -44,7 +44,8 @@ Admin routes (no token, not counted, not faultable):
     POST   /_admin/add_did  {"scope","name","type":"DATASET"|"CONTAINER","is_open":true}
     POST   /_admin/config   {"token_lifetime": s, "expected_audience": a, "expected_scope": s}
     POST   /_admin/expire_tokens       every issued/cached token expires now
-    POST   /_admin/rse      {"rse": NAME, "availability_read": bool, ...}
+    POST   /_admin/rse      {"rse": NAME, "availability_read": bool, ...,
+                             "ports": {"https": N}}  (PFNs then use port N)
     GET    /_admin/health
 
 Lake JSON schema (written by lakegen.py, ports filled in by lake.py):
@@ -1661,6 +1662,12 @@ class App:
                 for k in ("availability_read", "availability_write", "availability_delete"):
                     if k in b:
                         info[k] = bool(b[k])
+                # {"ports": {"https": N}}: its replicas now point at port N
+                # (a test's slow-link proxy in front of the real server)
+                for scheme, port in (b.get("ports") or {}).items():
+                    for proto in info["protocols"]:
+                        if proto["scheme"] == scheme:
+                            proto["port"] = int(port)
                 return ok(self.cat.rse_row(b["rse"]))
         except RucioError as e:
             return error_response(e.status, e.cls, e.msg)

@@ -1,0 +1,108 @@
+"""Streaming from several replicas at once: a sequential read draws on
+every good replica, weighted by speed, and drops one that streams under
+min_rate (its range goes to the next replica)."""
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+from conftest import TOP_BUILD, nginx_bytes
+from delayproxy import DelayProxy
+from rucio_client import find_path, replicated
+
+CTL = os.path.join(TOP_BUILD, "ruciofs-ctl")
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def status(m):
+    r = subprocess.run([CTL, "-m", m.dir, "status", "--json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def biggest_on_both(lake, hi=64 << 20):
+    both = [f for f in replicated(lake)
+            if set(f["rses"]) >= {"NGINX_DISK", "XRD_DISK"}
+            and f["size"] <= hi]
+    return max(both, key=lambda f: f["size"])
+
+
+def test_a_stream_draws_on_every_replica(lake41, mount_factory):
+    f = biggest_on_both(lake41)
+    assert f["size"] >= 32 << 20
+    m = mount_factory(lake41)
+    p = find_path(m, f)
+    before = nginx_bytes(lake41, f)
+    assert sha256_of(p) == f["sha256"]
+    eps = status(m)["endpoints"]
+    from_nginx = nginx_bytes(lake41, f) - before
+    # both served part of the file, and between them all of it, once
+    assert eps["NGINX_DISK"]["bytes"] == from_nginx
+    assert 0 < from_nginx < f["size"]
+    assert eps["XRD_DISK"]["bytes"] > 0
+    assert eps["NGINX_DISK"]["bytes"] + eps["XRD_DISK"]["bytes"] == f["size"]
+    assert not eps["NGINX_DISK"]["last_resort"]
+    assert not eps["XRD_DISK"]["last_resort"]
+
+
+def test_a_slow_replica_is_dropped(lake41, mount_factory):
+    f = biggest_on_both(lake41)
+    xrd = lake41.rse_protocols["XRD_DISK"]["https"]["port"]
+    # XRD_DISK's HTTPS door behind a 2 Mbit/s link: 0.25 MB/s
+    proxy = DelayProxy(xrd, 0, 2).start()
+    lake41.admin("POST", "rse",
+                 {"rse": "XRD_DISK", "ports": {"https": proxy.port}})
+    try:
+        m = mount_factory(lake41, "min_rate=1M")
+        p = find_path(m, f)
+        before = nginx_bytes(lake41, f)
+        t = time.monotonic()
+        assert sha256_of(p) == f["sha256"]
+        took = time.monotonic() - t
+        eps = status(m)["endpoints"]
+    finally:
+        lake41.admin("POST", "rse",
+                     {"rse": "XRD_DISK", "ports": {"https": xrd}})
+        proxy.stop()
+    # all of it through the slow link would take minutes
+    assert took < 30, took
+    assert eps["XRD_DISK"]["slow"] >= 1
+    assert eps["XRD_DISK"]["last_resort"]
+    assert not eps["NGINX_DISK"]["last_resort"]
+    # what it did deliver before being dropped is little
+    assert eps["XRD_DISK"]["bytes"] < f["size"] // 4
+    assert nginx_bytes(lake41, f) - before == \
+        f["size"] - eps["XRD_DISK"]["bytes"]
+
+
+def test_the_only_replica_is_never_dropped_for_slowness(lake41,
+                                                        mount_factory):
+    small = [f for f in replicated(lake41)
+             if set(f["rses"]) >= {"NGINX_DISK", "XRD_DISK"}
+             and (1 << 20) < f["size"] <= 3 << 20]
+    f = small[0]
+    xrd = lake41.rse_protocols["XRD_DISK"]["https"]["port"]
+    proxy = DelayProxy(xrd, 0, 8).start()  # 1 MB/s
+    lake41.admin("POST", "rse",
+                 {"rse": "XRD_DISK", "ports": {"https": proxy.port}})
+    try:
+        # only XRD_DISK's replica, slower than min_rate: still read
+        m = mount_factory(lake41, "min_rate=100M",
+                          "rse_expression=XRD_DISK")
+        assert sha256_of(find_path(m, f)) == f["sha256"]
+        eps = status(m)["endpoints"]
+    finally:
+        lake41.admin("POST", "rse",
+                     {"rse": "XRD_DISK", "ports": {"https": xrd}})
+        proxy.stop()
+    assert eps["XRD_DISK"]["bytes"] == f["size"]
+    assert eps["XRD_DISK"]["errors"] == 0
