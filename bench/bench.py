@@ -1,23 +1,66 @@
 #!/usr/bin/env python3
 """ruciofs benchmarks: one command, one markdown table, every row measured
-in this run next to its baseline. Talks only to servers it starts on
-127.0.0.1. Usage: bench/run.sh [--quick]"""
+in this run next to its baseline, medians of several runs. Talks only to
+servers it starts on 127.0.0.1. As root. Usage: bench/run.sh [--quick]
+[--only SECTION,...] (sections: cold warm random list weak rss).
+
+The lake is the "bench" profile (tests/servers/lakegen.py) over plain
+HTTP: a 1 GiB file, datasets of 10,000 and 2,000 small files, a 10 GiB
+sparse file. Peers (rclone, httpdirfs, davfs2; bench/peers.py) read the
+same bytes from a second nginx of the same build and settings serving
+the same tree as plain directories. Before every cold run the page cache
+is dropped and the server's copy read back in, so "cold" means the
+client's caches, not the server's disk."""
 import argparse
+import http.client
 import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "tests", "servers"))
+sys.path.insert(0, HERE)
 import lake as lakemod  # noqa: E402
+import peers  # noqa: E402
+from delayproxy import DelayProxy  # noqa: E402
 
 BUILD = os.environ.get("top_builddir") or os.path.join(TOP, "build")
 RUCIOFS = os.path.join(BUILD, "ruciofs")
+MiB = 1 << 20
+WEAK_DELAY_MS = 25  # each way: 50 ms round trip
+WEAK_MBIT = 100
+ROWS = []
+
+
+def row(section, what, tool, value, unit, base_name, base, higher_better,
+        target=None):
+    """One table row; the ratio is always "how much better than the
+    baseline" (>1: ruciofs or the peer beats it)."""
+    if value and base:
+        ratio = value / base if higher_better else base / value
+    else:
+        ratio = None
+    ROWS.append((section, what, tool, value, unit, base_name, base, ratio,
+                 target))
+    print("  %-44s %-10s %10s %-6s vs %-26s %10s  %s" % (
+        what, tool, fmt(value), unit, base_name, fmt(base),
+        "%.2f" % ratio if ratio else "-"), flush=True)
+
+
+def fmt(v):
+    if v is None:
+        return "n/a"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
 
 
 def drop_caches():
@@ -26,27 +69,54 @@ def drop_caches():
         f.write("3\n")
 
 
-def seq_read(path, bs=1 << 20):
-    """Seconds to read @path whole, and its size."""
-    t = time.perf_counter()
+def read_all(path, bs=MiB):
+    """Seconds to read @path whole with @bs reads, and the bytes read."""
+    buf = bytearray(bs)
     n = 0
+    t = time.perf_counter()
     with open(path, "rb", buffering=0) as f:
         while True:
-            b = f.read(bs)
-            if not b:
+            k = f.readinto(buf)
+            if not k:
                 break
-            n += len(b)
+            n += k
     return time.perf_counter() - t, n
 
 
-def rand_reads(path, size, count, bs, seed=7):
-    """Latencies (s) of @count random preads of @bs bytes."""
+def cold_prepare(server_copy):
+    """Client caches cold, server's copy in its page cache."""
+    drop_caches()
+    read_all(server_copy)
+
+
+def median(runs, fn):
+    """Median of @runs calls of @fn; one call only if it took over 30 s
+    (httpdirfs's tar of 2,000 files takes minutes a run)."""
+    t = time.monotonic()
+    vals = [fn()]
+    if time.monotonic() - t < 30:
+        vals += [fn() for _ in range(runs - 1)]
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p))]
+
+
+def rand_offsets(size, count, bs, seed):
     rnd = random.Random(seed)
+    return [rnd.randrange(0, max(1, size - bs)) // 4096 * 4096
+            for _ in range(count)]
+
+
+def rand_reads(path, offsets, bs):
+    """Latencies (s) of preads of @bs at @offsets."""
     lat = []
     fd = os.open(path, os.O_RDONLY)
     try:
-        for _ in range(count):
-            off = rnd.randrange(0, max(1, size - bs)) // 4096 * 4096
+        for off in offsets:
             t = time.perf_counter()
             os.pread(fd, bs, off)
             lat.append(time.perf_counter() - t)
@@ -55,142 +125,547 @@ def rand_reads(path, size, count, bs, seed=7):
     return lat
 
 
-def pct(v, p):
-    v = sorted(v)
-    return v[min(len(v) - 1, int(len(v) * p))]
+def range_gets(port, path, offsets, bs):
+    """Latencies of keep-alive HTTP range GETs: one round trip each."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    lat = []
+    try:
+        for off in offsets:
+            t = time.perf_counter()
+            c.request("GET", path,
+                      headers={"Range": "bytes=%d-%d" % (off, off + bs - 1)})
+            r = c.getresponse()
+            r.read()
+            lat.append(time.perf_counter() - t)
+    finally:
+        c.close()
+    return lat
 
 
-class Mount:
-    def __init__(self, lake, workdir, *opts):
-        self.dir = tempfile.mkdtemp(prefix="mnt-", dir=workdir)
-        cfg = os.path.join(workdir, "rucio.cfg")
+class Ruciofs:
+    """A ruciofs -f mount of the bench lake over plain HTTP."""
+
+    def __init__(self, lake, work, *opts):
+        self.dir = tempfile.mkdtemp(prefix="mnt-", dir=work)
+        cfg = os.path.join(work, "rucio.cfg")
         lake.write_rucio_cfg(cfg)
-        args = [RUCIOFS, "-f", "-o", "rucio_config=" + cfg]
-        for o in opts:
-            args += ["-o", o]
+        args = [RUCIOFS, "-f", "-o", "rucio_config=" + cfg,
+                "-o", "schemes=http"]
+        for o in opts:  # "-s" as is, the rest as -o options
+            args += [o] if o.startswith("-") else ["-o", o]
         self.proc = subprocess.Popen(args + [self.dir],
                                      stderr=subprocess.DEVNULL)
-        for _ in range(200):
+        for _ in range(400):
             if os.path.ismount(self.dir):
                 return
             time.sleep(0.05)
-        raise SystemExit("mount failed")
+        self.close()
+        raise SystemExit("ruciofs did not mount")
+
+    def path(self, scope, *rest):
+        return os.path.join(self.dir, scope, *rest)
 
     def close(self):
-        subprocess.run(["fusermount3", "-u", self.dir])
-        self.proc.wait(timeout=30)
+        subprocess.run(["fusermount3", "-u", self.dir],
+                       stderr=subprocess.DEVNULL)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         os.rmdir(self.dir)
 
 
-def mounted_path(m, f):
-    for root, dirs, files in os.walk(m.dir):
-        if f["name"] in files:
-            return os.path.join(root, f["name"])
-    raise SystemExit("file not found in the mount")
+class Ceiling:
+    """bench/ceiling.c: the same bytes from memory, through FUSE."""
+
+    def __init__(self, work, src, single=False):
+        exe = os.path.join(work, "ceiling")
+        if not os.path.exists(exe):
+            cflags = subprocess.run(["pkg-config", "--cflags", "--libs",
+                                     "fuse3"], capture_output=True,
+                                    text=True, check=True).stdout.split()
+            subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror",
+                            os.path.join(HERE, "ceiling.c"), "-o", exe]
+                           + cflags, check=True)
+        self.dir = tempfile.mkdtemp(prefix="ceil-", dir=work)
+        self.proc = subprocess.Popen([exe] + (["-s"] if single else [])
+                                     + ["--from", src, self.dir],
+                                     stdout=subprocess.PIPE, text=True)
+        if "ready" not in self.proc.stdout.readline():
+            self.close()
+            raise SystemExit("ceiling did not mount")
+        self.path = os.path.join(self.dir, "data")
+
+    def close(self):
+        subprocess.run(["fusermount3", "-u", self.dir],
+                       stderr=subprocess.DEVNULL)
+        self.proc.wait(timeout=60)
+        os.rmdir(self.dir)
 
 
-def median_of(runs, fn):
-    return statistics.median(fn() for _ in range(runs))
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.runs = a.runs
+        self.work = a.workdir
+        os.makedirs(self.work, exist_ok=True)
+        self.lake = lakemod.Lake(os.path.join(self.work, "lake"),
+                                 profile="bench", tls=False)
+        self.ng = None
+        self.kinds = [k for k in peers.KINDS if peers.available(k)]
 
+    def file(self, scope, name):
+        for f in self.lake.manifest:
+            if f["scope"] == scope and f["name"] == name:
+                return f
+        raise SystemExit("%s:%s is not in the bench lake" % (scope, name))
 
-def warm_cache_rows(lk, work, f, runs, nrand, bs_opt="1M"):
-    """Warm reads from the block cache after a remount, page cache dropped,
-    next to the same reads of the local file."""
-    cache = os.path.join(work, "cache-" + bs_opt)
-    m = Mount(lk, work, "cache_dir=" + cache, "block_size=" + bs_opt)
-    seq_read(mounted_path(m, f))  # fill the cache from the network
-    m.close()
-    rows = []
+    def start(self):
+        self.lake.start()
+        self.flat = os.path.join(self.lake.lake_dir, "rse", "NGINX_DISK",
+                                 "rucio", "flat")
+        self.ng = peers.PeerNginx(self.flat, workdir=self.work)
+        self.ng.start()
+        self.big = self.file("bench", "big_1G.bin")
+        self.big_url = self.lake.pfn("bench", "big_1G.bin", "NGINX_DISK",
+                                     "http")
+        self.nginx_port = self.lake.rse_protocols["NGINX_DISK"]["http"][
+            "port"]
 
-    def warm_seq():
-        mm = Mount(lk, work, "cache_dir=" + cache, "block_size=" + bs_opt)
-        drop_caches()
-        t, n = seq_read(mounted_path(mm, f))
-        mm.close()
-        return n / t / 1e6
+    def stop(self):
+        if self.ng:
+            self.ng.stop()
+        self.lake.stop()
 
-    def local_seq():
-        drop_caches()
-        t, n = seq_read(f["local_path"])
-        return n / t / 1e6
+    def peer(self, kind, url=None, cache_dir=None):
+        m = peers.PeerMount(kind, url or self.ng.url,
+                            os.path.join(self.work, "peers"),
+                            cache_dir=cache_dir)
+        m.mount()
+        return m
 
-    ws = median_of(runs, warm_seq)
-    ls = median_of(runs, local_seq)
-    rows.append(("warm sequential, cache after remount (bs %s)" % bs_opt,
-                 "%.0f MB/s" % ws, "local file, page cache dropped",
-                 "%.0f MB/s" % ls, ws / ls))
-    for rb in (4096, 65536):
-        mm = Mount(lk, work, "cache_dir=" + cache, "block_size=" + bs_opt)
-        p = mounted_path(mm, f)
-        drop_caches()
-        lat = rand_reads(p, f["size"], nrand, rb)
-        mm.close()
-        drop_caches()
-        ref = rand_reads(f["local_path"], f["size"], nrand, rb)
-        rows.append(("warm random %d KiB p50 / p99 (bs %s)" % (rb // 1024,
-                                                               bs_opt),
-                     "%.0f / %.0f us" % (pct(lat, .5) * 1e6,
-                                         pct(lat, .99) * 1e6),
-                     "local file", "%.0f / %.0f us" % (pct(ref, .5) * 1e6,
-                                                       pct(ref, .99) * 1e6),
-                     pct(ref, .5) / pct(lat, .5)))
-        rows.append(("warm random %d KiB reads/s (bs %s)" % (rb // 1024,
-                                                            bs_opt),
-                     "%.0f" % (len(lat) / sum(lat)), "local file",
-                     "%.0f" % (len(ref) / sum(ref)),
-                     sum(ref) / sum(lat)))
-    return rows
+    # ---- cold sequential ----
+    def ruciofs_cold(self, *opts):
+        def one():
+            cache = tempfile.mkdtemp(prefix="cache-", dir=self.work)
+            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts)
+            try:
+                p = m.path("bench", "big_ds", "big_1G.bin")
+                os.stat(p)
+                cold_prepare(self.big["local_path"])
+                t, n = read_all(p)
+            finally:
+                m.close()
+                subprocess.run(["rm", "-rf", cache])
+            return n / t / 1e6
+        return median(self.runs, one)
 
+    def peer_cold(self, kind):
+        def one():
+            m = self.peer(kind)
+            try:
+                p = os.path.join(m.dir, "big", "big_1G.bin")
+                os.stat(p)
+                cold_prepare(self.big["local_path"])
+                t, n = read_all(p)
+            finally:
+                m.umount()
+                m.drop_cache()
+            return n / t / 1e6
+        return median(self.runs, one)
 
-def cold_row(lk, work, f, runs):
-    def cold():
-        cache = tempfile.mkdtemp(prefix="cold-", dir=work)
-        m = Mount(lk, work, "cache_dir=" + cache)
-        drop_caches()
-        t, n = seq_read(mounted_path(m, f))
+    def curl(self, parallel=1):
+        size = self.big["size"]
+
+        def one():
+            cold_prepare(self.big["local_path"])
+            t = time.perf_counter()
+            ps = []
+            for i in range(parallel):
+                a = size * i // parallel
+                b = size * (i + 1) // parallel - 1
+                ps.append(subprocess.Popen(
+                    ["curl", "-s", "-o", "/dev/null", "-r", "%d-%d" % (a, b),
+                     self.big_url]))
+            for p in ps:
+                if p.wait():
+                    raise SystemExit("curl failed")
+            return size / (time.perf_counter() - t) / 1e6
+        return median(self.runs, one)
+
+    def cold(self):
+        print("cold sequential, 1 GiB over HTTP", flush=True)
+        base = self.curl()
+        sec = "cold sequential 1 GiB (MB/s)"
+        row(sec, "curl, 4 parallel ranges", "curl", self.curl(4), "MB/s",
+            "single-stream curl", base, True)
+        row(sec, "ruciofs (multithreaded loop)", "ruciofs",
+            self.ruciofs_cold(), "MB/s", "single-stream curl", base, True,
+            ">= 1.3")
+        row(sec, "ruciofs -s (single-threaded loop)", "ruciofs",
+            self.ruciofs_cold("-s"), "MB/s", "single-stream curl",
+            base, True)
+        row(sec, "ruciofs, cache=no", "ruciofs",
+            self.ruciofs_cold("cache=no"), "MB/s", "single-stream curl",
+            base, True)
+        for k in self.kinds:
+            row(sec, "peer", k, self.peer_cold(k), "MB/s",
+                "single-stream curl", base, True)
+
+    # ---- warm and hot ----
+    def warm(self):
+        print("warm (cache after remount, page cache dropped) and hot",
+              flush=True)
+        sec = "warm and hot sequential 1 GiB (MB/s)"
+        local = self.big["local_path"]
+        ceil = Ceiling(self.work, local)
+        try:
+            def ceiling_read():
+                drop_caches()
+                t, n = read_all(ceil.path)
+                return n / t / 1e6
+            base = median(self.runs, ceiling_read)
+            read_all(ceil.path)
+
+            def ceiling_hot():
+                t, n = read_all(ceil.path)
+                return n / t / 1e6
+            ceil_hot = median(self.runs, ceiling_hot)
+        finally:
+            ceil.close()
+        cache = tempfile.mkdtemp(prefix="cache-warm-", dir=self.work)
+        m = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
+        read_all(m.path("bench", "big_ds", "big_1G.bin"))
         m.close()
+
+        def warm_one():
+            mm = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
+            try:
+                p = mm.path("bench", "big_ds", "big_1G.bin")
+                os.stat(p)
+                drop_caches()
+                t, n = read_all(p)
+            finally:
+                mm.close()
+            return n / t / 1e6
+        row(sec, "warm: cache after remount", "ruciofs",
+            median(self.runs, warm_one), "MB/s",
+            "FUSE ceiling (from memory)", base, True, ">= 0.7")
+        for k in self.kinds:
+            first = self.peer(k)
+            read_all(os.path.join(first.dir, "big", "big_1G.bin"))
+            first.umount()
+
+            def peer_warm():
+                pm = self.peer(k, cache_dir=first.cache_dir)
+                try:
+                    p = os.path.join(pm.dir, "big", "big_1G.bin")
+                    os.stat(p)
+                    drop_caches()
+                    t, n = read_all(p)
+                finally:
+                    pm.umount()
+                return n / t / 1e6
+            row(sec, "warm: cache after remount", k,
+                median(self.runs, peer_warm), "MB/s",
+                "FUSE ceiling (from memory)", base, True)
+            first.drop_cache()
+
+        def local_hot():
+            read_all(local)
+            t, n = read_all(local)
+            return n / t / 1e6
+        hot_base = median(self.runs, local_hot)
+        mm = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
+        try:
+            p = mm.path("bench", "big_ds", "big_1G.bin")
+            read_all(p)
+
+            def hot():
+                t, n = read_all(p)
+                return n / t / 1e6
+            row(sec, "hot: re-read, page cache kept", "ruciofs",
+                median(self.runs, hot), "MB/s", "local file, hot", hot_base,
+                True, ">= 0.8")
+            row(sec, "hot: re-read, page cache kept", "FUSE ceiling",
+                ceil_hot, "MB/s", "local file, hot", hot_base, True)
+        finally:
+            mm.close()
         subprocess.run(["rm", "-rf", cache])
-        return n / t / 1e6
 
-    def curl():
-        drop_caches()
-        url = lk.pfn(f["scope"], f["name"])
-        t = time.perf_counter()
-        subprocess.run(["curl", "-s", "--cacert", lk.ca_cert, "-o",
-                        "/dev/null", url], check=True)
-        return f["size"] / (time.perf_counter() - t) / 1e6
+    # ---- random reads ----
+    def random_rows(self):
+        print("random reads", flush=True)
+        n = 60 if self.a.quick else 300
+        size = self.big["size"]
+        path = self.big_url.split(str(self.nginx_port), 1)[1]
+        for bs in (4096, 65536):
+            sec = "random %d KiB reads, 1 GiB file" % (bs // 1024)
+            offs = rand_offsets(size, n, bs, bs)
+            drop_caches()
+            read_all(self.big["local_path"])
+            base = range_gets(self.nginx_port, path, offs, bs)
+            self.lat_rows(sec, "cold", "ruciofs", self.ruciofs_random(
+                offs, bs), "HTTP range GET", base)
+            for k in self.kinds:
+                self.lat_rows(sec, "cold", k, self.peer_random(k, offs, bs),
+                              "HTTP range GET", base)
+            drop_caches()
+            base = rand_reads(self.big["local_path"], offs, bs)
+            self.lat_rows(sec, "warm, page cache dropped", "ruciofs",
+                          self.ruciofs_random(offs, bs, warm=True),
+                          "local file", base)
 
-    c = median_of(runs, cold)
-    b = median_of(runs, curl)
-    return ("cold sequential over HTTPS (info; issue 4 improves it)",
-            "%.0f MB/s" % c, "single-stream curl", "%.0f MB/s" % b, c / b)
+    def lat_rows(self, sec, what, tool, lat, base_name, base):
+        row(sec, "%s: p50 latency" % what, tool, pct(lat, .5) * 1e6, "us",
+            base_name, pct(base, .5) * 1e6, False)
+        row(sec, "%s: p99 latency" % what, tool, pct(lat, .99) * 1e6, "us",
+            base_name, pct(base, .99) * 1e6, False)
+        row(sec, "%s: reads/s" % what, tool, len(lat) / sum(lat), "/s",
+            base_name, len(base) / sum(base), True)
+
+    def ruciofs_random(self, offs, bs, warm=False, opts=()):
+        cache = tempfile.mkdtemp(prefix="cache-rand-", dir=self.work)
+        try:
+            if warm:
+                m = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
+                read_all(m.path("bench", "big_ds", "big_1G.bin"))
+                m.close()
+            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts)
+            try:
+                p = m.path("bench", "big_ds", "big_1G.bin")
+                os.stat(p)
+                drop_caches()
+                read_all(self.big["local_path"])
+                return rand_reads(p, offs, bs)
+            finally:
+                m.close()
+        finally:
+            subprocess.run(["rm", "-rf", cache])
+
+    def peer_random(self, kind, offs, bs, url=None):
+        m = self.peer(kind, url)
+        try:
+            p = os.path.join(m.dir, "big", "big_1G.bin")
+            os.stat(p)
+            return rand_reads(p, offs, bs)
+        finally:
+            m.umount()
+            m.drop_cache()
+
+    # ---- listings ----
+    def listing(self):
+        print("listings", flush=True)
+        local = self.flat
+        jobs = [
+            ("ls -lR, 10,000 files (s)", "many_10k",
+             lambda d: subprocess.run(["ls", "-lR", d],
+                                      stdout=subprocess.DEVNULL, check=True)),
+            ("find -type f, 10,000 files (s)", "many_10k",
+             lambda d: subprocess.run(["find", d, "-type", "f"],
+                                      stdout=subprocess.DEVNULL, check=True)),
+            ("stat of each of 10,000 files (s)", "many_10k",
+             lambda d: [os.stat(os.path.join(d, x)) for x in os.listdir(d)]),
+            ("tar of 2,000 small files (s)", "small_2k",
+             lambda d: subprocess.run("tar cf - -C '%s' . | wc -c" % d,
+                                      shell=True, stdout=subprocess.DEVNULL,
+                                      check=True)),
+        ]
+        for what, ds, fn in jobs:
+            def local_one():
+                drop_caches()
+                t = time.perf_counter()
+                fn(os.path.join(local, ds))
+                return time.perf_counter() - t
+            base = median(self.runs, local_one)
+            ds_dir = {"many_10k": ("bench", "many_10k"),
+                      "small_2k": ("bench", "small_2k")}[ds]
+
+            def ours():
+                cache = tempfile.mkdtemp(prefix="cache-ls-", dir=self.work)
+                m = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
+                try:
+                    self.lake.reset_counts()
+                    t = time.perf_counter()
+                    fn(m.path(*ds_dir))
+                    took = time.perf_counter() - t
+                    self.cat_requests = \
+                        self.lake.catalogue_counts()["total"]
+                finally:
+                    m.close()
+                    subprocess.run(["rm", "-rf", cache])
+                return took
+            row("listings, cold mount (s)", what, "ruciofs",
+                median(self.runs, ours), "s", "local disk, caches dropped",
+                base, False, "faster than peers")
+            row("listings, cold mount (s)", what + ": catalogue requests",
+                "ruciofs", self.cat_requests, "", "files", 10000
+                if ds == "many_10k" else 2000, False)
+            for k in self.kinds:
+                def theirs():
+                    m = self.peer(k)
+                    try:
+                        t = time.perf_counter()
+                        fn(os.path.join(m.dir, ds))
+                        return time.perf_counter() - t
+                    finally:
+                        m.umount()
+                        m.drop_cache()
+                row("listings, cold mount (s)", what, k,
+                    median(self.runs, theirs), "s",
+                    "local disk, caches dropped", base, False)
+
+    # ---- weak link ----
+    def weak(self):
+        print("weak link: %d ms round trip, %d Mbit/s" % (
+            2 * WEAK_DELAY_MS, WEAK_MBIT), flush=True)
+        sec = "weak link (%d ms, %d Mbit/s)" % (2 * WEAK_DELAY_MS, WEAK_MBIT)
+        f = self.file("user.alice", "random40M.bin")
+        link = WEAK_MBIT * 1e6 / 8 / 1e6  # MB/s
+        px = DelayProxy(self.nginx_port, WEAK_DELAY_MS, WEAK_MBIT).start()
+        ppx = DelayProxy(self.ng.port, WEAK_DELAY_MS, WEAK_MBIT).start()
+        real = self.nginx_port
+        self.lake.admin("POST", "rse", {"rse": "NGINX_DISK",
+                                        "ports": {"http": px.port}})
+        try:
+            self.weak_rows(sec, f, link, px, ppx)
+        finally:
+            self.lake.admin("POST", "rse", {"rse": "NGINX_DISK",
+                                            "ports": {"http": real}})
+            px.stop()
+            ppx.stop()
+
+    def weak_rows(self, sec, f, link, px, ppx):
+        pfn = self.lake.pfn(f["scope"], f["name"], "NGINX_DISK", "http")
+        path = pfn.split(str(self.nginx_port), 1)[1]
+        opts = ("rse_expression=NGINX_DISK",)
+
+        def ours_seq(*extra):
+            def one():
+                cache = tempfile.mkdtemp(prefix="cache-weak-", dir=self.work)
+                m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
+                            *(opts + extra))
+                try:
+                    p = m.path("user.alice", "big_ds", f["name"])
+                    os.stat(p)
+                    cold_prepare(f["local_path"])
+                    t, n = read_all(p)
+                finally:
+                    m.close()
+                    subprocess.run(["rm", "-rf", cache])
+                return n / t / 1e6
+            return median(self.runs, one)
+        row(sec, "cold sequential 40 MiB", "ruciofs", ours_seq(), "MB/s",
+            "link rate", link, True, ">= 0.9")
+        row(sec, "cold sequential 40 MiB, block_size=64K", "ruciofs",
+            ours_seq("block_size=64K"), "MB/s", "link rate", link, True)
+        n = 20 if self.a.quick else 40
+        offs = rand_offsets(f["size"], n, 4096, 3)
+        rtt = range_gets(px.port, path, offs[:10], 1)
+        base = pct(rtt, .5) * 1e6
+        for extra in ((), ("block_size=64K",)):
+            cache = tempfile.mkdtemp(prefix="cache-weakr-", dir=self.work)
+            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
+                        *(opts + extra))
+            try:
+                p = m.path("user.alice", "big_ds", f["name"])
+                os.stat(p)
+                lat = rand_reads(p, offs, 4096)
+            finally:
+                m.close()
+                subprocess.run(["rm", "-rf", cache])
+            row(sec, "cold random 4 KiB p50%s" % (
+                ", " + extra[0] if extra else ""), "ruciofs",
+                pct(lat, .5) * 1e6, "us", "one round trip", base, False,
+                "<= 1.3 RTT" if not extra else None)
+        for k in self.kinds:
+            if k == "davfs2":
+                continue  # fetches whole files on open: nothing random
+            m = self.peer(k, url="http://127.0.0.1:%d/" % ppx.port)
+            try:
+                p = os.path.join(m.dir, "big", "big_1G.bin")
+                os.stat(p)
+                offs_big = rand_offsets(self.big["size"], n // 2, 4096, 5)
+                lat = rand_reads(p, offs_big, 4096)
+            finally:
+                m.umount()
+                m.drop_cache()
+            row(sec, "cold random 4 KiB p50", k, pct(lat, .5) * 1e6, "us",
+                "one round trip", base, False)
+
+    # ---- memory ----
+    def rss(self):
+        print("daemon memory while streaming 10 GiB", flush=True)
+        cache = tempfile.mkdtemp(prefix="cache-rss-", dir=self.work)
+        m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
+                    "cache_size=2G")
+        peak = {"VmRSS": 0, "RssAnon": 0}
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                try:
+                    with open("/proc/%d/status" % m.proc.pid) as fh:
+                        for line in fh:
+                            k, _, v = line.partition(":")
+                            if k in peak:
+                                peak[k] = max(peak[k], int(v.split()[0]))
+                except OSError:
+                    pass
+                time.sleep(0.1)
+        th = threading.Thread(target=sample)
+        th.start()
+        try:
+            t, n = read_all(m.path("bench", "huge10_ds", "sparse_10g.bin"))
+        finally:
+            done.set()
+            th.join()
+            m.close()
+            subprocess.run(["rm", "-rf", cache])
+        sec = "memory (MiB)"
+        row(sec, "peak RSS streaming 10 GiB (%.0f MB/s)" % (n / t / 1e6),
+            "ruciofs", peak["VmRSS"] / 1024, "MiB", "target", 150, False,
+            "< 150 MiB")
+        row(sec, "peak anonymous RSS streaming 10 GiB", "ruciofs",
+            peak["RssAnon"] / 1024, "MiB", "target", 150, False)
+
+
+def print_table(a):
+    print("\nruciofs benchmark, %s, medians of %d runs; ratio > 1 means "
+          "better than the baseline\n" % (
+              time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.runs))
+    print("| section | measurement | tool | value | baseline | baseline "
+          "value | ratio | target |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (sec, what, tool, v, unit, bname, b, ratio, target) in ROWS:
+        print("| %s | %s | %s | %s %s | %s | %s | %s | %s |" % (
+            sec, what, tool, fmt(v), unit, bname, fmt(b),
+            "%.2f" % ratio if ratio else "-", target or ""))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--runs", type=int, default=0)
+    ap.add_argument("--only", default="cold,warm,random,list,weak,rss")
     ap.add_argument("--workdir", default="/var/tmp/ruciofs-bench")
     a = ap.parse_args()
-    runs, nrand = (3, 300) if a.quick else (5, 2000)
-    os.makedirs(a.workdir, exist_ok=True)
-    lk = lakemod.Lake(os.path.join(a.workdir, "lake"), profile="demo")
-    lk.start()
+    a.runs = a.runs or (1 if a.quick else 3)
+    if os.geteuid() != 0:
+        raise SystemExit("bench: run as root (mounts, drop_caches)")
+    b = Bench(a)
+    b.start()
     try:
-        f = max((x for x in lk.manifest if x["size"] < 1 << 30
-                 and "NGINX_DISK" in x.get("rses", [])),
-                key=lambda x: x["size"])
-        rows = [cold_row(lk, a.workdir, f, runs)]
-        for bs in ("256K", "1M", "4M"):
-            rows += warm_cache_rows(lk, a.workdir, f, runs, nrand, bs)
+        for s in a.only.split(","):
+            {"cold": b.cold, "warm": b.warm, "random": b.random_rows,
+             "list": b.listing, "weak": b.weak, "rss": b.rss}[s]()
     finally:
-        lk.stop()
-    print("\nruciofs benchmark: %s (%d MB), medians of %d runs, %s\n" %
-          (f["name"], f["size"] // 10**6, runs,
-           time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
-    print("| measurement | ruciofs | baseline | baseline value | ratio |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print("| %s | %s | %s | %s | %.2f |" % r)
+        b.stop()
+        leftover = peers.leftovers()
+        if any(leftover):
+            print("bench: left over: %r" % (leftover,), file=sys.stderr)
+    print_table(a)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -461,6 +462,36 @@ static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
 	}
 }
 
+/*
+ * Asks the kernel for a stored value's pages in one go: after a remount
+ * or a dropped page cache, faulting a 1 MiB block in through the map
+ * would read it in the backing device's small readahead steps, one
+ * after the other.
+ */
+static void will_need(const MDB_val *v)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)v->mv_data & ~(page - 1);
+	uintptr_t end = (uintptr_t)v->mv_data + v->mv_size;
+
+	madvise((void *)start, end - start, MADV_WILLNEED);
+}
+
+void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	MDB_txn *txn;
+
+	blk_key(k, id, idx);
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+		return;
+	if (mdb_get(txn, c->blk, &key, &v) == 0)
+		will_need(&v);
+	mdb_txn_abort(txn);
+}
+
 int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, void *buf, size_t len)
 {
@@ -481,6 +512,7 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->blk, &key, &v);
 	if (rc == 0) {
+		will_need(&v);
 		rc = check_block(&v, len);
 		if (rc == 0)
 			memcpy(buf, (unsigned char *)v.mv_data + HDR_LEN, len);

@@ -95,6 +95,13 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       const struct rfs_cache_file *f, uint64_t idx, void *buf,
 		       size_t len);
 
+/*
+ * Starts reading stored block @idx of @id from disk in the background, for
+ * a sequential reader about to want it. Nothing if it is not stored.
+ */
+void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx);
+
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
 		   uint64_t idx);

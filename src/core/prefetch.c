@@ -196,6 +196,8 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 		}
 		if (n && !enqueue(fs, f, b, (size_t)n, (size_t)bytes))
 			break;
+		if (!n) /* cached: have the disk read it ahead of the reader */
+			rfs_cache_advise(fs->cache, &f->cid, b);
 		b += n ? n : 1;
 		queued = b - 1;
 	}

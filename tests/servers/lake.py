@@ -6,7 +6,7 @@
         lake.write_rucio_cfg("/tmp/work/rucio.cfg")
         ...  # lake.rucio_host, lake.ca_cert, lake.manifest, lake.issuer
 
-    python3 lake.py start  --workdir DIR [--profile test|demo] [--flavour 41|1.31] [--no-tls]
+    python3 lake.py start  --workdir DIR [--profile test|demo|bench] [--flavour 41|1.31] [--no-tls]
     python3 lake.py status --workdir DIR
     python3 lake.py stop   --workdir DIR
 
@@ -28,6 +28,11 @@ Caching: the generated data lives in <cache_dir>/lake-<profile>/ (cache_dir:
 argument, else $RUCIOFS_LAKE_CACHE, else the workdir)
 and is reused when its stamp matches the profile and generator version; a
 file lock makes concurrent first uses safe.
+
+Profile "bench" (benchmarks) is "demo" plus the scope `bench` and a flat
+tree of plain directories under NGINX_DISK for peer filesystems that read
+HTTP directory listings; its layout is in <lake_dir>/flat.json (Lake.flat,
+and LAKE_FLAT_DIR / NGINX_FLAT_URL in env()). See lakegen.py.
 """
 
 import argparse
@@ -246,6 +251,7 @@ class Lake:
         self.manifest = None
         self.issuer = None
         self.lake_json = None
+        self.flat = None      # content of flat.json (profile "bench"), else None
         self.timings = {}
         os.makedirs(self.workdir, exist_ok=True)
 
@@ -323,6 +329,10 @@ class Lake:
         with open(os.path.join(self.lake_dir, "manifest.json"), encoding="utf-8") as f:
             self.manifest = json.load(f)
         self.files = {(e["scope"], e["name"]): e for e in self.manifest}
+        flat_json = os.path.join(self.lake_dir, "flat.json")
+        if os.path.exists(flat_json):
+            with open(flat_json, encoding="utf-8") as f:
+                self.flat = json.load(f)
         self.issuer = JwtIssuer(os.path.join(self.lake_dir, "issuer"))
         _ensure_traversable(os.path.join(self.lake_dir, "rse", RSE_XRD, "rucio"), self._log)
 
@@ -766,7 +776,7 @@ ofs.trace open
 
     def env(self):
         """Shell variables describing the running lake."""
-        return {
+        env = {
             "RUCIO_HOST": self.rucio_host, "RUCIO_AUTH_HOST": self.auth_host, "CA_CERT": self.ca_cert,
             "RUCIO_FLAVOUR": self.flavour, "LAKE_DIR": self.lake_dir, "LAKE_MANIFEST":
             os.path.join(self.lake_dir, "manifest.json"), "LAKE_JSON": self.lake_json,
@@ -775,6 +785,11 @@ ofs.trace open
             "XRD_ROOT_URL": "root://127.0.0.1:%d//rucio" % self.ports["xrd_root"],
             "ISSUER_KEY_DIR": self.issuer.key_dir, "ISSUER": self.issuer.issuer,
         }
+        if self.flat:
+            env["LAKE_FLAT_DIR"] = self.flat["root"]
+            env["NGINX_FLAT_URL"] = "%s://127.0.0.1:%d%s" % ("https" if self.tls else "http", self.ports["nginx"],
+                                                           self.flat["url_path"])
+        return env
 
 
 def _did(d):
@@ -877,7 +892,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start detached servers")
     s.add_argument("--workdir", required=True)
-    s.add_argument("--profile", choices=("test", "demo"), default="demo")
+    s.add_argument("--profile", choices=lakegen.PROFILES, default="demo")
     s.add_argument("--flavour", choices=("41", "1.31"), default="41")
     s.add_argument("--no-tls", action="store_true")
     for name in ("stop", "status"):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Build a sample data lake on disk plus the lake JSON the Rucio emulator reads.
 
-    python3 lakegen.py --out DIR --profile test|demo
+    python3 lakegen.py --out DIR --profile test|demo|bench
     from lakegen import make_lake; make_lake(out_dir, "test")
 
 Output (all under DIR):
@@ -18,6 +18,12 @@ Output (all under DIR):
     norse/<hash path>                  content of the file registered without
                                        any replica (for checksum comparisons)
     issuer/key.pem                     RSA key of the test OIDC issuer
+    flat.json                          (bench only) layout of the flat tree:
+    rse/NGINX_DISK/rucio/flat/         (bench only) plain directories of hard
+                                       links for peer filesystems that read
+                                       HTTP directory listings (nginx
+                                       autoindex): big/big_1G.bin,
+                                       many_10k/m_NNNNN.dat, small_2k/s_NNNN.dat
     .complete                          stamp {"version", "profile"}; written last
 
 The content is deterministic (seeded), so two generations of the same profile
@@ -25,7 +31,11 @@ produce identical bytes, checksums, GUIDs and dates.
 
 Profile "test" is < 150 MB of real disk and takes a few seconds (most of it is
 hashing the 5 GiB sparse file, which costs no disk); "demo" adds a 300 MiB
-random file and 2000 small files instead of 300.
+random file and 2000 small files instead of 300. "bench" is "demo" plus the
+scope `bench` (see _add_bench): a 1 GiB random file, 10,000 + 2,000 small
+files, a 10 GiB sparse file and the flat tree; about 1.6 GB of real disk and
+~20-25 s on 2 cores (dominated by md5 over the 15 GiB of holes of the two sparse
+files, which runs in background threads while the rest is written).
 """
 
 import argparse
@@ -33,6 +43,7 @@ import datetime
 import hashlib
 import json
 import os
+import queue
 import random
 import shutil
 import struct
@@ -65,6 +76,22 @@ SPARSE_MARKERS = [
     (4 * GiB - 8, b"<<4GiB-MARK>>\n"),
     (SPARSE_SIZE - 16, b"<<RUCIOFS-END>>\n"),
 ]
+
+PROFILES = ("test", "demo", "bench")
+
+# ---- profile "bench" (scope `bench`) -----------------------------------------
+BENCH = "bench"
+BENCH_BIG_SIZE = GiB
+BENCH_MANY = 10000            # bench:m_%05d.dat, 1-4 KiB, dataset bench:many_10k
+BENCH_SMALL = 2000            # bench:s_%04d.dat, 2-64 KiB, dataset bench:small_2k
+BENCH_SPARSE_SIZE = 10 * GiB
+BENCH_SPARSE_MARKERS = [
+    (0, b"RUCIOFS-SPARSE10G-BEGIN\n"),
+    (4 * GiB - 8, b"<<4GiB-MARK>>\n"),
+    (7 * GiB + 12345, b"<<7GiB+12345-MARK>>\n"),
+    (BENCH_SPARSE_SIZE - 16, b"<<RUCIOFS-END>>\n"),
+]
+FLAT_DIR = "flat"             # rse/NGINX_DISK/rucio/flat (URL /rucio/flat/)
 
 BASE_TIME = datetime.datetime(2025, 3, 1, 8, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -119,11 +146,18 @@ def fits_bytes(width=64, height=32):
     return header + data
 
 
+SEED_STEP = 4 * MiB
+
+
 def seeded_bytes(seed, size):
     """Deterministic pseudo-random content. randbytes() is limited to < 256 MiB
-    per call (the bit count must fit a C int), so build big ones in pieces."""
+    per call (the bit count must fit a C int), so build big ones in pieces.
+    randbytes(n) is getrandbits(8n) in little-endian order, which consumes
+    whole 32-bit words, so pieces of any multiple of 4 bytes give the same
+    stream; 4 MiB pieces are twice as fast as 64 MiB ones (no mmap/page-fault
+    churn for the temporary big int) and produce the same bytes."""
     rng = random.Random(seed)
-    step = 64 * MiB
+    step = SEED_STEP
     return b"".join(rng.randbytes(min(step, size - off)) for off in range(0, size, step)) if size else b""
 
 
@@ -140,6 +174,13 @@ class _Builder:
         self.order = []       # insertion order, only to keep created_at stable
         self.files = {}       # (scope, name) -> manifest entry
         self.clock = 0
+        self._dirs = set()    # directories known to exist (saves mkdir calls)
+        self.pending = []     # (scope, name, writer) whose md5/sha256 come later
+
+    def makedirs(self, d):
+        if d not in self._dirs:
+            os.makedirs(d, exist_ok=True)
+            self._dirs.add(d)
 
     def _times(self):
         self.clock += 1
@@ -165,17 +206,22 @@ class _Builder:
     def file(self, scope, name, data=None, rses=BOTH, flavours=None, writer=None):
         """Register a file DID. `data` is the content (bytes); `writer` instead
         is a callable(path) -> (size, adler32, md5, sha256, extra_manifest)
-        for content that must not be held in memory (the sparse file)."""
+        for content that must not be held in memory (the sparse file).
+        A writer may return md5 = sha256 = None if it has a method hashes()
+        -> (md5, sha256) that finish_manifest() calls (hashing still running in the
+        background: the build goes on meanwhile)."""
         path = lfn2path(scope, name)
         if rses:
             first = os.path.join(self.out, "rse", rses[0], "rucio", path)
         else:
             first = os.path.join(self.out, "norse", path)
-        os.makedirs(os.path.dirname(first), exist_ok=True)
+        self.makedirs(os.path.dirname(first))
         extra = {}
         if writer is not None:
             size, adler, md5, sha = writer(first)[:4]
             extra = writer.manifest_extra if hasattr(writer, "manifest_extra") else {}
+            if md5 is None:
+                self.pending.append((scope, name, writer))
         else:
             with open(first, "wb") as f:
                 f.write(data)
@@ -186,7 +232,7 @@ class _Builder:
         os.chmod(first, 0o644)
         for rse in rses[1:]:
             dst = os.path.join(self.out, "rse", rse, "rucio", path)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            self.makedirs(os.path.dirname(dst))
             os.link(first, dst)
         created, updated = self._times()
         guid = uuid.UUID(hashlib.md5(("guid:%s:%s" % (scope, name)).encode()).hexdigest()).hex
@@ -205,7 +251,17 @@ class _Builder:
         self.files[(scope, name)] = entry
         return (scope, name)
 
+    def finish_hashes(self):
+        """Fill in the md5/sha256 of writers that returned them as None."""
+        for scope, name, writer in self.pending:
+            md5, sha = writer.hashes()
+            self.dids[(scope, name)]["md5"] = md5
+            self.files[(scope, name)]["md5"] = md5
+            self.files[(scope, name)]["sha256"] = sha
+        self.pending = []
+
     def finish_manifest(self):
+        self.finish_hashes()
         for (scope, name), d in self.dids.items():
             if d["type"] == "FILE":
                 continue
@@ -215,31 +271,37 @@ class _Builder:
         return [self.files[k] for k in sorted(self.files)]
 
 
-def _write_sparse(path):
-    """Create the 5 GiB + 7 sparse file and hash it without reading it back:
-    holes are fed to md5/sha256 as zero buffers (two threads; hashlib drops
-    the GIL) and to adler32 in closed form."""
-    with open(path, "wb") as f:
-        for off, blob in SPARSE_MARKERS:
-            f.seek(off)
-            f.write(blob)
-        f.truncate(SPARSE_SIZE)
-    segments = []  # (kind, value): ("zero", length) | ("data", bytes)
-    pos = 0
-    for off, blob in SPARSE_MARKERS:
-        if off > pos:
-            segments.append(("zero", off - pos))
-        segments.append(("data", blob))
-        pos = off + len(blob)
-    if pos < SPARSE_SIZE:
-        segments.append(("zero", SPARSE_SIZE - pos))
+class SparseWriter:
+    """writer= for _Builder.file(): a sparse file of `size` bytes, zero except
+    for `markers` [(offset, bytes)], hashed without reading it back: holes
+    are fed to md5/sha256 as zero buffers (one thread each; hashlib drops
+    the GIL) and to adler32 in closed form. start() may be called early so
+    the hashing (which needs only the layout) overlaps other work; with
+    deferred=True the call does not wait for md5/sha256 either (returns None
+    for them, _Builder gets them from hashes() at the end)."""
 
-    zero = bytes(16 * MiB)
-    results = {}
+    def __init__(self, size, markers, deferred=False):
+        self.size, self.markers, self.deferred = size, list(markers), deferred
+        self.manifest_extra = {
+            "sparse": True,
+            "markers": [{"offset": off, "hex": blob.hex(), "text": blob.decode()} for off, blob in self.markers],
+        }
+        self.segments = []  # (kind, value): ("zero", length) | ("data", bytes)
+        pos = 0
+        for off, blob in self.markers:
+            if off > pos:
+                self.segments.append(("zero", off - pos))
+            self.segments.append(("data", blob))
+            pos = off + len(blob)
+        if pos < size:
+            self.segments.append(("zero", size - pos))
+        self.results = {}
+        self.threads = None
 
-    def run(algo):
+    def _run(self, algo):
+        zero = bytes(16 * MiB)
         h = hashlib.new(algo)
-        for kind, val in segments:
+        for kind, val in self.segments:
             if kind == "data":
                 h.update(val)
                 continue
@@ -248,23 +310,88 @@ def _write_sparse(path):
                 n = min(left, len(zero))
                 h.update(zero if n == len(zero) else memoryview(zero)[:n])
                 left -= n
-        results[algo] = h.hexdigest()
+        self.results[algo] = h.hexdigest()
 
-    threads = [threading.Thread(target=run, args=(a,)) for a in ("md5", "sha256")]
-    for t in threads:
-        t.start()
-    adler = 1
-    for kind, val in segments:
-        adler = adler32_zero_run(adler, val) if kind == "zero" else zlib.adler32(val, adler)
-    for t in threads:
-        t.join()
-    return SPARSE_SIZE, adler32_hex(adler), results["md5"], results["sha256"]
+    def start(self):
+        if self.threads is None:
+            self.threads = [threading.Thread(target=self._run, args=(a,), daemon=True) for a in ("md5", "sha256")]
+            for t in self.threads:
+                t.start()
+        return self
+
+    def __call__(self, path):
+        with open(path, "wb") as f:
+            for off, blob in self.markers:
+                f.seek(off)
+                f.write(blob)
+            f.truncate(self.size)
+        self.start()
+        adler = 1
+        for kind, val in self.segments:
+            adler = adler32_zero_run(adler, val) if kind == "zero" else zlib.adler32(val, adler)
+        if self.deferred:
+            return self.size, adler32_hex(adler), None, None
+        return (self.size, adler32_hex(adler)) + self.hashes()
+
+    def hashes(self):
+        """(md5, sha256), waiting for the hashing threads."""
+        self.start()
+        for t in self.threads:
+            t.join()
+        return self.results["md5"], self.results["sha256"]
 
 
-_write_sparse.manifest_extra = {
-    "sparse": True,
-    "markers": [{"offset": off, "hex": blob.hex(), "text": blob.decode()} for off, blob in SPARSE_MARKERS],
-}
+def _write_sparse(path):
+    """Create the 5 GiB + 7 sparse file of cta (see SparseWriter)."""
+    return SparseWriter(SPARSE_SIZE, SPARSE_MARKERS)(path)
+
+
+_write_sparse.manifest_extra = SparseWriter(SPARSE_SIZE, SPARSE_MARKERS).manifest_extra
+
+
+class SeededWriter:
+    """writer= for _Builder.file(): seeded_bytes(seed, size) streamed to the
+    file in SEED_STEP pieces (the same bytes as seeded_bytes, which it would
+    be wasteful to hold whole), hashed while writing: md5 and sha256 each in
+    their own thread (hashlib drops the GIL), adler32 incrementally."""
+
+    manifest_extra = {}
+
+    def __init__(self, seed, size):
+        self.seed, self.size = seed, size
+
+    def __call__(self, path):
+        rng = random.Random(self.seed)
+        hashes = {a: hashlib.new(a) for a in ("md5", "sha256")}
+        queues = {a: queue.Queue(maxsize=8) for a in hashes}
+
+        def run(algo):
+            h, q = hashes[algo], queues[algo]
+            while True:
+                piece = q.get()
+                if piece is None:
+                    return
+                h.update(piece)
+
+        threads = [threading.Thread(target=run, args=(a,), daemon=True) for a in hashes]
+        for t in threads:
+            t.start()
+        adler = 1
+        try:
+            with open(path, "wb") as f:
+                step = SEED_STEP
+                for off in range(0, self.size, step):
+                    piece = rng.randbytes(min(step, self.size - off))
+                    for q in queues.values():
+                        q.put(piece)
+                    adler = zlib.adler32(piece, adler)
+                    f.write(piece)
+        finally:
+            for q in queues.values():
+                q.put(None)
+            for t in threads:
+                t.join()
+        return self.size, adler32_hex(adler), hashes["md5"].hexdigest(), hashes["sha256"].hexdigest()
 
 
 def _rse_definitions():
@@ -309,8 +436,8 @@ def _rse_definitions():
 def make_lake(out_dir, profile="test"):
     """Generate the lake into out_dir (must be empty or absent). Returns the
     path of lake.json."""
-    if profile not in ("test", "demo"):
-        raise ValueError("profile must be 'test' or 'demo'")
+    if profile not in PROFILES:
+        raise ValueError("profile must be one of %s" % ", ".join(PROFILES))
     t0 = time.time()
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and os.listdir(out_dir):
@@ -318,6 +445,14 @@ def make_lake(out_dir, profile="test"):
     os.makedirs(out_dir, exist_ok=True)
     b = _Builder(out_dir)
     n_many = 300 if profile == "test" else 2000
+    bench_sparse = None
+    cta_sparse = _write_sparse
+    if profile == "bench":
+        # the longest jobs (md5 of 15 GiB of holes) need only the layout: start
+        # them now so they overlap everything else (same output as
+        # _write_sparse for cta:sparse_5g.bin)
+        bench_sparse = SparseWriter(BENCH_SPARSE_SIZE, BENCH_SPARSE_MARKERS, deferred=True).start()
+        cta_sparse = SparseWriter(SPARSE_SIZE, SPARSE_MARKERS, deferred=True).start()
 
     # ---- user.alice: small edge sizes, nesting, shared file, cross scope ----
     A = "user.alice"
@@ -367,7 +502,7 @@ def make_lake(out_dir, profile="test"):
     C = "cta"
     many = [b.file(C, "f_%05d.dat" % i, b"cta small file %05d\n" % i * (1 + i % 7)) for i in range(n_many)]
     b.collection(C, "many_files", "DATASET", many)
-    sparse = b.file(C, "sparse_5g.bin", writer=_write_sparse)
+    sparse = b.file(C, "sparse_5g.bin", writer=cta_sparse)
     b.collection(C, "huge_ds", "DATASET", [sparse])
     xo = b.file(C, "xrd_only.dat", seeded_bytes("cta:xrd_only", 5000), rses=(RSE_XRD,))
     ngo = b.file(C, "nginx_only.dat", seeded_bytes("cta:nginx_only", 5001), rses=(RSE_NGINX,))
@@ -388,9 +523,13 @@ def make_lake(out_dir, profile="test"):
     s2 = b.file(L, "run1/raw/evt 002.dat", seeded_bytes("lsst:evt2", 1501), flavours=ONLY_41)
     s3 = b.file(L, "run1/calib.dat", seeded_bytes("lsst:run1calib", 99), flavours=ONLY_41)
     b.collection(L, "slashy", "DATASET", [s1, s2, s3], flavours=ONLY_41)
-    if profile == "demo":
+    if profile in ("demo", "bench"):
         survey = b.file(L, "survey_300M.bin", seeded_bytes("lsst:survey", 300 * MiB + 11))
         b.collection(L, "survey_ds", "DATASET", [survey])
+
+    flat = None
+    if profile == "bench":
+        flat = _add_bench(b, bench_sparse)
 
     # ---- catalogue ------------------------------------------------------------
     issuer = JwtIssuer(os.path.join(out_dir, "issuer"))
@@ -428,6 +567,8 @@ def make_lake(out_dir, profile="test"):
         },
         "dids": [b.dids[k] for k in b.order],
     }
+    if profile == "bench":
+        lake["scopes"][BENCH] = {"account": "root"}
     manifest = b.finish_manifest()
     # make the tree world-readable: xrootd runs as user `xrootd`
     for root, dirs, _files in os.walk(os.path.join(out_dir, "rse")):
@@ -438,9 +579,62 @@ def make_lake(out_dir, profile="test"):
         json.dump(lake, f, indent=1, ensure_ascii=False)
     with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
+    if flat is not None:
+        with open(os.path.join(out_dir, "flat.json"), "w", encoding="utf-8") as f:
+            json.dump(flat, f, indent=1)
     with open(os.path.join(out_dir, ".complete"), "w") as f:
         json.dump({"version": GEN_VERSION, "profile": profile, "seconds": round(time.time() - t0, 2)}, f)
     return os.path.join(out_dir, "lake.json")
+
+
+def _add_bench(b, sparse):
+    """Scope `bench` of profile "bench" (added after everything of "demo", so
+    the demo DIDs keep their dates). `sparse` is the started SparseWriter of
+    bench:sparse_10g.bin. Returns the content of flat.json."""
+    S = BENCH
+    flat_root = os.path.join(b.out, "rse", RSE_NGINX, "rucio", FLAT_DIR)
+    dirs = {}
+
+    def link_flat(sub, did):
+        d = os.path.join(flat_root, sub)
+        b.makedirs(d)
+        os.link(b.files[did]["local_path"], os.path.join(d, did[1]))
+
+    def small_file(name, lo, hi):
+        rng = random.Random("%s:%s" % (S, name))
+        return b.file(S, name, rng.randbytes(rng.randint(lo, hi)))
+
+    big = b.file(S, "big_1G.bin", writer=SeededWriter("bench:big_1G", BENCH_BIG_SIZE))
+    b.collection(S, "big_ds", "DATASET", [big])
+    link_flat("big", big)
+    dirs["big"] = {"dataset": "%s:big_ds" % S, "count": 1, "pattern": "big_1G.bin", "bytes": BENCH_BIG_SIZE}
+
+    many = [small_file("m_%05d.dat" % i, 1024, 4096) for i in range(BENCH_MANY)]
+    b.collection(S, "many_10k", "DATASET", many)
+    for did in many:
+        link_flat("many_10k", did)
+    dirs["many_10k"] = {"dataset": "%s:many_10k" % S, "count": len(many), "pattern": "m_%05d.dat",
+                        "bytes": sum(b.files[d]["size"] for d in many)}
+
+    small = [small_file("s_%04d.dat" % i, 2048, 64 * 1024) for i in range(BENCH_SMALL)]
+    b.collection(S, "small_2k", "DATASET", small)
+    for did in small:
+        link_flat("small_2k", did)
+    dirs["small_2k"] = {"dataset": "%s:small_2k" % S, "count": len(small), "pattern": "s_%04d.dat",
+                        "bytes": sum(b.files[d]["size"] for d in small)}
+
+    huge = b.file(S, "sparse_10g.bin", writer=sparse, rses=(RSE_NGINX,))
+    b.collection(S, "huge10_ds", "DATASET", [huge])
+
+    return {
+        "root": flat_root,
+        "rse": RSE_NGINX,
+        "url_path": "/rucio/%s/" % FLAT_DIR,
+        "about": "flat/<dir>/<name> is a hard link of the replica of DID %s:<name> "
+                 "(size and checksums in manifest.json); the URL path is relative to the "
+                 "NGINX_DISK server root, e.g. $NGINX_URL/%s/ (nginx autoindex lists it)" % (S, FLAT_DIR),
+        "dirs": dirs,
+    }
 
 
 def is_complete(out_dir, profile):
@@ -456,7 +650,7 @@ def is_complete(out_dir, profile):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Generate a ruciofs sample lake.")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--profile", choices=("test", "demo"), default="test")
+    ap.add_argument("--profile", choices=PROFILES, default="test")
     ap.add_argument("--force", action="store_true", help="delete DIR first if it exists")
     a = ap.parse_args(argv)
     if a.force and os.path.exists(a.out):
