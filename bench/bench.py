@@ -69,18 +69,7 @@ def drop_caches():
         f.write("3\n")
 
 
-def read_all(path, bs=MiB):
-    """Seconds to read @path whole with @bs reads, and the bytes read."""
-    buf = bytearray(bs)
-    n = 0
-    t = time.perf_counter()
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                break
-            n += k
-    return time.perf_counter() - t, n
+read_all = peers.timed_read
 
 
 def cold_prepare(server_copy):
@@ -246,14 +235,18 @@ class Bench:
         return m
 
     # ---- cold sequential ----
-    def ruciofs_cold(self, *opts):
+    def ruciofs_cold(self, *opts, f=None, where=("bench", "big_ds")):
+        """MB/s of a cold sequential read of @f (the 1 GiB file) at
+        @where in a fresh mount with an empty cache."""
+        f = f or self.big
+
         def one():
             cache = tempfile.mkdtemp(prefix="cache-", dir=self.work)
             m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts)
             try:
-                p = m.path("bench", "big_ds", "big_1G.bin")
+                p = m.path(*where, f["name"])
                 os.stat(p)
-                cold_prepare(self.big["local_path"])
+                cold_prepare(f["local_path"])
                 t, n = read_all(p)
             finally:
                 m.close()
@@ -542,20 +535,8 @@ class Bench:
         opts = ("rse_expression=NGINX_DISK",)
 
         def ours_seq(*extra):
-            def one():
-                cache = tempfile.mkdtemp(prefix="cache-weak-", dir=self.work)
-                m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
-                            *(opts + extra))
-                try:
-                    p = m.path("user.alice", "big_ds", f["name"])
-                    os.stat(p)
-                    cold_prepare(f["local_path"])
-                    t, n = read_all(p)
-                finally:
-                    m.close()
-                    subprocess.run(["rm", "-rf", cache])
-                return n / t / 1e6
-            return median(self.runs, one)
+            return self.ruciofs_cold(*(opts + extra), f=f,
+                                     where=("user.alice", "big_ds"))
         row(sec, "cold sequential 40 MiB", "ruciofs", ours_seq(), "MB/s",
             "link rate", link, True, ">= 0.9")
         row(sec, "cold sequential 40 MiB, block_size=64K", "ruciofs",

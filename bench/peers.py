@@ -871,7 +871,8 @@ def _make_tree(root, big_mb, n_small, seed=1):
     return big, h.hexdigest(), sizes
 
 
-def _timed_read(path, bs=1 << 20):
+def timed_read(path, bs=1 << 20):
+    """Seconds to read @path whole with @bs reads, and the bytes read."""
     buf = bytearray(bs)
     mv = memoryview(buf)
     n = 0
@@ -939,7 +940,7 @@ def _selftest_peer(kind, url, workdir, a, md5_ref, sizes, ra):
                 notes.append("ls -l sizes differ")
             big = os.path.join(m.dir, "big.bin")
             drop_page_cache()
-            dt, n = _timed_read(big)
+            dt, n = timed_read(big)
             cold = mb / dt
             if n != want:
                 notes.append("cold read %d bytes" % n)
@@ -951,7 +952,7 @@ def _selftest_peer(kind, url, workdir, a, md5_ref, sizes, ra):
             notes.append("remount %.2fs" % (time.perf_counter() - t))
             big = os.path.join(w.dir, "big.bin")
             drop_page_cache()
-            dt, n = _timed_read(big)
+            dt, n = timed_read(big)
             warm = mb / dt
             if n != want:
                 notes.append("warm read %d bytes" % n)
@@ -1003,7 +1004,7 @@ def selftest(argv=None):
         print("tree: %d MiB file + %d small files in %.1fs (%s)"
               % (a.big_mb, a.small, time.perf_counter() - t0, data))
         drop_page_cache()
-        dt, _ = _timed_read(big)
+        dt, _ = timed_read(big)
         results.append(("local disk", mb / dt, None, None, "ok", ""))
         with PeerNginx(data, workdir=top) as ng:
             print("nginx pid %d at %s (dav_ext %s)"

@@ -2,6 +2,7 @@
 # One-command set-up for a fresh Debian 12 machine (run as root):
 #   packaging/setup.sh demo   install, build, start the demo lake, mount it
 #   packaging/setup.sh test   install, build, run every test suite
+#   packaging/setup.sh bench  install the peers too, build, run bench/run.sh
 #   packaging/setup.sh stop   unmount the demo and stop its servers
 set -euo pipefail
 
@@ -92,12 +93,22 @@ tests() {
 	exec tests/run-all.sh
 }
 
+# The peers the benchmark compares against; not needed by ruciofs.
+bench() {
+	PACKAGES="$PACKAGES rclone httpdirfs davfs2 libnginx-mod-http-dav-ext"
+	install_packages
+	build
+	shift
+	exec bench/run.sh "$@"
+}
+
 case "${1:-}" in
 demo) demo ;;
 test) tests ;;
+bench) bench "$@" ;;
 stop) stop_demo ;;
 *)
-	echo "usage: $0 demo|test|stop" >&2
+	echo "usage: $0 demo|test|bench|stop" >&2
 	exit 2
 	;;
 esac

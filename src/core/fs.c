@@ -791,10 +791,27 @@ int rfs_fs_check(struct rfs_fs *fs)
 	return rc;
 }
 
+/* The node of listing entry @e, with one more kernel reference. */
+static int ref_entry(struct rfs_fs *fs, const struct entry *e,
+		     struct rfs_attr *out)
+{
+	struct rfs_node *n;
+	int rc;
+
+	pthread_mutex_lock(&fs->table_lock);
+	rc = node_for_entry(fs, e, &n);
+	if (!rc) {
+		n->nlookup++;
+		fill_attr(fs, n->ino, &n->rec, out);
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	return rc;
+}
+
 int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 		  struct rfs_attr *out)
 {
-	struct rfs_node *p = node_get(fs, parent), *n;
+	struct rfs_node *p = node_get(fs, parent);
 	struct listing *l = NULL;
 	const struct entry *e;
 	int rc;
@@ -810,13 +827,7 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 		listing_put(l);
 		return -ENOENT;
 	}
-	pthread_mutex_lock(&fs->table_lock);
-	rc = node_for_entry(fs, e, &n);
-	if (!rc) {
-		n->nlookup++;
-		fill_attr(fs, n->ino, &n->rec, out);
-	}
-	pthread_mutex_unlock(&fs->table_lock);
+	rc = ref_entry(fs, e, out);
 	listing_put(l);
 	return rc;
 }
@@ -904,21 +915,12 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 {
 	struct rfs_fs *fs = d->fs;
 	const struct entry *e;
-	struct rfs_node *n;
-	int rc;
 
 	if (idx < 2 || idx - 2 >= d->list->n)
 		return rfs_fs_dir_entry(d, idx, name, attr);
 	e = &d->list->e[idx - 2];
 	*name = e->name;
-	pthread_mutex_lock(&fs->table_lock);
-	rc = node_for_entry(fs, e, &n);
-	if (!rc) {
-		n->nlookup++;
-		fill_attr(fs, n->ino, &n->rec, attr);
-	}
-	pthread_mutex_unlock(&fs->table_lock);
-	return rc;
+	return ref_entry(fs, e, attr);
 }
 
 void rfs_fs_releasedir(struct rfs_dir *d)

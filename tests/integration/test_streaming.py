@@ -1,25 +1,17 @@
 """Streaming from several replicas at once: a sequential read draws on
 every good replica, weighted by speed, and drops one that streams under
 min_rate (its range goes to the next replica)."""
-import hashlib
 import json
 import os
 import subprocess
 import time
 
 from conftest import TOP_BUILD, nginx_bytes
+from test_cache import sha256_of
 from delayproxy import DelayProxy
 from rucio_client import find_path, replicated
 
 CTL = os.path.join(TOP_BUILD, "ruciofs-ctl")
-
-
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def status(m):
