@@ -38,18 +38,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DATA_NAME	"data"
-#define DATA_INO	2
-#define TIMEOUT		3600.0
-#define MIB		(1024 * 1024)
-#define READAHEAD_KB	1024
-#define PATTERN_MUL	0x9e3779b97f4a7c15ULL
-#define DEFAULT_SIZE	(1024ULL * MIB)
+#define DATA_NAME "data"
+#define DATA_INO 2
+#define TIMEOUT 3600.0
+#define MIB (1024 * 1024)
+#define READAHEAD_KB 1024
+#define PATTERN_MUL 0x9e3779b97f4a7c15ULL
+#define DEFAULT_SIZE (1024ULL * MIB)
 
 struct ceiling {
 	const char *data;
 	uint64_t size;
-	time_t start;		/* one timestamp, so attributes never change */
+	time_t start; /* one timestamp, so attributes never change */
 };
 
 static struct ceiling ceil_fs;
@@ -70,8 +70,8 @@ static char *make_pattern(uint64_t size)
 	 * timed read does not pay for it.
 	 */
 	for (off = 0; off < size; off += sizeof(word)) {
-		uint64_t n = size - off < sizeof(word) ? size - off
-						       : sizeof(word);
+		uint64_t n =
+			size - off < sizeof(word) ? size - off : sizeof(word);
 
 		word = htole64(off * PATTERN_MUL);
 		memcpy(p + off, &word, n);
@@ -151,7 +151,7 @@ static void fill_attr(fuse_ino_t ino, struct stat *st)
 static void ceil_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	conn->max_read = 0;		/* no limit beyond the kernel's own */
+	conn->max_read = 0; /* no limit beyond the kernel's own */
 	conn->max_readahead = READAHEAD_KB * 1024;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
@@ -188,8 +188,7 @@ static void ceil_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
-static void ceil_open(fuse_req_t req, fuse_ino_t ino,
-		      struct fuse_file_info *fi)
+static void ceil_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (ino != DATA_INO) {
 		fuse_reply_err(req, EISDIR);
@@ -204,8 +203,8 @@ static void ceil_open(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_open(req, fi);
 }
 
-static void ceil_read(fuse_req_t req, fuse_ino_t ino, size_t size,
-		      off_t off, struct fuse_file_info *fi)
+static void ceil_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
 {
 	uint64_t left;
 
@@ -237,8 +236,8 @@ static size_t add_dirent(fuse_req_t req, char *buf, size_t len, size_t cap,
 }
 
 /* Three entries; off is the index of the next one to return. */
-static void ceil_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
-			 off_t off, struct fuse_file_info *fi)
+static void ceil_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi)
 {
 	static const char *const names[] = { ".", "..", DATA_NAME };
 	static const fuse_ino_t inos[] = { FUSE_ROOT_ID, FUSE_ROOT_ID,
@@ -268,12 +267,12 @@ static void ceil_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 }
 
 static const struct fuse_lowlevel_ops ceil_ops = {
-	.init		= ceil_init,
-	.lookup		= ceil_lookup,
-	.getattr	= ceil_getattr,
-	.open		= ceil_open,
-	.read		= ceil_read,
-	.readdir	= ceil_readdir,
+	.init = ceil_init,
+	.lookup = ceil_lookup,
+	.getattr = ceil_getattr,
+	.open = ceil_open,
+	.read = ceil_read,
+	.readdir = ceil_readdir,
 };
 
 /* ------------------------------------------------------------------ */
@@ -286,8 +285,8 @@ static void unescape(char *s)
 	char *d = s;
 
 	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
 			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 |
 				      (s[3] - '0'));
 			s += 4;
@@ -347,8 +346,8 @@ static void raise_readahead(const char *mnt)
 
 	rc = mount_dev(mnt, dev, sizeof(dev));
 	if (rc) {
-		fprintf(stderr, "ceiling: no mountinfo entry for %s: %s\n",
-			mnt, strerror(-rc));
+		fprintf(stderr, "ceiling: no mountinfo entry for %s: %s\n", mnt,
+			strerror(-rc));
 		return;
 	}
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
@@ -384,13 +383,16 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s || *s == '-')
 		return -1;
 	switch (*end) {
-	case 'G': case 'g':
+	case 'G':
+	case 'g':
 		v <<= 10;
 		/* fall through */
-	case 'M': case 'm':
+	case 'M':
+	case 'm':
 		v <<= 10;
 		/* fall through */
-	case 'K': case 'k':
+	case 'K':
+	case 'k':
 		v <<= 10;
 		end++;
 		break;

@@ -14,7 +14,8 @@ if command -v clang-format >/dev/null; then
 	fi
 	rm -f /tmp/rfs-format.$$
 fi
-bad=$(grep -lE '#include *[<"]fuse' $(echo "$files" | tr ' ' '\n' | grep -v '^fuse/') 2>/dev/null)
+# bench/ceiling.c is not ruciofs: the benchmark's own minimal FUSE fs
+bad=$(grep -lE '#include *[<"]fuse' $(echo "$files" | tr ' ' '\n' | grep -v -e '^fuse/' -e '^bench/') 2>/dev/null)
 if [ -n "$bad" ]; then
 	echo "style: only fuse/ may include FUSE headers: $bad"
 	rc=1
