@@ -536,7 +536,8 @@ class Bench:
 
         def ours_seq(*extra):
             return self.ruciofs_cold(*(opts + extra), f=f,
-                                     where=("user.alice", "big_ds"))
+                                     where=("user.alice", "cont_top", "cont_mid1",
+                                            "big_ds"))
         row(sec, "cold sequential 40 MiB", "ruciofs", ours_seq(), "MB/s",
             "link rate", link, True, ">= 0.9")
         row(sec, "cold sequential 40 MiB, block_size=64K", "ruciofs",
@@ -550,7 +551,8 @@ class Bench:
             m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
                         *(opts + extra))
             try:
-                p = m.path("user.alice", "big_ds", f["name"])
+                p = m.path("user.alice", "cont_top", "cont_mid1", "big_ds",
+                           f["name"])
                 os.stat(p)
                 lat = rand_reads(p, offs, 4096)
             finally:
