@@ -84,7 +84,7 @@ static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
 	return rc;
 }
 
-static size_t block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
+size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
 {
 	uint64_t left = f->reps->size - idx * bs;
 
@@ -117,7 +117,7 @@ static int start_run(struct rfs_fs *fs, const struct rfs_file *f,
 			break;
 		e->id = f->cid;
 		e->idx = first + i;
-		e->len = block_len(f, bs, first + i);
+		e->len = rfs_block_len(f, bs, first + i);
 		e->refs = 1;
 		e->next = fs->inflight;
 		fs->inflight = e;
@@ -249,7 +249,7 @@ static int get_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 {
 	int rc = rfs_cache_get(
 		fs->cache, &f->cid, idx, out,
-		block_len(f, rfs_cache_block_size(fs->cache), idx));
+		rfs_block_len(f, rfs_cache_block_size(fs->cache), idx));
 
 	for (int tries = 0; rc && tries < 4; tries++) {
 		rc = rfs_blocks_fetch(fs, f, idx, 1, out, RFS_PICK_BEST);
@@ -273,22 +273,22 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	int rc;
 
 	if (rfs_cache_get(fs->cache, &f->cid, idx, out,
-			  block_len(f, bs, idx)) == 0)
-		return (ssize_t)block_len(f, bs, idx);
+			  rfs_block_len(f, bs, idx)) == 0)
+		return (ssize_t)rfs_block_len(f, bs, idx);
 	while (n < RFS_RUN_MAX && idx + n < nblocks &&
-	       n * bs + block_len(f, bs, idx + n) <= left &&
+	       n * bs + rfs_block_len(f, bs, idx + n) <= left &&
 	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
 		n++;
 	rc = rfs_blocks_fetch(fs, f, idx, n, out, RFS_PICK_BEST);
 	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
 		rc = get_block(fs, f, idx, out);
-		return rc ? rc : (ssize_t)block_len(f, bs, idx);
+		return rc ? rc : (ssize_t)rfs_block_len(f, bs, idx);
 	}
 	if (rc < 0)
 		return rc;
 	bytes = 0;
 	for (int i = 0; i < rc; i++)
-		bytes += block_len(f, bs, idx + (uint64_t)i);
+		bytes += rfs_block_len(f, bs, idx + (uint64_t)i);
 	return (ssize_t)bytes;
 }
 
@@ -302,7 +302,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 	while (done < size && !rc) {
 		uint64_t pos = off + done, idx = pos / bs;
-		size_t blen = block_len(f, bs, idx);
+		size_t blen = rfs_block_len(f, bs, idx);
 		size_t skip = (size_t)(pos - idx * bs);
 		size_t n =
 			blen - skip < size - done ? blen - skip : size - done;

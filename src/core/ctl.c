@@ -187,12 +187,6 @@ static void report(struct progress *p, bool force)
 
 #define CTL_RUN_BYTES (4u << 20)
 
-static size_t block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
-{
-	return (size_t)(f->reps->size - idx * bs < bs ? f->reps->size - idx * bs
-						      : bs);
-}
-
 /*
  * Missing blocks @idx.. into the cache, as one run of up to @max blocks
  * (one request), through @buf; waits for a fetch already under way.
@@ -231,12 +225,12 @@ static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 		int got = 1;
 
 		if (rfs_cache_has(fs->cache, &f->cid, idx))
-			p->cached_before += block_len(f, bs, idx);
+			p->cached_before += rfs_block_len(f, bs, idx);
 		else
 			got = fetch_run(fs, f, idx, max, buf);
 		rc = got < 0 ? got : 0;
 		for (int i = 0; i < got; i++, idx++)
-			p->bytes_done += block_len(f, bs, idx);
+			p->bytes_done += rfs_block_len(f, bs, idx);
 		report(p, false);
 	}
 	if (f)

@@ -122,6 +122,9 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last);
 
 /* blocks.c: the read path through the block cache */
+/* Bytes in block @idx of @f (the last one may be short). */
+size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx);
+
 /* Most blocks fetched in one request. */
 #define RFS_RUN_MAX 64
 

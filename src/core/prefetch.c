@@ -179,7 +179,7 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 			   uint64_t to)
 {
-	uint64_t bs = fs->conf->block_size, size = f->reps->size;
+	uint64_t bs = fs->conf->block_size;
 	uint64_t run_max = PF_RUN_BYTES / bs ? PF_RUN_BYTES / bs : 1;
 	uint64_t b = from, queued = from - 1;
 
@@ -190,8 +190,7 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 
 		while (b + n <= to && n < run_max &&
 		       !rfs_cache_has(fs->cache, &f->cid, b + n)) {
-			bytes += size - (b + n) * bs < bs ? size - (b + n) * bs
-							  : bs;
+			bytes += rfs_block_len(f, bs, b + n);
 			n++;
 		}
 		if (n && !enqueue(fs, f, b, (size_t)n, (size_t)bytes))
