@@ -1156,6 +1156,13 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 
 	if (!n)
 		return -ESTALE;
+	/* No SELinux labels, no POSIX ACLs: "not supported" rather than
+	 * "none here" lets ls -l stop asking after the first file (coreutils
+	 * remembers it per device); ENODATA cost two round trips per file. */
+	if (strncmp(name, "user.", 5)) {
+		node_put(fs, n);
+		return -EOPNOTSUPP;
+	}
 	/* hidden (not listed): where ruciofs-ctl finds this mount's socket */
 	if (!strcmp(name, "user.ruciofs.ctl")) {
 		rc = rfs_ctl_path(fs) ? rfs_buf_addstr(out, rfs_ctl_path(fs))

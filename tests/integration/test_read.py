@@ -1,4 +1,5 @@
 """Bytes read through the mount are the catalogue's bytes, exactly."""
+import errno
 import hashlib
 import mmap
 import os
@@ -136,6 +137,25 @@ def test_xattrs(lake, mnt):
     out = subprocess.run(["getfattr", "-d", p], capture_output=True,
                          text=True, check=True).stdout
     assert "user.rucio.adler32=" in out
+
+
+def test_no_labels_or_acls_is_said_once(mnt, tmp_path):
+    """security.* and system.* are not supported (EOPNOTSUPP), not merely
+    absent (ENODATA): ls -l then asks once per mount, not twice per file."""
+    p = os.path.join(mnt.dir, "user.alice")
+    for name in ("security.selinux", "system.posix_acl_access",
+                 "system.posix_acl_default", "trusted.x"):
+        with pytest.raises(OSError) as e:
+            os.getxattr(p, name)
+        assert e.value.errno == errno.EOPNOTSUPP, name
+    log = tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-e", "trace=lgetxattr,getxattr",
+                    "-o", str(log), "ls", "-lR", p],
+                   stdout=subprocess.DEVNULL, check=True)
+    calls = [x for x in log.read_text().splitlines() if "xattr(" in x]
+    files = sum(len(fs) + len(ds) for _, ds, fs in os.walk(p))
+    assert files > 10
+    assert len(calls) <= 4, calls
 
 
 def test_failover_when_an_rse_dies_mid_read(lake, mount_factory):
