@@ -765,16 +765,22 @@ int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l)
 	return rc;
 }
 
-static char *replicas_body(const struct rfs_conf *conf, const char *scope,
-			   const char *name)
+static char *replicas_body(const struct rfs_conf *conf,
+			   const struct rfs_did_rec *dids, size_t n)
 {
-	json_t *root, *schemes = json_array();
+	json_t *root, *schemes = json_array(), *arr = json_array();
 	char *s = NULL;
 
 	for (size_t i = 0; schemes && i < conf->schemes.n; i++)
 		json_array_append_new(schemes, json_string(conf->schemes.v[i]));
-	root = json_pack("{s:[{s:s,s:s}],s:o}", "dids", "scope", scope, "name",
-			 name, "schemes", schemes);
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, json_pack("{s:s,s:s}", "scope",
+							 dids[i].scope, "name",
+							 dids[i].name)))
+			break;
+	root = json_pack("{s:o,s:o}", "dids", arr, "schemes", schemes);
+	if (root && json_array_size(arr) != n)
+		goto out;
 	if (root && conf->replica_sort)
 		json_object_set_new(root, "sort",
 				    json_string(conf->replica_sort));
@@ -783,19 +789,24 @@ static char *replicas_body(const struct rfs_conf *conf, const char *scope,
 				    json_string(conf->rse_expression));
 	if (root)
 		s = json_dumps(root, JSON_COMPACT);
+out:
 	json_decref(root);
 	return s;
 }
 
-int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
-			      const char *name, struct rfs_replica_list *out)
+int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
+				   const struct rfs_did_rec *dids, size_t n,
+				   struct rfs_replica_list *out)
 {
 	struct rfs_buf body;
 	struct request rq = { "POST", "/replicas/list", ACCEPT_STREAM, NULL,
 			      &body };
-	char *req = replicas_body(cat->conf, scope, name);
+	char *req;
 	int rc;
 
+	if (n == 0 || n > RFS_REPLICAS_MANY_MAX)
+		return -EINVAL;
+	req = replicas_body(cat->conf, dids, n);
 	if (!req)
 		return -ENOMEM;
 	rq.body = req;
@@ -810,6 +821,15 @@ int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
 	rfs_buf_release(&body);
 	free(req);
 	return rc;
+}
+
+int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
+			      const char *name, struct rfs_replica_list *out)
+{
+	struct rfs_did_rec did = { .scope = (char *)scope,
+				   .name = (char *)name };
+
+	return rfs_catalog_list_replicas_many(cat, &did, 1, out);
 }
 
 int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,

@@ -47,6 +47,12 @@ int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l);
 /* POST /replicas/list for one file, with the configured schemes/sort. */
 int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
 			      const char *name, struct rfs_replica_list *out);
+/* The same for @n (1..RFS_REPLICAS_MANY_MAX) DIDs in one request; the
+ * answer's order is the catalogue's, not @dids'. */
+#define RFS_REPLICAS_MANY_MAX 1000 /* Rucio's schema limit */
+int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
+				   const struct rfs_did_rec *dids, size_t n,
+				   struct rfs_replica_list *out);
 
 /*
  * A copy of the token to show storage endpoints (as Authorization: Bearer),

@@ -20,6 +20,9 @@ struct entry {
 	char *name; /* the POSIX name shown */
 	uint64_t ino;
 	struct rfs_did_rec rec;
+	/* resolved ahead with a sibling's (under table_lock) */
+	struct rfs_replicas *reps;
+	double reps_time;
 };
 
 /* One answer of the catalogue for a directory: immutable, refcounted. */
@@ -44,6 +47,14 @@ struct rfs_node {
 	double list_retry;
 	struct rfs_replicas *reps;
 	double reps_time;
+	/* the directory it was last looked up in, and its place there: a
+	 * hint for resolving siblings' replicas together */
+	uint64_t parent;
+	size_t pidx;
+	/* as a directory: the batch of its files' replicas resolved next,
+	 * and the entry a sequential opener would miss next */
+	size_t rep_batch;
+	size_t rep_next;
 	struct rfs_node *next; /* hash chain */
 };
 
@@ -93,6 +104,8 @@ static void listing_put(struct listing *l)
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->e[i].name);
 		rfs_did_rec_release(&l->e[i].rec);
+		if (l->e[i].reps)
+			rfs_replicas_put(l->e[i].reps);
 	}
 	free(l->e);
 	free(l);
@@ -792,8 +805,8 @@ int rfs_fs_check(struct rfs_fs *fs)
 }
 
 /* The node of listing entry @e, with one more kernel reference. */
-static int ref_entry(struct rfs_fs *fs, const struct entry *e,
-		     struct rfs_attr *out)
+static int ref_entry(struct rfs_fs *fs, uint64_t parent, size_t idx,
+		     const struct entry *e, struct rfs_attr *out)
 {
 	struct rfs_node *n;
 	int rc;
@@ -802,6 +815,8 @@ static int ref_entry(struct rfs_fs *fs, const struct entry *e,
 	rc = node_for_entry(fs, e, &n);
 	if (!rc) {
 		n->nlookup++;
+		n->parent = parent;
+		n->pidx = idx;
 		fill_attr(fs, n->ino, &n->rec, out);
 	}
 	pthread_mutex_unlock(&fs->table_lock);
@@ -827,7 +842,7 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 		listing_put(l);
 		return -ENOENT;
 	}
-	rc = ref_entry(fs, e, out);
+	rc = ref_entry(fs, parent, (size_t)(e - l->e), e, out);
 	listing_put(l);
 	return rc;
 }
@@ -920,7 +935,7 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 		return rfs_fs_dir_entry(d, idx, name, attr);
 	e = &d->list->e[idx - 2];
 	*name = e->name;
-	return ref_entry(fs, e, attr);
+	return ref_entry(fs, d->node->ino, idx - 2, e, attr);
 }
 
 void rfs_fs_releasedir(struct rfs_dir *d)
@@ -940,42 +955,165 @@ void rfs_fs_releasedir(struct rfs_dir *d)
 	free(d);
 }
 
-/* The node's replicas, resolved again once older than replica_ttl. */
+/* Opens in one directory, in its order, resolve this many files at once
+ * at most: a thousand is the catalogue's limit per request. */
+#define REP_BATCH_MAX 512
+
+static bool fresh(const struct rfs_fs *fs, const struct rfs_replicas *r,
+		  double t)
+{
+	return r && rfs_now() - t < fs->conf->replica_ttl;
+}
+
+/* Under table_lock: @n's entry in its directory's current listing. */
+static struct entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
+			      struct rfs_node **dir)
+{
+	struct rfs_node *p = n->parent ? find_node(fs, n->parent) : NULL;
+	struct listing *l = p ? p->list : NULL;
+
+	*dir = p;
+	if (!l || n->pidx >= l->n || !same_did(&l->e[n->pidx].rec, &n->rec))
+		return NULL;
+	return &l->e[n->pidx];
+}
+
+/*
+ * Under table_lock: the DIDs to resolve with @n's, like read-ahead for
+ * names. An open that misses right where the last batch ended (tar, cp
+ * -r, a loop over a dataset) takes 8 times more of the files that follow
+ * it in the listing; any other miss resolves its own file alone.
+ */
+static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
+		       struct rfs_did_rec *dids, size_t max, size_t *first)
+{
+	struct rfs_node *p;
+	struct entry *e = entry_of(fs, n, &p);
+	struct listing *l;
+	size_t k = 1, want;
+
+	if (!e)
+		return 0;
+	l = p->list;
+	want = n->pidx == p->rep_next && p->rep_batch ? p->rep_batch * 8 : 1;
+	want = want < max ? want : max;
+	*first = n->pidx;
+	p->rep_batch = want;
+	p->rep_next = n->pidx + 1;
+	for (size_t i = n->pidx + 1; i < l->n && k < want; i++) {
+		if (l->e[i].rec.type != RFS_DID_FILE ||
+		    fresh(fs, l->e[i].reps, l->e[i].reps_time))
+			continue;
+		if (rfs_did_rec_copy(&dids[k], &l->e[i].rec))
+			break;
+		k++;
+		p->rep_next = i + 1;
+	}
+	return k - 1; /* beside @n's own, in dids[0] */
+}
+
+/* Under table_lock: keeps what a batch resolved, for the siblings' opens. */
+static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
+		       const struct rfs_did_rec *dids, struct rfs_replicas **r,
+		       size_t k, size_t first)
+{
+	struct rfs_node *p;
+	struct listing *l = entry_of(fs, n, &p) ? p->list : NULL;
+	size_t j = 1;
+
+	for (size_t i = first + 1; l && i < l->n && j < k; i++) {
+		struct entry *e = &l->e[i];
+
+		if (!same_did(&e->rec, &dids[j]))
+			continue;
+		if (r[j]) {
+			if (e->reps)
+				rfs_replicas_put(e->reps);
+			e->reps = rfs_replicas_get(r[j]);
+			e->reps_time = rfs_now();
+		}
+		j++;
+	}
+}
+
+/* Under table_lock: @r becomes @n's replica set, as resolved at @t. */
+static void adopt(struct rfs_node *n, struct rfs_replicas *r, double t,
+		  struct rfs_replicas **old)
+{
+	*old = n->reps;
+	n->reps = rfs_replicas_get(r);
+	n->reps_time = t;
+}
+
+/*
+ * Under table_lock: @n's replicas if known and fresh, its own or those
+ * resolved with a sibling's; otherwise the DIDs to ask for in @dids.
+ */
+static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
+			     struct rfs_replicas **out,
+			     struct rfs_did_rec *dids, size_t *first,
+			     struct rfs_replicas **old)
+{
+	struct rfs_node *p;
+	struct entry *e;
+
+	*out = NULL;
+	*old = NULL;
+	if (fresh(fs, n->reps, n->reps_time)) {
+		*out = rfs_replicas_get(n->reps);
+		return 0;
+	}
+	e = entry_of(fs, n, &p);
+	if (e && fresh(fs, e->reps, e->reps_time)) {
+		adopt(n, e->reps, e->reps_time, old);
+		*out = rfs_replicas_get(e->reps);
+		return 0;
+	}
+	if (rfs_did_rec_copy(&dids[0], &n->rec))
+		return 0;
+	return 1 + batch_of(fs, n, dids, REP_BATCH_MAX, first);
+}
+
+/*
+ * The node's replicas: its own while younger than replica_ttl, or those
+ * resolved with a sibling's, or from the catalogue together with the
+ * batch of siblings batch_of() picks.
+ */
 static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 			 struct rfs_replicas **out)
 {
-	struct rfs_replicas *r = NULL, *old;
-	struct rfs_did_rec rec;
-	int rc;
+	struct rfs_did_rec *dids = calloc(REP_BATCH_MAX, sizeof(*dids));
+	struct rfs_replicas **r = calloc(REP_BATCH_MAX, sizeof(*r)),
+			    *old = NULL;
+	size_t k = 0, first = 0;
+	int rc = dids && r ? 0 : -ENOMEM;
 
 	pthread_mutex_lock(&fs->table_lock);
-	if (n->reps && rfs_now() - n->reps_time < fs->conf->replica_ttl)
-		r = rfs_replicas_get(n->reps);
-	rc = r ? 0 : rfs_did_rec_copy(&rec, &n->rec);
+	if (!rc)
+		k = known_or_batch(fs, n, out, dids, &first, &old);
 	pthread_mutex_unlock(&fs->table_lock);
-	if (r || rc) {
-		*out = r;
-		return rc;
-	}
-	rc = rfs_replicas_resolve(fs, &rec, &r);
-	rfs_did_rec_release(&rec);
-	if (rc)
-		return rc;
+	if (!rc && !*out)
+		rc = k ? rfs_replicas_resolve_many(fs, dids, k, r) : -ENOMEM;
+	pthread_mutex_lock(&fs->table_lock);
+	if (k > 1)
+		keep_batch(fs, n, dids, r, k, first);
 	/* a cache-only set (offline, nothing known) stays with this open
 	 * only, so the next open asks the catalogue again */
-	if (r->n == 0) {
-		*out = r;
-		return 0;
-	}
-	pthread_mutex_lock(&fs->table_lock);
-	old = n->reps;
-	n->reps = rfs_replicas_get(r);
-	n->reps_time = rfs_now();
+	if (!rc && !*out && r[0]->n)
+		adopt(n, r[0], rfs_now(), &old);
 	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc && !*out)
+		*out = r[0];
 	if (old)
 		rfs_replicas_put(old);
-	*out = r;
-	return 0;
+	for (size_t i = 0; i < k; i++) {
+		rfs_did_rec_release(&dids[i]);
+		if (i && r[i])
+			rfs_replicas_put(r[i]);
+	}
+	free(dids);
+	free(r);
+	return rc;
 }
 
 int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)

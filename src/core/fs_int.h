@@ -159,6 +159,13 @@ int rfs_meta_load(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
 /* read.c */
 int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replicas **out);
+/*
+ * Resolves @n DIDs in one catalogue request; @out[i] is NULL for one the
+ * catalogue lists no readable replica of. Returns @dids[0]'s outcome:
+ * 0, or its errno as rfs_replicas_resolve() gives it.
+ */
+int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
+			      size_t n, struct rfs_replicas **out);
 void rfs_replicas_put(struct rfs_replicas *r);
 struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
 ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,

@@ -105,16 +105,17 @@ static int build(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return 0;
 }
 
-static void save_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
-			  const struct rfs_replica_list *l)
+/* The replica list of @rec alone, kept for offline opens. */
+static void save_replicas(struct rfs_fs *fs, const struct rfs_replica_rec *rec)
 {
+	struct rfs_replica_list one = { (struct rfs_replica_rec *)rec, 1 };
 	struct rfs_buf b;
 
 	if (!fs->cache)
 		return;
 	rfs_buf_init(&b, fs->conf->max_answer);
-	if (rfs_replicas_to_stream(l, &b) == 0)
-		rfs_meta_store(fs, 'R', did, &b);
+	if (rfs_replicas_to_stream(&one, &b) == 0)
+		rfs_meta_store(fs, 'R', &rec->did, &b);
 	rfs_buf_release(&b);
 }
 
@@ -152,10 +153,13 @@ static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replica_list *l, bool *offline)
 {
 	int rc = rfs_catalog_list_replicas(fs->cat, did->scope, did->name, l);
+	const struct rfs_replica_rec *rec;
 
 	*offline = false;
 	if (!rc) {
-		save_replicas(fs, did, l);
+		rec = find_file(l, did);
+		if (rec)
+			save_replicas(fs, rec);
 		return 0;
 	}
 	if (!rfs_unreachable(rc))
@@ -164,33 +168,73 @@ static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return load_replicas(fs, did, l) == 0 ? 0 : rc;
 }
 
-int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
-			 struct rfs_replicas **out)
+/* @did's replicas from the catalogue's answer @l; says why there are none. */
+static int from_list(struct rfs_fs *fs, const struct rfs_did_rec *did,
+		     const struct rfs_replica_list *l,
+		     struct rfs_replicas **out)
 {
-	struct rfs_replica_list l = { NULL, 0 };
-	const struct rfs_replica_rec *rec;
-	bool offline;
+	const struct rfs_replica_rec *rec = find_file(l, did);
 	int rc;
 
-	rc = list_replicas(fs, did, &l, &offline);
-	if (rc)
-		return offline && fs->cache ? cache_only(did, out) : rc;
-	rec = find_file(&l, did);
 	if (!rec || rec->npfn == 0) {
 		rfs_log_limited(LOG_ERR, did->name,
 				"open '%s:%s': the catalogue lists no replica",
 				did->scope, did->name);
-		rc = -EIO;
-	} else {
-		rc = build(fs, did, rec, out);
+		return -EIO;
 	}
+	rc = build(fs, did, rec, out);
 	if (!rc && (*out)->n == 0) {
 		rfs_log_limited(LOG_ERR, did->name,
 				"open '%s:%s': no replica has a scheme this "
 				"build can read (%zu skipped)",
 				did->scope, did->name, (*out)->skipped);
 		rfs_replicas_put(*out);
+		*out = NULL;
 		rc = -EIO;
+	}
+	return rc;
+}
+
+int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replicas **out)
+{
+	struct rfs_replica_list l = { NULL, 0 };
+	bool offline;
+	int rc;
+
+	rc = list_replicas(fs, did, &l, &offline);
+	if (rc)
+		return offline && fs->cache ? cache_only(did, out) : rc;
+	rc = from_list(fs, did, &l, out);
+	rfs_replica_list_release(&l);
+	return rc;
+}
+
+int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
+			      size_t n, struct rfs_replicas **out)
+{
+	struct rfs_replica_list l = { NULL, 0 };
+	const struct rfs_replica_rec *rec;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (n == 1)
+		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
+	rc = rfs_catalog_list_replicas_many(fs->cat, dids, n, &l);
+	if (rc) /* the one asked for goes on alone, offline too */
+		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
+	for (size_t i = 0; i < l.n; i++)
+		save_replicas(fs, &l.v[i]);
+	rc = from_list(fs, &dids[0], &l, &out[0]);
+	/* the others are ahead of need: no log line for them */
+	for (size_t i = 1; i < n; i++) {
+		rec = find_file(&l, &dids[i]);
+		if (rec && rec->npfn &&
+		    build(fs, &dids[i], rec, &out[i]) == 0 && out[i]->n == 0) {
+			rfs_replicas_put(out[i]);
+			out[i] = NULL;
+		}
 	}
 	rfs_replica_list_release(&l);
 	return rc;

@@ -237,3 +237,38 @@ def test_file_without_replica_is_eio(lake, mnt):
         open(p, "rb").close()
     assert e.value.errno == 5
     assert "lists no replica" in mnt.logtext()
+
+
+def replica_requests(lake):
+    c = lake.catalogue_counts()["by_route"]
+    return sum(v for k, v in c.items() if "/replicas/list" in k)
+
+
+def test_opening_a_dataset_in_order_resolves_replicas_in_batches(
+        lake, mount_factory):
+    """tar, cp -r or a loop over a dataset open its files in listing
+    order: their replicas come a batch per request (1, 8, 64, 512 files),
+    not a request per file; an open out of order asks for its own."""
+    m = mount_factory(lake)
+    want = {f["name"]: f for f in manifest_files(lake)
+            if "cta:many_files" in f["datasets"]}
+    assert len(want) >= 100
+    d = m.path("cta", "many_files")
+    names = os.listdir(d)
+    assert sorted(names) == sorted(want)
+    lake.reset_counts()
+    for name in names:
+        with open(os.path.join(d, name), "rb") as fh:
+            data = fh.read()
+        assert hashlib.sha256(data).hexdigest() == want[name]["sha256"], name
+    assert replica_requests(lake) <= 6
+    # out of order, after the replica lists expired: still every byte
+    m2 = mount_factory(lake, "replica_ttl=0")
+    d2 = m2.path("cta", "many_files")
+    some = random.Random(7).sample(sorted(want), 20)
+    lake.reset_counts()
+    for name in some:
+        with open(os.path.join(d2, name), "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == \
+                want[name]["sha256"]
+    assert replica_requests(lake) == len(some)
