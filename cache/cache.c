@@ -276,13 +276,33 @@ void rfs_cache_free_op(struct op *o)
 	free(o);
 }
 
+/* Under c->lock: until a block of @len fits in the queue, or @wait_ms. */
+static void wait_room(struct rfs_cache *c, size_t len, int wait_ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (!c->stop && c->writer_started &&
+	       c->queued_bytes + len > QUEUE_MAX_BYTES)
+		if (pthread_cond_timedwait(&c->done, &c->lock, &until))
+			break;
+}
+
 /* Queues @o; returns its sequence number, or 0 if it was refused (and
  * @o is still the caller's). */
-static uint64_t enqueue_or_keep(struct rfs_cache *c, struct op *o)
+static uint64_t enqueue_or_keep(struct rfs_cache *c, struct op *o, int wait_ms)
 {
 	uint64_t seq = 0;
 
 	pthread_mutex_lock(&c->lock);
+	if (o->kind == OP_PUT && wait_ms > 0)
+		wait_room(c, o->len, wait_ms);
 	if (!c->stop && (o->kind != OP_PUT ||
 			 c->queued_bytes + o->len <= QUEUE_MAX_BYTES)) {
 		seq = o->seq = ++c->next_seq;
@@ -303,7 +323,7 @@ static uint64_t enqueue_or_keep(struct rfs_cache *c, struct op *o)
 /* Takes @o; returns its sequence number, or 0 if it was refused. */
 static uint64_t enqueue(struct rfs_cache *c, struct op *o)
 {
-	uint64_t seq = enqueue_or_keep(c, o);
+	uint64_t seq = enqueue_or_keep(c, o, 0);
 
 	if (!seq)
 		rfs_cache_free_op(o);
@@ -351,7 +371,7 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       const struct rfs_cache_file *f, uint64_t idx, void *buf,
-		       size_t len)
+		       size_t len, int wait_ms)
 {
 	struct op *o = new_op(OP_PUT, id);
 	int rc = o ? set_file(o, f) : -ENOMEM;
@@ -360,7 +380,7 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		o->idx = idx;
 		o->len = len;
 		o->data = buf;
-		if (enqueue_or_keep(c, o))
+		if (enqueue_or_keep(c, o, wait_ms))
 			return 0;
 		o->data = NULL; /* refused: the buffer stays the caller's */
 		rc = -ENOSPC;

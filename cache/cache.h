@@ -88,12 +88,14 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /*
  * As rfs_cache_put, but takes the malloc'd @buf instead of copying it
- * (the cold path crosses the CPU's caches once less). On 0 the cache owns
- * @buf; on an error the caller still does.
+ * (the cold path crosses the CPU's caches once less). With the writer's
+ * queue full, waits up to @wait_ms for room: read-ahead then keeps pace
+ * with the disk instead of fetching blocks the cache cannot keep. On 0
+ * the cache owns @buf; on an error the caller still does.
  */
 int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       const struct rfs_cache_file *f, uint64_t idx, void *buf,
-		       size_t len);
+		       size_t len, int wait_ms);
 
 /*
  * Starts reading stored block @idx of @id from disk in the background, for

@@ -13,7 +13,7 @@
 #define HDR_LEN 8
 #define BLK_KEY_LEN (RFS_CACHE_ID_LEN + 8)
 #define LRU_KEY_LEN (8 + RFS_CACHE_ID_LEN)
-#define QUEUE_MAX_BYTES (64u << 20)
+#define QUEUE_MAX_BYTES (32u << 20)
 #define BATCH_MAX 256
 #define SYNC_SECONDS 5
 /* evict down to LOW once usage passes HIGH (per mille of the quota) */

@@ -144,7 +144,7 @@ static void raise_readahead(const char *mountpoint)
 static void tune_malloc(void)
 {
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
-	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	mallopt(M_ARENA_MAX, 4);
 }
 

@@ -149,6 +149,10 @@ static void free_bufs(struct iovec *iov, size_t n)
 		free(iov[i].iov_base);
 }
 
+/* Read-ahead waits this long at most for room in the cache's queue; a
+ * reader never waits (it has its bytes, and the block may be refetched). */
+#define PUT_WAIT_MS 2000
+
 /*
  * The network part: the run's blocks in one range request, each into its
  * own buffer, handed to the cache; copied to @out (the run's bytes, laid
@@ -186,7 +190,8 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 		 * cache's queue; if the cache refuses it, they copy it
 		 * from here */
 		if (rfs_cache_put_take(fs->cache, &f->cid, &cf, run->e[i]->idx,
-				       iov[i].iov_base, iov[i].iov_len))
+				       iov[i].iov_base, iov[i].iov_len,
+				       out ? 0 : PUT_WAIT_MS))
 			run->e[i]->buf = iov[i].iov_base;
 	}
 	return 0;

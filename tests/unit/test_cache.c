@@ -623,7 +623,7 @@ static void test_put_take(const char *dir)
 		fill(b, len, 21, i);
 		/* on 0 the cache owns it (ASan would see a leak or a
 		 * double free otherwise); on an error we still do */
-		if (rfs_cache_put_take(c, &id, &f, i, b, len))
+		if (rfs_cache_put_take(c, &id, &f, i, b, len, 0))
 			free(b);
 		CHECK_INT(get_cmp(c, &id, 21, i, len), 0);
 	}
