@@ -297,6 +297,37 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return (ssize_t)bytes;
 }
 
+#define PAGE 4096u
+
+/*
+ * A random read of less than half a block that is not cached: only its
+ * own pages, one round trip with nothing more on the wire, and not kept
+ * (a second read of the block fetches and keeps it whole). Returns 1 when
+ * this is not such a read.
+ */
+static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
+		      size_t n, size_t blen, char *out, char *tmp)
+{
+	uint64_t bs = rfs_cache_block_size(fs->cache), idx = pos / bs;
+	uint64_t from = pos / PAGE * PAGE, end = idx * bs + blen;
+	uint64_t to = (pos + n + PAGE - 1) / PAGE * PAGE;
+	struct iovec iov;
+	ssize_t got;
+
+	if (n * 2 > blen || rfs_cache_has(fs->cache, &f->cid, idx) ||
+	    !rfs_prefetch_wants_little(f, idx))
+		return 1;
+	to = to < end ? to : end;
+	iov.iov_base = tmp;
+	iov.iov_len = (size_t)(to - from);
+	got = rfs_replicas_readv(fs, f->reps, &f->did, &iov, 1, from,
+				 RFS_PICK_BEST);
+	if (got != (ssize_t)iov.iov_len)
+		return got < 0 ? (int)got : -EIO;
+	memcpy(out, tmp + (pos - from), n);
+	return 0;
+}
+
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off)
 {
@@ -322,9 +353,14 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		}
 		if (!tmp)
 			tmp = malloc(bs);
-		rc = tmp ? get_block(fs, f, idx, tmp) : -ENOMEM;
-		if (!rc)
-			memcpy((char *)buf + done, tmp + skip, n);
+		rc = tmp ? get_little(fs, f, pos, n, blen, (char *)buf + done,
+				      tmp)
+			 : -ENOMEM;
+		if (rc == 1) {
+			rc = get_block(fs, f, idx, tmp);
+			if (!rc)
+				memcpy((char *)buf + done, tmp + skip, n);
+		}
 		done += rc ? 0 : n;
 	}
 	free(tmp);

@@ -107,10 +107,12 @@ struct rfs_file {
 
 	/* read-ahead state (prefetch.c), under pf_lock, a leaf lock */
 	pthread_mutex_t pf_lock;
-	uint64_t pf_next;   /* the block a sequential reader reads next */
-	uint64_t pf_run;    /* blocks read in sequence so far */
-	uint64_t pf_window; /* blocks to keep fetched ahead */
-	uint64_t pf_ahead;  /* the last block queued ahead */
+	uint64_t pf_next;      /* the block a sequential reader reads next */
+	uint64_t pf_run;       /* blocks read in sequence so far */
+	uint64_t pf_window;    /* blocks to keep fetched ahead */
+	uint64_t pf_ahead;     /* the last block queued ahead */
+	uint64_t pf_little[4]; /* blocks read in part at random, plus one */
+	unsigned pf_nlittle;
 };
 
 /* prefetch.c: read-ahead workers for sequential readers */
@@ -120,6 +122,13 @@ void rfs_prefetch_stop(struct rfs_fs *fs);
  * window and queues the blocks ahead that are not cached. */
 void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last);
+
+/*
+ * Whether a read of part of block @idx, not cached, should fetch only its
+ * own pages: yes when it is neither where a sequential reader goes next
+ * nor a block read in part lately (that one is wanted whole, and kept).
+ */
+bool rfs_prefetch_wants_little(struct rfs_file *f, uint64_t idx);
 
 /* blocks.c: the read path through the block cache */
 /* Bytes in block @idx of @f (the last one may be short). */

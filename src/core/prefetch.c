@@ -234,3 +234,18 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 		f->pf_ahead = queue_runs(fs, f, from, to);
 	pthread_mutex_unlock(&f->pf_lock);
 }
+
+bool rfs_prefetch_wants_little(struct rfs_file *f, uint64_t idx)
+{
+	size_t n = sizeof(f->pf_little) / sizeof(f->pf_little[0]);
+	bool little;
+
+	pthread_mutex_lock(&f->pf_lock);
+	little = idx != f->pf_next && idx + 1 != f->pf_next;
+	for (size_t i = 0; little && i < n; i++)
+		little = f->pf_little[i] != idx + 1;
+	if (little)
+		f->pf_little[f->pf_nlittle++ % n] = idx + 1;
+	pthread_mutex_unlock(&f->pf_lock);
+	return little;
+}
