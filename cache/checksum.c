@@ -73,12 +73,77 @@ crc_hw(uint32_t crc, const unsigned char *p, size_t len)
 	return crc;
 }
 
+/*
+ * CRCs are linear: the register after @crc then @n zero bytes is @crc
+ * times x^(8n) modulo the polynomial. Multiplication in the reflected
+ * domain, where bit 31 is x^0.
+ */
+static uint32_t mulmod(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+
+	for (uint32_t m = 1u << 31; m; m >>= 1) {
+		if (a & m)
+			p ^= b;
+		b = b & 1 ? (b >> 1) ^ CRC32C_POLY : b >> 1;
+	}
+	return p;
+}
+
+/* @crc advanced over @n zero bytes: square-and-multiply on x^(8n). */
+static uint32_t shift(uint32_t crc, size_t n)
+{
+	uint32_t x2k = 1u << 30, xn = 1u << 31; /* x^1; x^0 */
+
+	for (uint64_t e = (uint64_t)n * 8; e; e >>= 1) {
+		if (e & 1)
+			xn = mulmod(xn, x2k);
+		x2k = mulmod(x2k, x2k);
+	}
+	return mulmod(xn, crc);
+}
+
+/*
+ * The instruction takes 3 cycles and can start one per cycle: three
+ * independent lanes run three times as fast as one, and are joined by
+ * shifting (crc(AB) = shift(crc(A), |B|) ^ crc0(B)). Blocks are checked
+ * on every read, so this is a tenth of a warm read's CPU saved twice.
+ */
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw3(uint32_t crc, const unsigned char *p, size_t len)
+{
+	size_t lane = len / 3 / 8 * 8;
+	const unsigned char *b = p + lane, *c = p + 2 * lane;
+	uint64_t ca = crc, cb = 0, cc = 0;
+
+	if (len < 4096)
+		return crc_hw(crc, p, len);
+	for (size_t i = 0; i < lane; i += 8) {
+		uint64_t wa, wb, wc;
+
+		memcpy(&wa, p + i, 8);
+		memcpy(&wb, b + i, 8);
+		memcpy(&wc, c + i, 8);
+		ca = __builtin_ia32_crc32di(ca, wa);
+		cb = __builtin_ia32_crc32di(cb, wb);
+		cc = __builtin_ia32_crc32di(cc, wc);
+	}
+	crc = shift((uint32_t)ca, lane) ^ (uint32_t)cb;
+	crc = shift(crc, lane) ^ (uint32_t)cc;
+	return crc_hw(crc, p + 3 * lane, len - 3 * lane);
+}
+
 static bool have_hw(void)
 {
 	return __builtin_cpu_supports("sse4.2");
 }
 #else
 static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	return crc_soft(crc, p, len);
+}
+
+static uint32_t crc_hw3(uint32_t crc, const unsigned char *p, size_t len)
 {
 	return crc_soft(crc, p, len);
 }
@@ -92,7 +157,7 @@ static bool have_hw(void)
 uint32_t rfs_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	crc = ~crc;
-	crc = have_hw() ? crc_hw(crc, buf, len) : crc_soft(crc, buf, len);
+	crc = have_hw() ? crc_hw3(crc, buf, len) : crc_soft(crc, buf, len);
 	return ~crc;
 }
 

@@ -228,9 +228,10 @@ static uint32_t ref_adler32(uint32_t adler, const unsigned char *p, size_t len)
 
 static void test_crc32c(void)
 {
-	static const size_t lens[] = { 0,  1,  3,  7,  8,    9,	   15,
-				       16, 63, 64, 65, 1000, 4096, 9990 };
-	unsigned char v[32], *buf = malloc(10000);
+	static const size_t lens[] = { 0,    1,	   3,	 7,    8,    9,
+				       15,   16,   63,	 64,   65,   1000,
+				       4095, 4096, 4097, 4119, 6000, 9990 };
+	unsigned char v[32], *buf = malloc(10000), *big;
 	uint32_t one, crc;
 	size_t off;
 
@@ -260,6 +261,22 @@ static void test_crc32c(void)
 		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
 			CHECK_U64(rfs_crc32c(0, buf + off, lens[i]),
 				  ref_crc32c(0, buf + off, lens[i]));
+
+	/* Long buffers run in three lanes joined by shifts: a block's worth
+	 * and odd sizes around it match the bytewise definition. */
+	big = malloc((1 << 20) + 64);
+	if (big) {
+		static const size_t big_lens[] = { 1 << 20, (1 << 20) + 13,
+						   (1 << 20) - 5, 777777,
+						   12289 };
+
+		fill(big, (1 << 20) + 64, 9, 3);
+		for (size_t i = 0; i < sizeof(big_lens) / sizeof(*big_lens);
+		     i++)
+			CHECK_U64(rfs_crc32c(7, big + 3, big_lens[i]),
+				  ref_crc32c(7, big + 3, big_lens[i]));
+		free(big);
+	}
 
 	/* Continuing a CRC over pieces gives the one-shot value. */
 	one = rfs_crc32c(0, buf, 100);
