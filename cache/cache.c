@@ -497,18 +497,45 @@ static void will_need(const MDB_val *v)
 	madvise((void *)start, end - start, MADV_WILLNEED);
 }
 
-void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      uint64_t idx)
+/* One madvise for the pages of [@lo, @hi), if any. */
+static void will_need_range(uintptr_t lo, uintptr_t hi)
 {
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	lo &= ~(page - 1);
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_WILLNEED);
+}
+
+void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx, size_t n)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = 0, hi = 0;
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	MDB_txn *txn;
 
-	blk_key(k, id, idx);
 	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
 		return;
-	if (mdb_get(txn, c->blk, &key, &v) == 0)
-		will_need(&v);
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t s, e;
+
+		blk_key(k, id, idx + i);
+		if (mdb_get(txn, c->blk, &key, &v))
+			continue;
+		s = (uintptr_t)v.mv_data;
+		e = s + v.mv_size;
+		/* blocks stored in order lie end to end in the file: one
+		 * request of several MiB reads faster than one per block */
+		if (hi && s >= lo && s <= hi + page) {
+			hi = e > hi ? e : hi;
+			continue;
+		}
+		will_need_range(lo, hi);
+		lo = s;
+		hi = e;
+	}
+	will_need_range(lo, hi);
 	mdb_txn_abort(txn);
 }
 

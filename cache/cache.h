@@ -98,11 +98,12 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       size_t len, int wait_ms);
 
 /*
- * Starts reading stored block @idx of @id from disk in the background, for
- * a sequential reader about to want it. Nothing if it is not stored.
+ * Starts reading stored blocks @idx..@idx+@n-1 of @id from disk in the
+ * background, for a sequential reader about to want them; those not
+ * stored are skipped.
  */
 void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      uint64_t idx);
+		      uint64_t idx, size_t n);
 
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,

@@ -412,22 +412,59 @@ static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 		apply_delta(c, &d);
 }
 
-static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
+static bool put_before(const struct op *a, const struct op *b)
+{
+	int c = memcmp(&a->id, &b->id, sizeof(a->id));
+
+	return c < 0 || (c == 0 && a->idx < b->idx);
+}
+
+/*
+ * The batch's ops in the order to apply them: runs of block puts sorted
+ * by file and block (stably: a block put twice keeps its last value),
+ * everything else where it was. Parallel read-ahead queues blocks out of
+ * order; stored in order, a file's blocks lie end to end in the map and
+ * a warm read takes them from disk in requests of several MiB.
+ */
+static void apply_order(const struct batch *b, struct op **ops)
 {
 	struct op *o = b->first;
-	MDB_txn *txn;
-	int rc;
+	size_t start = 0;
 
-	memset(d, 0, sizeof(*d));
-	b->nverify = 0;
-	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
-	for (size_t i = 0; !rc && i < b->n; i++) {
-		rc = apply_op(c, txn, o, d, b);
+	for (size_t i = 0; i < b->n; i++) {
+		ops[i] = o;
 		/* never read past the batch: enqueue() may be writing the
 		 * last op's next pointer right now */
 		if (i + 1 < b->n)
 			o = o->next;
 	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (ops[i]->kind != OP_PUT) {
+			start = i + 1;
+			continue;
+		}
+		for (size_t j = i; j > start && put_before(ops[j], ops[j - 1]);
+		     j--) {
+			struct op *t = ops[j];
+
+			ops[j] = ops[j - 1];
+			ops[j - 1] = t;
+		}
+	}
+}
+
+static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
+{
+	struct op *ops[BATCH_MAX];
+	MDB_txn *txn;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	b->nverify = 0;
+	apply_order(b, ops);
+	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+	for (size_t i = 0; !rc && i < b->n; i++)
+		rc = apply_op(c, txn, ops[i], d, b);
 	if (!rc)
 		rc = apply_touches(c, txn, b);
 	if (rc) {

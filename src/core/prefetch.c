@@ -186,8 +186,15 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 	if (run_max > RFS_RUN_MAX)
 		run_max = RFS_RUN_MAX;
 	while (b <= to) {
-		uint64_t n = 0, bytes = 0;
+		uint64_t n = 0, bytes = 0, have = 0;
 
+		while (b + have <= to &&
+		       rfs_cache_has(fs->cache, &f->cid, b + have))
+			have++;
+		/* cached: have the disk read them ahead of the reader */
+		if (have)
+			rfs_cache_advise(fs->cache, &f->cid, b, (size_t)have);
+		b += have;
 		while (b + n <= to && n < run_max &&
 		       !rfs_cache_has(fs->cache, &f->cid, b + n)) {
 			bytes += rfs_block_len(f, bs, b + n);
@@ -195,9 +202,7 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 		}
 		if (n && !enqueue(fs, f, b, (size_t)n, (size_t)bytes))
 			break;
-		if (!n) /* cached: have the disk read it ahead of the reader */
-			rfs_cache_advise(fs->cache, &f->cid, b);
-		b += n ? n : 1;
+		b += n;
 		queued = b - 1;
 	}
 	return queued;
@@ -230,7 +235,10 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 		f->pf_window = max;
 	from = f->pf_ahead > last ? f->pf_ahead + 1 : last + 1;
 	to = last + f->pf_window < nblocks ? last + f->pf_window : nblocks - 1;
-	if (f->pf_window && from <= to)
+	/* refilled in halves of the window, not a block per read: several
+	 * MiB per request to the disk (cached) or the network */
+	if (f->pf_window && from <= to &&
+	    ((to - from + 1) * 2 >= f->pf_window || to + 1 == nblocks))
 		f->pf_ahead = queue_runs(fs, f, from, to);
 	pthread_mutex_unlock(&f->pf_lock);
 }
