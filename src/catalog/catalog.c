@@ -753,16 +753,55 @@ static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_did_list *l,
 	return rc;
 }
 
+/* Batches of one listing's metadata in flight at once. */
+#define BULK_PAR 4
+
+struct fill_job {
+	struct rfs_catalog *cat;
+	struct rfs_did_list *l; /* each batch writes its own records only */
+	size_t next;		/* atomic: the next batch's first record */
+	int rc;			/* atomic: the first error */
+};
+
+static void *fill_worker(void *arg)
+{
+	struct fill_job *j = arg;
+	size_t from, n;
+	int rc, none;
+
+	while (!__atomic_load_n(&j->rc, __ATOMIC_RELAXED)) {
+		from = __atomic_fetch_add(&j->next, BULK_MAX, __ATOMIC_RELAXED);
+		if (from >= j->l->n)
+			break;
+		n = j->l->n - from < BULK_MAX ? j->l->n - from : BULK_MAX;
+		rc = bulkmeta_batch(j->cat, j->l, from, n);
+		none = 0;
+		if (rc)
+			__atomic_compare_exchange_n(&j->rc, &none, rc, false,
+						    __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * A listing of 10,000 entries is ten batches: sent side by side on
+ * kept-alive connections, they cost the time of three, on a server with
+ * several workers (Rucio runs many). The caller's thread works too.
+ */
 int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l)
 {
-	int rc = 0;
+	struct fill_job j = { cat, l, 0, 0 };
+	size_t batches = (l->n + BULK_MAX - 1) / BULK_MAX, nt = 0;
+	pthread_t t[BULK_PAR - 1];
 
-	for (size_t from = 0; from < l->n && !rc; from += BULK_MAX) {
-		size_t n = l->n - from < BULK_MAX ? l->n - from : BULK_MAX;
-
-		rc = bulkmeta_batch(cat, l, from, n);
-	}
-	return rc;
+	while (nt < BULK_PAR - 1 && nt + 1 < batches &&
+	       pthread_create(&t[nt], NULL, fill_worker, &j) == 0)
+		nt++;
+	fill_worker(&j);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+	return j.rc;
 }
 
 static char *replicas_body(const struct rfs_conf *conf,
