@@ -210,13 +210,13 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 
 /* Fills the cache with every block of one file not yet there. */
 static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
-			 struct progress *p)
+			 struct rfs_replicas *reps, struct progress *p)
 {
 	uint64_t bs = fs->conf->block_size, idx = 0;
 	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1;
 	struct rfs_file *f = NULL;
 	char *buf;
-	int rc = rfs_fs_file_of(fs, r, &f);
+	int rc = rfs_fs_file_of(fs, r, reps, &f);
 
 	max = max < RFS_RUN_MAX ? max : RFS_RUN_MAX;
 	buf = rc ? NULL : malloc(max * bs);
@@ -267,10 +267,24 @@ static int check_pin_quota(struct rfs_fs *fs, const struct rfs_did_list *l,
 	return -ENOSPC;
 }
 
+/* Files whose replicas a prefetch resolves in one catalogue request. */
+#define CTL_REP_BATCH 512
+
+static void put_all(struct rfs_replicas **reps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (reps[i])
+			rfs_replicas_put(reps[i]);
+		reps[i] = NULL;
+	}
+}
+
 static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 		       bool pin, char *msg, size_t mlen)
 {
 	struct progress p = { .fd = fd, .files = l->n };
+	struct rfs_replicas **reps;
+	size_t base = 0, nreps = 0;
 	int rc = 0, failed = 0;
 
 	for (size_t i = 0; i < l->n; i++)
@@ -278,15 +292,27 @@ static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 	if (pin && (rc = check_pin_quota(fs, l, msg, mlen)))
 		return rc;
 	report(&p, true);
+	reps = calloc(CTL_REP_BATCH, sizeof(*reps));
+	if (!reps)
+		return -ENOMEM;
 	for (size_t i = 0; i < l->n && !p.gone; i++) {
 		struct rfs_cache_file cf;
 		struct rfs_cache_id id;
 		char didstr[520];
 
+		/* replicas a batch per request; one that failed (NULL) is
+		 * asked for alone, and says why */
+		if (i == base + nreps) {
+			put_all(reps, nreps);
+			base = i;
+			nreps = l->n - i < CTL_REP_BATCH ? l->n - i
+							 : CTL_REP_BATCH;
+			rfs_replicas_resolve_many(fs, &l->v[i], nreps, reps);
+		}
 		file_info(&l->v[i], &id, &cf, didstr, sizeof(didstr));
 		if (pin)
 			rfs_cache_pin(fs->cache, &id, &cf, true);
-		if (prefetch_file(fs, &l->v[i], &p)) {
+		if (prefetch_file(fs, &l->v[i], reps[i - base], &p)) {
 			failed++;
 			snprintf(msg, mlen,
 				 "%d files could not be fetched (last: %.200s)",
@@ -295,6 +321,8 @@ static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 		p.files_done++;
 		report(&p, true);
 	}
+	put_all(reps, nreps);
+	free(reps);
 	rfs_cache_flush(fs->cache);
 	if (!p.gone)
 		send_json(fd, json_pack("{s:I}", "cached_before",

@@ -763,12 +763,14 @@ static void file_ready(struct rfs_file *f, uint64_t ino)
 }
 
 int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-		   struct rfs_file **out)
+		   struct rfs_replicas *reps, struct rfs_file **out)
 {
 	struct rfs_file *f = calloc(1, sizeof(*f));
 	int rc = f ? rfs_did_rec_copy(&f->did, rec) : -ENOMEM;
 
-	if (!rc)
+	if (!rc && reps)
+		f->reps = rfs_replicas_get(reps);
+	else if (!rc)
 		rc = rfs_replicas_resolve(fs, &f->did, &f->reps);
 	if (rc) {
 		if (f)

@@ -93,9 +93,10 @@ int rfs_ctl_start(struct rfs_fs *fs);
 void rfs_ctl_stop(struct rfs_fs *fs);
 /* The socket's path, or NULL when there is none. */
 const char *rfs_ctl_path(struct rfs_fs *fs);
-/* A file as the read path wants it, for a DID from a /files listing. */
+/* A file as the read path wants it, for a DID from a /files listing,
+ * with its replicas @reps (borrowed) or, if NULL, resolved now. */
 int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-		   struct rfs_file **out);
+		   struct rfs_replicas *reps, struct rfs_file **out);
 
 struct rfs_file {
 	struct rfs_file *prev, *next; /* fs->open_files, under open_lock */

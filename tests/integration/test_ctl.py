@@ -58,6 +58,22 @@ def test_prefetch_to_a_pipe_fills_the_cache(lake41, mount_factory):
     assert [storage_hits(lake41, f) for f in files] == before
 
 
+def test_prefetch_of_many_files_resolves_replicas_in_batches(
+        lake41, mount_factory):
+    m = mount_factory(lake41)
+    d = m.path("cta", "many_files")
+    n = len(os.listdir(d))
+    assert n >= 100
+    lake41.reset_counts()
+    r = ctl("prefetch", d)
+    assert "%d/%d files" % (n, n) in r.stdout
+    c = lake41.catalogue_counts()["by_route"]
+    asked = sum(v for k, v in c.items() if "/replicas/list" in k)
+    assert 1 <= asked <= (n + 511) // 512, c
+    for name in os.listdir(d)[:20]:
+        assert cached(os.path.join(d, name)) == 1.0
+
+
 def test_prefetch_on_a_terminal_shows_progress(lake41, mount_factory):
     m = mount_factory(lake41)
     big = max(replicated(lake41), key=lambda f: f["size"]
