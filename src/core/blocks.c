@@ -149,7 +149,8 @@ static void free_bufs(struct iovec *iov, size_t n)
 		free(iov[i].iov_base);
 }
 
-/* Read-ahead waits this long at most for room in the cache's queue; a
+/* Background fetches (read-ahead, ctl prefetch: they spread over the
+ * replicas) wait this long at most for room in the cache's queue; a
  * reader never waits (it has its bytes, and the block may be refetched). */
 #define PUT_WAIT_MS 2000
 
@@ -191,7 +192,8 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 		 * from here */
 		if (rfs_cache_put_take(fs->cache, &f->cid, &cf, run->e[i]->idx,
 				       iov[i].iov_base, iov[i].iov_len,
-				       out ? 0 : PUT_WAIT_MS))
+				       pick == RFS_PICK_SPREAD ? PUT_WAIT_MS
+							       : 0))
 			run->e[i]->buf = iov[i].iov_base;
 	}
 	return 0;

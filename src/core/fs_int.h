@@ -11,9 +11,10 @@
 #include "transport/transport.h"
 
 /*
- * How a read picks its first replica: the fastest for a reader waiting on
- * it; weighted by speed for read-ahead, so a stream draws on every good
- * replica at once.
+ * Who fetches, and so how the first replica is picked: the fastest for a
+ * reader waiting on it; weighted by speed for background fetches
+ * (read-ahead, prefetch), so a stream draws on every good replica at
+ * once. Background fetches also wait for room in the cache's queue.
  */
 enum rfs_pick { RFS_PICK_BEST, RFS_PICK_SPREAD };
 
