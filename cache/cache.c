@@ -14,12 +14,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,10 +209,38 @@ static int load_usage(struct rfs_cache *c)
 	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
 }
 
+/*
+ * Where LMDB mapped @fd's file (it does not say unless the map is fixed):
+ * the mapping of that inode at offset 0 in /proc/self/maps, checked
+ * against the file's first page. NULL: not found, read through the map.
+ */
+static const char *find_map(int fd)
+{
+	unsigned long start, end, off, ino;
+	char line[512], page[512];
+	const char *map = NULL;
+	struct stat st;
+	FILE *f;
+
+	if (fstat(fd, &st) || !(f = fopen("/proc/self/maps", "re")))
+		return NULL;
+	while (!map && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx %*s %lx %*s %lu", &start, &end, &off,
+			   &ino) == 4 &&
+		    ino == (unsigned long)st.st_ino && off == 0)
+			map = (const char *)start;
+	fclose(f);
+	if (map && (pread(fd, page, sizeof(page), 0) != sizeof(page) ||
+		    memcmp(page, map, sizeof(page))))
+		map = NULL;
+	return map;
+}
+
 static int open_env(struct rfs_cache *c, const char *dir)
 {
 	/* room for the data, LMDB's free pages and the metadata */
 	size_t map = c->quota + c->quota / 4 + (256u << 20);
+	MDB_envinfo info;
 	int dead = 0, rc;
 
 	rc = mdb_env_create(&c->env);
@@ -221,11 +251,20 @@ static int open_env(struct rfs_cache *c, const char *dir)
 	if (!rc)
 		rc = mdb_env_set_mapsize(c->env, map);
 	/* NOSYNC: a cache can refetch; every block has its own checksum,
-	 * and the writer syncs every few seconds */
+	 * and the writer syncs every few seconds. NORDAHEAD: the map is
+	 * only walked for the tree; blocks are read with pread. */
 	if (!rc)
-		rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
+		rc = mdb_env_open(c->env, dir,
+				  MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
+	if (!rc)
+		rc = mdb_env_get_fd(c->env, &c->fd);
 	if (rc)
 		return rfs_errno_from_mdb(rc);
+	c->map = find_map(c->fd);
+	if (mdb_env_info(c->env, &info) == 0)
+		c->map_size = info.me_mapsize;
+	else
+		c->map = NULL;
 	mdb_reader_check(c->env, &dead); /* slots of a crashed daemon */
 	if (dead)
 		rfs_info("cache: cleared %d stale reader slots", dead);
@@ -455,20 +494,37 @@ static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 }
 
 /* -EINVAL: the caller asked for another length; -EBADMSG: corrupt. */
-static int check_block(const MDB_val *v, size_t len)
+/*
+ * Blocks are read from the file at their place, not through the map:
+ * pages faulted into the map would count in the daemon's RSS (2 GiB
+ * after streaming a large file, which the OOM killer weighs), while
+ * pread leaves them in the page cache only, where the kernel's own
+ * readahead on the file serves a stream.
+ */
+int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
+			 size_t len)
 {
-	const unsigned char *p = v->mv_data;
+	unsigned char hdr[HDR_LEN];
+	struct iovec iov[2] = { { hdr, HDR_LEN }, { buf, len } };
 	uint32_t crc, n;
 
 	if (v->mv_size < HDR_LEN)
 		return -EBADMSG;
-	memcpy(&crc, p, 4);
-	memcpy(&n, p + 4, 4);
-	if (n != v->mv_size - HDR_LEN)
-		return -EBADMSG;
-	if (n != len)
+	if (v->mv_size - HDR_LEN != len)
 		return -EINVAL;
-	return rfs_crc32c(0, p + HDR_LEN, len) == crc ? 0 : -EBADMSG;
+	if (!c->map) {
+		memcpy(hdr, v->mv_data, HDR_LEN);
+		memcpy(buf, (const char *)v->mv_data + HDR_LEN, len);
+	} else if (preadv(c->fd, iov, 2,
+			  (off_t)((const char *)v->mv_data - c->map)) !=
+		   (ssize_t)(HDR_LEN + len)) {
+		return -EBADMSG;
+	}
+	memcpy(&crc, hdr, 4);
+	memcpy(&n, hdr + 4, 4);
+	if (n != len)
+		return -EBADMSG;
+	return rfs_crc32c(0, buf, len) == crc ? 0 : -EBADMSG;
 }
 
 static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -482,35 +538,20 @@ static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
 	}
 }
 
-/*
- * Asks the kernel for a stored value's pages in one go: after a remount
- * or a dropped page cache, faulting a 1 MiB block in through the map
- * would read it in the backing device's small readahead steps, one
- * after the other.
- */
-static void will_need(const MDB_val *v)
+/* Starts reading the file's bytes [@lo, @hi) of the map into the page
+ * cache, without mapping them into this process. */
+static void will_need_range(const struct rfs_cache *c, uintptr_t lo,
+			    uintptr_t hi)
 {
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t start = (uintptr_t)v->mv_data & ~(page - 1);
-	uintptr_t end = (uintptr_t)v->mv_data + v->mv_size;
-
-	madvise((void *)start, end - start, MADV_WILLNEED);
-}
-
-/* One madvise for the pages of [@lo, @hi), if any. */
-static void will_need_range(uintptr_t lo, uintptr_t hi)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-
-	lo &= ~(page - 1);
-	if (hi > lo)
-		madvise((void *)lo, hi - lo, MADV_WILLNEED);
+	if (c->map && hi > lo)
+		posix_fadvise(c->fd, (off_t)(lo - (uintptr_t)c->map),
+			      (off_t)(hi - lo), POSIX_FADV_WILLNEED);
 }
 
 void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 		      uint64_t idx, size_t n)
 {
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = 0, hi = 0;
+	uintptr_t page = 4096, lo = 0, hi = 0;
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	MDB_txn *txn;
@@ -531,11 +572,11 @@ void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 			hi = e > hi ? e : hi;
 			continue;
 		}
-		will_need_range(lo, hi);
+		will_need_range(c, lo, hi);
 		lo = s;
 		hi = e;
 	}
-	will_need_range(lo, hi);
+	will_need_range(c, lo, hi);
 	mdb_txn_abort(txn);
 }
 
@@ -558,14 +599,8 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 	if (rc)
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->blk, &key, &v);
-	if (rc == 0) {
-		will_need(&v);
-		rc = check_block(&v, len);
-		if (rc == 0)
-			memcpy(buf, (unsigned char *)v.mv_data + HDR_LEN, len);
-	} else {
-		rc = rfs_errno_from_mdb(rc);
-	}
+	rc = rc ? rfs_errno_from_mdb(rc)
+		: rfs_cache_read_value(c, &v, buf, len);
 	mdb_txn_abort(txn);
 	if (rc == -EINVAL)
 		return rc;

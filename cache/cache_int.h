@@ -69,6 +69,9 @@ struct touch {
 
 struct rfs_cache {
 	MDB_env *env;
+	int fd;		 /* LMDB's data file: blocks are read with pread */
+	const char *map; /* where LMDB maps it, to turn values into offsets */
+	size_t map_size;
 	MDB_dbi blk, files, lru, meta;
 	uint32_t block_size;
 	uint64_t quota;
@@ -87,6 +90,14 @@ struct rfs_cache {
 	struct rfs_cache_stats st;
 	struct touch touches[TOUCH_SLOTS];
 };
+
+/*
+ * The stored bytes of block value @v (header checked) into @buf, which
+ * holds @len: 0, -EINVAL (another length is stored) or -EBADMSG (corrupt,
+ * or unreadable). Inside a transaction that can see @v.
+ */
+int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
+			 size_t len);
 
 static inline void be64_put(unsigned char *p, uint64_t v)
 {

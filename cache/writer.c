@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cache/cache_int.h"
 #include "util/errmap.h"
@@ -174,6 +175,20 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 }
 
 /* Deletes every block, the record and the lru entry of one file. */
+/*
+ * Deleting blocks reads the tree's pages and each block's first page
+ * through the map, and the kernel maps the whole large folio around each
+ * (up to 2 MiB, mostly other blocks' bytes): evicting a big file would
+ * leave gigabytes of page cache counted in the daemon's RSS, which the
+ * OOM killer weighs. Drop this process's view of the map now and then
+ * (the page cache keeps the pages; the tree's pages fault in again).
+ */
+static void unmap_all(struct rfs_cache *c)
+{
+	if (c->map)
+		madvise((void *)c->map, c->map_size, MADV_DONTNEED);
+}
+
 static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		      const struct rfs_cache_id *id, struct delta *d)
 {
@@ -182,6 +197,7 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		fk = { RFS_CACHE_ID_LEN, (void *)id->b };
 	MDB_val lkey = { sizeof(lk), lk };
 	MDB_cursor *cur;
+	size_t deleted = 0;
 	struct frec f;
 	int rc;
 
@@ -204,7 +220,10 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
+		if (++deleted % 64 == 0)
+			unmap_all(c);
 	}
+	unmap_all(c);
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
@@ -372,6 +391,7 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
  */
 static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
+	char *buf = malloc(c->block_size);
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	struct delta d = { 0 };
@@ -381,21 +401,32 @@ static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 	MDB_txn *txn;
 	bool ok;
 
-	if (mdb_txn_begin(c->env, NULL, 0, &txn))
+	if (!buf || mdb_txn_begin(c->env, NULL, 0, &txn)) {
+		free(buf);
 		return;
+	}
 	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED)) {
 		mdb_txn_abort(txn);
+		free(buf);
 		return;
 	}
 	for (uint64_t i = 0; i * c->block_size < f.r.size; i++) {
+		size_t len = f.r.size - i * c->block_size < c->block_size
+				     ? (size_t)(f.r.size - i * c->block_size)
+				     : c->block_size;
+
 		blk_key(k, id, i);
-		if (mdb_get(txn, c->blk, &key, &v) || v.mv_size < HDR_LEN) {
-			mdb_txn_abort(txn); /* a block went meanwhile */
+		/* a block that went meanwhile, or fails its own check, is
+		 * for the reader to find and drop */
+		if (mdb_get(txn, c->blk, &key, &v) ||
+		    rfs_cache_read_value(c, &v, buf, len)) {
+			mdb_txn_abort(txn);
+			free(buf);
 			return;
 		}
-		a = rfs_adler32(a, (char *)v.mv_data + HDR_LEN,
-				v.mv_size - HDR_LEN);
+		a = rfs_adler32(a, buf, len);
 	}
+	free(buf);
 	want = strtoul(f.r.adler32, NULL, 16);
 	ok = a == want;
 	if (ok) {
@@ -583,7 +614,7 @@ void *rfs_cache_writer_main(void *arg)
 {
 	struct rfs_cache *c = arg;
 	struct batch *b = calloc(1, sizeof(*b));
-	time_t last_sync = time(NULL);
+	time_t last_sync = time(NULL), last_unmap = last_sync;
 	bool dirty = false;
 
 	if (!b)
@@ -603,6 +634,12 @@ void *rfs_cache_writer_main(void *arg)
 			mdb_env_sync(c->env, 1);
 			last_sync = time(NULL);
 			dirty = false;
+		}
+		/* readers fault the tree's pages in, each with the large
+		 * folio around it: keep the map out of the RSS */
+		if (time(NULL) != last_unmap) {
+			unmap_all(c);
+			last_unmap = time(NULL);
 		}
 		pthread_mutex_lock(&c->lock);
 		finish_batch(c, b);

@@ -301,11 +301,27 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 
 #define PAGE 4096u
 
+/* Whether block @idx is cached or being fetched. */
+static bool known(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx)
+{
+	bool yes = rfs_cache_has(fs->cache, &f->cid, idx);
+
+	if (!yes) {
+		pthread_mutex_lock(&fs->inflight_lock);
+		yes = find_inflight(fs, &f->cid, idx) != NULL;
+		pthread_mutex_unlock(&fs->inflight_lock);
+	}
+	return yes;
+}
+
 /*
  * A random read of less than half a block that is not cached: only its
  * own pages, one round trip with nothing more on the wire, and not kept
- * (a second read of the block fetches and keeps it whole). Returns 1 when
- * this is not such a read.
+ * (a second read of the block fetches and keeps it whole). Not for the
+ * first block (headers: read again by nearly every open), nor after a
+ * block that is there (another handle reading in order: the kernel
+ * hands a stream's requests to whichever reader it likes). Returns 1
+ * when this is not such a read.
  */
 static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 		      size_t n, size_t blen, char *out, char *tmp)
@@ -316,8 +332,8 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 	struct iovec iov;
 	ssize_t got;
 
-	if (n * 2 > blen || rfs_cache_has(fs->cache, &f->cid, idx) ||
-	    !rfs_prefetch_wants_little(f, idx))
+	if (n * 2 > blen || idx == 0 || known(fs, f, idx) ||
+	    known(fs, f, idx - 1) || !rfs_prefetch_wants_little(f, idx))
 		return 1;
 	to = to < end ? to : end;
 	iov.iov_base = tmp;
