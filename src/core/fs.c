@@ -1049,12 +1049,10 @@ static void adopt(struct rfs_node *n, struct rfs_replicas *r, double t,
 
 /*
  * Under table_lock: @n's replicas if known and fresh, its own or those
- * resolved with a sibling's; otherwise the DIDs to ask for in @dids.
+ * resolved with a sibling's (then its own from now on).
  */
-static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
-			     struct rfs_replicas **out,
-			     struct rfs_did_rec *dids, size_t *first,
-			     struct rfs_replicas **old)
+static bool known(struct rfs_fs *fs, struct rfs_node *n,
+		  struct rfs_replicas **out, struct rfs_replicas **old)
 {
 	struct rfs_node *p;
 	struct entry *e;
@@ -1063,14 +1061,25 @@ static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
 	*old = NULL;
 	if (fresh(fs, n->reps, n->reps_time)) {
 		*out = rfs_replicas_get(n->reps);
-		return 0;
+		return true;
 	}
 	e = entry_of(fs, n, &p);
 	if (e && fresh(fs, e->reps, e->reps_time)) {
 		adopt(n, e->reps, e->reps_time, old);
 		*out = rfs_replicas_get(e->reps);
-		return 0;
+		return true;
 	}
+	return false;
+}
+
+/* Under table_lock: as known(), or else the DIDs to ask for in @dids. */
+static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
+			     struct rfs_replicas **out,
+			     struct rfs_did_rec *dids, size_t *first,
+			     struct rfs_replicas **old)
+{
+	if (known(fs, n, out, old))
+		return 0;
 	if (rfs_did_rec_copy(&dids[0], &n->rec))
 		return 0;
 	return 1 + batch_of(fs, n, dids, REP_BATCH_MAX, first);
@@ -1084,12 +1093,23 @@ static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
 static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 			 struct rfs_replicas **out)
 {
-	struct rfs_did_rec *dids = calloc(REP_BATCH_MAX, sizeof(*dids));
-	struct rfs_replicas **r = calloc(REP_BATCH_MAX, sizeof(*r)),
-			    *old = NULL;
+	struct rfs_did_rec *dids;
+	struct rfs_replicas **r, *old = NULL;
 	size_t k = 0, first = 0;
-	int rc = dids && r ? 0 : -ENOMEM;
+	int rc;
 
+	/* most opens find them: no batch arrays for those */
+	pthread_mutex_lock(&fs->table_lock);
+	known(fs, n, out, &old);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (old)
+		rfs_replicas_put(old);
+	if (*out)
+		return 0;
+	old = NULL;
+	dids = calloc(REP_BATCH_MAX, sizeof(*dids));
+	r = calloc(REP_BATCH_MAX, sizeof(*r));
+	rc = dids && r ? 0 : -ENOMEM;
 	pthread_mutex_lock(&fs->table_lock);
 	if (!rc)
 		k = known_or_batch(fs, n, out, dids, &first, &old);
