@@ -265,6 +265,14 @@ static int open_env(struct rfs_cache *c, const char *dir)
 		c->map_size = info.me_mapsize;
 	else
 		c->map = NULL;
+	/* a fault on one tree page would map the 2 MiB folio around it
+	 * with one PMD: other blocks' bytes, counted in the RSS */
+	if (c->map)
+		madvise((void *)c->map, c->map_size, MADV_NOHUGEPAGE);
+	else
+		rfs_warn("cache: cannot find LMDB's map of %s/data.mdb; "
+			 "blocks are read through it (and count in the RSS)",
+			 dir);
 	mdb_reader_check(c->env, &dead); /* slots of a crashed daemon */
 	if (dead)
 		rfs_info("cache: cleared %d stale reader slots", dead);

@@ -610,11 +610,23 @@ static void wait_for_work(struct rfs_cache *c)
 			break; /* once a second: access times, sync */
 }
 
+/* How often the writer drops the map from the RSS, at most. */
+#define UNMAP_MS 200
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void *rfs_cache_writer_main(void *arg)
 {
 	struct rfs_cache *c = arg;
 	struct batch *b = calloc(1, sizeof(*b));
-	time_t last_sync = time(NULL), last_unmap = last_sync;
+	time_t last_sync = time(NULL);
+	uint64_t last_unmap = mono_ms();
 	bool dirty = false;
 
 	if (!b)
@@ -637,9 +649,9 @@ void *rfs_cache_writer_main(void *arg)
 		}
 		/* readers fault the tree's pages in, each with the large
 		 * folio around it: keep the map out of the RSS */
-		if (time(NULL) != last_unmap) {
+		if (mono_ms() - last_unmap >= UNMAP_MS) {
 			unmap_all(c);
-			last_unmap = time(NULL);
+			last_unmap = mono_ms();
 		}
 		pthread_mutex_lock(&c->lock);
 		finish_batch(c, b);
