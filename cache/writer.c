@@ -174,14 +174,12 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	return put_frec(c, txn, &o->id, &f);
 }
 
-/* Deletes every block, the record and the lru entry of one file. */
 /*
- * Deleting blocks reads the tree's pages and each block's first page
- * through the map, and the kernel maps the whole large folio around each
- * (up to 2 MiB, mostly other blocks' bytes): evicting a big file would
- * leave gigabytes of page cache counted in the daemon's RSS, which the
- * OOM killer weighs. Drop this process's view of the map now and then
- * (the page cache keeps the pages; the tree's pages fault in again).
+ * LMDB reads its tree, its free list and each deleted block's first page
+ * through the map, and every page it faults in stays mapped: evicting
+ * big files left gigabytes of page cache counted in the daemon's RSS,
+ * which the OOM killer weighs. Drop this process's view of the map now
+ * and then (the page cache keeps the pages; they fault in again).
  */
 static void unmap_all(struct rfs_cache *c)
 {
@@ -189,6 +187,7 @@ static void unmap_all(struct rfs_cache *c)
 		madvise((void *)c->map, c->map_size, MADV_DONTNEED);
 }
 
+/* Deletes every block, the record and the lru entry of one file. */
 static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		      const struct rfs_cache_id *id, struct delta *d)
 {
@@ -385,6 +384,35 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
 }
 
 /*
+ * The adler32 of the @size bytes stored for @id, read block by block
+ * into @buf. Nonzero when a block went meanwhile or fails its own check:
+ * that one is for a reader to find and drop.
+ */
+static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
+			  const struct rfs_cache_id *id, uint64_t size,
+			  char *buf, uint32_t *a)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	int rc = 0;
+
+	*a = 1;
+	for (uint64_t i = 0; !rc && i * c->block_size < size; i++) {
+		uint64_t left = size - i * c->block_size;
+		size_t len =
+			left < c->block_size ? (size_t)left : c->block_size;
+
+		blk_key(k, id, i);
+		rc = mdb_get(txn, c->blk, &key, &v);
+		if (!rc)
+			rc = rfs_cache_read_value(c, &v, buf, len);
+		if (!rc)
+			*a = rfs_adler32(*a, buf, len);
+	}
+	return rc;
+}
+
+/*
  * Once every block of a file is stored, the whole is checked against the
  * catalogue's adler32: a file that does not match is dropped, a file that
  * does is marked so it is not checked again.
@@ -392,12 +420,9 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
 static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
 	char *buf = malloc(c->block_size);
-	unsigned char k[BLK_KEY_LEN];
-	MDB_val key = { sizeof(k), k }, v;
 	struct delta d = { 0 };
 	struct frec f;
-	uint32_t a = 1;
-	unsigned long want;
+	uint32_t a;
 	MDB_txn *txn;
 	bool ok;
 
@@ -405,30 +430,14 @@ static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 		free(buf);
 		return;
 	}
-	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED)) {
+	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED) ||
+	    stored_adler32(c, txn, id, f.r.size, buf, &a)) {
 		mdb_txn_abort(txn);
 		free(buf);
 		return;
 	}
-	for (uint64_t i = 0; i * c->block_size < f.r.size; i++) {
-		size_t len = f.r.size - i * c->block_size < c->block_size
-				     ? (size_t)(f.r.size - i * c->block_size)
-				     : c->block_size;
-
-		blk_key(k, id, i);
-		/* a block that went meanwhile, or fails its own check, is
-		 * for the reader to find and drop */
-		if (mdb_get(txn, c->blk, &key, &v) ||
-		    rfs_cache_read_value(c, &v, buf, len)) {
-			mdb_txn_abort(txn);
-			free(buf);
-			return;
-		}
-		a = rfs_adler32(a, buf, len);
-	}
 	free(buf);
-	want = strtoul(f.r.adler32, NULL, 16);
-	ok = a == want;
+	ok = a == strtoul(f.r.adler32, NULL, 16);
 	if (ok) {
 		f.r.flags |= FILE_VERIFIED;
 		ok = put_frec(c, txn, id, &f) == 0;
@@ -647,8 +656,8 @@ void *rfs_cache_writer_main(void *arg)
 			last_sync = time(NULL);
 			dirty = false;
 		}
-		/* readers fault the tree's pages in, each with the large
-		 * folio around it: keep the map out of the RSS */
+		/* readers and this thread fault the tree's pages in: keep
+		 * the map out of the RSS */
 		if (mono_ms() - last_unmap >= UNMAP_MS) {
 			unmap_all(c);
 			last_unmap = mono_ms();

@@ -235,8 +235,6 @@ void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 		f->pf_window = max;
 	from = f->pf_ahead > last ? f->pf_ahead + 1 : last + 1;
 	to = last + f->pf_window < nblocks ? last + f->pf_window : nblocks - 1;
-	/* refilled in halves of the window, not a block per read: several
-	 * MiB per request to the disk (cached) or the network */
 	if (f->pf_window && from <= to)
 		f->pf_ahead = queue_runs(fs, f, from, to);
 	pthread_mutex_unlock(&f->pf_lock);
