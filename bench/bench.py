@@ -72,6 +72,15 @@ def drop_caches():
 read_all = peers.timed_read
 
 
+def warm_rate(path):
+    """MB/s of reading @path whole with the page cache dropped first (the
+    lookup is not timed)."""
+    os.stat(path)
+    drop_caches()
+    t, n = read_all(path)
+    return n / t / 1e6
+
+
 def cold_prepare(server_copy):
     """Client caches cold, server's copy in its page cache."""
     drop_caches()
@@ -335,13 +344,9 @@ class Bench:
         def warm_one():
             mm = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
             try:
-                p = mm.path("bench", "big_ds", "big_1G.bin")
-                os.stat(p)
-                drop_caches()
-                t, n = read_all(p)
+                return warm_rate(mm.path("bench", "big_ds", "big_1G.bin"))
             finally:
                 mm.close()
-            return n / t / 1e6
         row(sec, "warm: cache after remount", "ruciofs",
             median(self.runs, warm_one), "MB/s",
             "FUSE ceiling (from memory)", base, True, ">= 0.7")
@@ -353,13 +358,10 @@ class Bench:
             def peer_warm():
                 pm = self.peer(k, cache_dir=first.cache_dir)
                 try:
-                    p = os.path.join(pm.dir, "big", "big_1G.bin")
-                    os.stat(p)
-                    drop_caches()
-                    t, n = read_all(p)
+                    return warm_rate(os.path.join(pm.dir, "big",
+                                                  "big_1G.bin"))
                 finally:
                     pm.umount()
-                return n / t / 1e6
             row(sec, "warm: cache after remount", k,
                 median(self.runs, peer_warm), "MB/s",
                 "FUSE ceiling (from memory)", base, True)

@@ -886,6 +886,16 @@ def timed_read(path, bs=1 << 20):
     return time.perf_counter() - t, n
 
 
+def _read_checked(path, what, mb, want, notes):
+    """MB/s of reading @path (@mb MB) with the page cache dropped, and its
+    md5; a short read is noted."""
+    drop_page_cache()
+    dt, n = timed_read(path)
+    if n != want:
+        notes.append("%s read %d bytes" % (what, n))
+    return mb / dt, _md5(path)
+
+
 def _md5(path):
     h = hashlib.md5()
     with open(path, "rb", buffering=0) as f:
@@ -938,25 +948,15 @@ def _selftest_peer(kind, url, workdir, a, md5_ref, sizes, ra):
                 notes.append("ls -l: %d entries, want %d" % (cnt, a.small))
             elif not sizes_ok:
                 notes.append("ls -l sizes differ")
-            big = os.path.join(m.dir, "big.bin")
-            drop_page_cache()
-            dt, n = timed_read(big)
-            cold = mb / dt
-            if n != want:
-                notes.append("cold read %d bytes" % n)
-            md5s["cold"] = _md5(big)
+            cold, md5s["cold"] = _read_checked(
+                os.path.join(m.dir, "big.bin"), "cold", mb, want, notes)
         cache = m.cache_dir
         t = time.perf_counter()
         with PeerMount(kind, url, workdir, cache_dir=cache,
                        readahead_kb=ra) as w:
             notes.append("remount %.2fs" % (time.perf_counter() - t))
-            big = os.path.join(w.dir, "big.bin")
-            drop_page_cache()
-            dt, n = timed_read(big)
-            warm = mb / dt
-            if n != want:
-                notes.append("warm read %d bytes" % n)
-            md5s["warm"] = _md5(big)
+            warm, md5s["warm"] = _read_checked(
+                os.path.join(w.dir, "big.bin"), "warm", mb, want, notes)
         m.drop_cache()
         if os.path.exists(cache):
             notes.append("drop_cache left %s" % cache)
