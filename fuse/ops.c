@@ -177,19 +177,24 @@ static size_t add_plus(fuse_req_t req, struct rfs_dir *d, size_t idx, char *buf,
 	const char *name;
 	size_t n;
 
+	bool name_only;
+
 	*rc = rfs_fs_dir_lookup(d, idx, &name, &a);
-	if (*rc)
+	name_only = *rc == 1 || idx < 2;
+	if (*rc < 0)
 		return 0;
+	*rc = 0;
 	memset(&e, 0, sizeof(e));
 	to_stat(&a, &e.attr);
 	e.attr_timeout = a.attr_ttl;
 	e.entry_timeout = a.entry_ttl;
 	e.generation = 1;
-	/* "." and "..": no reference taken, and the kernel must not
-	 * count one (ino 0 tells it so) */
-	e.ino = idx < 2 ? 0 : a.ino;
+	/* a name only ("." and "..", or an entry whose attributes are not
+	 * all known yet): no reference taken, and ino 0 tells the kernel
+	 * to count none and to look the name up when it needs more */
+	e.ino = name_only ? 0 : a.ino;
 	n = fuse_add_direntry_plus(req, buf, room, name, &e, (off_t)(idx + 1));
-	if (n > room && idx >= 2)
+	if (n > room && !name_only)
 		rfs_fs_forget(fs_of(req), a.ino, 1); /* not sent after all */
 	return n > room ? 0 : n;
 }

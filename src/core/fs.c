@@ -23,13 +23,20 @@ struct entry {
 	/* resolved ahead with a sibling's (under table_lock) */
 	struct rfs_replicas *reps;
 	double reps_time;
+	bool untimed; /* times not asked for yet (under table_lock) */
 };
 
-/* One answer of the catalogue for a directory: immutable, refcounted. */
+/*
+ * One answer of the catalogue for a directory: immutable, refcounted,
+ * but for what is asked for later under table_lock (entries' times and
+ * replicas).
+ */
 struct listing {
 	unsigned refs; /* atomic */
 	size_t n;
 	struct entry *e; /* sorted by name */
+	size_t untimed;	 /* entries still untimed */
+	bool times_busy; /* a thread is asking for times */
 };
 
 struct rfs_node {
@@ -223,7 +230,8 @@ static void adopt_record(struct listing *l, struct rfs_did_rec *r,
 
 /* Takes the records of @dl (leaving it empty) into a new listing. */
 static int build_listing(const struct rfs_did_rec *parent,
-			 struct rfs_did_list *dl, struct listing **out)
+			 struct rfs_did_list *dl, bool lazy,
+			 struct listing **out)
 {
 	struct listing *l = calloc(1, sizeof(*l));
 	const char *where = parent->scope ? parent->scope : "/";
@@ -248,15 +256,34 @@ static int build_listing(const struct rfs_did_rec *parent,
 		return rc;
 	}
 	drop_duplicates(l, where);
+	for (size_t i = 0; lazy && i < l->n; i++) {
+		l->e[i].untimed = !l->e[i].rec.created && !l->e[i].rec.updated;
+		l->untimed += l->e[i].untimed;
+	}
 	*out = l;
 	return 0;
 }
 
+/*
+ * A collection's content carries its files' sizes and checksums: only
+ * the times are missing, and they are asked for when first needed (see
+ * entry_times), so that `find` or a plain `ls` costs no metadata at all.
+ */
+static bool times_later(const struct rfs_did_list *dl)
+{
+	for (size_t i = 0; i < dl->n; i++)
+		if (dl->v[i].type == RFS_DID_FILE &&
+		    (!dl->v[i].has_bytes || !dl->v[i].adler32[0]))
+			return false;
+	return dl->n > 0;
+}
+
 static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-			  struct rfs_did_list *dl)
+			  struct rfs_did_list *dl, bool *lazy)
 {
 	int rc;
 
+	*lazy = false;
 	switch (rec->type) {
 	case RFS_DID_ROOT:
 		return rfs_catalog_list_scopes(fs->cat, dl);
@@ -273,10 +300,11 @@ static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 	}
 	if (rc)
 		return rc;
-	/* Times (and checksums the top-level listing lacks) come in bulk:
-	 * a listing costs two requests per thousand entries, not one per
-	 * entry. Without them the entries still show, dated at mount. */
-	if (dl->n && rfs_catalog_fill_meta(fs->cat, dl))
+	*lazy = times_later(dl);
+	/* Times (and the sizes and checksums a scope's listing lacks) come
+	 * in bulk: a listing costs a request per thousand entries, not one
+	 * per entry. Without them the entries still show, dated at mount. */
+	if (!*lazy && dl->n && rfs_catalog_fill_meta(fs->cat, dl))
 		rfs_log_limited(LOG_WARNING, "bulkmeta",
 				"no metadata for the entries of '%s%s%s'",
 				rec->scope, rec->name ? ":" : "",
@@ -355,19 +383,20 @@ static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 			 struct listing **out, bool *offline)
 {
 	struct rfs_did_list dl;
+	bool lazy = false;
 	int rc;
 
 	*offline = false;
 	rfs_did_list_init(&dl);
-	rc = fetch_children(fs, rec, &dl);
+	rc = fetch_children(fs, rec, &dl, &lazy);
 	if (!rc) {
 		save_children(fs, rec, &dl);
 	} else if (unreachable(rc) && load_children(fs, rec, &dl) == 0) {
-		*offline = true;
+		*offline = true; /* whatever times were kept, or none */
 		rc = 0;
 	}
 	if (!rc)
-		rc = build_listing(rec, &dl, out);
+		rc = build_listing(rec, &dl, lazy, out);
 	rfs_did_list_release(&dl);
 	return rc;
 }
@@ -637,6 +666,121 @@ static const struct entry *listing_find(const struct listing *l,
 	return bsearch(&key, l->e, l->n, sizeof(*l->e), entry_cmp);
 }
 
+/* ---- times asked for late ---- */
+
+/*
+ * Entries whose times one request round asks for: the catalogue client
+ * sends a listing's metadata four batches of a thousand at a time.
+ */
+#define TIMES_WINDOW 4000
+
+/* Under table_lock: copies of up to TIMES_WINDOW untimed entries from
+ * @idx on (wrapping: `ls` may sort in another order), their places in
+ * @at. */
+static int untimed_window(const struct listing *l, size_t idx,
+			  struct rfs_did_list *dl, size_t *at)
+{
+	struct rfs_did_rec r;
+	int rc = 0;
+
+	for (size_t k = 0; !rc && k < l->n && dl->n < TIMES_WINDOW; k++) {
+		size_t j = (idx + k) % l->n;
+
+		if (!l->e[j].untimed)
+			continue;
+		rc = rfs_did_rec_copy(&r, &l->e[j].rec);
+		if (!rc)
+			rc = rfs_did_list_take(dl, &r);
+		if (!rc)
+			at[dl->n - 1] = j;
+	}
+	return rc;
+}
+
+/* Keeps the listing again once all its times are known, for offline use. */
+static void resave_listing(struct rfs_fs *fs, const struct rfs_did_rec *dir,
+			   const struct listing *l)
+{
+	struct rfs_did_list dl;
+	struct rfs_did_rec r;
+	int rc = 0;
+
+	rfs_did_list_init(&dl);
+	pthread_mutex_lock(&fs->table_lock);
+	for (size_t i = 0; !rc && i < l->n; i++) {
+		rc = rfs_did_rec_copy(&r, &l->e[i].rec);
+		if (!rc)
+			rc = rfs_did_list_take(&dl, &r);
+	}
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc)
+		save_children(fs, dir, &dl);
+	rfs_did_list_release(&dl);
+}
+
+/*
+ * Makes entry @idx of @dir's listing @l timed: its times and those of the
+ * untimed entries after it come in one round of bulk requests. One thread
+ * asks at a time; the others wait for its answer. When the catalogue
+ * does not answer, the entries are dated at mount, as an eager listing's
+ * would be.
+ */
+static void entry_times(struct rfs_fs *fs, struct rfs_node *dir,
+			struct listing *l, size_t idx)
+{
+	size_t *at = malloc(TIMES_WINDOW * sizeof(*at));
+	struct rfs_did_list dl;
+	struct rfs_did_rec parent;
+	bool done;
+	int rc;
+
+	rfs_did_list_init(&dl);
+	pthread_mutex_lock(&fs->table_lock);
+	while (l->times_busy)
+		pthread_cond_wait(&fs->list_cv, &fs->table_lock);
+	if (!at || !l->e[idx].untimed || rfs_did_rec_copy(&parent, &dir->rec)) {
+		pthread_mutex_unlock(&fs->table_lock);
+		free(at);
+		return;
+	}
+	l->times_busy = true;
+	rc = untimed_window(l, idx, &dl, at);
+	pthread_mutex_unlock(&fs->table_lock);
+
+	if (!rc)
+		rc = rfs_catalog_fill_meta(fs->cat, &dl);
+	if (rc)
+		rfs_log_limited(LOG_WARNING, "bulkmeta",
+				"no times for the entries of '%s%s%s'",
+				parent.scope, parent.name ? ":" : "",
+				parent.name ? parent.name : "");
+
+	pthread_mutex_lock(&fs->table_lock);
+	for (size_t i = 0; i < dl.n; i++) {
+		struct entry *e = &l->e[at[i]];
+
+		if (!rc) {
+			e->rec.created = dl.v[i].created;
+			e->rec.updated = dl.v[i].updated;
+		}
+		e->untimed = false;
+		l->untimed--;
+	}
+	if (!dl.n) { /* nothing copied: this one goes undated */
+		l->e[idx].untimed = false;
+		l->untimed--;
+	}
+	done = !rc && l->untimed == 0;
+	l->times_busy = false;
+	pthread_cond_broadcast(&fs->list_cv);
+	pthread_mutex_unlock(&fs->table_lock);
+	rfs_did_list_release(&dl);
+	free(at);
+	if (done)
+		resave_listing(fs, &parent, l);
+	rfs_did_rec_release(&parent);
+}
+
 /* ---- operations ---- */
 
 int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
@@ -831,20 +975,26 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 	struct rfs_node *p = node_get(fs, parent);
 	struct listing *l = NULL;
 	const struct entry *e;
+	size_t idx;
 	int rc;
 
 	if (!p)
 		return -ESTALE;
 	rc = node_listing(fs, p, &l);
-	node_put(fs, p);
-	if (rc)
+	if (rc) {
+		node_put(fs, p);
 		return rfs_fs_errno(rc);
+	}
 	e = listing_find(l, name);
 	if (!e) {
+		node_put(fs, p);
 		listing_put(l);
 		return -ENOENT;
 	}
-	rc = ref_entry(fs, parent, (size_t)(e - l->e), e, out);
+	idx = (size_t)(e - l->e);
+	entry_times(fs, p, l, idx);
+	rc = ref_entry(fs, parent, idx, e, out);
+	node_put(fs, p);
 	listing_put(l);
 	return rc;
 }
@@ -923,7 +1073,9 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 		return -ENOENT;
 	e = &d->list->e[idx - 2];
 	*name = e->name;
+	pthread_mutex_lock(&fs->table_lock); /* times may come meanwhile */
 	fill_attr(fs, e->ino, &e->rec, attr);
+	pthread_mutex_unlock(&fs->table_lock);
 	return 0;
 }
 
@@ -933,9 +1085,19 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 	struct rfs_fs *fs = d->fs;
 	const struct entry *e;
 
+	bool untimed;
+
 	if (idx < 2 || idx - 2 >= d->list->n)
 		return rfs_fs_dir_entry(d, idx, name, attr);
 	e = &d->list->e[idx - 2];
+	pthread_mutex_lock(&fs->table_lock);
+	untimed = e->untimed;
+	pthread_mutex_unlock(&fs->table_lock);
+	if (untimed) { /* a name only: `find` needs no more, `ls -l` asks */
+		int rc = rfs_fs_dir_entry(d, idx, name, attr);
+
+		return rc ? rc : 1;
+	}
 	*name = e->name;
 	return ref_entry(fs, d->node->ino, idx - 2, e, attr);
 }

@@ -88,7 +88,9 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 /*
  * As rfs_fs_dir_entry, and counts one kernel reference on the entry (not
  * on "." and "..") as a lookup would: readdirplus answers the lookups an
- * `ls -l` would make, with the listing already at hand.
+ * `ls -l` would make, with the listing already at hand. 1: a name only,
+ * no reference taken, as the entry's times are not asked for yet (a
+ * lookup asks).
  */
 int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 		      struct rfs_attr *attr);

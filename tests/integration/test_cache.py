@@ -207,11 +207,12 @@ def test_cache_off(lake41, mount_factory):
 def test_offline_listing_stat_and_reading(lake41, mount_factory):
     files = cacheable(lake41)[:8]
     m = mount_factory(lake41, "offline_retry=1")
-    listed = {}
+    listed, mtimes = {}, {}
     for f in files:
         p = find_path(m, f)
         listed[os.path.dirname(p)] = sorted(os.listdir(os.path.dirname(p)))
         assert sha256_of(p) == f["sha256"]
+        mtimes[f["name"]] = os.stat(p).st_mtime
     top = sorted(os.listdir(m.dir))
     m.unmount()
     never = [f for f in replicated(lake41)
@@ -232,6 +233,8 @@ def test_offline_listing_stat_and_reading(lake41, mount_factory):
         for f in files:
             p = find_path(m2, f)
             assert os.stat(p).st_size == f["size"]
+            # times asked for after the listing was kept are kept too
+            assert os.stat(p).st_mtime == mtimes[f["name"]]
             assert sha256_of(p) == f["sha256"]
         # what was never cached fails, promptly
         t = time.time()

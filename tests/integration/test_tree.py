@@ -3,6 +3,7 @@ import calendar
 import email.utils
 import errno
 import os
+import random
 import subprocess
 
 import pytest
@@ -37,6 +38,47 @@ def test_stat_sizes_and_times(lake, mnt):
         meta = cli.meta(f["scope"], f["name"])
         upd = calendar.timegm(email.utils.parsedate(meta["updated_at"]))
         assert int(st.st_mtime) == upd, p
+
+
+def bulkmeta_requests(lake):
+    c = lake.catalogue_counts()["by_route"]
+    return sum(v for k, v in c.items() if "/dids/bulkmeta" in k)
+
+
+def test_times_are_asked_for_only_when_needed(lake, mount_factory):
+    """A dataset's content carries names, sizes and checksums: `find` and
+    a plain listing ask nothing more; the first stat asks for the times
+    of the files around it in bulk, and they are the catalogue's."""
+    m = mount_factory(lake)
+    want = {f["name"]: f for f in manifest_files(lake)
+            if "cta:many_files" in f["datasets"]}
+    assert len(want) >= 100
+    d = m.path("cta", "many_files")
+    os.listdir(m.path("cta"))
+    lake.reset_counts()
+    out = subprocess.run(["find", d, "-type", "f"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert sorted(os.path.basename(x) for x in out) == sorted(want)
+    assert bulkmeta_requests(lake) == 0
+    assert sorted(e.name for e in os.scandir(d) if e.is_file()) == \
+        sorted(want)
+    assert bulkmeta_requests(lake) == 0
+    ls = subprocess.run(["ls", "-l", "--time-style=+%s", d], check=True,
+                        capture_output=True, text=True).stdout
+    # a request per thousand files, whatever order `ls` stats them in
+    assert 1 <= bulkmeta_requests(lake) <= (len(want) + 999) // 1000
+    cli = Client(lake)
+    shown = {l.split()[-1]: int(l.split()[-2])
+             for l in ls.splitlines()[1:]}
+    for name in random.Random(3).sample(sorted(want), 10):
+        meta = cli.meta("cta", name)
+        upd = calendar.timegm(email.utils.parsedate(meta["updated_at"]))
+        assert shown[posix_name(name)] == upd, name
+        assert int(os.stat(os.path.join(d, name)).st_mtime) == upd
+    # known now: another listing answers them with the names
+    before = bulkmeta_requests(lake)
+    subprocess.run(["ls", "-lR", d], check=True, capture_output=True)
+    assert bulkmeta_requests(lake) == before
 
 
 def test_large_sparse_file_size_is_64bit(lake, mnt):
