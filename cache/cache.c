@@ -124,22 +124,25 @@ int rfs_cache_check_dir(const char *dir, char *err, size_t errlen)
 }
 
 /*
- * Blocks of another size cannot serve this one: a cache written with a
- * different block_size starts empty (pins included) rather than reading
- * every block as corrupt.
+ * Blocks of another size or layout cannot serve this one: such a cache
+ * starts empty (pins included) rather than reading every block as
+ * corrupt. Layout 1 wrote the block size alone.
  */
-static int check_block_size(struct rfs_cache *c, MDB_txn *txn)
+static int check_layout(struct rfs_cache *c, MDB_txn *txn)
 {
 	static const char key[] = "\001block_size";
 	MDB_val k = { sizeof(key) - 1, (void *)key }, v;
-	unsigned char val[8];
+	unsigned char val[16];
 	int rc = mdb_get(txn, c->meta, &k, &v);
 
-	if (rc == 0 && v.mv_size == 8 && be64_get(v.mv_data) == c->block_size)
+	if (rc == 0 && v.mv_size == 16 &&
+	    be64_get(v.mv_data) == c->block_size &&
+	    be64_get((const unsigned char *)v.mv_data + 8) == LAYOUT)
 		return 0;
 	if (rc == 0) {
-		rfs_warn("cache: block size changed to %u; emptying the cache",
-			 c->block_size);
+		rfs_warn("cache: written with another block size or layout "
+			 "(now %u bytes, layout %d); emptying the cache",
+			 c->block_size, LAYOUT);
 		rc = mdb_drop(txn, c->blk, 0);
 		if (!rc)
 			rc = mdb_drop(txn, c->files, 0);
@@ -149,6 +152,7 @@ static int check_block_size(struct rfs_cache *c, MDB_txn *txn)
 		rc = 0;
 	}
 	be64_put(val, c->block_size);
+	be64_put(val + 8, LAYOUT);
 	v.mv_size = sizeof(val);
 	v.mv_data = val;
 	return rc ? rc : mdb_put(txn, c->meta, &k, &v, 0);
@@ -169,7 +173,7 @@ static int open_dbis(struct rfs_cache *c)
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
 	if (!rc)
-		rc = check_block_size(c, txn);
+		rc = check_layout(c, txn);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rfs_errno_from_mdb(rc);
@@ -533,6 +537,24 @@ int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
 	if (n != len)
 		return -EBADMSG;
 	return rfs_crc32c(0, buf, len) == crc ? 0 : -EBADMSG;
+}
+
+int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
+			 uint32_t *adler)
+{
+	unsigned char hdr[HDR_LEN];
+	uint32_t n;
+
+	if (v->mv_size != HDR_LEN + len)
+		return -EBADMSG;
+	if (!c->map)
+		memcpy(hdr, v->mv_data, HDR_LEN);
+	else if (pread(c->fd, hdr, HDR_LEN,
+		       (off_t)((const char *)v->mv_data - c->map)) != HDR_LEN)
+		return -EBADMSG;
+	memcpy(&n, hdr + 4, 4);
+	memcpy(adler, hdr + 8, 4);
+	return n == len ? 0 : -EBADMSG;
 }
 
 static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,

@@ -140,5 +140,8 @@ void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out);
 uint32_t rfs_crc32c(uint32_t crc, const void *buf, size_t len);
 /* Adler-32 as Rucio computes it (zlib's definition). */
 uint32_t rfs_adler32(uint32_t adler, const void *buf, size_t len);
+/* The adler32 of two pieces end to end, from theirs and the second's
+ * length: a file's, from its blocks'. */
+uint32_t rfs_adler32_combine(uint32_t a, uint32_t b, uint64_t len_b);
 
 #endif

@@ -10,7 +10,10 @@
 
 #include "cache/cache.h"
 
-#define HDR_LEN 8
+/* a stored block: crc32c, length, adler32 (all host order), the bytes */
+#define HDR_LEN 12
+/* what check_layout finds in a cache written by another layout */
+#define LAYOUT 2
 #define BLK_KEY_LEN (RFS_CACHE_ID_LEN + 8)
 #define LRU_KEY_LEN (8 + RFS_CACHE_ID_LEN)
 #define QUEUE_MAX_BYTES (32u << 20)
@@ -96,6 +99,9 @@ struct rfs_cache {
  * holds @len: 0, -EINVAL (another length is stored) or -EBADMSG (corrupt,
  * or unreadable). Inside a transaction that can see @v.
  */
+/* The adler32 a stored block's header says its @len bytes have. */
+int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
+			 uint32_t *adler);
 int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
 			 size_t len);
 

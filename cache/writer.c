@@ -120,7 +120,7 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	struct frec f;
-	uint32_t crc, len = (uint32_t)o->len;
+	uint32_t crc, adler, len = (uint32_t)o->len;
 	int rc;
 
 	blk_key(k, &o->id, o->idx);
@@ -134,8 +134,10 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (rc)
 		return rc;
 	crc = rfs_crc32c(0, o->data, o->len);
+	adler = rfs_adler32(1, o->data, o->len);
 	memcpy(v.mv_data, &crc, 4);
 	memcpy((char *)v.mv_data + 4, &len, 4);
+	memcpy((char *)v.mv_data + 8, &adler, 4);
 	memcpy((char *)v.mv_data + HDR_LEN, o->data, o->len);
 	f.r.bytes += o->len;
 	f.r.nblocks++;
@@ -384,16 +386,17 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
 }
 
 /*
- * The adler32 of the @size bytes stored for @id, read block by block
- * into @buf. Nonzero when a block went meanwhile or fails its own check:
- * that one is for a reader to find and drop.
+ * The adler32 of the @size bytes stored for @id, joined from the one each
+ * block's header keeps (summed when it was stored): no block is read
+ * again. Nonzero when a block went meanwhile.
  */
 static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
 			  const struct rfs_cache_id *id, uint64_t size,
-			  char *buf, uint32_t *a)
+			  uint32_t *a)
 {
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
+	uint32_t b;
 	int rc = 0;
 
 	*a = 1;
@@ -405,9 +408,9 @@ static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
 		blk_key(k, id, i);
 		rc = mdb_get(txn, c->blk, &key, &v);
 		if (!rc)
-			rc = rfs_cache_read_value(c, &v, buf, len);
+			rc = rfs_cache_read_adler(c, &v, len, &b);
 		if (!rc)
-			*a = rfs_adler32(*a, buf, len);
+			*a = rfs_adler32_combine(*a, b, len);
 	}
 	return rc;
 }
@@ -419,24 +422,19 @@ static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
  */
 static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
-	char *buf = malloc(c->block_size);
 	struct delta d = { 0 };
 	struct frec f;
 	uint32_t a;
 	MDB_txn *txn;
 	bool ok;
 
-	if (!buf || mdb_txn_begin(c->env, NULL, 0, &txn)) {
-		free(buf);
+	if (mdb_txn_begin(c->env, NULL, 0, &txn))
 		return;
-	}
 	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED) ||
-	    stored_adler32(c, txn, id, f.r.size, buf, &a)) {
+	    stored_adler32(c, txn, id, f.r.size, &a)) {
 		mdb_txn_abort(txn);
-		free(buf);
 		return;
 	}
-	free(buf);
 	ok = a == strtoul(f.r.adler32, NULL, 16);
 	if (ok) {
 		f.r.flags |= FILE_VERIFIED;

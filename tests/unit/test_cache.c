@@ -18,6 +18,8 @@
 #include <sys/mount.h>
 #include <time.h>
 
+#include <lmdb.h>
+
 #include "cache/cache.h"
 #include "unit.h"
 
@@ -341,6 +343,26 @@ static void test_adler32(void)
 	memset(buf, 0xff, big);
 	a = rfs_adler32(rfs_adler32(1, buf, 7000), buf + 7000, big - 7000);
 	CHECK_U64(a, 0x149a302cu);
+	/* Pieces summed apart and joined give the one-shot value, for
+	 * splits at 0, at the end and around the modulus; all 0xff too. */
+	for (int pass = 0; pass < 2; pass++) {
+		static const size_t cuts[] = { 0,     1,     5552,  65520,
+					       65521, 65522, 99999, 100000 };
+
+		if (pass)
+			fill(buf, big, 2, 2);
+		one = rfs_adler32(1, buf, big);
+		for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++)
+			CHECK_U64(rfs_adler32_combine(
+					  rfs_adler32(1, buf, cuts[k]),
+					  rfs_adler32(1, buf + cuts[k],
+						      big - cuts[k]),
+					  big - cuts[k]),
+				  one);
+	}
+	CHECK_U64(rfs_adler32_combine(rfs_adler32(1, "Wiki", 4),
+				      rfs_adler32(1, "pedia", 5), 5),
+		  0x11E60398u);
 	free(buf);
 }
 
@@ -1439,6 +1461,78 @@ out:
 	free(file);
 }
 
+/* Writes the block-size record as layout 1 (8 bytes, no layout) did. */
+static int set_layout_1(const char *dir, uint32_t bs)
+{
+	static const char key[] = "\001block_size";
+	unsigned char val[8];
+	MDB_val k = { sizeof(key) - 1, (void *)key }, v = { sizeof(val), val };
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		val[i] = (unsigned char)((uint64_t)bs >> (56 - 8 * i));
+	rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_mapsize(env, 64 * MIB);
+	rc = mdb_env_open(env, dir, 0, 0600);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (!rc) {
+		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+		if (!rc)
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	}
+	mdb_env_close(env);
+	return rc;
+}
+
+/*
+ * A cache is kept across restarts with the same block size and layout,
+ * and emptied when either changed: blocks of another size or header
+ * would all read as corrupt.
+ */
+static void test_layout(const char *dir)
+{
+	struct rfs_cache_file f = { 3 * BASIC_BS, "", "user.unit:file.500" };
+	struct rfs_cache_id id;
+	struct rfs_cache_stats s;
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+
+	if (!c)
+		return;
+	file_id(&id, 500);
+	CHECK_INT(put_file(c, &id, &f, 500, BASIC_BS), 0);
+	rfs_cache_close(c);
+	c = open_at(dir, 64 * MIB, BASIC_BS);
+	if (!c)
+		return;
+	CHECK_INT(count_file(c, &id, 500, f.size, BASIC_BS), 3);
+	rfs_cache_close(c);
+
+	CHECK_INT(set_layout_1(dir, BASIC_BS), 0);
+	c = open_at(dir, 64 * MIB, BASIC_BS);
+	if (!c)
+		return;
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, 0);
+	CHECK_INT(count_file(c, &id, 500, f.size, BASIC_BS), 0);
+	CHECK_INT(put_file(c, &id, &f, 500, BASIC_BS), 0);
+	rfs_cache_close(c);
+
+	c = open_at(dir, 64 * MIB, BASIC_BS * 2);
+	if (!c)
+		return;
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.used, 0);
+	rfs_cache_close(c);
+}
+
 /* ---- main ---- */
 
 struct store_test {
@@ -1462,6 +1556,7 @@ static const struct store_test store_tests[] = {
 	{ "concurrency", test_concurrency },
 	{ "fulldisk", test_full_disk },
 	{ "checkdir", test_check_dir },
+	{ "layout", test_layout },
 };
 
 int main(void)
