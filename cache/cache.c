@@ -296,6 +296,7 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	pthread_cond_init(&c->done, NULL);
+	pthread_cond_init(&c->stopping, NULL);
 	rc = mkdir_p(conf->dir);
 	if (!rc)
 		rc = open_env(c, conf->dir);
@@ -307,6 +308,11 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 		rc = -pthread_create(&c->writer, NULL, rfs_cache_writer_main,
 				     c);
 		c->writer_started = rc == 0;
+	}
+	if (!rc) {
+		rc = -pthread_create(&c->syncer, NULL, rfs_cache_syncer_main,
+				     c);
+		c->syncer_started = rc == 0;
 	}
 	if (rc)
 		goto fail;
@@ -796,13 +802,15 @@ void rfs_cache_close(struct rfs_cache *c)
 
 	if (!c)
 		return;
-	if (c->writer_started) {
-		pthread_mutex_lock(&c->lock);
-		c->stop = true;
-		pthread_cond_signal(&c->wake);
-		pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_signal(&c->wake);
+	pthread_cond_signal(&c->stopping);
+	pthread_mutex_unlock(&c->lock);
+	if (c->writer_started)
 		pthread_join(c->writer, NULL);
-	}
+	if (c->syncer_started)
+		pthread_join(c->syncer, NULL);
 	while ((o = c->head)) {
 		c->head = o->next;
 		rfs_cache_free_op(o);
@@ -811,6 +819,7 @@ void rfs_cache_close(struct rfs_cache *c)
 		mdb_env_sync(c->env, 1);
 		mdb_env_close(c->env);
 	}
+	pthread_cond_destroy(&c->stopping);
 	pthread_cond_destroy(&c->done);
 	pthread_cond_destroy(&c->wake);
 	pthread_mutex_destroy(&c->lock);

@@ -80,12 +80,16 @@ struct rfs_cache {
 	uint64_t quota;
 	pthread_t writer;
 	bool writer_started;
+	pthread_t syncer;
+	bool syncer_started;
 
 	/* lock guards the queue, the counters and the touch table; it is
 	 * never held during an LMDB write transaction */
 	pthread_mutex_t lock;
-	pthread_cond_t wake; /* the writer has work */
-	pthread_cond_t done; /* a batch was committed */
+	pthread_cond_t wake;	 /* the writer has work */
+	pthread_cond_t done;	 /* a batch was committed */
+	pthread_cond_t stopping; /* for the syncer's sleep */
+	bool unsynced;		 /* committed since the syncer's last sync */
 	struct op *head, *tail;
 	size_t queued_bytes;
 	uint64_t next_seq, committed_seq;
@@ -139,6 +143,8 @@ static inline uint64_t wall_now(void)
 	return (uint64_t)time(NULL);
 }
 
+/* Syncs the map every SYNC_SECONDS while something was committed. */
+void *rfs_cache_syncer_main(void *arg);
 void *rfs_cache_writer_main(void *arg);
 void rfs_cache_free_op(struct op *o);
 
