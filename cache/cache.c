@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 
 #include "cache/cache_int.h"
+#include "util/buf.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -519,6 +520,23 @@ static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
  * pread leaves them in the page cache only, where the kernel's own
  * readahead on the file serves a stream.
  */
+/* The start of value @v into @iov: from the file, or the map if need be. */
+static int read_stored(const struct rfs_cache *c, const MDB_val *v,
+		       const struct iovec *iov, int iovcnt)
+{
+	const char *p = v->mv_data;
+	size_t want = rfs_iov_len(iov, iovcnt);
+
+	if (c->map)
+		return preadv(c->fd, iov, iovcnt, (off_t)(p - c->map)) ==
+				       (ssize_t)want
+			       ? 0
+			       : -EBADMSG;
+	for (int i = 0; i < iovcnt; p += iov[i++].iov_len)
+		memcpy(iov[i].iov_base, p, iov[i].iov_len);
+	return 0;
+}
+
 int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
 			 size_t len)
 {
@@ -530,14 +548,8 @@ int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
 		return -EBADMSG;
 	if (v->mv_size - HDR_LEN != len)
 		return -EINVAL;
-	if (!c->map) {
-		memcpy(hdr, v->mv_data, HDR_LEN);
-		memcpy(buf, (const char *)v->mv_data + HDR_LEN, len);
-	} else if (preadv(c->fd, iov, 2,
-			  (off_t)((const char *)v->mv_data - c->map)) !=
-		   (ssize_t)(HDR_LEN + len)) {
+	if (read_stored(c, v, iov, 2))
 		return -EBADMSG;
-	}
 	memcpy(&crc, hdr, 4);
 	memcpy(&n, hdr + 4, 4);
 	if (n != len)
@@ -549,14 +561,10 @@ int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
 			 uint32_t *adler)
 {
 	unsigned char hdr[HDR_LEN];
+	struct iovec iov = { hdr, HDR_LEN };
 	uint32_t n;
 
-	if (v->mv_size != HDR_LEN + len)
-		return -EBADMSG;
-	if (!c->map)
-		memcpy(hdr, v->mv_data, HDR_LEN);
-	else if (pread(c->fd, hdr, HDR_LEN,
-		       (off_t)((const char *)v->mv_data - c->map)) != HDR_LEN)
+	if (v->mv_size != HDR_LEN + len || read_stored(c, v, &iov, 1))
 		return -EBADMSG;
 	memcpy(&n, hdr + 4, 4);
 	memcpy(adler, hdr + 8, 4);

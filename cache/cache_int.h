@@ -103,11 +103,11 @@ struct rfs_cache {
  * holds @len: 0, -EINVAL (another length is stored) or -EBADMSG (corrupt,
  * or unreadable). Inside a transaction that can see @v.
  */
+int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
+			 size_t len);
 /* The adler32 a stored block's header says its @len bytes have. */
 int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
 			 uint32_t *adler);
-int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
-			 size_t len);
 
 static inline void be64_put(unsigned char *p, uint64_t v)
 {

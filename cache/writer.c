@@ -664,21 +664,21 @@ void *rfs_cache_writer_main(void *arg)
 	struct rfs_cache *c = arg;
 	struct batch *b = calloc(1, sizeof(*b));
 	uint64_t last_unmap = mono_ms();
-	bool dirty = false;
 
 	if (!b)
 		return NULL;
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
+		bool wrote;
+
 		wait_for_work(c);
 		if (c->stop && !c->head)
 			break;
 		take_batch(c, b);
 		pthread_mutex_unlock(&c->lock);
-		if (b->n || b->ntouch) {
+		wrote = b->n || b->ntouch;
+		if (wrote)
 			write_batch(c, b);
-			dirty = true;
-		}
 		/* readers and this thread fault the tree's pages in: keep
 		 * the map out of the RSS */
 		if (mono_ms() - last_unmap >= UNMAP_MS) {
@@ -686,8 +686,7 @@ void *rfs_cache_writer_main(void *arg)
 			last_unmap = mono_ms();
 		}
 		pthread_mutex_lock(&c->lock);
-		c->unsynced |= dirty;
-		dirty = false;
+		c->unsynced |= wrote;
 		finish_batch(c, b);
 	}
 	pthread_mutex_unlock(&c->lock);

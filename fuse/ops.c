@@ -175,9 +175,8 @@ static size_t add_plus(fuse_req_t req, struct rfs_dir *d, size_t idx, char *buf,
 	struct fuse_entry_param e;
 	struct rfs_attr a;
 	const char *name;
-	size_t n;
-
 	bool name_only;
+	size_t n;
 
 	*rc = rfs_fs_dir_lookup(d, idx, &name, &a);
 	name_only = *rc == 1 || idx < 2;

@@ -250,21 +250,23 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return rc ? rc : (int)(k ? k : 1);
 }
 
-/* Block @idx of @f into @out (its whole length @len). */
-static int get_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     char *out)
+int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+			   size_t n, char *out, enum rfs_pick pick)
 {
-	int rc = rfs_cache_get(
-		fs->cache, &f->cid, idx, out,
-		rfs_block_len(f, rfs_cache_block_size(fs->cache), idx));
+	int rc = -EAGAIN;
 
-	for (int tries = 0; rc && tries < 4; tries++) {
-		rc = rfs_blocks_fetch(fs, f, idx, 1, out, RFS_PICK_BEST);
-		rc = rc > 0 ? 0 : rc;
-		if (rc != -EAGAIN)
-			break;
-	}
+	for (int tries = 0; rc == -EAGAIN && tries < 4; tries++)
+		rc = rfs_blocks_fetch(fs, f, idx, n, out, pick);
 	return rc == -EAGAIN ? -EIO : rc;
+}
+
+/* Block @idx of @f into @out (its whole length), which is not cached. */
+static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+		       char *out)
+{
+	int rc = rfs_blocks_fetch_retry(fs, f, idx, 1, out, RFS_PICK_BEST);
+
+	return rc > 0 ? 0 : rc;
 }
 
 /*
@@ -288,7 +290,7 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		n++;
 	rc = rfs_blocks_fetch(fs, f, idx, n, out, RFS_PICK_BEST);
 	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
-		rc = get_block(fs, f, idx, out);
+		rc = fetch_block(fs, f, idx, out);
 		return rc ? rc : (ssize_t)rfs_block_len(f, bs, idx);
 	}
 	if (rc < 0)
@@ -371,11 +373,15 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		}
 		if (!tmp)
 			tmp = malloc(bs);
-		rc = tmp ? get_little(fs, f, pos, n, blen, (char *)buf + done,
-				      tmp)
-			 : -ENOMEM;
+		if (!tmp)
+			rc = -ENOMEM;
+		else if (rfs_cache_get(fs->cache, &f->cid, idx, tmp, blen) == 0)
+			memcpy((char *)buf + done, tmp + skip, n);
+		else
+			rc = get_little(fs, f, pos, n, blen, (char *)buf + done,
+					tmp);
 		if (rc == 1) {
-			rc = get_block(fs, f, idx, tmp);
+			rc = fetch_block(fs, f, idx, tmp);
 			if (!rc)
 				memcpy((char *)buf + done, tmp + skip, n);
 		}

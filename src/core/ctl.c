@@ -198,14 +198,11 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	uint64_t bs = fs->conf->block_size;
 	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
 	size_t n = 1;
-	int rc = -EAGAIN;
 
 	while (n < max && idx + n < nblocks &&
 	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
 		n++;
-	for (int tries = 0; rc == -EAGAIN && tries < 4; tries++)
-		rc = rfs_blocks_fetch(fs, f, idx, n, buf, RFS_PICK_SPREAD);
-	return rc == -EAGAIN ? -EIO : rc;
+	return rfs_blocks_fetch_retry(fs, f, idx, n, buf, RFS_PICK_SPREAD);
 }
 
 /* Fills the cache with every block of one file not yet there. */

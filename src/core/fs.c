@@ -728,12 +728,19 @@ static void resave_listing(struct rfs_fs *fs, const struct rfs_did_rec *dir,
 static void entry_times(struct rfs_fs *fs, struct rfs_node *dir,
 			struct listing *l, size_t idx)
 {
-	size_t *at = malloc(TIMES_WINDOW * sizeof(*at));
 	struct rfs_did_list dl;
 	struct rfs_did_rec parent;
+	size_t *at;
 	bool done;
 	int rc;
 
+	/* every lookup comes here: most find the entry timed */
+	pthread_mutex_lock(&fs->table_lock);
+	done = !l->e[idx].untimed;
+	pthread_mutex_unlock(&fs->table_lock);
+	if (done)
+		return;
+	at = malloc(TIMES_WINDOW * sizeof(*at));
 	rfs_did_list_init(&dl);
 	pthread_mutex_lock(&fs->table_lock);
 	while (l->times_busy)
@@ -1084,7 +1091,6 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 {
 	struct rfs_fs *fs = d->fs;
 	const struct entry *e;
-
 	bool untimed;
 
 	if (idx < 2 || idx - 2 >= d->list->n)

@@ -149,6 +149,10 @@ size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx);
  */
 int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		     size_t n, char *out, enum rfs_pick pick);
+/* As rfs_blocks_fetch, asked again (a few times, then -EIO) while the
+ * fetch it waited for lost its blocks. */
+int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+			   size_t n, char *out, enum rfs_pick pick);
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off);
 

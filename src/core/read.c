@@ -14,6 +14,7 @@
 
 #include "authz/token.h"
 #include "core/fs_int.h"
+#include "util/buf.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -357,15 +358,6 @@ static void rank_sources(struct rfs_fs *fs, const struct rfs_replicas *r,
 		}
 }
 
-static size_t iov_total(const struct iovec *iov, int iovcnt)
-{
-	size_t n = 0;
-
-	for (int i = 0; i < iovcnt; i++)
-		n += iov[i].iov_len;
-	return n;
-}
-
 /*
  * One attempt on source @s; counts it for the endpoint's speed. Unless
  * it is the @last hope, a transfer under min_rate is given up.
@@ -393,7 +385,7 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,
 			   const struct iovec *iov, int iovcnt, uint64_t off,
 			   enum rfs_pick pick)
 {
-	size_t size = iov_total(iov, iovcnt);
+	size_t size = rfs_iov_len(iov, iovcnt);
 	unsigned order[64];
 	double score[64];
 	char *bearer = NULL;

@@ -15,6 +15,7 @@
 
 #include "conf/conf.h"
 #include "transport/transport.h"
+#include "util/buf.h"
 #include "util/errmap.h"
 #include "util/http.h"
 #include "util/log.h"
@@ -246,12 +247,10 @@ static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 	struct curl_slist *headers = NULL;
 	char target[8192];
 	long status = 0;
-	size_t len = 0;
+	size_t len = rfs_iov_len(iov, iovcnt);
 	bool tls;
 	int rc;
 
-	for (int i = 0; i < iovcnt; i++)
-		len += iov[i].iov_len;
 	if (len == 0)
 		return 0;
 	s.want = len;

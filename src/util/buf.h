@@ -3,6 +3,7 @@
 #define RFS_BUF_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 
 struct rfs_buf {
 	char *data; /* always NUL-terminated when non-NULL */
@@ -22,5 +23,15 @@ int rfs_buf_printf(struct rfs_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Hands the bytes to the caller (free()), leaving @b empty. */
 char *rfs_buf_take(struct rfs_buf *b);
+
+/* The bytes @iovcnt buffers of @iov hold together. */
+static inline size_t rfs_iov_len(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
 
 #endif
