@@ -824,18 +824,14 @@ def leftovers():
 def cleanup_all():
     """Stop everything this module started (mounts first, then nginx)."""
     errs = []
-    for obj in reversed(list(_LIVE)):
-        try:
-            if isinstance(obj, PeerMount):
-                obj.umount()
-        except Exception as e:
-            errs.append(str(e))
-    for obj in reversed(list(_LIVE)):
-        try:
-            if isinstance(obj, PeerNginx):
-                obj.stop()
-        except Exception as e:
-            errs.append(str(e))
+    for kind, stop in ((PeerMount, PeerMount.umount),
+                       (PeerNginx, PeerNginx.stop)):
+        for obj in reversed(list(_LIVE)):
+            try:
+                if isinstance(obj, kind):
+                    stop(obj)
+            except Exception as e:
+                errs.append(str(e))
     for m in list(_MOUNTED):
         if _is_mounted(m):
             _unmount_path(m, "fuse", 5.0)

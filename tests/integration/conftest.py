@@ -23,6 +23,13 @@ WORK = os.environ.get("RUCIOFS_TEST_WORK") or os.path.join(
     tempfile.gettempdir(), "ruciofs-it")
 
 
+def catalogue_requests(lake, route_part):
+    """Requests the catalogue answered on routes containing
+    @route_part since the last reset_counts()."""
+    c = lake.catalogue_counts()["by_route"]
+    return sum(v for k, v in c.items() if route_part in k)
+
+
 def nginx_bytes(lake, f):
     """Bytes of file @f nginx has sent, from its access log. With a mount
     limited to NGINX_DISK (rse_expression), that is every byte the daemon

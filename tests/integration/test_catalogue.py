@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import RUCIOFS
+from conftest import RUCIOFS, catalogue_requests
 from rucio_client import Client, manifest_files, find_path
 
 
@@ -137,8 +137,7 @@ def test_broken_catalogue_answers_give_eio(lake41, mount_factory, mode):
 
 
 def userpass_logins(lake):
-    c = lake.catalogue_counts()["by_route"]
-    return sum(v for k, v in c.items() if "/auth/userpass" in k)
+    return catalogue_requests(lake, "/auth/userpass")
 
 
 def test_userpass_token_renewed(lake41, mount_factory):

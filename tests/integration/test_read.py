@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import catalogue_requests
 from rucio_client import Client, manifest_files, find_path, replicated
 
 
@@ -239,11 +240,6 @@ def test_file_without_replica_is_eio(lake, mnt):
     assert "lists no replica" in mnt.logtext()
 
 
-def replica_requests(lake):
-    c = lake.catalogue_counts()["by_route"]
-    return sum(v for k, v in c.items() if "/replicas/list" in k)
-
-
 def test_opening_a_dataset_in_order_resolves_replicas_in_batches(
         lake, mount_factory):
     """tar, cp -r or a loop over a dataset open its files in listing
@@ -261,7 +257,7 @@ def test_opening_a_dataset_in_order_resolves_replicas_in_batches(
         with open(os.path.join(d, name), "rb") as fh:
             data = fh.read()
         assert hashlib.sha256(data).hexdigest() == want[name]["sha256"], name
-    assert replica_requests(lake) <= 6
+    assert catalogue_requests(lake, "/replicas/list") <= 6
     # out of order, after the replica lists expired: still every byte
     m2 = mount_factory(lake, "replica_ttl=0")
     d2 = m2.path("cta", "many_files")
@@ -271,4 +267,4 @@ def test_opening_a_dataset_in_order_resolves_replicas_in_batches(
         with open(os.path.join(d2, name), "rb") as fh:
             assert hashlib.sha256(fh.read()).hexdigest() == \
                 want[name]["sha256"]
-    assert replica_requests(lake) == len(some)
+    assert catalogue_requests(lake, "/replicas/list") == len(some)

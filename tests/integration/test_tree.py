@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from conftest import catalogue_requests
 from rucio_client import Client, posix_name, walk_catalogue, manifest_files, find_path
 
 
@@ -40,11 +41,6 @@ def test_stat_sizes_and_times(lake, mnt):
         assert int(st.st_mtime) == upd, p
 
 
-def bulkmeta_requests(lake):
-    c = lake.catalogue_counts()["by_route"]
-    return sum(v for k, v in c.items() if "/dids/bulkmeta" in k)
-
-
 def test_times_are_asked_for_only_when_needed(lake, mount_factory):
     """A dataset's content carries names, sizes and checksums: `find` and
     a plain listing ask nothing more; the first stat asks for the times
@@ -59,14 +55,14 @@ def test_times_are_asked_for_only_when_needed(lake, mount_factory):
     out = subprocess.run(["find", d, "-type", "f"], check=True,
                          capture_output=True, text=True).stdout.split()
     assert sorted(os.path.basename(x) for x in out) == sorted(want)
-    assert bulkmeta_requests(lake) == 0
+    assert catalogue_requests(lake, "/dids/bulkmeta") == 0
     assert sorted(e.name for e in os.scandir(d) if e.is_file()) == \
         sorted(want)
-    assert bulkmeta_requests(lake) == 0
+    assert catalogue_requests(lake, "/dids/bulkmeta") == 0
     ls = subprocess.run(["ls", "-l", "--time-style=+%s", d], check=True,
                         capture_output=True, text=True).stdout
     # a request per thousand files, whatever order `ls` stats them in
-    assert 1 <= bulkmeta_requests(lake) <= (len(want) + 999) // 1000
+    assert 1 <= catalogue_requests(lake, "/dids/bulkmeta") <= (len(want) + 999) // 1000
     cli = Client(lake)
     shown = {l.split()[-1]: int(l.split()[-2])
              for l in ls.splitlines()[1:]}
@@ -76,9 +72,9 @@ def test_times_are_asked_for_only_when_needed(lake, mount_factory):
         assert shown[posix_name(name)] == upd, name
         assert int(os.stat(os.path.join(d, name)).st_mtime) == upd
     # known now: another listing answers them with the names
-    before = bulkmeta_requests(lake)
+    before = catalogue_requests(lake, "/dids/bulkmeta")
     subprocess.run(["ls", "-lR", d], check=True, capture_output=True)
-    assert bulkmeta_requests(lake) == before
+    assert catalogue_requests(lake, "/dids/bulkmeta") == before
 
 
 def test_large_sparse_file_size_is_64bit(lake, mnt):
