@@ -824,12 +824,11 @@ def leftovers():
 def cleanup_all():
     """Stop everything this module started (mounts first, then nginx)."""
     errs = []
-    for kind, stop in ((PeerMount, PeerMount.umount),
-                       (PeerNginx, PeerNginx.stop)):
+    for kind, stop in ((PeerMount, "umount"), (PeerNginx, "stop")):
         for obj in reversed(list(_LIVE)):
             try:
                 if isinstance(obj, kind):
-                    stop(obj)
+                    getattr(obj, stop)()
             except Exception as e:
                 errs.append(str(e))
     for m in list(_MOUNTED):
