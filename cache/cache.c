@@ -1,7 +1,7 @@
 /*
- * The LMDB store. Layout (all keys binary, big-endian numbers):
+ * The store's index, in LMDB (all keys binary, big-endian numbers):
  *
- *   blk   id[16] idx[8]        -> crc32c[4] len[4] bytes...
+ *   blk   id[16] idx[8]        -> crc32c[4] len[4] adler32[4]
  *   files id[16]               -> struct file_rec + "scope:name"
  *   lru   atime[8] id[16]      -> (empty)   eviction order, by file
  *   meta  "key"                -> stored[8] bytes...
@@ -10,6 +10,7 @@
  * operations in batches; readers use short read-only transactions
  * (MDB_NOTLS) and never wait for it. Access times are kept in memory and
  * folded into the lru index by the writer, never with a write per read.
+ * The blocks' bytes are in block files (blockfile.c).
  */
 #include "config.h"
 
@@ -19,9 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,7 +29,6 @@
 #include <openssl/evp.h>
 
 #include "cache/cache_int.h"
-#include "util/buf.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -127,9 +125,10 @@ int rfs_cache_check_dir(const char *dir, char *err, size_t errlen)
 /*
  * Blocks of another size or layout cannot serve this one: such a cache
  * starts empty (pins included) rather than reading every block as
- * corrupt. Layout 1 wrote the block size alone.
+ * corrupt. Layout 1 wrote the block size alone; layout 2 kept the bytes
+ * in LMDB.
  */
-static int check_layout(struct rfs_cache *c, MDB_txn *txn)
+static int check_layout(struct rfs_cache *c, MDB_txn *txn, bool *emptied)
 {
 	static const char key[] = "\001block_size";
 	MDB_val k = { sizeof(key) - 1, (void *)key }, v;
@@ -149,6 +148,7 @@ static int check_layout(struct rfs_cache *c, MDB_txn *txn)
 			rc = mdb_drop(txn, c->files, 0);
 		if (!rc)
 			rc = mdb_drop(txn, c->lru, 0);
+		*emptied = true;
 	} else if (rc == MDB_NOTFOUND) {
 		rc = 0;
 	}
@@ -159,7 +159,7 @@ static int check_layout(struct rfs_cache *c, MDB_txn *txn)
 	return rc ? rc : mdb_put(txn, c->meta, &k, &v, 0);
 }
 
-static int open_dbis(struct rfs_cache *c)
+static int open_dbis(struct rfs_cache *c, bool *emptied)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
@@ -174,7 +174,7 @@ static int open_dbis(struct rfs_cache *c)
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
 	if (!rc)
-		rc = check_layout(c, txn);
+		rc = check_layout(c, txn, emptied);
 	if (rc) {
 		mdb_txn_abort(txn);
 		return rfs_errno_from_mdb(rc);
@@ -214,38 +214,11 @@ static int load_usage(struct rfs_cache *c)
 	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
 }
 
-/*
- * Where LMDB mapped @fd's file (it does not say unless the map is fixed):
- * the mapping of that inode at offset 0 in /proc/self/maps, checked
- * against the file's first page. NULL: not found, read through the map.
- */
-static const char *find_map(int fd)
-{
-	unsigned long start, end, off, ino;
-	char line[512], page[512];
-	const char *map = NULL;
-	struct stat st;
-	FILE *f;
-
-	if (fstat(fd, &st) || !(f = fopen("/proc/self/maps", "re")))
-		return NULL;
-	while (!map && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx %*s %lx %*s %lu", &start, &end, &off,
-			   &ino) == 4 &&
-		    ino == (unsigned long)st.st_ino && off == 0)
-			map = (const char *)start;
-	fclose(f);
-	if (map && (pread(fd, page, sizeof(page), 0) != sizeof(page) ||
-		    memcmp(page, map, sizeof(page))))
-		map = NULL;
-	return map;
-}
-
 static int open_env(struct rfs_cache *c, const char *dir)
 {
-	/* room for the data, LMDB's free pages and the metadata */
-	size_t map = c->quota + c->quota / 4 + (256u << 20);
-	MDB_envinfo info;
+	/* headers and catalogue answers only: the map is address space,
+	 * the file grows as they need */
+	size_t map = (1u << 30) + (size_t)(c->quota / c->block_size + 1) * 512;
 	int dead = 0, rc;
 
 	rc = mdb_env_create(&c->env);
@@ -256,32 +229,81 @@ static int open_env(struct rfs_cache *c, const char *dir)
 	if (!rc)
 		rc = mdb_env_set_mapsize(c->env, map);
 	/* NOSYNC: a cache can refetch; every block has its own checksum,
-	 * and the writer syncs every few seconds. NORDAHEAD: the map is
-	 * only walked for the tree; blocks are read with pread. */
+	 * and the syncer syncs every few seconds */
 	if (!rc)
-		rc = mdb_env_open(c->env, dir,
-				  MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0600);
-	if (!rc)
-		rc = mdb_env_get_fd(c->env, &c->fd);
+		rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
 	if (rc)
 		return rfs_errno_from_mdb(rc);
-	c->map = find_map(c->fd);
-	if (mdb_env_info(c->env, &info) == 0)
-		c->map_size = info.me_mapsize;
-	else
-		c->map = NULL;
-	/* a fault on one tree page would map the 2 MiB folio around it
-	 * with one PMD: other blocks' bytes, counted in the RSS */
-	if (c->map)
-		madvise((void *)c->map, c->map_size, MADV_NOHUGEPAGE);
-	else
-		rfs_warn("cache: cannot find LMDB's map of %s/data.mdb; "
-			 "blocks are read through it (and count in the RSS)",
-			 dir);
 	mdb_reader_check(c->env, &dead); /* slots of a crashed daemon */
 	if (dead)
 		rfs_info("cache: cleared %d stale reader slots", dead);
 	return 0;
+}
+
+/*
+ * An emptied cache of an older layout leaves LMDB's file as large as the
+ * blocks it held (LMDB never shrinks it): copy what is left compactly and
+ * put the copy in its place. On failure the cache goes on, just large.
+ */
+static int compact(struct rfs_cache *c, const char *dir)
+{
+	char tmp[4096], from[4200], to[4200];
+	int rc, reopened = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/compact.tmp", dir);
+	snprintf(from, sizeof(from), "%s/data.mdb", tmp);
+	snprintf(to, sizeof(to), "%s/data.mdb", dir);
+	unlink(from);
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return 0;
+	rc = mdb_env_copy2(c->env, tmp, MDB_CP_COMPACT);
+	if (!rc) {
+		mdb_env_close(c->env);
+		c->env = NULL;
+		rc = rename(from, to) ? errno : 0;
+		reopened = open_env(c, dir);
+	}
+	if (rc)
+		rfs_warn("cache: cannot compact %s: %s", to, mdb_strerror(rc));
+	unlink(from);
+	rmdir(tmp);
+	return reopened;
+}
+
+/* Whether the index has a record of @id (for the sweep at opening). */
+static bool known_file(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	MDB_val k = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	MDB_txn *txn;
+	bool yes;
+
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+		return true; /* when in doubt, keep */
+	yes = mdb_get(txn, c->files, &k, &v) == 0;
+	mdb_txn_abort(txn);
+	return yes;
+}
+
+static int open_store(struct rfs_cache *c, const char *dir)
+{
+	bool emptied = false;
+	int rc = mkdir_p(dir);
+
+	if (!rc)
+		rc = rfs_bf_open(c, dir);
+	if (!rc)
+		rc = open_env(c, dir);
+	if (!rc)
+		rc = open_dbis(c, &emptied);
+	if (!rc && emptied)
+		rc = compact(c, dir);
+	if (!rc && emptied)
+		rc = open_dbis(c, &emptied);
+	if (!rc)
+		rc = load_usage(c);
+	if (!rc)
+		rfs_bf_sweep(c, known_file);
+	return rc;
 }
 
 int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
@@ -293,18 +315,14 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 		return -ENOMEM;
 	c->block_size = conf->block_size;
 	c->quota = conf->quota;
+	c->dfd = c->lockfd = c->w.fd = -1;
+	c->w.bounce_len = conf->block_size;
 	c->st.quota = conf->quota;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
 	pthread_cond_init(&c->done, NULL);
 	pthread_cond_init(&c->stopping, NULL);
-	rc = mkdir_p(conf->dir);
-	if (!rc)
-		rc = open_env(c, conf->dir);
-	if (!rc)
-		rc = open_dbis(c);
-	if (!rc)
-		rc = load_usage(c);
+	rc = open_store(c, conf->dir);
 	if (!rc) {
 		rc = -pthread_create(&c->writer, NULL, rfs_cache_writer_main,
 				     c);
@@ -418,7 +436,7 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return -ENOMEM;
 	o->idx = idx;
 	o->len = len;
-	o->data = malloc(len ? len : 1);
+	o->data = rfs_cache_buf_alloc(len);
 	if (!o->data || set_file(o, f)) {
 		rfs_cache_free_op(o);
 		return -ENOMEM;
@@ -512,63 +530,42 @@ static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* -EINVAL: the caller asked for another length; -EBADMSG: corrupt. */
-/*
- * Blocks are read from the file at their place, not through the map:
- * pages faulted into the map would count in the daemon's RSS (2 GiB
- * after streaming a large file, which the OOM killer weighs), while
- * pread leaves them in the page cache only, where the kernel's own
- * readahead on the file serves a stream.
- */
-/* The start of value @v into @iov: from the file, or the map if need be. */
-static int read_stored(const struct rfs_cache *c, const MDB_val *v,
-		       const struct iovec *iov, int iovcnt)
+int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
 {
-	const char *p = v->mv_data;
-	size_t want = rfs_iov_len(iov, iovcnt);
-
-	if (c->map)
-		return preadv(c->fd, iov, iovcnt, (off_t)(p - c->map)) ==
-				       (ssize_t)want
-			       ? 0
-			       : -EBADMSG;
-	for (int i = 0; i < iovcnt; p += iov[i++].iov_len)
-		memcpy(iov[i].iov_base, p, iov[i].iov_len);
-	return 0;
-}
-
-int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
-			 size_t len)
-{
-	unsigned char hdr[HDR_LEN];
-	struct iovec iov[2] = { { hdr, HDR_LEN }, { buf, len } };
-	uint32_t crc, n;
-
-	if (v->mv_size < HDR_LEN)
-		return -EBADMSG;
-	if (v->mv_size - HDR_LEN != len)
-		return -EINVAL;
-	if (read_stored(c, v, iov, 2))
-		return -EBADMSG;
-	memcpy(&crc, hdr, 4);
-	memcpy(&n, hdr + 4, 4);
-	if (n != len)
-		return -EBADMSG;
-	return rfs_crc32c(0, buf, len) == crc ? 0 : -EBADMSG;
-}
-
-int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
-			 uint32_t *adler)
-{
-	unsigned char hdr[HDR_LEN];
-	struct iovec iov = { hdr, HDR_LEN };
 	uint32_t n;
 
-	if (v->mv_size != HDR_LEN + len || read_stored(c, v, &iov, 1))
+	if (v->mv_size != HDR_LEN)
 		return -EBADMSG;
-	memcpy(&n, hdr + 4, 4);
-	memcpy(adler, hdr + 8, 4);
+	memcpy(&n, (const char *)v->mv_data + 4, 4);
+	memcpy(adler, (const char *)v->mv_data + 8, 4);
 	return n == len ? 0 : -EBADMSG;
+}
+
+/* Block @idx's header: its CRC32C, or -ENOENT, or -EINVAL (another
+ * length is stored) or -EBADMSG. */
+static int get_header(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx, size_t len, uint32_t *crc)
+{
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
+	MDB_txn *txn;
+	uint32_t n;
+	int rc;
+
+	blk_key(k, id, idx);
+	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->blk, &key, &v);
+	if (rc == 0 && v.mv_size == HDR_LEN) {
+		memcpy(crc, v.mv_data, 4);
+		memcpy(&n, (const char *)v.mv_data + 4, 4);
+		rc = n == len ? 0 : -EINVAL;
+	} else {
+		rc = rc ? rfs_errno_from_mdb(rc) : -EBADMSG;
+	}
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -582,54 +579,17 @@ static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
 	}
 }
 
-/* Starts reading the file's bytes [@lo, @hi) of the map into the page
- * cache, without mapping them into this process. */
-static void will_need_range(const struct rfs_cache *c, uintptr_t lo,
-			    uintptr_t hi)
-{
-	if (c->map && hi > lo)
-		posix_fadvise(c->fd, (off_t)(lo - (uintptr_t)c->map),
-			      (off_t)(hi - lo), POSIX_FADV_WILLNEED);
-}
-
 void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 		      uint64_t idx, size_t n)
 {
-	uintptr_t page = 4096, lo = 0, hi = 0;
-	unsigned char k[BLK_KEY_LEN];
-	MDB_val key = { sizeof(k), k }, v;
-	MDB_txn *txn;
-
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		uintptr_t s, e;
-
-		blk_key(k, id, idx + i);
-		if (mdb_get(txn, c->blk, &key, &v))
-			continue;
-		s = (uintptr_t)v.mv_data;
-		e = s + v.mv_size;
-		/* blocks stored in order lie end to end in the file: one
-		 * request of several MiB reads faster than one per block */
-		if (hi && s >= lo && s <= hi + page) {
-			hi = e > hi ? e : hi;
-			continue;
-		}
-		will_need_range(c, lo, hi);
-		lo = s;
-		hi = e;
-	}
-	will_need_range(c, lo, hi);
-	mdb_txn_abort(txn);
+	rfs_bf_advise(c, id, idx, n);
 }
 
 int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, void *buf, size_t len)
 {
-	unsigned char k[BLK_KEY_LEN];
-	MDB_val key = { sizeof(k), k }, v;
-	MDB_txn *txn;
+	bool had_header;
+	uint32_t crc = 0;
 	int rc;
 
 	/* the queue first: a block leaves it only once committed, so
@@ -638,23 +598,25 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		count(c, true, len, false);
 		return 0;
 	}
-	blk_key(k, id, idx);
-	rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return rfs_errno_from_mdb(rc);
-	rc = mdb_get(txn, c->blk, &key, &v);
-	rc = rc ? rfs_errno_from_mdb(rc)
-		: rfs_cache_read_value(c, &v, buf, len);
-	mdb_txn_abort(txn);
+	/* the bytes are read outside the transaction: a reader never
+	 * holds an LMDB snapshot across disk I/O */
+	rc = get_header(c, id, idx, len, &crc);
 	if (rc == -EINVAL)
 		return rc;
-	if (rc == -EBADMSG) {
+	had_header = rc == 0;
+	if (!rc)
+		rc = rfs_bf_read(c, id, idx, buf, len);
+	if (!rc && rfs_crc32c(0, buf, len) != crc) {
 		rfs_log_limited(LOG_WARNING, "cache-crc",
 				"cache: block %llu of a file failed its "
 				"checksum; dropped, fetching it again",
 				(unsigned long long)idx);
-		drop_block(c, id, idx);
+		rc = -EBADMSG;
 	}
+	/* a header whose bytes are gone (evicted meanwhile, lost in a
+	 * crash) goes too: the caller fetches the block */
+	if (had_header && rc)
+		drop_block(c, id, idx);
 	count(c, rc == 0, len, rc == -EBADMSG);
 	if (rc == 0) {
 		pthread_mutex_lock(&c->lock);
@@ -824,9 +786,12 @@ void rfs_cache_close(struct rfs_cache *c)
 		rfs_cache_free_op(o);
 	}
 	if (c->env) {
-		mdb_env_sync(c->env, 1);
+		rfs_cache_sync(c);
 		mdb_env_close(c->env);
 	}
+	rfs_bf_writer_close(&c->w);
+	free(c->w.bounce);
+	rfs_bf_close(c);
 	pthread_cond_destroy(&c->stopping);
 	pthread_cond_destroy(&c->done);
 	pthread_cond_destroy(&c->wake);

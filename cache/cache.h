@@ -1,6 +1,7 @@
 /*
- * The persistent block and metadata store: one LMDB environment in a cache
- * directory. Knows nothing of FUSE, catalogues or transports; the read path
+ * The persistent block and metadata store in a cache directory: an LMDB
+ * environment for metadata and block headers, block bytes in plain files
+ * beside it. Knows nothing of FUSE, catalogues or transports; the read path
  * in src/core/ joins it to the network.
  *
  * Blocks are keyed by a file identity (scope, name and adler32, so a DID
@@ -87,8 +88,15 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  size_t len);
 
 /*
+ * A buffer for a block of @len bytes that the cache can hand to the disk
+ * as it is (page-aligned, padded with zeros to a whole page); free() it.
+ */
+void *rfs_cache_buf_alloc(size_t len);
+
+/*
  * As rfs_cache_put, but takes the malloc'd @buf instead of copying it
- * (the cold path crosses the CPU's caches once less). With the writer's
+ * (the cold path crosses the CPU's caches once less; a buffer from
+ * rfs_cache_buf_alloc goes to the disk without any copy). With the writer's
  * queue full, waits up to @wait_ms for room: read-ahead then keeps pace
  * with the disk instead of fetching blocks the cache cannot keep. On 0
  * the cache owns @buf; on an error the caller still does.

@@ -10,10 +10,11 @@
 
 #include "cache/cache.h"
 
-/* a stored block: crc32c, length, adler32 (all host order), the bytes */
+/* a block's header in LMDB: crc32c, length, adler32 (all host order);
+ * its bytes are in its file's block file (blockfile.c) */
 #define HDR_LEN 12
 /* what check_layout finds in a cache written by another layout */
-#define LAYOUT 2
+#define LAYOUT 3
 #define BLK_KEY_LEN (RFS_CACHE_ID_LEN + 8)
 #define LRU_KEY_LEN (8 + RFS_CACHE_ID_LEN)
 #define QUEUE_MAX_BYTES (32u << 20)
@@ -23,6 +24,8 @@
 #define HIGH_WATER 950
 #define LOW_WATER 850
 #define TOUCH_SLOTS 1024
+/* files whose blocks the syncer flushes by name; past that, syncfs */
+#define SYNC_IDS 64
 
 enum file_flags {
 	FILE_PINNED = 1 << 0,
@@ -70,12 +73,21 @@ struct touch {
 	bool dirty;
 };
 
+/* The writer thread's open block file and its page-padded copy buffer. */
+struct rfs_bf_writer {
+	int fd;
+	struct rfs_cache_id id;
+	char *bounce;
+	size_t bounce_len;
+};
+
 struct rfs_cache {
 	MDB_env *env;
-	int fd;		 /* LMDB's data file: blocks are read with pread */
-	const char *map; /* where LMDB maps it, to turn values into offsets */
-	size_t map_size;
 	MDB_dbi blk, files, lru, meta;
+	int dfd;     /* the blocks/ directory */
+	int lockfd;  /* held for the daemon's life: one per directory */
+	bool direct; /* block files are written with O_DIRECT */
+	struct rfs_bf_writer w; /* the writer thread's alone */
 	uint32_t block_size;
 	uint64_t quota;
 	pthread_t writer;
@@ -90,6 +102,10 @@ struct rfs_cache {
 	pthread_cond_t done;	 /* a batch was committed */
 	pthread_cond_t stopping; /* for the syncer's sleep */
 	bool unsynced;		 /* committed since the syncer's last sync */
+	/* block files written since then: synced before LMDB is */
+	struct rfs_cache_id written[SYNC_IDS];
+	size_t nwritten;
+	bool written_overflow;
 	struct op *head, *tail;
 	size_t queued_bytes;
 	uint64_t next_seq, committed_seq;
@@ -98,16 +114,34 @@ struct rfs_cache {
 	struct touch touches[TOUCH_SLOTS];
 };
 
-/*
- * The stored bytes of block value @v (header checked) into @buf, which
- * holds @len: 0, -EINVAL (another length is stored) or -EBADMSG (corrupt,
- * or unreadable). Inside a transaction that can see @v.
- */
-int rfs_cache_read_value(struct rfs_cache *c, const MDB_val *v, void *buf,
-			 size_t len);
-/* The adler32 a stored block's header says its @len bytes have. */
-int rfs_cache_read_adler(struct rfs_cache *c, const MDB_val *v, size_t len,
-			 uint32_t *adler);
+/* The adler32 a stored block's header @v says its @len bytes have. */
+int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler);
+
+/* blockfile.c: the block files, beside LMDB */
+int rfs_bf_open(struct rfs_cache *c, const char *dir);
+void rfs_bf_close(struct rfs_cache *c);
+/* Writer only: block @idx of @id, before its header is committed. */
+int rfs_bf_write(struct rfs_cache *c, struct rfs_bf_writer *w,
+		 const struct rfs_cache_id *id, uint64_t idx, const void *data,
+		 size_t len);
+void rfs_bf_writer_close(struct rfs_bf_writer *w);
+/* Writer only: frees a dropped block's bytes, or a whole file's. */
+void rfs_bf_punch(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  uint64_t idx, size_t len);
+void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
+		   const struct rfs_cache_id *id);
+/* @len bytes of block @idx: 0, or -ENOENT when they are not all there. */
+int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
+		uint64_t idx, void *buf, size_t len);
+void rfs_bf_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint64_t idx, size_t n);
+/* Makes the files of @ids durable, or every file with @all. */
+void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
+		 bool all);
+/* Removes the block files whose identity @known does not know. */
+void rfs_bf_sweep(struct rfs_cache *c,
+		  bool (*known)(struct rfs_cache *,
+				const struct rfs_cache_id *));
 
 static inline void be64_put(unsigned char *p, uint64_t v)
 {
@@ -143,8 +177,10 @@ static inline uint64_t wall_now(void)
 	return (uint64_t)time(NULL);
 }
 
-/* Syncs the map every SYNC_SECONDS while something was committed. */
+/* Syncs every SYNC_SECONDS while something was committed. */
 void *rfs_cache_syncer_main(void *arg);
+/* Makes what was committed durable: block files first, then LMDB. */
+void rfs_cache_sync(struct rfs_cache *c);
 void *rfs_cache_writer_main(void *arg);
 void rfs_cache_free_op(struct op *o);
 

@@ -2,8 +2,10 @@
  * The writer thread: the only code that opens LMDB write transactions.
  * It applies queued operations in batches (one commit per batch, so a
  * sequential read storing 1 MiB blocks costs a commit per 256 blocks at
- * most), folds access times into the lru index, evicts past the high
- * water mark, checks whole files against their adler32, and syncs.
+ * most), writes blocks' bytes to their block files before their headers,
+ * folds access times into the lru index, evicts past the high water
+ * mark, and checks whole files against their adler32. A syncer thread
+ * makes it durable every few seconds.
  */
 #include "config.h"
 
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cache/cache_int.h"
 #include "util/errmap.h"
@@ -38,6 +39,8 @@ struct batch {
 	size_t ntouch;
 	struct rfs_cache_id verify[VERIFY_MAX];
 	size_t nverify;
+	struct rfs_cache_id written[VERIFY_MAX]; /* block files written */
+	size_t nwritten;
 };
 
 /* A file record copied out of LMDB, to be modified and put back. */
@@ -114,6 +117,16 @@ static int file_for(struct rfs_cache *c, MDB_txn *txn, const struct op *o,
 	return set_lru(c, txn, &o->id, 0, f->r.atime);
 }
 
+/* The batch is sorted by file: a file written is noted once per run. */
+static void note_written(struct batch *b, const struct rfs_cache_id *id)
+{
+	if (b->nwritten &&
+	    !memcmp(b->written[b->nwritten - 1].b, id->b, RFS_CACHE_ID_LEN))
+		return;
+	if (b->nwritten < VERIFY_MAX)
+		b->written[b->nwritten++] = *id;
+}
+
 static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 		     struct delta *d, struct batch *b)
 {
@@ -129,7 +142,12 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	rc = file_for(c, txn, o, &f, d);
 	if (rc)
 		return rc;
-	v.mv_size = HDR_LEN + o->len;
+	/* bytes before header: a header never names bytes not written */
+	rc = rfs_bf_write(c, &c->w, &o->id, o->idx, o->data, o->len);
+	if (rc)
+		return -rc; /* LMDB's convention: a positive errno */
+	note_written(b, &o->id);
+	v.mv_size = HDR_LEN;
 	rc = mdb_put(txn, c->blk, &key, &v, MDB_RESERVE);
 	if (rc)
 		return rc;
@@ -138,7 +156,6 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	memcpy(v.mv_data, &crc, 4);
 	memcpy((char *)v.mv_data + 4, &len, 4);
 	memcpy((char *)v.mv_data + 8, &adler, 4);
-	memcpy((char *)v.mv_data + HDR_LEN, o->data, o->len);
 	f.r.bytes += o->len;
 	f.r.nblocks++;
 	d->used += (int64_t)o->len;
@@ -157,16 +174,23 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	struct frec f;
+	uint32_t len32;
 	size_t len;
 	int rc;
 
 	blk_key(k, &o->id, o->idx);
 	if (mdb_get(txn, c->blk, &key, &v))
 		return 0;
-	len = v.mv_size > HDR_LEN ? v.mv_size - HDR_LEN : 0;
+	len32 = 0;
+	if (v.mv_size == HDR_LEN)
+		memcpy(&len32, (const char *)v.mv_data + 4, 4);
+	len = len32;
 	rc = mdb_del(txn, c->blk, &key, NULL);
-	if (rc || get_frec(c, txn, &o->id, &f))
+	if (rc)
 		return rc;
+	rfs_bf_punch(c, &o->id, o->idx, len);
+	if (get_frec(c, txn, &o->id, &f))
+		return 0;
 	f.r.bytes -= len < f.r.bytes ? len : f.r.bytes;
 	f.r.nblocks -= f.r.nblocks ? 1 : 0;
 	f.r.flags &= ~FILE_VERIFIED;
@@ -174,19 +198,6 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (f.r.flags & FILE_PINNED)
 		d->pinned -= (int64_t)len;
 	return put_frec(c, txn, &o->id, &f);
-}
-
-/*
- * LMDB reads its tree, its free list and each deleted block's first page
- * through the map, and every page it faults in stays mapped: evicting
- * big files left gigabytes of page cache counted in the daemon's RSS,
- * which the OOM killer weighs. Drop this process's view of the map now
- * and then (the page cache keeps the pages; they fault in again).
- */
-static void unmap_all(struct rfs_cache *c)
-{
-	if (c->map)
-		madvise((void *)c->map, c->map_size, MADV_DONTNEED);
 }
 
 /* Deletes every block, the record and the lru entry of one file. */
@@ -198,7 +209,6 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		fk = { RFS_CACHE_ID_LEN, (void *)id->b };
 	MDB_val lkey = { sizeof(lk), lk };
 	MDB_cursor *cur;
-	size_t deleted = 0;
 	struct frec f;
 	int rc;
 
@@ -221,13 +231,14 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
-		if (++deleted % 64 == 0)
-			unmap_all(c);
 	}
-	unmap_all(c);
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return rc;
+	/* now, not after the commit: a put of the same file later in this
+	 * batch must start a new file. Should the commit fail, headers
+	 * without bytes read as absent and are dropped (blockfile.c). */
+	rfs_bf_remove(c, &c->w, id);
 	lru_key(lk, f.r.atime, id);
 	mdb_del(txn, c->lru, &lkey, NULL);
 	rc = mdb_del(txn, c->files, &fk, NULL);
@@ -408,7 +419,7 @@ static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
 		blk_key(k, id, i);
 		rc = mdb_get(txn, c->blk, &key, &v);
 		if (!rc)
-			rc = rfs_cache_read_adler(c, &v, len, &b);
+			rc = rfs_cache_read_adler(&v, len, &b);
 		if (!rc)
 			*a = rfs_adler32_combine(*a, b, len);
 	}
@@ -461,8 +472,9 @@ static bool put_before(const struct op *a, const struct op *b)
  * The batch's ops in the order to apply them: runs of block puts sorted
  * by file and block (stably: a block put twice keeps its last value),
  * everything else where it was. Parallel read-ahead queues blocks out of
- * order; stored in order, a file's blocks lie end to end in the map and
- * a warm read takes them from disk in requests of several MiB.
+ * order; written in order, a block file is laid out contiguously (direct
+ * writes allocate as they go) and a warm read takes it from disk in
+ * requests of several MiB; the one-per-file sync list stays short.
  */
 static void apply_order(const struct batch *b, struct op **ops)
 {
@@ -617,15 +629,42 @@ static void wait_for_work(struct rfs_cache *c)
 			break; /* once a second: access times, sync */
 }
 
-/* How often the writer drops the map from the RSS, at most. */
-#define UNMAP_MS 200
-
-static uint64_t mono_ms(void)
+/* Under c->lock: the block files the batch wrote, for the syncer. */
+static void note_for_sync(struct rfs_cache *c, const struct batch *b)
 {
-	struct timespec ts;
+	for (size_t i = 0; i < b->nwritten; i++) {
+		size_t j = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		while (j < c->nwritten &&
+		       memcmp(c->written[j].b, b->written[i].b,
+			      RFS_CACHE_ID_LEN))
+			j++;
+		if (j < c->nwritten)
+			continue;
+		if (c->nwritten < SYNC_IDS)
+			c->written[c->nwritten++] = b->written[i];
+		else
+			c->written_overflow = true;
+	}
+}
+
+void rfs_cache_sync(struct rfs_cache *c)
+{
+	struct rfs_cache_id ids[SYNC_IDS];
+	size_t n;
+	bool all;
+
+	pthread_mutex_lock(&c->lock);
+	n = c->nwritten;
+	all = c->written_overflow;
+	memcpy(ids, c->written, n * sizeof(ids[0]));
+	c->nwritten = 0;
+	c->written_overflow = false;
+	pthread_mutex_unlock(&c->lock);
+	/* bytes before the headers that name them */
+	if (n || all)
+		rfs_bf_sync(c, ids, n, all);
+	mdb_env_sync(c->env, 1);
 }
 
 /*
@@ -652,7 +691,7 @@ void *rfs_cache_syncer_main(void *arg)
 			continue;
 		c->unsynced = false;
 		pthread_mutex_unlock(&c->lock);
-		mdb_env_sync(c->env, 1);
+		rfs_cache_sync(c);
 		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -663,7 +702,6 @@ void *rfs_cache_writer_main(void *arg)
 {
 	struct rfs_cache *c = arg;
 	struct batch *b = calloc(1, sizeof(*b));
-	uint64_t last_unmap = mono_ms();
 
 	if (!b)
 		return NULL;
@@ -677,15 +715,14 @@ void *rfs_cache_writer_main(void *arg)
 		take_batch(c, b);
 		pthread_mutex_unlock(&c->lock);
 		wrote = b->n || b->ntouch;
+		b->nwritten = 0;
 		if (wrote)
 			write_batch(c, b);
-		/* readers and this thread fault the tree's pages in: keep
-		 * the map out of the RSS */
-		if (mono_ms() - last_unmap >= UNMAP_MS) {
-			unmap_all(c);
-			last_unmap = mono_ms();
-		}
+		/* an idle writer holds no file open (an evicted file's
+		 * space comes back at once) */
+		rfs_bf_writer_close(&c->w);
 		pthread_mutex_lock(&c->lock);
+		note_for_sync(c, b);
 		c->unsynced |= wrote;
 		finish_batch(c, b);
 	}

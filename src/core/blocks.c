@@ -170,7 +170,8 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 
 	for (size_t i = 0; i < run->n; i++) {
 		iov[i].iov_len = run->e[i]->len;
-		iov[i].iov_base = malloc(run->e[i]->len);
+		/* aligned: the cache's writer gives it to the disk as is */
+		iov[i].iov_base = rfs_cache_buf_alloc(run->e[i]->len);
 		total += run->e[i]->len;
 		if (!iov[i].iov_base) {
 			free_bufs(iov, i);

@@ -92,15 +92,23 @@ def test_sigkill_mid_read_then_remount(lake41, mount_factory):
         assert sha256_of(find_path(m3, f)) == f["sha256"], f["name"]
 
 
-def flip_in_file(path, needle):
-    """Flips one byte of the first copy of @needle inside @path."""
-    with open(path, "r+b") as fh:
-        data = fh.read()
-        pos = data.find(needle)
-        assert pos >= 0, "block bytes not found in the cache file"
-        fh.seek(pos + len(needle) // 2)
-        b = data[pos + len(needle) // 2]
-        fh.write(bytes([b ^ 0x5a]))
+def flip_in_cache(cache, needle):
+    """Flips one byte of @needle where the cache keeps it: in one block
+    file under blocks/, and nowhere in LMDB's index."""
+    with open(os.path.join(cache, "data.mdb"), "rb") as fh:
+        assert needle not in fh.read()
+    hits = []
+    for root, _, names in os.walk(os.path.join(cache, "blocks")):
+        for name in names:
+            with open(os.path.join(root, name), "r+b") as fh:
+                data = fh.read()
+                pos = data.find(needle)
+                if pos < 0:
+                    continue
+                fh.seek(pos + len(needle) // 2)
+                fh.write(bytes([data[pos + len(needle) // 2] ^ 0x5a]))
+                hits.append(name)
+    assert len(hits) == 1, "block bytes found in %d block files" % len(hits)
 
 
 def test_corrupt_block_detected_and_healed(lake41, mount_factory):
@@ -111,7 +119,7 @@ def test_corrupt_block_detected_and_healed(lake41, mount_factory):
     with open(f["local_path"], "rb") as ref:
         ref.seek(BS + 12345)
         needle = ref.read(64)
-    flip_in_file(os.path.join(m.cache, "data.mdb"), needle)
+    flip_in_cache(m.cache, needle)
     before = storage_hits(lake41, f)
     m2 = mount_factory(lake41, "cache_dir=" + m.cache)
     subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"])

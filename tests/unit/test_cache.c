@@ -717,6 +717,17 @@ static int flip_marker(const char *path)
 	return hits;
 }
 
+/* Where the cache keeps the bytes of @id: blocks/ab/abcd... */
+static char *block_file(const char *dir, const struct rfs_cache_id *id)
+{
+	char hex[2 * RFS_CACHE_ID_LEN + 1], rel[3 * RFS_CACHE_ID_LEN];
+
+	for (size_t i = 0; i < RFS_CACHE_ID_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id->b[i]);
+	snprintf(rel, sizeof(rel), "blocks/%.2s/%s", hex, hex);
+	return path_in(dir, rel);
+}
+
 static void test_corruption(const char *dir)
 {
 	struct rfs_cache_file fk = { 3 * CORRUPT_BS, "", "user.unit:file.40" };
@@ -725,11 +736,14 @@ static void test_corruption(const char *dir)
 	struct rfs_cache_id k, l;
 	struct rfs_cache_stats s0, s;
 	struct rfs_cache *c;
-	char *mdb = path_in(dir, "data.mdb");
+	char *mdb = path_in(dir, "data.mdb"), *blocks = NULL;
 
 	if (!buf || !got || !mdb)
 		goto out;
 	file_id(&k, 40);
+	blocks = block_file(dir, &k);
+	if (!blocks)
+		goto out;
 	file_id(&l, 41);
 	c = open_at(dir, 64 * MIB, CORRUPT_BS);
 	if (!c)
@@ -742,7 +756,9 @@ static void test_corruption(const char *dir)
 	rfs_cache_flush(c);
 	rfs_cache_close(c);
 
-	CHECK(flip_marker(mdb) >= 1);
+	CHECK_INT(flip_marker(blocks), 1);
+	/* the index holds headers only: the marker is in no page of it */
+	CHECK_INT(flip_marker(mdb), 0);
 
 	c = open_at(dir, 64 * MIB, CORRUPT_BS);
 	if (!c)
@@ -781,6 +797,7 @@ static void test_corruption(const char *dir)
 	CHECK_U64(s.corrupt, 1);
 	rfs_cache_close(c);
 out:
+	free(blocks);
 	free(mdb);
 	free(buf);
 	free(got);
@@ -1461,6 +1478,26 @@ out:
 	free(file);
 }
 
+/* Grows LMDB's file by 8 MiB of pages that are free again. */
+static int ballast(MDB_env *env, MDB_dbi dbi)
+{
+	static const char key[] = "ballast";
+	MDB_val k = { sizeof(key) - 1, (void *)key }, v = { 8 * MIB, NULL };
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(env, NULL, 0, &txn);
+
+	if (!rc)
+		rc = mdb_put(txn, dbi, &k, &v, MDB_RESERVE);
+	if (!rc)
+		memset(v.mv_data, 7, v.mv_size);
+	rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	if (!rc)
+		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_del(txn, dbi, &k, NULL);
+	return rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+}
+
 /* Writes the block-size record as layout 1 (8 bytes, no layout) did. */
 static int set_layout_1(const char *dir, uint32_t bs)
 {
@@ -1488,6 +1525,9 @@ static int set_layout_1(const char *dir, uint32_t bs)
 			rc = mdb_put(txn, dbi, &k, &v, 0);
 		rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
 	}
+	/* an old cache's file is as large as the blocks it held */
+	if (!rc)
+		rc = ballast(env, dbi);
 	mdb_env_close(env);
 	return rc;
 }
@@ -1503,33 +1543,97 @@ static void test_layout(const char *dir)
 	struct rfs_cache_id id;
 	struct rfs_cache_stats s;
 	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	char *blocks = NULL, *mdb = path_in(dir, "data.mdb");
+	struct stat st;
 
-	if (!c)
-		return;
+	if (!c || !mdb)
+		goto out;
 	file_id(&id, 500);
+	blocks = block_file(dir, &id);
 	CHECK_INT(put_file(c, &id, &f, 500, BASIC_BS), 0);
 	rfs_cache_close(c);
 	c = open_at(dir, 64 * MIB, BASIC_BS);
 	if (!c)
-		return;
+		goto out;
 	CHECK_INT(count_file(c, &id, 500, f.size, BASIC_BS), 3);
 	rfs_cache_close(c);
 
+	CHECK_INT(access(blocks, F_OK), 0);
+
 	CHECK_INT(set_layout_1(dir, BASIC_BS), 0);
+	CHECK(stat(mdb, &st) == 0 && st.st_size > 8 * MIB);
 	c = open_at(dir, 64 * MIB, BASIC_BS);
 	if (!c)
-		return;
+		goto out;
+	/* compacted: the old file's free pages are given back */
+	CHECK(stat(mdb, &st) == 0 && st.st_size < 1 * MIB);
 	rfs_cache_stats(c, &s);
 	CHECK_U64(s.used, 0);
 	CHECK_INT(count_file(c, &id, 500, f.size, BASIC_BS), 0);
+	/* the emptied cache's block files went too */
+	CHECK(access(blocks, F_OK) != 0 && errno == ENOENT);
 	CHECK_INT(put_file(c, &id, &f, 500, BASIC_BS), 0);
 	rfs_cache_close(c);
 
 	c = open_at(dir, 64 * MIB, BASIC_BS * 2);
 	if (!c)
-		return;
+		goto out;
 	rfs_cache_stats(c, &s);
 	CHECK_U64(s.used, 0);
+	rfs_cache_close(c);
+out:
+	free(mdb);
+	free(blocks);
+}
+
+/*
+ * A header whose bytes are gone (the block file removed behind the
+ * cache's back, as a crash between a sync of the index and one of the
+ * file could) reads as absent, is dropped, and is stored again.
+ */
+static void test_lost_bytes(const char *dir)
+{
+	struct rfs_cache_file f = { 2 * BASIC_BS, "", "user.unit:file.600" };
+	struct rfs_cache_stats s;
+	struct rfs_cache_id id;
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS);
+	char *blocks;
+
+	if (!c)
+		return;
+	file_id(&id, 600);
+	blocks = block_file(dir, &id);
+	CHECK_INT(put_file(c, &id, &f, 600, BASIC_BS), 0);
+	rfs_cache_flush(c);
+	CHECK(blocks && unlink(blocks) == 0);
+	CHECK_INT(get_cmp(c, &id, 600, 0, BASIC_BS), -ENOENT);
+	rfs_cache_flush(c);
+	CHECK_U64(stored_blocks(c, &id, NULL), 1);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.corrupt, 0);
+	CHECK_U64(s.used, BASIC_BS);
+	CHECK_INT(get_cmp(c, &id, 600, 1, BASIC_BS), -ENOENT);
+	rfs_cache_flush(c);
+	CHECK_U64(stored_blocks(c, &id, NULL), 0);
+	CHECK_INT(put_file(c, &id, &f, 600, BASIC_BS), 0);
+	rfs_cache_flush(c);
+	CHECK_INT(count_file(c, &id, 600, f.size, BASIC_BS), 2);
+	rfs_cache_close(c);
+	free(blocks);
+}
+
+/* One daemon per directory: a second opening waits, then gives up. */
+static void test_lock(const char *dir)
+{
+	struct rfs_cache *c = open_at(dir, 64 * MIB, BASIC_BS), *d = NULL;
+	struct rfs_cache_conf conf = { dir, 64 * MIB, BASIC_BS };
+
+	if (!c)
+		return;
+	CHECK_INT(rfs_cache_open(&d, &conf), -EBUSY);
+	rfs_cache_close(c);
+	c = open_at(dir, 64 * MIB, BASIC_BS);
+	CHECK(c != NULL);
 	rfs_cache_close(c);
 }
 
@@ -1557,6 +1661,8 @@ static const struct store_test store_tests[] = {
 	{ "fulldisk", test_full_disk },
 	{ "checkdir", test_check_dir },
 	{ "layout", test_layout },
+	{ "lostbytes", test_lost_bytes },
+	{ "lock", test_lock },
 };
 
 int main(void)
