@@ -40,15 +40,36 @@ static size_t round_up(size_t n)
 	return (n + ALIGN - 1) / ALIGN * ALIGN;
 }
 
+/*
+ * Not aligned_alloc: glibc carves aligned chunks out of larger ones and
+ * the leftovers fragment its heap (peak RSS streaming 10 GiB: 306 MiB,
+ * against 79 with plain malloc, and half the speed from fresh pages).
+ * A plain malloc of one size a page larger, aligned by hand, keeps
+ * reusing the same chunks; the pointer malloc gave sits just below.
+ */
 void *rfs_cache_buf_alloc(size_t len)
 {
 	size_t cap = round_up(len ? len : 1);
-	char *p = aligned_alloc(ALIGN, cap);
+	char *raw = malloc(cap + ALIGN + sizeof(void *)), *p;
 
+	if (!raw)
+		return NULL;
+	p = raw + sizeof(void *);
+	p += (ALIGN - (uintptr_t)p % ALIGN) % ALIGN;
+	memcpy(p - sizeof(void *), &raw, sizeof(raw));
 	/* a direct write of a last, short block writes the whole page */
-	if (p)
-		memset(p + len, 0, cap - len);
+	memset(p + len, 0, cap - len);
 	return p;
+}
+
+void rfs_cache_buf_free(void *buf)
+{
+	char *raw;
+
+	if (!buf)
+		return;
+	memcpy(&raw, (char *)buf - sizeof(void *), sizeof(raw));
+	free(raw);
 }
 
 static void name_of(char name[NAME_LEN + 1], const struct rfs_cache_id *id)
@@ -137,12 +158,17 @@ int rfs_bf_open(struct rfs_cache *c, const char *dir)
 
 void rfs_bf_close(struct rfs_cache *c)
 {
+	for (size_t i = 0; i < READER_SLOTS; i++)
+		if (c->rd[i].fd >= 0)
+			close(c->rd[i].fd);
 	if (c->dfd >= 0)
 		close(c->dfd);
 	if (c->lockfd >= 0)
 		close(c->lockfd);
 	c->dfd = c->lockfd = -1;
 }
+
+static void forget_reader(struct rfs_cache *c, const struct rfs_cache_id *id);
 
 /* ---- the writer's side ---- */
 
@@ -266,6 +292,7 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 	 * the unlinked one */
 	if (w && w->fd >= 0 && !memcmp(w->id.b, id->b, RFS_CACHE_ID_LEN))
 		rfs_bf_writer_close(w);
+	forget_reader(c, id);
 	name_of(name, id);
 	if (unlinkat(c->dfd, name, 0) && errno != ENOENT)
 		rfs_log_limited(LOG_WARNING, "cache-unlink",
@@ -283,18 +310,116 @@ static int open_read(struct rfs_cache *c, const struct rfs_cache_id *id)
 	return openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
 }
 
-int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
-		uint64_t idx, void *buf, size_t len)
+/* Under rd_lock: the slot open on @id, or -1. */
+static int find_reader(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
-	off_t off = (off_t)(idx * c->block_size);
-	int fd = open_read(c, id);
-	size_t done = 0;
+	for (int i = 0; i < READER_SLOTS; i++)
+		if (c->rd[i].fd >= 0 && !c->rd[i].stale &&
+		    !memcmp(c->rd[i].id.b, id->b, RFS_CACHE_ID_LEN))
+			return i;
+	return -1;
+}
 
+/* Under rd_lock: a free slot, or the least recently used idle one (its
+ * file to be closed by the caller in *@old), or -1. */
+static int take_slot(struct rfs_cache *c, int *old)
+{
+	int best = -1;
+
+	*old = -1;
+	for (int i = 0; i < READER_SLOTS; i++) {
+		if (c->rd[i].fd < 0)
+			return i;
+		if (!c->rd[i].refs &&
+		    (best < 0 || c->rd[i].used < c->rd[best].used))
+			best = i;
+	}
+	if (best >= 0)
+		*old = c->rd[best].fd;
+	return best;
+}
+
+/*
+ * An open file on @id's block file and its slot (-1: not kept, the
+ * caller closes it), or -ENOENT. Opened outside the lock.
+ */
+static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      int *slot)
+{
+	int fd, old = -1;
+
+	pthread_mutex_lock(&c->rd_lock);
+	*slot = find_reader(c, id);
+	if (*slot >= 0) {
+		c->rd[*slot].refs++;
+		c->rd[*slot].used = ++c->rd_clock;
+		fd = c->rd[*slot].fd;
+		pthread_mutex_unlock(&c->rd_lock);
+		return fd;
+	}
+	pthread_mutex_unlock(&c->rd_lock);
+	fd = open_read(c, id);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
+	pthread_mutex_lock(&c->rd_lock);
+	/* another reader may have opened it meanwhile: keep one */
+	*slot = find_reader(c, id) >= 0 ? -1 : take_slot(c, &old);
+	if (*slot >= 0) {
+		c->rd[*slot] = (struct rfs_bf_reader){ *id, fd, 1, false,
+						       ++c->rd_clock };
+	}
+	pthread_mutex_unlock(&c->rd_lock);
+	if (*slot >= 0 && old >= 0)
+		close(old);
+	return fd;
+}
+
+static void put_reader(struct rfs_cache *c, int slot, int fd)
+{
+	bool last;
+
+	if (slot < 0) {
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&c->rd_lock);
+	last = --c->rd[slot].refs == 0 && c->rd[slot].stale;
+	if (last)
+		c->rd[slot].fd = -1;
+	pthread_mutex_unlock(&c->rd_lock);
+	if (last)
+		close(fd);
+}
+
+/* The file is being unlinked: readers must not go on reading it. */
+static void forget_reader(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	int i, fd = -1;
+
+	pthread_mutex_lock(&c->rd_lock);
+	i = find_reader(c, id);
+	if (i >= 0 && c->rd[i].refs) {
+		c->rd[i].stale = true;
+	} else if (i >= 0) {
+		fd = c->rd[i].fd;
+		c->rd[i].fd = -1;
+	}
+	pthread_mutex_unlock(&c->rd_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
+		uint64_t off, void *buf, size_t len)
+{
+	size_t done = 0;
+	int slot, fd = get_reader(c, id, &slot);
+
+	if (fd < 0)
+		return fd;
 	while (done < len) {
 		ssize_t n = pread(fd, (char *)buf + done, len - done,
-				  off + (off_t)done);
+				  (off_t)(off + done));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -302,20 +427,20 @@ int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 			break;
 		done += (size_t)n;
 	}
-	close(fd);
+	put_reader(c, slot, fd);
 	return done == len ? 0 : -ENOENT;
 }
 
 void rfs_bf_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 		   uint64_t idx, size_t n)
 {
-	int fd = open_read(c, id);
+	int slot, fd = get_reader(c, id, &slot);
 
 	if (fd < 0)
 		return;
 	posix_fadvise(fd, (off_t)(idx * c->block_size),
 		      (off_t)(n * c->block_size), POSIX_FADV_WILLNEED);
-	close(fd);
+	put_reader(c, slot, fd);
 }
 
 /* ---- the syncer's side ---- */

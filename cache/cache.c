@@ -316,6 +316,9 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 	c->block_size = conf->block_size;
 	c->quota = conf->quota;
 	c->dfd = c->lockfd = c->w.fd = -1;
+	for (size_t i = 0; i < READER_SLOTS; i++)
+		c->rd[i].fd = -1;
+	pthread_mutex_init(&c->rd_lock, NULL);
 	c->w.bounce_len = conf->block_size;
 	c->st.quota = conf->quota;
 	pthread_mutex_init(&c->lock, NULL);
@@ -348,7 +351,10 @@ void rfs_cache_free_op(struct op *o)
 {
 	free(o->did);
 	free(o->key);
-	free(o->data);
+	if (o->kind == OP_PUT)
+		rfs_cache_buf_free(o->data);
+	else
+		free(o->data);
 	free(o);
 }
 
@@ -484,16 +490,17 @@ void rfs_cache_flush(struct rfs_cache *c)
 
 /* A block still in the queue is a hit too: it was just fetched. */
 static bool get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
-		       uint64_t idx, void *buf, size_t len)
+		       uint64_t idx, size_t blen, size_t off, void *buf,
+		       size_t n)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&c->lock);
 	for (struct op *o = c->head; o && !found; o = o->next) {
-		if (o->kind != OP_PUT || o->idx != idx || o->len != len ||
+		if (o->kind != OP_PUT || o->idx != idx || o->len != blen ||
 		    memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN))
 			continue;
-		memcpy(buf, o->data, len);
+		memcpy(buf, (const char *)o->data + off, n);
 		found = true;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -534,22 +541,26 @@ int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
 {
 	uint32_t n;
 
-	if (v->mv_size != HDR_LEN)
+	if (v->mv_size != hdr_len(len))
 		return -EBADMSG;
-	memcpy(&n, (const char *)v->mv_data + 4, 4);
-	memcpy(adler, (const char *)v->mv_data + 8, 4);
+	memcpy(&n, v->mv_data, 4);
+	memcpy(adler, (const char *)v->mv_data + 4, 4);
 	return n == len ? 0 : -EBADMSG;
 }
 
-/* Block @idx's header: its CRC32C, or -ENOENT, or -EINVAL (another
- * length is stored) or -EBADMSG. */
-static int get_header(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      uint64_t idx, size_t len, uint32_t *crc)
+/*
+ * The CRC32Cs of pages @first.. (@n of them) of block @idx, whose length
+ * must be @len: 0, -ENOENT, -EINVAL (another length is stored) or
+ * -EBADMSG.
+ */
+static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
+		    uint64_t idx, size_t len, size_t first, size_t n,
+		    uint32_t *crcs)
 {
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	MDB_txn *txn;
-	uint32_t n;
+	uint32_t stored;
 	int rc;
 
 	blk_key(k, id, idx);
@@ -557,15 +568,31 @@ static int get_header(struct rfs_cache *c, const struct rfs_cache_id *id,
 	if (rc)
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->blk, &key, &v);
-	if (rc == 0 && v.mv_size == HDR_LEN) {
-		memcpy(crc, v.mv_data, 4);
-		memcpy(&n, (const char *)v.mv_data + 4, 4);
-		rc = n == len ? 0 : -EINVAL;
+	if (rc == 0 && v.mv_size >= HDR_FIXED) {
+		memcpy(&stored, v.mv_data, 4);
+		rc = stored != len		 ? -EINVAL
+		     : v.mv_size != hdr_len(len) ? -EBADMSG
+						 : 0;
 	} else {
 		rc = rc ? rfs_errno_from_mdb(rc) : -EBADMSG;
 	}
+	if (!rc)
+		memcpy(crcs, (const char *)v.mv_data + HDR_FIXED + 4 * first,
+		       4 * n);
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+/* Whether the @len bytes at @p, from page @first on, match @crcs. */
+static bool pages_ok(const char *p, size_t len, const uint32_t *crcs)
+{
+	for (size_t i = 0, at = 0; at < len; i++, at += CRC_PAGE) {
+		size_t n = len - at < CRC_PAGE ? len - at : CRC_PAGE;
+
+		if (rfs_crc32c(0, p + at, n) != crcs[i])
+			return false;
+	}
+	return true;
 }
 
 static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -585,45 +612,84 @@ void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 	rfs_bf_advise(c, id, idx, n);
 }
 
-int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
-		  uint64_t idx, void *buf, size_t len)
+/*
+ * Bytes [@from, @from + @len) of block @idx (whole pages, or up to its
+ * end), checked, into @dst: 0, -ENOENT, -EINVAL or -EBADMSG.
+ */
+static int read_pages(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx, size_t blen, size_t from, size_t len,
+		      char *dst, bool *had_header)
 {
-	bool had_header;
-	uint32_t crc = 0;
+	size_t first = from / CRC_PAGE, n = crc_pages(len);
+	uint32_t crcs_s[256], *crcs = crcs_s;
 	int rc;
 
-	/* the queue first: a block leaves it only once committed, so
-	 * looking there before LMDB cannot miss one between the two */
-	if (get_queued(c, id, idx, buf, len)) {
-		count(c, true, len, false);
-		return 0;
-	}
+	if (n > 256 && !(crcs = malloc(4 * n)))
+		return -ENOMEM;
 	/* the bytes are read outside the transaction: a reader never
 	 * holds an LMDB snapshot across disk I/O */
-	rc = get_header(c, id, idx, len, &crc);
-	if (rc == -EINVAL)
-		return rc;
-	had_header = rc == 0;
+	rc = get_crcs(c, id, idx, blen, first, n, crcs);
+	*had_header = rc == 0;
 	if (!rc)
-		rc = rfs_bf_read(c, id, idx, buf, len);
-	if (!rc && rfs_crc32c(0, buf, len) != crc) {
+		rc = rfs_bf_read(c, id, idx * c->block_size + from, dst, len);
+	if (!rc && !pages_ok(dst, len, crcs))
+		rc = -EBADMSG;
+	if (crcs != crcs_s)
+		free(crcs);
+	return rc;
+}
+
+int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t blen, size_t off, void *buf,
+		       size_t n)
+{
+	size_t from = off / CRC_PAGE * CRC_PAGE;
+	size_t to = (off + n + CRC_PAGE - 1) / CRC_PAGE * CRC_PAGE;
+	bool had_header = false;
+	char *dst = buf;
+	int rc;
+
+	if (off + n > blen || n == 0)
+		return -EINVAL;
+	/* the queue first: a block leaves it only once committed, so
+	 * looking there before LMDB cannot miss one between the two */
+	if (get_queued(c, id, idx, blen, off, buf, n)) {
+		count(c, true, n, false);
+		return 0;
+	}
+	/* whole pages are read and checked; the caller's part copied */
+	to = to < blen ? to : blen;
+	if ((from != off || to != off + n) && !(dst = malloc(to - from)))
+		return -ENOMEM;
+	rc = read_pages(c, id, idx, blen, from, to - from, dst, &had_header);
+	if (!rc && dst != buf)
+		memcpy(buf, dst + (off - from), n);
+	if (dst != buf)
+		free(dst);
+	if (rc == -EINVAL || rc == -ENOMEM)
+		return rc;
+	if (rc == -EBADMSG)
 		rfs_log_limited(LOG_WARNING, "cache-crc",
 				"cache: block %llu of a file failed its "
 				"checksum; dropped, fetching it again",
 				(unsigned long long)idx);
-		rc = -EBADMSG;
-	}
 	/* a header whose bytes are gone (evicted meanwhile, lost in a
 	 * crash) goes too: the caller fetches the block */
 	if (had_header && rc)
 		drop_block(c, id, idx);
-	count(c, rc == 0, len, rc == -EBADMSG);
+	count(c, rc == 0, n, rc == -EBADMSG);
 	if (rc == 0) {
 		pthread_mutex_lock(&c->lock);
 		touch(c, id);
 		pthread_mutex_unlock(&c->lock);
 	}
 	return rc;
+}
+
+int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
+		  uint64_t idx, void *buf, size_t len)
+{
+	return rfs_cache_get_part(c, id, idx, len, 0, buf, len);
 }
 
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -790,8 +856,9 @@ void rfs_cache_close(struct rfs_cache *c)
 		mdb_env_close(c->env);
 	}
 	rfs_bf_writer_close(&c->w);
-	free(c->w.bounce);
+	rfs_cache_buf_free(c->w.bounce);
 	rfs_bf_close(c);
+	pthread_mutex_destroy(&c->rd_lock);
 	pthread_cond_destroy(&c->stopping);
 	pthread_cond_destroy(&c->done);
 	pthread_cond_destroy(&c->wake);

@@ -6,8 +6,8 @@
  *
  * Blocks are keyed by a file identity (scope, name and adler32, so a DID
  * re-created with other bytes never meets stale blocks) and a block index.
- * Every block carries a CRC32C, checked on every read; a bad block is
- * dropped and reported as missing. Writes go through one writer thread in
+ * Every 4 KiB of a block carries a CRC32C, checked on every read; a bad
+ * block is dropped and reported as missing. Writes go through one writer thread in
  * batches, so readers never wait for a write transaction, and a full map
  * or disk evicts and carries on rather than failing reads.
  */
@@ -79,6 +79,15 @@ int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, void *buf, size_t len);
 
 /*
+ * Bytes [@off, @off + @n) of block @idx, whose whole length is @blen, into
+ * @buf: only the pages holding them are read and checked (each 4 KiB
+ * page has its own CRC32C). Returns as rfs_cache_get.
+ */
+int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t blen, size_t off, void *buf,
+		       size_t n);
+
+/*
  * Queues a copy of block @idx for storage; returns at once. -ENOSPC when
  * the queue is full (the block is simply not cached). @f describes the
  * file (borrowed for the call).
@@ -89,14 +98,15 @@ int rfs_cache_put(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /*
  * A buffer for a block of @len bytes that the cache can hand to the disk
- * as it is (page-aligned, padded with zeros to a whole page); free() it.
+ * as it is (page-aligned, padded with zeros to a whole page). Only
+ * rfs_cache_buf_free frees it.
  */
 void *rfs_cache_buf_alloc(size_t len);
+void rfs_cache_buf_free(void *buf);
 
 /*
- * As rfs_cache_put, but takes the malloc'd @buf instead of copying it
- * (the cold path crosses the CPU's caches once less; a buffer from
- * rfs_cache_buf_alloc goes to the disk without any copy). With the writer's
+ * As rfs_cache_put, but takes @buf, from rfs_cache_buf_alloc, instead of
+ * copying it: it goes to the disk as it is. With the writer's
  * queue full, waits up to @wait_ms for room: read-ahead then keeps pace
  * with the disk instead of fetching blocks the cache cannot keep. On 0
  * the cache owns @buf; on an error the caller still does.

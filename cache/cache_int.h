@@ -10,11 +10,15 @@
 
 #include "cache/cache.h"
 
-/* a block's header in LMDB: crc32c, length, adler32 (all host order);
- * its bytes are in its file's block file (blockfile.c) */
-#define HDR_LEN 12
+/*
+ * A block's header in LMDB: length, adler32, then a CRC32C for each
+ * CRC_PAGE bytes (all host order), so that a read of a few pages checks
+ * only those; its bytes are in its file's block file (blockfile.c).
+ */
+#define HDR_FIXED 8
+#define CRC_PAGE 4096u
 /* what check_layout finds in a cache written by another layout */
-#define LAYOUT 3
+#define LAYOUT 4
 #define BLK_KEY_LEN (RFS_CACHE_ID_LEN + 8)
 #define LRU_KEY_LEN (8 + RFS_CACHE_ID_LEN)
 #define QUEUE_MAX_BYTES (32u << 20)
@@ -81,6 +85,18 @@ struct rfs_bf_writer {
 	size_t bounce_len;
 };
 
+/* A block file kept open for readers: its readahead state lives in the
+ * open file, so a warm stream's reads ramp up to the disk's window. */
+struct rfs_bf_reader {
+	struct rfs_cache_id id;
+	int fd; /* -1: free */
+	unsigned refs;
+	bool stale; /* unlinked: closed by its last user */
+	uint64_t used;
+};
+
+#define READER_SLOTS 16
+
 struct rfs_cache {
 	MDB_env *env;
 	MDB_dbi blk, files, lru, meta;
@@ -88,6 +104,11 @@ struct rfs_cache {
 	int lockfd;  /* held for the daemon's life: one per directory */
 	bool direct; /* block files are written with O_DIRECT */
 	struct rfs_bf_writer w; /* the writer thread's alone */
+	/* rd_lock guards the readers' open files; a leaf, held for no I/O
+	 * but close() of an unused file */
+	pthread_mutex_t rd_lock;
+	struct rfs_bf_reader rd[READER_SLOTS];
+	uint64_t rd_clock;
 	uint32_t block_size;
 	uint64_t quota;
 	pthread_t writer;
@@ -130,9 +151,10 @@ void rfs_bf_punch(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, size_t len);
 void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 		   const struct rfs_cache_id *id);
-/* @len bytes of block @idx: 0, or -ENOENT when they are not all there. */
+/* @len bytes at @off of @id's block file: 0, or -ENOENT when they are
+ * not all there. */
 int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
-		uint64_t idx, void *buf, size_t len);
+		uint64_t off, void *buf, size_t len);
 void rfs_bf_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 		   uint64_t idx, size_t n);
 /* Makes the files of @ids durable, or every file with @all. */
@@ -142,6 +164,16 @@ void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
 void rfs_bf_sweep(struct rfs_cache *c,
 		  bool (*known)(struct rfs_cache *,
 				const struct rfs_cache_id *));
+
+static inline size_t crc_pages(size_t len)
+{
+	return (len + CRC_PAGE - 1) / CRC_PAGE;
+}
+
+static inline size_t hdr_len(size_t len)
+{
+	return HDR_FIXED + 4 * crc_pages(len);
+}
 
 static inline void be64_put(unsigned char *p, uint64_t v)
 {

@@ -147,15 +147,19 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (rc)
 		return -rc; /* LMDB's convention: a positive errno */
 	note_written(b, &o->id);
-	v.mv_size = HDR_LEN;
+	v.mv_size = hdr_len(o->len);
 	rc = mdb_put(txn, c->blk, &key, &v, MDB_RESERVE);
 	if (rc)
 		return rc;
-	crc = rfs_crc32c(0, o->data, o->len);
 	adler = rfs_adler32(1, o->data, o->len);
-	memcpy(v.mv_data, &crc, 4);
-	memcpy((char *)v.mv_data + 4, &len, 4);
-	memcpy((char *)v.mv_data + 8, &adler, 4);
+	memcpy(v.mv_data, &len, 4);
+	memcpy((char *)v.mv_data + 4, &adler, 4);
+	for (size_t i = 0, at = 0; at < o->len; i++, at += CRC_PAGE) {
+		size_t n = o->len - at < CRC_PAGE ? o->len - at : CRC_PAGE;
+
+		crc = rfs_crc32c(0, (const char *)o->data + at, n);
+		memcpy((char *)v.mv_data + HDR_FIXED + 4 * i, &crc, 4);
+	}
 	f.r.bytes += o->len;
 	f.r.nblocks++;
 	d->used += (int64_t)o->len;
@@ -182,9 +186,9 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (mdb_get(txn, c->blk, &key, &v))
 		return 0;
 	len32 = 0;
-	if (v.mv_size == HDR_LEN)
-		memcpy(&len32, (const char *)v.mv_data + 4, 4);
-	len = len32;
+	if (v.mv_size >= HDR_FIXED)
+		memcpy(&len32, v.mv_data, 4);
+	len = v.mv_size == hdr_len(len32) ? len32 : 0;
 	rc = mdb_del(txn, c->blk, &key, NULL);
 	if (rc)
 		return rc;

@@ -53,7 +53,7 @@ static void put_inflight(struct rfs_inflight *e)
 {
 	if (--e->refs)
 		return;
-	free(e->buf);
+	rfs_cache_buf_free(e->buf);
 	free(e);
 }
 
@@ -146,7 +146,7 @@ static void finish_run(struct rfs_fs *fs, struct run *run, size_t from, int rc)
 static void free_bufs(struct iovec *iov, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(iov[i].iov_base);
+		rfs_cache_buf_free(iov[i].iov_base);
 }
 
 /* Background fetches (read-ahead, ctl prefetch: they spread over the
@@ -372,15 +372,17 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			done += got > 0 ? (size_t)got : 0;
 			continue;
 		}
+		/* cached: only the pages it needs are read and checked */
+		if (rfs_cache_get_part(fs->cache, &f->cid, idx, blen, skip,
+				       (char *)buf + done, n) == 0) {
+			done += n;
+			continue;
+		}
 		if (!tmp)
 			tmp = malloc(bs);
-		if (!tmp)
-			rc = -ENOMEM;
-		else if (rfs_cache_get(fs->cache, &f->cid, idx, tmp, blen) == 0)
-			memcpy((char *)buf + done, tmp + skip, n);
-		else
-			rc = get_little(fs, f, pos, n, blen, (char *)buf + done,
-					tmp);
+		rc = tmp ? get_little(fs, f, pos, n, blen, (char *)buf + done,
+				      tmp)
+			 : -ENOMEM;
 		if (rc == 1) {
 			rc = fetch_block(fs, f, idx, tmp);
 			if (!rc)
