@@ -488,20 +488,24 @@ void rfs_cache_flush(struct rfs_cache *c)
 		wait_seq(c, enqueue(c, o));
 }
 
-/* A block still in the queue is a hit too: it was just fetched. */
-static bool get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
-		       uint64_t idx, size_t blen, size_t off, void *buf,
-		       size_t n)
+/*
+ * A block still in the queue is a hit too: it was just fetched. 1 when
+ * found, -EINVAL when queued with another length (as when stored).
+ */
+static int get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
+		      uint64_t idx, size_t blen, size_t off, void *buf,
+		      size_t n)
 {
-	bool found = false;
+	int found = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (struct op *o = c->head; o && !found; o = o->next) {
-		if (o->kind != OP_PUT || o->idx != idx || o->len != blen ||
+		if (o->kind != OP_PUT || o->idx != idx ||
 		    memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN))
 			continue;
-		memcpy(buf, (const char *)o->data + off, n);
-		found = true;
+		found = o->len == blen ? 1 : -EINVAL;
+		if (found == 1)
+			memcpy(buf, (const char *)o->data + off, n);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return found;
@@ -653,10 +657,11 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return -EINVAL;
 	/* the queue first: a block leaves it only once committed, so
 	 * looking there before LMDB cannot miss one between the two */
-	if (get_queued(c, id, idx, blen, off, buf, n)) {
+	rc = get_queued(c, id, idx, blen, off, buf, n);
+	if (rc == 1)
 		count(c, true, n, false);
-		return 0;
-	}
+	if (rc)
+		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */
 	to = to < blen ? to : blen;
 	if ((from != off || to != off + n) && !(dst = malloc(to - from)))
