@@ -1,7 +1,7 @@
 /*
  * The store's index, in LMDB (all keys binary, big-endian numbers):
  *
- *   blk   id[16] idx[8]        -> crc32c[4] len[4] adler32[4]
+ *   blk   id[16] idx[8]        -> len[4] adler32[4] crc32c[4] per 4 KiB
  *   files id[16]               -> struct file_rec + "scope:name"
  *   lru   atime[8] id[16]      -> (empty)   eviction order, by file
  *   meta  "key"                -> stored[8] bytes...
@@ -15,7 +15,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,9 +215,11 @@ static int load_usage(struct rfs_cache *c)
 
 static int open_env(struct rfs_cache *c, const char *dir)
 {
-	/* headers and catalogue answers only: the map is address space,
-	 * the file grows as they need */
-	size_t map = (1u << 30) + (size_t)(c->quota / c->block_size + 1) * 512;
+	/* headers (with their key and node, under 64 bytes more) and
+	 * catalogue answers only: the map is address space, the file grows
+	 * as they need */
+	size_t map = (1u << 30) + (size_t)(c->quota / c->block_size + 1) *
+					  (hdr_len(c->block_size) + 64);
 	int dead = 0, rc;
 
 	rc = mdb_env_create(&c->env);
@@ -543,13 +544,10 @@ static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 
 int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
 {
-	uint32_t n;
-
 	if (v->mv_size != hdr_len(len))
 		return -EBADMSG;
-	memcpy(&n, v->mv_data, 4);
 	memcpy(adler, (const char *)v->mv_data + 4, 4);
-	return n == len ? 0 : -EBADMSG;
+	return hdr_block_len(v) == len ? 0 : -EBADMSG;
 }
 
 /*
@@ -564,7 +562,6 @@ static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	MDB_txn *txn;
-	uint32_t stored;
 	int rc;
 
 	blk_key(k, id, idx);
@@ -573,8 +570,7 @@ static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->blk, &key, &v);
 	if (rc == 0 && v.mv_size >= HDR_FIXED) {
-		memcpy(&stored, v.mv_data, 4);
-		rc = stored != len		 ? -EINVAL
+		rc = hdr_block_len(&v) != len	 ? -EINVAL
 		     : v.mv_size != hdr_len(len) ? -EBADMSG
 						 : 0;
 	} else {
@@ -587,15 +583,12 @@ static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return rc;
 }
 
-/* Whether the @len bytes at @p, from page @first on, match @crcs. */
+/* Whether each page of the @len bytes at @p matches its CRC in @crcs. */
 static bool pages_ok(const char *p, size_t len, const uint32_t *crcs)
 {
-	for (size_t i = 0, at = 0; at < len; i++, at += CRC_PAGE) {
-		size_t n = len - at < CRC_PAGE ? len - at : CRC_PAGE;
-
-		if (rfs_crc32c(0, p + at, n) != crcs[i])
+	for (size_t i = 0; i < crc_pages(len); i++)
+		if (page_crc(p, len, i) != crcs[i])
 			return false;
-	}
 	return true;
 }
 

@@ -7,9 +7,9 @@
  * Blocks are keyed by a file identity (scope, name and adler32, so a DID
  * re-created with other bytes never meets stale blocks) and a block index.
  * Every 4 KiB of a block carries a CRC32C, checked on every read; a bad
- * block is dropped and reported as missing. Writes go through one writer thread in
- * batches, so readers never wait for a write transaction, and a full map
- * or disk evicts and carries on rather than failing reads.
+ * block is dropped and reported as missing. Writes go through one writer
+ * thread in batches, so readers never wait for a write transaction, and a
+ * full map or disk evicts and carries on rather than failing reads.
  */
 #ifndef RFS_CACHE_H
 #define RFS_CACHE_H
@@ -116,9 +116,9 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       size_t len, int wait_ms);
 
 /*
- * Starts reading stored blocks @idx..@idx+@n-1 of @id from disk in the
- * background, for a sequential reader about to want them; those not
- * stored are skipped.
+ * Starts reading blocks @idx..@idx+@n-1 of @id from disk in the
+ * background, for a sequential reader about to want them (callers pass
+ * runs of stored blocks; holes cost nothing).
  */
 void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
 		      uint64_t idx, size_t n);

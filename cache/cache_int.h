@@ -175,6 +175,25 @@ static inline size_t hdr_len(size_t len)
 	return HDR_FIXED + 4 * crc_pages(len);
 }
 
+/* The length a block header @v records (0 if it is too short to say). */
+static inline uint32_t hdr_block_len(const MDB_val *v)
+{
+	uint32_t len = 0;
+
+	if (v->mv_size >= HDR_FIXED)
+		memcpy(&len, v->mv_data, 4);
+	return len;
+}
+
+/* The CRC32C of page @i of the @len bytes at @p (the last may be short). */
+static inline uint32_t page_crc(const void *p, size_t len, size_t i)
+{
+	size_t at = i * CRC_PAGE;
+	size_t n = len - at < CRC_PAGE ? len - at : CRC_PAGE;
+
+	return rfs_crc32c(0, (const char *)p + at, n);
+}
+
 static inline void be64_put(unsigned char *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--, v >>= 8)

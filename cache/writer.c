@@ -154,10 +154,8 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	adler = rfs_adler32(1, o->data, o->len);
 	memcpy(v.mv_data, &len, 4);
 	memcpy((char *)v.mv_data + 4, &adler, 4);
-	for (size_t i = 0, at = 0; at < o->len; i++, at += CRC_PAGE) {
-		size_t n = o->len - at < CRC_PAGE ? o->len - at : CRC_PAGE;
-
-		crc = rfs_crc32c(0, (const char *)o->data + at, n);
+	for (size_t i = 0; i < crc_pages(o->len); i++) {
+		crc = page_crc(o->data, o->len, i);
 		memcpy((char *)v.mv_data + HDR_FIXED + 4 * i, &crc, 4);
 	}
 	f.r.bytes += o->len;
@@ -185,9 +183,7 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	blk_key(k, &o->id, o->idx);
 	if (mdb_get(txn, c->blk, &key, &v))
 		return 0;
-	len32 = 0;
-	if (v.mv_size >= HDR_FIXED)
-		memcpy(&len32, v.mv_data, 4);
+	len32 = hdr_block_len(&v);
 	len = v.mv_size == hdr_len(len32) ? len32 : 0;
 	rc = mdb_del(txn, c->blk, &key, NULL);
 	if (rc)
@@ -672,12 +668,11 @@ void rfs_cache_sync(struct rfs_cache *c)
 }
 
 /*
- * The periodic sync runs here, not on the writer: fdatasync of a map
- * that a stream has filled with a GiB of dirty pages takes seconds, and
- * a writer waiting for it let its queue fill and stalled every reader
- * behind it (a cold read then ran at 0.2 to 1.5 GB/s depending on
- * whether a sync fell into it). LMDB's sync is a plain fdatasync of its
- * file, safe beside a write transaction.
+ * The periodic sync runs here, not on the writer: a flush can take
+ * seconds (when block bytes still lived in LMDB, a writer waiting for
+ * one let its queue fill and stalled every reader behind it). Block
+ * files are synced first, then LMDB, whose sync is a plain fdatasync of
+ * its file, safe beside a write transaction.
  */
 void *rfs_cache_syncer_main(void *arg)
 {
