@@ -9,8 +9,11 @@
  * directly) and for a second copy into LMDB's dirty pages; a long stream
  * also grew the map, which counted in the daemon's RSS. Here the writer
  * hands each whole block from the fetch buffer straight to the disk
- * (O_DIRECT); readers read with plain pread, through the page cache,
- * whose readahead and posix_fadvise serve a warm stream.
+ * (O_DIRECT), and readers read with O_DIRECT too: the kernel's page cache
+ * above the mount already keeps what was read, and filling a second one
+ * below it cost a warm stream a third of the daemon's CPU (page
+ * allocation for read-ahead, then a copy). A warm stream's read-ahead is
+ * stage.c's, whose runs are read through the page cache.
  *
  * Order makes a crash harmless: bytes are written before their header is
  * committed; a header whose bytes went missing (evicted, punched, lost
@@ -26,9 +29,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -302,12 +307,27 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 
 /* ---- the readers' side ---- */
 
-static int open_read(struct rfs_cache *c, const struct rfs_cache_id *id)
+static int open_read(struct rfs_cache *c, const struct rfs_cache_id *id,
+		     bool direct)
 {
 	char name[NAME_LEN + 1];
+	int fd;
 
 	name_of(name, id);
-	return openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+	if (!direct || c->block_size % ALIGN)
+		return openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	/* EINVAL: a filesystem without O_DIRECT, read through its cache */
+	if (fd < 0 && errno == EINVAL)
+		fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+	return fd;
+}
+
+static bool is_direct(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_DIRECT);
 }
 
 /* Under rd_lock: the slot open on @id, or -1. */
@@ -358,7 +378,7 @@ static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return fd;
 	}
 	pthread_mutex_unlock(&c->rd_lock);
-	fd = open_read(c, id);
+	fd = open_read(c, id, true);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
 	pthread_mutex_lock(&c->rd_lock);
@@ -409,38 +429,91 @@ static void forget_reader(struct rfs_cache *c, const struct rfs_cache_id *id)
 		close(fd);
 }
 
+/* Whole @len bytes at @off, or up to the end of the file when it ends
+ * sooner (a direct read asks for whole pages): the bytes read. */
+static ssize_t pread_full(int fd, const struct iovec *iov, int n, off_t off)
+{
+	size_t want = rfs_iov_len(iov, n), done = 0;
+	struct iovec v[RFS_STAGE_RUN];
+	int first = 0;
+
+	if (n > RFS_STAGE_RUN)
+		return -EINVAL;
+	memcpy(v, iov, sizeof(*v) * (size_t)n);
+	while (done < want) {
+		ssize_t got =
+			preadv(fd, v + first, n - first, off + (off_t)done);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		done += (size_t)got;
+		/* a short read: go on after what came */
+		while (first < n && (size_t)got >= v[first].iov_len)
+			got -= (ssize_t)v[first++].iov_len;
+		if (first < n) {
+			v[first].iov_base = (char *)v[first].iov_base + got;
+			v[first].iov_len -= (size_t)got;
+		}
+	}
+	return (ssize_t)done;
+}
+
+static bool aligned(const void *p, uint64_t off, size_t len)
+{
+	return (uintptr_t)p % ALIGN == 0 && off % ALIGN == 0 &&
+	       len % ALIGN == 0;
+}
+
 int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 		uint64_t off, void *buf, size_t len)
 {
-	size_t done = 0;
+	uint64_t from = off / ALIGN * ALIGN;
+	size_t span = round_up((size_t)(off - from) + len);
 	int slot, fd = get_reader(c, id, &slot);
+	struct iovec v = { buf, len };
+	char *tmp = NULL;
+	ssize_t got;
+	bool ok;
 
 	if (fd < 0)
 		return fd;
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done,
-				  (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
+	if (is_direct(fd) && !aligned(buf, off, len)) {
+		/* a direct read wants whole aligned pages */
+		tmp = rfs_cache_buf_alloc(span);
+		if (!tmp) {
+			put_reader(c, slot, fd);
+			return -ENOMEM;
+		}
+		v = (struct iovec){ tmp, span };
+	} else {
+		from = off;
 	}
+	got = pread_full(fd, &v, 1, (off_t)from);
 	put_reader(c, slot, fd);
-	return done == len ? 0 : -ENOENT;
+	ok = got >= 0 && (size_t)got >= (size_t)(off - from) + len;
+	if (ok && tmp)
+		memcpy(buf, tmp + (off - from), len);
+	rfs_cache_buf_free(tmp);
+	return ok ? 0 : -ENOENT;
 }
 
-void rfs_bf_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		   uint64_t idx, size_t n)
+int rfs_bf_readv(struct rfs_cache *c, const struct rfs_cache_id *id,
+		 uint64_t off, const struct iovec *iov, int n, size_t need)
 {
-	int slot, fd = get_reader(c, id, &slot);
+	int fd = open_read(c, id, false);
+	ssize_t got;
 
+	/* not a kept reader: those read directly, and a run read through
+	 * the page cache goes faster here (see stage.c) */
 	if (fd < 0)
-		return;
-	posix_fadvise(fd, (off_t)(idx * c->block_size),
-		      (off_t)(n * c->block_size), POSIX_FADV_WILLNEED);
-	put_reader(c, slot, fd);
+		return errno == ENOENT ? -ENOENT : -EIO;
+	got = pread_full(fd, iov, n, (off_t)off);
+	close(fd);
+	if (got < 0)
+		return (int)got;
+	return (size_t)got >= need ? 0 : -ENOENT;
 }
 
 /* ---- the syncer's side ---- */
@@ -453,7 +526,7 @@ void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int fd = open_read(c, &ids[i]);
+		int fd = open_read(c, &ids[i], false);
 
 		if (fd >= 0) {
 			fdatasync(fd);

@@ -320,6 +320,8 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 	for (size_t i = 0; i < READER_SLOTS; i++)
 		c->rd[i].fd = -1;
 	pthread_mutex_init(&c->rd_lock, NULL);
+	pthread_mutex_init(&c->st_lock, NULL);
+	pthread_cond_init(&c->st_loaded, NULL);
 	c->w.bounce_len = conf->block_size;
 	c->st.quota = conf->quota;
 	pthread_mutex_init(&c->lock, NULL);
@@ -528,7 +530,7 @@ static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
 	t->dirty = true;
 }
 
-static void count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
+void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 {
 	pthread_mutex_lock(&c->lock);
 	if (hit) {
@@ -555,9 +557,9 @@ int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
  * must be @len: 0, -ENOENT, -EINVAL (another length is stored) or
  * -EBADMSG.
  */
-static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
-		    uint64_t idx, size_t len, size_t first, size_t n,
-		    uint32_t *crcs)
+int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t len, size_t first, size_t n,
+		       uint32_t *crcs)
 {
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
@@ -584,7 +586,7 @@ static int get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 }
 
 /* Whether each page of the @len bytes at @p matches its CRC in @crcs. */
-static bool pages_ok(const char *p, size_t len, const uint32_t *crcs)
+bool rfs_cache_pages_ok(const char *p, size_t len, const uint32_t *crcs)
 {
 	for (size_t i = 0; i < crc_pages(len); i++)
 		if (page_crc(p, len, i) != crcs[i])
@@ -592,8 +594,8 @@ static bool pages_ok(const char *p, size_t len, const uint32_t *crcs)
 	return true;
 }
 
-static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
-		       uint64_t idx)
+void rfs_cache_drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
+			  uint64_t idx)
 {
 	struct op *o = new_op(OP_DROP, id);
 
@@ -601,12 +603,6 @@ static void drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
 		o->idx = idx;
 		enqueue(c, o);
 	}
-}
-
-void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      uint64_t idx, size_t n)
-{
-	rfs_bf_advise(c, id, idx, n);
 }
 
 /*
@@ -625,11 +621,11 @@ static int read_pages(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return -ENOMEM;
 	/* the bytes are read outside the transaction: a reader never
 	 * holds an LMDB snapshot across disk I/O */
-	rc = get_crcs(c, id, idx, blen, first, n, crcs);
+	rc = rfs_cache_get_crcs(c, id, idx, blen, first, n, crcs);
 	*had_header = rc == 0;
 	if (!rc)
 		rc = rfs_bf_read(c, id, idx * c->block_size + from, dst, len);
-	if (!rc && !pages_ok(dst, len, crcs))
+	if (!rc && !rfs_cache_pages_ok(dst, len, crcs))
 		rc = -EBADMSG;
 	if (crcs != crcs_s)
 		free(crcs);
@@ -651,8 +647,10 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	/* the queue first: a block leaves it only once committed, so
 	 * looking there before LMDB cannot miss one between the two */
 	rc = get_queued(c, id, idx, blen, off, buf, n);
+	if (!rc)
+		rc = rfs_cache_stage_get(c, id, idx, blen, off, buf, n);
 	if (rc == 1)
-		count(c, true, n, false);
+		rfs_cache_count(c, true, n, false);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */
@@ -674,8 +672,8 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	/* a header whose bytes are gone (evicted meanwhile, lost in a
 	 * crash) goes too: the caller fetches the block */
 	if (had_header && rc)
-		drop_block(c, id, idx);
-	count(c, rc == 0, n, rc == -EBADMSG);
+		rfs_cache_drop_block(c, id, idx);
+	rfs_cache_count(c, rc == 0, n, rc == -EBADMSG);
 	if (rc == 0) {
 		pthread_mutex_lock(&c->lock);
 		touch(c, id);
@@ -856,6 +854,9 @@ void rfs_cache_close(struct rfs_cache *c)
 	rfs_bf_writer_close(&c->w);
 	rfs_cache_buf_free(c->w.bounce);
 	rfs_bf_close(c);
+	rfs_cache_stage_clear(c);
+	pthread_cond_destroy(&c->st_loaded);
+	pthread_mutex_destroy(&c->st_lock);
 	pthread_mutex_destroy(&c->rd_lock);
 	pthread_cond_destroy(&c->stopping);
 	pthread_cond_destroy(&c->done);

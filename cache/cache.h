@@ -116,12 +116,14 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       size_t len, int wait_ms);
 
 /*
- * Starts reading blocks @idx..@idx+@n-1 of @id from disk in the
- * background, for a sequential reader about to want them (callers pass
- * runs of stored blocks; holes cost nothing).
+ * Reads stored blocks @idx..@idx+@n-1 of @id (a file of @size bytes) from
+ * the disk into memory, checked, for a sequential reader about to want
+ * them; rfs_cache_get then copies them from there. Blocking: for the
+ * prefetcher's workers. Stops at a block not stored or staged already,
+ * and at what fits in the memory for staging (32 MiB for all files).
  */
-void rfs_cache_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      uint64_t idx, size_t n);
+void rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
+		     uint64_t idx, size_t n, uint64_t size);
 
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,

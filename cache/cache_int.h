@@ -3,6 +3,7 @@
 #define RFS_CACHE_INT_H
 
 #include <pthread.h>
+#include <sys/uio.h>
 #include <string.h>
 #include <time.h>
 
@@ -96,6 +97,10 @@ struct rfs_bf_reader {
 };
 
 #define READER_SLOTS 16
+/* Blocks in one staged run (stage.c): one direct read. */
+#define RFS_STAGE_RUN 64
+
+struct rfs_staged;
 
 struct rfs_cache {
 	MDB_env *env;
@@ -109,6 +114,12 @@ struct rfs_cache {
 	pthread_mutex_t rd_lock;
 	struct rfs_bf_reader rd[READER_SLOTS];
 	uint64_t rd_clock;
+	/* st_lock guards the staged blocks (stage.c); a leaf, held for no
+	 * I/O and no copy */
+	pthread_mutex_t st_lock;
+	pthread_cond_t st_loaded;
+	struct rfs_staged *staged;
+	size_t staged_bytes;
 	uint32_t block_size;
 	uint64_t quota;
 	pthread_t writer;
@@ -155,8 +166,27 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
  * not all there. */
 int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 		uint64_t off, void *buf, size_t len);
-void rfs_bf_advise(struct rfs_cache *c, const struct rfs_cache_id *id,
-		   uint64_t idx, size_t n);
+/* The @n buffers of @iov from @off, through the page cache: 0, or
+ * -ENOENT when fewer than @need bytes came. */
+int rfs_bf_readv(struct rfs_cache *c, const struct rfs_cache_id *id,
+		 uint64_t off, const struct iovec *iov, int n, size_t need);
+/* cache.c, for stage.c */
+int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t len, size_t first, size_t n,
+		       uint32_t *crcs);
+bool rfs_cache_pages_ok(const char *p, size_t len, const uint32_t *crcs);
+void rfs_cache_drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
+			  uint64_t idx);
+void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt);
+
+/* stage.c: bytes [@off, @off + @n) of block @idx, if staged (waiting for
+ * a staging read under way): 1; 0 when not staged; -EINVAL when staged
+ * with a length other than @blen. A whole block is taken off. */
+int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,
+			uint64_t idx, size_t blen, size_t off, void *buf,
+			size_t n);
+void rfs_cache_stage_clear(struct rfs_cache *c);
+
 /* Makes the files of @ids durable, or every file with @all. */
 void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
 		 bool all);

@@ -93,8 +93,8 @@ static uint32_t mulmod(uint32_t a, uint32_t b)
 	return p;
 }
 
-/* @crc advanced over @n zero bytes: square-and-multiply on x^(8n). */
-static uint32_t shift(uint32_t crc, size_t n)
+/* x^(8n) modulo the polynomial: square-and-multiply. */
+static uint32_t xpow8n(size_t n)
 {
 	uint32_t x2k = 1u << 30, xn = 1u << 31; /* x^1; x^0 */
 
@@ -103,7 +103,24 @@ static uint32_t shift(uint32_t crc, size_t n)
 			xn = mulmod(xn, x2k);
 		x2k = mulmod(x2k, x2k);
 	}
-	return mulmod(xn, crc);
+	return xn;
+}
+
+/*
+ * @crc advanced over @n zero bytes. The power costs 28 multiplications,
+ * several times the CRC of a page it joins; pages all have one length,
+ * so each thread keeps the last one.
+ */
+static uint32_t shift(uint32_t crc, size_t n)
+{
+	static __thread size_t memo_n;
+	static __thread uint32_t memo_x;
+
+	if (n != memo_n || !memo_x) {
+		memo_x = xpow8n(n);
+		memo_n = n;
+	}
+	return mulmod(memo_x, crc);
 }
 
 /*

@@ -6,8 +6,12 @@
  * to PF_RUN_BYTES that a few workers fetch in parallel, one range request
  * per run, on their own kept-alive connections, from replicas drawn by
  * speed. A reader that reaches a block being fetched waits for that fetch
- * instead of starting another (blocks.c). Memory is bounded: at most
- * PF_QUEUE_BYTES queued or in flight for all files.
+ * instead of starting another (blocks.c). Blocks of the window that are
+ * stored already are staged instead: the same workers read them from the
+ * disk into memory, a run per read, since readers read the cache's block
+ * files directly, without the kernel's read-ahead (cache/stage.c).
+ * Memory is bounded: at most PF_QUEUE_BYTES queued or in flight for all
+ * files.
  */
 #include "config.h"
 
@@ -29,6 +33,7 @@ struct pf_job {
 	uint64_t idx;	   /* a run of @n blocks from @idx */
 	size_t n;
 	size_t bytes;
+	bool disk; /* stored: staged from the disk, not fetched */
 	struct pf_job *next;
 };
 
@@ -55,6 +60,11 @@ static void run_job(struct rfs_fs *fs, struct pf_job *j)
 {
 	uint64_t idx = j->idx, end = j->idx + j->n;
 
+	if (j->disk) {
+		rfs_cache_stage(fs->cache, &j->f.cid, j->idx, j->n,
+				j->f.reps->size);
+		return;
+	}
 	while (idx < end) {
 		int got = 1;
 
@@ -137,7 +147,7 @@ void rfs_prefetch_stop(struct rfs_fs *fs)
 /* Queues the run of @n blocks from @idx of @f (@bytes) unless the queue
  * is full; false then. */
 static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		    size_t n, size_t bytes)
+		    size_t n, size_t bytes, bool disk)
 {
 	struct rfs_prefetch *pf = fs->prefetch;
 	struct pf_job *j;
@@ -164,6 +174,7 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	j->idx = idx;
 	j->n = n;
 	j->bytes = bytes;
+	j->disk = disk;
 	pthread_mutex_lock(&pf->lock);
 	if (pf->tail)
 		pf->tail->next = j;
@@ -175,7 +186,26 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return true;
 }
 
-/* Queues blocks @from..@to of @f not cached, as runs; the last queued. */
+/*
+ * The run of blocks from @b (at most @max, not past @to) that are stored
+ * (@stored) or not; its length and bytes.
+ */
+static uint64_t run_of(struct rfs_fs *fs, struct rfs_file *f, uint64_t b,
+		       uint64_t to, uint64_t max, bool stored, size_t *bytes)
+{
+	uint64_t n = 0;
+
+	*bytes = 0;
+	while (b + n <= to && n < max &&
+	       rfs_cache_has(fs->cache, &f->cid, b + n) == stored) {
+		*bytes += rfs_block_len(f, fs->conf->block_size, b + n);
+		n++;
+	}
+	return n;
+}
+
+/* Queues blocks @from..@to of @f as runs: those stored to be staged,
+ * the others to be fetched. The last queued. */
 static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 			   uint64_t to)
 {
@@ -186,21 +216,11 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 	if (run_max > RFS_RUN_MAX)
 		run_max = RFS_RUN_MAX;
 	while (b <= to) {
-		uint64_t n = 0, bytes = 0, have = 0;
+		bool stored = rfs_cache_has(fs->cache, &f->cid, b);
+		size_t bytes;
+		uint64_t n = run_of(fs, f, b, to, run_max, stored, &bytes);
 
-		while (b + have <= to &&
-		       rfs_cache_has(fs->cache, &f->cid, b + have))
-			have++;
-		/* cached: have the disk read them ahead of the reader */
-		if (have)
-			rfs_cache_advise(fs->cache, &f->cid, b, (size_t)have);
-		b += have;
-		while (b + n <= to && n < run_max &&
-		       !rfs_cache_has(fs->cache, &f->cid, b + n)) {
-			bytes += rfs_block_len(f, bs, b + n);
-			n++;
-		}
-		if (n && !enqueue(fs, f, b, (size_t)n, (size_t)bytes))
+		if (!n || !enqueue(fs, f, b, (size_t)n, bytes, stored))
 			break;
 		b += n;
 		queued = b - 1;
