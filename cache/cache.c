@@ -664,11 +664,6 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 		free(dst);
 	if (rc == -EINVAL || rc == -ENOMEM)
 		return rc;
-	if (rc == -EBADMSG)
-		rfs_log_limited(LOG_WARNING, "cache-crc",
-				"cache: block %llu of a file failed its "
-				"checksum; dropped, fetching it again",
-				(unsigned long long)idx);
 	/* a header whose bytes are gone (evicted meanwhile, lost in a
 	 * crash) goes too: the caller fetches the block */
 	if (had_header && rc)

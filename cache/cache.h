@@ -121,9 +121,12 @@ int rfs_cache_put_take(struct rfs_cache *c, const struct rfs_cache_id *id,
  * them; rfs_cache_get then copies them from there. Blocking: for the
  * prefetcher's workers. Stops at a block not stored or staged already,
  * and at what fits in the memory for staging (32 MiB for all files).
+ * Returns how many blocks failed their checksum (dropped, counted; the
+ * first one's index in *@bad_idx), for the caller to say which file.
  */
-void rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
-		     uint64_t idx, size_t n, uint64_t size);
+size_t rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t n, uint64_t size,
+		       uint64_t *bad_idx);
 
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "cache/cache_int.h"
-#include "util/log.h"
 #include "util/banned.h"
 
 #define STAGE_BYTES (32u << 20)
@@ -141,17 +140,19 @@ static size_t claim(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /*
  * The bytes of the claimed blocks, checked: each entry's data, or NULL
- * when that block is absent or failed its CRCs (it is dropped then).
- * Reads stop at the first block without a header.
+ * when that block is absent or failed its CRCs (it is dropped then: the
+ * first such block's index in *@bad_idx). Reads stop at the first block
+ * without a header. How many failed.
  */
-static void load(struct rfs_cache *c, struct rfs_staged **ents, size_t n)
+static size_t load(struct rfs_cache *c, struct rfs_staged **ents, size_t n,
+		   uint64_t *bad_idx)
 {
 	uint32_t *crcs = malloc(4 * crc_pages(c->block_size) * n);
 	struct iovec iov[RFS_STAGE_RUN];
-	size_t m = 0, need = 0, per = crc_pages(c->block_size);
+	size_t m = 0, need = 0, per = crc_pages(c->block_size), bad = 0;
 
 	if (!crcs)
-		return;
+		return 0;
 	while (m < n && rfs_cache_get_crcs(
 				c, &ents[m]->id, ents[m]->idx, ents[m]->len, 0,
 				crc_pages(ents[m]->len), crcs + m * per) == 0) {
@@ -170,25 +171,22 @@ static void load(struct rfs_cache *c, struct rfs_staged **ents, size_t n)
 						crcs + k * per))
 			continue;
 		if (k < m) {
-			rfs_log_limited(LOG_WARNING, "cache-crc",
-					"cache: block %llu of a file failed "
-					"its checksum; dropped, fetching it "
-					"again",
-					(unsigned long long)ents[k]->idx);
 			rfs_cache_drop_block(c, &ents[k]->id, ents[k]->idx);
 			rfs_cache_count(c, false, 0, true);
+			*bad_idx = bad++ ? *bad_idx : ents[k]->idx;
 		}
 		rfs_cache_buf_free(ents[k]->data);
 		ents[k]->data = NULL;
 	}
 	free(crcs);
+	return bad;
 }
 
-void rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
-		     uint64_t idx, size_t n, uint64_t size)
+size_t rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t n, uint64_t size, uint64_t *bad_idx)
 {
 	struct rfs_staged *ents[RFS_STAGE_RUN];
-	size_t k;
+	size_t k, bad;
 
 	if (n > RFS_STAGE_RUN)
 		n = RFS_STAGE_RUN;
@@ -196,8 +194,8 @@ void rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
 	k = claim(c, id, idx, n, size, ents);
 	pthread_mutex_unlock(&c->st_lock);
 	if (!k)
-		return;
-	load(c, ents, k);
+		return 0;
+	bad = load(c, ents, k, bad_idx);
 	pthread_mutex_lock(&c->st_lock);
 	for (size_t i = 0; i < k; i++) {
 		ents[i]->loading = false;
@@ -207,6 +205,7 @@ void rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
 	}
 	pthread_cond_broadcast(&c->st_loaded);
 	pthread_mutex_unlock(&c->st_lock);
+	return bad;
 }
 
 int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,

@@ -58,12 +58,30 @@ static void put_inflight(struct rfs_inflight *e)
 }
 
 /*
+ * Bytes of block @idx of @f from the cache (see rfs_cache_get_part). A
+ * block that failed its checksum was dropped there; it is said here,
+ * where the file's name is known.
+ */
+static int cache_get(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx,
+		     size_t blen, size_t off, void *buf, size_t n)
+{
+	int rc = rfs_cache_get_part(fs->cache, &f->cid, idx, blen, off, buf, n);
+
+	if (rc == -EBADMSG)
+		rfs_log_limited(LOG_WARNING, "cache-crc",
+				"cache: block %llu of %s failed its checksum; "
+				"dropped, fetching it again",
+				(unsigned long long)idx, f->didstr);
+	return rc;
+}
+
+/*
  * Waits for another thread's fetch of the block. -EAGAIN: it was fetched
  * and queued for the cache but is gone again (evicted at once by a tiny
  * quota); the caller fetches it itself.
  */
 static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
-		    const struct rfs_cache_id *id, char *out)
+		    const struct rfs_file *f, char *out)
 {
 	uint64_t idx = e->idx;
 	size_t len = e->len;
@@ -79,7 +97,7 @@ static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
 		memcpy(out, e->buf, e->len);
 	put_inflight(e); /* may free it */
 	pthread_mutex_unlock(&fs->inflight_lock);
-	if (from_cache && rfs_cache_get(fs->cache, id, idx, out, len))
+	if (from_cache && cache_get(fs, f, idx, len, 0, out, len))
 		return -EAGAIN;
 	return rc;
 }
@@ -210,8 +228,8 @@ static size_t still_missing(struct rfs_fs *fs, const struct rfs_file *f,
 {
 	size_t k = 0;
 
-	if (out ? rfs_cache_get(fs->cache, &f->cid, run->e[0]->idx, out,
-				run->e[0]->len) == 0
+	if (out ? cache_get(fs, f, run->e[0]->idx, run->e[0]->len, 0, out,
+			    run->e[0]->len) == 0
 		: rfs_cache_has(fs->cache, &f->cid, run->e[0]->idx))
 		return 0;
 	while (++k < run->n &&
@@ -235,7 +253,7 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		return 1;
 	}
 	if (e) {
-		rc = wait_for(fs, e, &f->cid, out); /* unlocks */
+		rc = wait_for(fs, e, f, out); /* unlocks */
 		return rc ? rc : 1;
 	}
 	rc = start_run(fs, f, idx, n, &run);
@@ -282,8 +300,8 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	size_t n = 1, bytes;
 	int rc;
 
-	if (rfs_cache_get(fs->cache, &f->cid, idx, out,
-			  rfs_block_len(f, bs, idx)) == 0)
+	if (cache_get(fs, f, idx, rfs_block_len(f, bs, idx), 0, out,
+		      rfs_block_len(f, bs, idx)) == 0)
 		return (ssize_t)rfs_block_len(f, bs, idx);
 	while (n < RFS_RUN_MAX && idx + n < nblocks &&
 	       n * bs + rfs_block_len(f, bs, idx + n) <= left &&
@@ -373,8 +391,8 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			continue;
 		}
 		/* cached: only the pages it needs are read and checked */
-		if (rfs_cache_get_part(fs->cache, &f->cid, idx, blen, skip,
-				       (char *)buf + done, n) == 0) {
+		if (cache_get(fs, f, idx, blen, skip, (char *)buf + done, n) ==
+		    0) {
 			done += n;
 			continue;
 		}

@@ -61,8 +61,14 @@ static void run_job(struct rfs_fs *fs, struct pf_job *j)
 	uint64_t idx = j->idx, end = j->idx + j->n;
 
 	if (j->disk) {
-		rfs_cache_stage(fs->cache, &j->f.cid, j->idx, j->n,
-				j->f.reps->size);
+		uint64_t bad;
+
+		if (rfs_cache_stage(fs->cache, &j->f.cid, j->idx, j->n,
+				    j->f.reps->size, &bad))
+			rfs_log_limited(LOG_WARNING, "cache-crc",
+					"cache: block %llu of %s failed its "
+					"checksum; dropped, fetching it again",
+					(unsigned long long)bad, j->f.didstr);
 		return;
 	}
 	while (idx < end) {

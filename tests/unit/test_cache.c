@@ -1717,7 +1717,7 @@ static void test_lock(const char *dir)
 /*
  * Staged blocks come from memory, checked when they were read: whole
  * reads take them, partial ones leave them; a bad page drops its block
- * at staging; at most 32 MiB is staged, and what nobody took within two
+ * at staging, which says which one; at most 32 MiB is staged, and what nobody took within two
  * seconds makes room.
  */
 static void test_stage(const char *dir)
@@ -1730,6 +1730,7 @@ static void test_stage(const char *dir)
 	struct rfs_cache_id id, jd, kd;
 	struct rfs_cache_stats s;
 	struct rfs_cache *c = open_at(dir, 64 * MIB, PART_BS);
+	uint64_t bad = 0;
 	char *blocks = NULL;
 	int fd, got;
 
@@ -1740,7 +1741,7 @@ static void test_stage(const char *dir)
 	CHECK_INT(put_file(c, &id, &f, 800, PART_BS), 0);
 	CHECK_INT(put_file(c, &jd, &g, 801, PART_BS), 0);
 	rfs_cache_flush(c);
-	rfs_cache_stage(c, &id, 0, 8, f.size);
+	CHECK_U64(rfs_cache_stage(c, &id, 0, 8, f.size, &bad), 0);
 	/* from here on the bytes are only in memory (truncated: a reader
 	 * may keep the file open) */
 	blocks = block_file(dir, &id);
@@ -1762,7 +1763,8 @@ static void test_stage(const char *dir)
 	if (fd >= 0)
 		close(fd);
 	free(blocks);
-	rfs_cache_stage(c, &jd, 0, 2, g.size);
+	CHECK_U64(rfs_cache_stage(c, &jd, 0, 2, g.size, &bad), 1);
+	CHECK_U64(bad, 1);
 	rfs_cache_flush(c);
 	rfs_cache_stats(c, &s);
 	CHECK_U64(s.corrupt, 1);
@@ -1784,7 +1786,9 @@ static void test_stage(const char *dir)
 		file_id(&kd, n);
 		if (n == 804)
 			sleep(3); /* 802's blocks, read in part, go stale */
-		rfs_cache_stage(c, &kd, 0, 40, n == 802 ? h.size : m.size);
+		CHECK_U64(rfs_cache_stage(c, &kd, 0, 40,
+					  n == 802 ? h.size : m.size, &bad),
+			  0);
 		blocks = block_file(dir, &kd);
 		CHECK(blocks && truncate(blocks, 0) == 0);
 		free(blocks);
