@@ -228,28 +228,6 @@ static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-/*
- * A direct write needs an aligned buffer and a whole number of pages:
- * fetch buffers are (rfs_cache_buf_alloc); a file's short last block
- * is copied into the writer's own page-padded buffer.
- */
-static int write_direct(struct rfs_bf_writer *w, int fd, const void *data,
-			size_t len, off_t off)
-{
-	if ((uintptr_t)data % ALIGN == 0 && len % ALIGN == 0)
-		return pwrite_all(fd, data, len, off);
-	if (!w->bounce) {
-		w->bounce = rfs_cache_buf_alloc(w->bounce_len);
-		if (!w->bounce)
-			return -ENOMEM;
-	}
-	if (len > w->bounce_len)
-		return -EINVAL;
-	memcpy(w->bounce, data, len);
-	memset(w->bounce + len, 0, round_up(len) - len);
-	return pwrite_all(fd, w->bounce, round_up(len), off);
-}
-
 int rfs_bf_write(struct rfs_cache *c, struct rfs_bf_writer *w,
 		 const struct rfs_cache_id *id, uint64_t idx, const void *data,
 		 size_t len)
@@ -259,9 +237,9 @@ int rfs_bf_write(struct rfs_cache *c, struct rfs_bf_writer *w,
 
 	if (fd < 0)
 		return fd;
-	if (!c->direct)
-		return pwrite_all(fd, data, len, off);
-	return write_direct(w, fd, data, len, off);
+	/* a direct write needs whole pages: a short last block's buffer
+	 * (rfs_cache_buf_alloc) is padded with zeros to its page */
+	return pwrite_all(fd, data, c->direct ? round_up(len) : len, off);
 }
 
 void rfs_bf_writer_close(struct rfs_bf_writer *w)

@@ -322,7 +322,6 @@ int rfs_cache_open(struct rfs_cache **out, const struct rfs_cache_conf *conf)
 	pthread_mutex_init(&c->rd_lock, NULL);
 	pthread_mutex_init(&c->st_lock, NULL);
 	pthread_cond_init(&c->st_loaded, NULL);
-	c->w.bounce_len = conf->block_size;
 	c->st.quota = conf->quota;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->wake, NULL);
@@ -655,13 +654,15 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */
 	to = to < blen ? to : blen;
-	if ((from != off || to != off + n) && !(dst = malloc(to - from)))
+	/* aligned: a direct read of the block file lands in it as is */
+	if ((from != off || to != off + n) &&
+	    !(dst = rfs_cache_buf_alloc(to - from)))
 		return -ENOMEM;
 	rc = read_pages(c, id, idx, blen, from, to - from, dst, &had_header);
 	if (!rc && dst != buf)
 		memcpy(buf, dst + (off - from), n);
 	if (dst != buf)
-		free(dst);
+		rfs_cache_buf_free(dst);
 	if (rc == -EINVAL || rc == -ENOMEM)
 		return rc;
 	/* a header whose bytes are gone (evicted meanwhile, lost in a
@@ -847,7 +848,6 @@ void rfs_cache_close(struct rfs_cache *c)
 		mdb_env_close(c->env);
 	}
 	rfs_bf_writer_close(&c->w);
-	rfs_cache_buf_free(c->w.bounce);
 	rfs_bf_close(c);
 	rfs_cache_stage_clear(c);
 	pthread_cond_destroy(&c->st_loaded);

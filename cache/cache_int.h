@@ -78,16 +78,13 @@ struct touch {
 	bool dirty;
 };
 
-/* The writer thread's open block file and its page-padded copy buffer. */
+/* The writer thread's open block file. */
 struct rfs_bf_writer {
 	int fd;
 	struct rfs_cache_id id;
-	char *bounce;
-	size_t bounce_len;
 };
 
-/* A block file kept open for readers: its readahead state lives in the
- * open file, so a warm stream's reads ramp up to the disk's window. */
+/* A block file kept open for readers: a read costs no open(). */
 struct rfs_bf_reader {
 	struct rfs_cache_id id;
 	int fd; /* -1: free */
@@ -97,7 +94,7 @@ struct rfs_bf_reader {
 };
 
 #define READER_SLOTS 16
-/* Blocks in one staged run (stage.c): one direct read. */
+/* Blocks in one staged run (stage.c): one read. */
 #define RFS_STAGE_RUN 64
 
 struct rfs_staged;
@@ -152,7 +149,8 @@ int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler);
 /* blockfile.c: the block files, beside LMDB */
 int rfs_bf_open(struct rfs_cache *c, const char *dir);
 void rfs_bf_close(struct rfs_cache *c);
-/* Writer only: block @idx of @id, before its header is committed. */
+/* Writer only: block @idx of @id, before its header is committed; @data
+ * from rfs_cache_buf_alloc (a direct write takes its padded page). */
 int rfs_bf_write(struct rfs_cache *c, struct rfs_bf_writer *w,
 		 const struct rfs_cache_id *id, uint64_t idx, const void *data,
 		 size_t len);
@@ -194,6 +192,15 @@ void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
 void rfs_bf_sweep(struct rfs_cache *c,
 		  bool (*known)(struct rfs_cache *,
 				const struct rfs_cache_id *));
+
+/* The length of block @idx of a file of @size bytes. */
+static inline size_t blk_len(const struct rfs_cache *c, uint64_t size,
+			     uint64_t idx)
+{
+	uint64_t left = size - idx * c->block_size;
+
+	return (size_t)(left < c->block_size ? left : c->block_size);
+}
 
 static inline size_t crc_pages(size_t len)
 {

@@ -96,13 +96,6 @@ static bool make_room(struct rfs_cache *c, size_t need)
 	return c->staged_bytes + need <= STAGE_BYTES;
 }
 
-static size_t block_len(const struct rfs_cache *c, uint64_t size, uint64_t idx)
-{
-	uint64_t left = size - idx * c->block_size;
-
-	return (size_t)(left < c->block_size ? left : c->block_size);
-}
-
 /*
  * Under st_lock: registers blocks @idx.. as loading, each with the
  * loader's reference, up to @n, the first one staged already or what
@@ -117,17 +110,17 @@ static size_t claim(struct rfs_cache *c, const struct rfs_cache_id *id,
 	for (k = 0;
 	     k < n && (idx + k) * c->block_size < size && !find(c, id, idx + k);
 	     k++)
-		total += block_len(c, size, idx + k);
+		total += blk_len(c, size, idx + k);
 	/* what fits of the run, after letting stale blocks go */
 	while (k && !make_room(c, total))
-		total -= block_len(c, size, idx + --k);
+		total -= blk_len(c, size, idx + --k);
 	for (i = 0; i < k; i++) {
 		struct rfs_staged *e = calloc(1, sizeof(*e));
 
 		if (!e)
 			break;
 		*e = (struct rfs_staged){
-			*id,  idx + i,	block_len(c, size, idx + i),
+			*id,  idx + i,	blk_len(c, size, idx + i),
 			NULL, true,	false,
 			2,    now_ms(), c->staged
 		};

@@ -412,9 +412,7 @@ static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
 
 	*a = 1;
 	for (uint64_t i = 0; !rc && i * c->block_size < size; i++) {
-		uint64_t left = size - i * c->block_size;
-		size_t len =
-			left < c->block_size ? (size_t)left : c->block_size;
+		size_t len = blk_len(c, size, i);
 
 		blk_key(k, id, i);
 		rc = mdb_get(txn, c->blk, &key, &v);
