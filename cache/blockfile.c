@@ -30,6 +30,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cache/cache_int.h"
@@ -281,6 +282,80 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 		rfs_log_limited(LOG_WARNING, "cache-unlink",
 				"cache: cannot remove blocks/%s: %s", name,
 				strerror(errno));
+}
+
+/*
+ * A file whose every block is stored and matched the catalogue's adler32
+ * is sealed: cut to its exact size (a direct write pads the last block to
+ * its page) and its size and mtime recorded in an xattr of the file. Any
+ * later write, a block fetched again or a byte changed by hand, moves the
+ * mtime and breaks the seal; rfs_bf_open_sealed then refuses the file.
+ */
+#define SEAL_XATTR "user.ruciofs.seal"
+#define SEAL_MAGIC 0x31534652u /* "RFS1" */
+
+struct seal {
+	uint32_t magic;
+	uint32_t zero;
+	uint64_t size;
+	int64_t mtime_sec;
+	int64_t mtime_nsec;
+};
+
+static void seal_of(struct seal *s, const struct stat *st)
+{
+	memset(s, 0, sizeof(*s));
+	s->magic = SEAL_MAGIC;
+	s->size = (uint64_t)st->st_size;
+	s->mtime_sec = st->st_mtim.tv_sec;
+	s->mtime_nsec = st->st_mtim.tv_nsec;
+}
+
+void rfs_bf_seal(struct rfs_cache *c, const struct rfs_cache_id *id,
+		 uint64_t size)
+{
+	char name[NAME_LEN + 1];
+	struct stat st;
+	struct seal s;
+	int fd;
+
+	name_of(name, id);
+	fd = openat(c->dfd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > size &&
+	    ftruncate(fd, (off_t)size) == 0)
+		fstat(fd, &st);
+	/* a filesystem without user xattrs: never sealed, always read
+	 * through the daemon */
+	if ((uint64_t)st.st_size == size) {
+		seal_of(&s, &st);
+		fsetxattr(fd, SEAL_XATTR, &s, sizeof(s), 0);
+	}
+	close(fd);
+}
+
+int rfs_bf_open_sealed(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t size)
+{
+	char name[NAME_LEN + 1];
+	struct seal want, got;
+	struct stat st;
+	int fd;
+
+	name_of(name, id);
+	fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	if (fstat(fd, &st) ||
+	    fgetxattr(fd, SEAL_XATTR, &got, sizeof(got)) != sizeof(got))
+		goto broken;
+	seal_of(&want, &st);
+	if (want.size == size && !memcmp(&want, &got, sizeof(want)))
+		return fd;
+broken:
+	close(fd);
+	return -ESTALE;
 }
 
 /* ---- the readers' side ---- */

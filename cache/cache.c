@@ -737,6 +737,36 @@ int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return 0;
 }
 
+int rfs_cache_open_whole(struct rfs_cache *c, const struct rfs_cache_id *id,
+			 uint64_t size)
+{
+	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	struct file_rec f = { 0 };
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->files, &key, &v);
+	if (rc == 0 && v.mv_size >= sizeof(f))
+		memcpy(&f, v.mv_data, sizeof(f)); /* LMDB data is unaligned */
+	mdb_txn_abort(txn);
+	/* a dropped block clears FILE_VERIFIED, an evicted file has no
+	 * record: either way the daemon reads it, block by block */
+	if (!(f.flags & FILE_VERIFIED) || f.size != size)
+		return -ENOENT;
+	rc = rfs_bf_open_sealed(c, id, size);
+	if (rc == -ESTALE)
+		rfs_log_limited(LOG_WARNING, "cache-seal",
+				"cache: a block file changed since it was "
+				"verified; its blocks are checked on every "
+				"read instead");
+	if (rc < 0)
+		return rc;
+	touch(c, id);
+	return rc;
+}
+
 int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,
 		       size_t *len, time_t *stored)
 {

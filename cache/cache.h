@@ -142,6 +142,16 @@ void rfs_cache_flush(struct rfs_cache *c);
 int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t *nblocks, bool *pinned);
 
+/*
+ * A read-only fd of the block file of @id, a file of @size bytes, for the
+ * kernel to read from directly: only when every block is stored, the
+ * whole matched the catalogue's adler32 and the file is unchanged since
+ * (its seal: see blockfile.c). Those reads skip the per-page CRC checks;
+ * the bytes were checked when stored. -ENOENT when the file is not
+ * whole, -ESTALE when it changed.
+ */
+int rfs_cache_open_whole(struct rfs_cache *c, const struct rfs_cache_id *id,
+			 uint64_t size);
 /* Pinned files are never evicted; pins survive restarts. */
 int rfs_cache_pin(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  const struct rfs_cache_file *f, bool pin);

@@ -160,6 +160,13 @@ void rfs_bf_punch(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, size_t len);
 void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 		   const struct rfs_cache_id *id);
+/* Writer only: seals a complete, verified file of @size bytes. */
+void rfs_bf_seal(struct rfs_cache *c, const struct rfs_cache_id *id,
+		 uint64_t size);
+/* A read-only fd of @id's block file if its seal holds for @size bytes;
+ * -ENOENT without one, -ESTALE when it was changed since. */
+int rfs_bf_open_sealed(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t size);
 /* @len bytes at @off of @id's block file: 0, or -ENOENT when they are
  * not all there. */
 int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,

@@ -455,8 +455,11 @@ static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 			f.did, f.r.adler32, a);
 		evict_file(c, txn, id, &d);
 	}
-	if (mdb_txn_commit(txn) == 0)
+	if (mdb_txn_commit(txn) == 0) {
 		apply_delta(c, &d);
+		if (ok)
+			rfs_bf_seal(c, id, f.r.size);
+	}
 }
 
 static bool put_before(const struct op *a, const struct op *b)

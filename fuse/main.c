@@ -18,6 +18,7 @@
 #include "conf/conf.h"
 #include "core/fs.h"
 #include "fuse/ops.h"
+#include "fuse/passthrough.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -161,6 +162,8 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		goto out_destroy;
 	if (fuse_session_mount(se, conf->mountpoint))
 		goto out_handlers;
+	if (conf->cache && conf->passthrough && rfs_pt_install(se, true))
+		rfs_warn("passthrough: cannot hook the session's I/O");
 	raise_readahead(conf->mountpoint);
 	if (fuse_daemonize(conf->foreground))
 		goto out_unmount;

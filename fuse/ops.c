@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fs.h"
 #include "fuse/ops.h"
+#include "fuse/passthrough.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -231,32 +233,67 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* An open file: the core's, and how the kernel reads it. */
+struct handle {
+	struct rfs_file *f;
+	bool direct; /* from its backing file: no reads come here */
+};
+
+static struct handle *handle_of(const struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* A backing id for a whole cached file, or 0: read through the daemon. */
+static int backing_for(struct rfs_fs *fs, fuse_ino_t ino, struct rfs_file *f)
+{
+	int fd = rfs_pt_usable() ? rfs_fs_open_whole(fs, f) : -1;
+	int id = rfs_pt_open(ino, fd);
+
+	if (fd >= 0)
+		close(fd); /* a registered backing file holds its own */
+	if (id > 0)
+		rfs_fs_count_whole(fs);
+	return id;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rfs_fs *fs = fs_of(req);
-	struct rfs_file *f;
-	int rc;
+	struct handle *h;
+	int rc, id;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
 	    (fi->flags & (O_TRUNC | O_CREAT))) {
 		reply_err(req, -EROFS);
 		return;
 	}
-	rc = rfs_fs_open(fs, ino, &f);
+	h = calloc(1, sizeof(*h));
+	rc = h ? rfs_fs_open(fs, ino, &h->f) : -ENOMEM;
+	id = rc ? 0 : backing_for(fs, ino, h->f);
+	if (!rc && id < 0) {
+		rfs_fs_release(fs, h->f);
+		rc = id;
+	}
 	if (rc) {
+		free(h);
 		reply_err(req, rc);
 		return;
 	}
-	fi->fh = (uintptr_t)f;
+	h->direct = id > 0;
+	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 1; /* a file DID's bytes are fixed: keep pages */
-	if (fuse_reply_open(req, fi))
-		rfs_fs_release(fs, f);
+	if (rfs_pt_reply_open(req, fi, id)) {
+		rfs_pt_release(ino, h->direct);
+		rfs_fs_release(fs, h->f);
+		free(h);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct rfs_file *f = (struct rfs_file *)(uintptr_t)fi->fh;
+	struct rfs_file *f = handle_of(fi)->f;
 	char *buf;
 	ssize_t n;
 
@@ -280,7 +317,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	rfs_fs_release(fs_of(req), (struct rfs_file *)(uintptr_t)fi->fh);
+	struct handle *h = handle_of(fi);
+
+	rfs_pt_release(ino, h->direct);
+	rfs_fs_release(fs_of(req), h->f);
+	free(h);
 	fuse_reply_err(req, 0);
 }
 

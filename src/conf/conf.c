@@ -97,6 +97,7 @@ static const struct opt opts[] = {
 	OPT("block_size", OPT_SIZE, block_size),
 	OPT("cache", OPT_BOOL, cache),
 	OPT("readahead", OPT_BOOL, readahead),
+	OPT("passthrough", OPT_BOOL, passthrough),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -122,6 +123,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->max_threads = 10;
 	conf->cache = true;
 	conf->readahead = true;
+	conf->passthrough = true;
 	conf->cache_size = 10ull << 30;
 	conf->block_size = 1 << 20;
 	conf->uid = getuid();
@@ -727,6 +729,10 @@ void rfs_conf_usage(const char *progname)
 	       "network\n"
 	       "    -o readahead=no        no parallel read-ahead for "
 	       "sequential reads\n"
+	       "    -o passthrough=no      whole cached files too are read "
+	       "through the\n"
+	       "                           daemon, every page checked "
+	       "(Linux 6.9+)\n"
 	       "\n"
 	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
 	       progname);

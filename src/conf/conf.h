@@ -61,6 +61,8 @@ struct rfs_conf {
 	uint64_t block_size;
 	bool cache;	/* false: -o cache=no, read from the network only */
 	bool readahead; /* parallel read-ahead for sequential readers */
+	/* whole cached files read by the kernel from the block file */
+	bool passthrough;
 
 	/* command line */
 	char *mountpoint;

@@ -105,7 +105,8 @@ static json_t *status_json(struct rfs_fs *fs)
 				  (json_int_t)fs->eps[i].slow, "rate",
 				  (json_int_t)fs->eps[i].rate, "last_resort",
 				  fs->eps[i].slow_until > rfs_now()));
-	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I}",
 		      "cache_dir", fs->conf->cache_dir, "block_size",
 		      (json_int_t)fs->conf->block_size, "quota",
 		      (json_int_t)st.quota, "used", (json_int_t)st.used,
@@ -115,7 +116,8 @@ static json_t *status_json(struct rfs_fs *fs)
 		      (json_int_t)st.hit_bytes, "net_bytes",
 		      (json_int_t)fs->net_bytes, "corrupt",
 		      (json_int_t)st.corrupt, "evicted", (json_int_t)st.evicted,
-		      "dropped", (json_int_t)st.dropped);
+		      "dropped", (json_int_t)st.dropped, "whole_opens",
+		      (json_int_t)fs->whole_opens);
 	pthread_mutex_unlock(&fs->stats_lock);
 	if (o)
 		json_object_set_new(o, "endpoints", eps);

@@ -1383,6 +1383,20 @@ void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 	free(f);
 }
 
+int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f)
+{
+	if (!fs->cache || !fs->conf->passthrough || !f->reps->size)
+		return -ENOENT;
+	return rfs_cache_open_whole(fs->cache, &f->cid, f->reps->size);
+}
+
+void rfs_fs_count_whole(struct rfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->stats_lock);
+	fs->whole_opens++;
+	pthread_mutex_unlock(&fs->stats_lock);
+}
+
 void rfs_fs_statfs(struct rfs_fs *fs, struct rfs_statfs *out)
 {
 	out->bsize = 4096;

@@ -102,6 +102,14 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out);
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off);
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f);
+/*
+ * A read-only fd of @f's bytes whole, for the kernel to read directly,
+ * when the cache holds all of them verified and -o passthrough is on
+ * (the caller closes it); -ENOENT otherwise.
+ */
+int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f);
+/* Counts an open the kernel reads from such an fd (for status). */
+void rfs_fs_count_whole(struct rfs_fs *fs);
 
 /* The value of attribute @name in @out; -ENODATA if it has none. */
 int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,

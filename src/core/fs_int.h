@@ -64,6 +64,7 @@ struct rfs_fs {
 	 * errors; stats_lock is a leaf lock */
 	pthread_mutex_t stats_lock;
 	uint64_t net_bytes;
+	uint64_t whole_opens; /* opens read by the kernel from the cache */
 	struct rfs_endpoint_stats {
 		char rse[64];
 		uint64_t bytes;

@@ -330,6 +330,9 @@ static void print_status(json_t *s)
 	printf("evicted       %s; %lld corrupt blocks dropped; %lld not "
 	       "stored\n",
 	       a, (long long)num(s, "corrupt"), (long long)num(s, "dropped"));
+	printf("passthrough   %lld opens of whole cached files read by the "
+	       "kernel\n",
+	       (long long)num(s, "whole_opens"));
 	printf("catalogue     %s\n", json_is_true(json_object_get(s, "offline"))
 					     ? "offline"
 					     : "online");

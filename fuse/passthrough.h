@@ -1,0 +1,44 @@
+/*
+ * Kernel passthrough for whole cached files (Linux 6.9 and later): the
+ * kernel reads such a file straight from its block file in the cache, in
+ * its own page cache, with no request to the daemon. libfuse 3.14 (Debian
+ * 12) predates the feature, so it is negotiated here on the wire, through
+ * the session's custom I/O hooks: the INIT reply asks for it when the
+ * kernel offers it, and an open reply names the backing file.
+ *
+ * The kernel refuses to mix the two modes on one inode (an open through
+ * the daemon while another reads through a backing file fails with EIO),
+ * so every open and release of a file is counted here, by inode.
+ */
+#ifndef RFS_FUSE_PASSTHROUGH_H
+#define RFS_FUSE_PASSTHROUGH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fuse/ops.h" /* fuse_lowlevel.h, at our API version */
+
+/* After fuse_session_mount: hooks @se's I/O. With @want false the hooks
+ * only pass bytes through; -errno if libfuse refused them. */
+int rfs_pt_install(struct fuse_session *se, bool want);
+
+/* Whether opens may ask for passthrough: negotiated, and not given up. */
+bool rfs_pt_usable(void);
+
+/*
+ * Decides how an open of @ino is served. @fd: a read-only fd of the whole
+ * file's bytes, or negative if there is none (borrowed: the caller closes
+ * it). Returns a backing id (> 0) for the open reply, or 0: served by the
+ * daemon. Either way counted until rfs_pt_release.
+ */
+int rfs_pt_open(uint64_t ino, int fd);
+
+/* fuse_reply_open, with the backing file @backing_id (0: none). */
+int rfs_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi,
+		      int backing_id);
+
+/* An open of @ino counted by rfs_pt_open has ended (released, or its
+ * reply never reached the kernel). */
+void rfs_pt_release(uint64_t ino, bool passthrough);
+
+#endif
