@@ -347,13 +347,16 @@ int rfs_bf_open_sealed(struct rfs_cache *c, const struct rfs_cache_id *id,
 	fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
+	/* no seal (a cache of an older version, a filesystem without user
+	 * xattrs): never handed out whole, and nothing to say about it */
 	if (fstat(fd, &st) ||
-	    fgetxattr(fd, SEAL_XATTR, &got, sizeof(got)) != sizeof(got))
-		goto broken;
+	    fgetxattr(fd, SEAL_XATTR, &got, sizeof(got)) != sizeof(got)) {
+		close(fd);
+		return -ENOENT;
+	}
 	seal_of(&want, &st);
 	if (want.size == size && !memcmp(&want, &got, sizeof(want)))
 		return fd;
-broken:
 	close(fd);
 	return -ESTALE;
 }

@@ -164,7 +164,7 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 void rfs_bf_seal(struct rfs_cache *c, const struct rfs_cache_id *id,
 		 uint64_t size);
 /* A read-only fd of @id's block file if its seal holds for @size bytes;
- * -ENOENT without one, -ESTALE when it was changed since. */
+ * -ENOENT without a seal, -ESTALE when the file changed since. */
 int rfs_bf_open_sealed(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       uint64_t size);
 /* @len bytes at @off of @id's block file: 0, or -ENOENT when they are

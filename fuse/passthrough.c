@@ -301,8 +301,6 @@ int rfs_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi, int backing_id)
 {
 	int rc;
 
-	if (backing_id > 0)
-		fi->keep_cache = 0;
 	reply_backing_id = backing_id;
 	rc = fuse_reply_open(req, fi);
 	reply_backing_id = 0;
