@@ -175,6 +175,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		rfs_warn("allow_other: every local user reads with this "
 			 "mount's Rucio identity");
 	rc = run_loop(se, conf) ? 1 : 0;
+	rfs_pt_clear();
 	rfs_info("unmounting %s", conf->mountpoint);
 out_unmount:
 	fuse_session_unmount(se);

@@ -233,15 +233,22 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* An open file: the core's, and how the kernel reads it. */
-struct handle {
-	struct rfs_file *f;
-	bool direct; /* from its backing file: no reads come here */
-};
+/*
+ * An open file's fh: the core's file, its lowest bit set when the kernel
+ * reads it from a backing file (calloc'ed, so that bit is free). Not a
+ * struct of our own: the core frees files still open at exit, whose
+ * RELEASE never came, and a wrapper would leak.
+ */
+#define FH_DIRECT 1u
 
-static struct handle *handle_of(const struct fuse_file_info *fi)
+static struct rfs_file *file_of(const struct fuse_file_info *fi)
 {
-	return (struct handle *)(uintptr_t)fi->fh;
+	return (struct rfs_file *)(uintptr_t)(fi->fh & ~(uint64_t)FH_DIRECT);
+}
+
+static bool is_direct(const struct fuse_file_info *fi)
+{
+	return fi->fh & FH_DIRECT;
 }
 
 /* A backing id for a whole cached file, or 0: read through the daemon. */
@@ -260,7 +267,7 @@ static int backing_for(struct rfs_fs *fs, fuse_ino_t ino, struct rfs_file *f)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rfs_fs *fs = fs_of(req);
-	struct handle *h;
+	struct rfs_file *f;
 	int rc, id;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
@@ -268,32 +275,29 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, -EROFS);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
-	rc = h ? rfs_fs_open(fs, ino, &h->f) : -ENOMEM;
-	id = rc ? 0 : backing_for(fs, ino, h->f);
-	if (!rc && id < 0) {
-		rfs_fs_release(fs, h->f);
-		rc = id;
-	}
+	rc = rfs_fs_open(fs, ino, &f);
 	if (rc) {
-		free(h);
 		reply_err(req, rc);
 		return;
 	}
-	h->direct = id > 0;
-	fi->fh = (uintptr_t)h;
+	id = backing_for(fs, ino, f);
+	if (id < 0) {
+		rfs_fs_release(fs, f);
+		reply_err(req, id);
+		return;
+	}
+	fi->fh = (uintptr_t)f | (id > 0 ? FH_DIRECT : 0);
 	fi->keep_cache = 1; /* a file DID's bytes are fixed: keep pages */
 	if (rfs_pt_reply_open(req, fi, id)) {
-		rfs_pt_release(ino, h->direct);
-		rfs_fs_release(fs, h->f);
-		free(h);
+		rfs_pt_release(ino, id > 0);
+		rfs_fs_release(fs, f);
 	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct rfs_file *f = handle_of(fi)->f;
+	struct rfs_file *f = file_of(fi);
 	char *buf;
 	ssize_t n;
 
@@ -317,11 +321,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct handle *h = handle_of(fi);
-
-	rfs_pt_release(ino, h->direct);
-	rfs_fs_release(fs_of(req), h->f);
-	free(h);
+	rfs_pt_release(ino, is_direct(fi));
+	rfs_fs_release(fs_of(req), file_of(fi));
 	fuse_reply_err(req, 0);
 }
 

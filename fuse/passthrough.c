@@ -333,3 +333,16 @@ void rfs_pt_release(uint64_t ino, bool passthrough)
 	drop_if_idle(p);
 	pthread_mutex_unlock(&pt.lock);
 }
+
+void rfs_pt_clear(void)
+{
+	pthread_mutex_lock(&pt.lock);
+	for (size_t i = 0; i < BUCKETS; i++)
+		while (pt.table[i]) {
+			struct inode_io *e = pt.table[i];
+
+			pt.table[i] = e->next;
+			free(e);
+		}
+	pthread_mutex_unlock(&pt.lock);
+}

@@ -41,4 +41,7 @@ int rfs_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi,
  * reply never reached the kernel). */
 void rfs_pt_release(uint64_t ino, bool passthrough);
 
+/* After the session loop: forgets the opens whose RELEASE never came. */
+void rfs_pt_clear(void);
+
 #endif
