@@ -323,9 +323,13 @@ void rfs_bf_seal(struct rfs_cache *c, const struct rfs_cache_id *id,
 	fd = openat(c->dfd, name, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > size &&
-	    ftruncate(fd, (off_t)size) == 0)
-		fstat(fd, &st);
+	if (fstat(fd, &st)) {
+		close(fd);
+		return;
+	}
+	if ((uint64_t)st.st_size > size && ftruncate(fd, (off_t)size) == 0 &&
+	    fstat(fd, &st))
+		st.st_size = -1; /* unknown now: not sealed */
 	/* a filesystem without user xattrs: never sealed, always read
 	 * through the daemon */
 	if ((uint64_t)st.st_size == size) {

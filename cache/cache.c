@@ -271,18 +271,33 @@ static int compact(struct rfs_cache *c, const char *dir)
 	return reopened;
 }
 
+/* @id's file record, copied out (LMDB data is unaligned): 0, -ENOENT
+ * or another -errno. */
+static int read_file_rec(struct rfs_cache *c, const struct rfs_cache_id *id,
+			 struct file_rec *f)
+{
+	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->files, &key, &v);
+	if (rc == 0 && v.mv_size >= sizeof(*f))
+		memcpy(f, v.mv_data, sizeof(*f));
+	else if (rc == 0)
+		rc = MDB_CORRUPTED;
+	mdb_txn_abort(txn);
+	return rc ? rfs_errno_from_mdb(rc) : 0;
+}
+
 /* Whether the index has a record of @id (for the sweep at opening). */
 static bool known_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
-	MDB_val k = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
-	MDB_txn *txn;
-	bool yes;
+	struct file_rec f;
 
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
-		return true; /* when in doubt, keep */
-	yes = mdb_get(txn, c->files, &k, &v) == 0;
-	mdb_txn_abort(txn);
-	return yes;
+	/* when in doubt, keep */
+	return read_file_rec(c, id, &f) != -ENOENT;
 }
 
 static int open_store(struct rfs_cache *c, const char *dir)
@@ -515,6 +530,7 @@ static int get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /* ---- reading ---- */
 
+/* Notes an access to @id, for the writer to fold into the lru index. */
 static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
 	unsigned slot = (id->b[0] | id->b[1] << 8) % TOUCH_SLOTS;
@@ -522,11 +538,13 @@ static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
 	uint64_t now = wall_now();
 
 	/* a collision just loses one access time update: LRU is a hint */
-	if (!memcmp(t->id.b, id->b, RFS_CACHE_ID_LEN) && t->atime == now)
-		return;
-	t->id = *id;
-	t->atime = now;
-	t->dirty = true;
+	pthread_mutex_lock(&c->lock);
+	if (memcmp(t->id.b, id->b, RFS_CACHE_ID_LEN) || t->atime != now) {
+		t->id = *id;
+		t->atime = now;
+		t->dirty = true;
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
@@ -670,11 +688,8 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	if (had_header && rc)
 		rfs_cache_drop_block(c, id, idx);
 	rfs_cache_count(c, rc == 0, n, rc == -EBADMSG);
-	if (rc == 0) {
-		pthread_mutex_lock(&c->lock);
+	if (rc == 0)
 		touch(c, id);
-		pthread_mutex_unlock(&c->lock);
-	}
 	return rc;
 }
 
@@ -709,25 +724,17 @@ bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
 int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t *nblocks, bool *pinned)
 {
-	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	struct file_rec f;
+	int rc = read_file_rec(c, id, &f);
 
 	*nblocks = 0;
 	*pinned = false;
-	if (rc)
-		return rfs_errno_from_mdb(rc);
-	rc = mdb_get(txn, c->files, &key, &v);
-	if (rc == 0 && v.mv_size >= sizeof(struct file_rec)) {
-		struct file_rec f; /* copied: LMDB data is not aligned */
-
-		memcpy(&f, v.mv_data, sizeof(f));
+	if (rc == 0) {
 		*nblocks = f.nblocks;
 		*pinned = f.flags & FILE_PINNED;
+	} else if (rc != -ENOENT && rc != -EBADMSG) {
+		return rc;
 	}
-	mdb_txn_abort(txn);
-	if (rc && rc != MDB_NOTFOUND)
-		return rfs_errno_from_mdb(rc);
 	/* blocks still queued count too: they are readable already */
 	pthread_mutex_lock(&c->lock);
 	for (struct op *o = c->head; o; o = o->next)
@@ -740,17 +747,13 @@ int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 int rfs_cache_open_whole(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t size)
 {
-	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
-	struct file_rec f = { 0 };
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+	struct file_rec f;
+	int rc = read_file_rec(c, id, &f);
 
+	if (rc == -EBADMSG) /* a short record: as good as none */
+		rc = -ENOENT;
 	if (rc)
-		return rfs_errno_from_mdb(rc);
-	rc = mdb_get(txn, c->files, &key, &v);
-	if (rc == 0 && v.mv_size >= sizeof(f))
-		memcpy(&f, v.mv_data, sizeof(f)); /* LMDB data is unaligned */
-	mdb_txn_abort(txn);
+		return rc;
 	/* a dropped block clears FILE_VERIFIED, an evicted file has no
 	 * record: either way the daemon reads it, block by block */
 	if (!(f.flags & FILE_VERIFIED) || f.size != size)

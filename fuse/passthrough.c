@@ -190,20 +190,13 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-static ssize_t hook_splice(int fdin, off_t *offin, int fdout, off_t *offout,
-			   size_t len, unsigned int flags, void *userdata)
-{
-	(void)userdata;
-	return splice(fdin, offin, fdout, offout, len, flags);
-}
-
 int rfs_pt_install(struct fuse_session *se, bool want)
 {
+	/* no splice hooks: ruciofs asks libfuse for no splicing (it
+	 * would splice around these hooks, after INIT) */
 	static const struct fuse_custom_io io = {
 		.read = hook_read,
 		.writev = hook_writev,
-		.splice_receive = hook_splice,
-		.splice_send = hook_splice,
 	};
 	int fd = fuse_session_fd(se);
 	int rc;

@@ -57,6 +57,14 @@ static void put_inflight(struct rfs_inflight *e)
 	free(e);
 }
 
+void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx)
+{
+	rfs_log_limited(LOG_WARNING, "cache-crc",
+			"cache: block %llu of %s failed its checksum; "
+			"dropped, fetching it again",
+			(unsigned long long)idx, f->didstr);
+}
+
 /*
  * Bytes of block @idx of @f from the cache (see rfs_cache_get_part). A
  * block that failed its checksum was dropped there; it is said here,
@@ -68,10 +76,7 @@ static int cache_get(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx,
 	int rc = rfs_cache_get_part(fs->cache, &f->cid, idx, blen, off, buf, n);
 
 	if (rc == -EBADMSG)
-		rfs_log_limited(LOG_WARNING, "cache-crc",
-				"cache: block %llu of %s failed its checksum; "
-				"dropped, fetching it again",
-				(unsigned long long)idx, f->didstr);
+		rfs_blocks_say_corrupt(f, idx);
 	return rc;
 }
 

@@ -156,6 +156,8 @@ int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 			   size_t n, char *out, enum rfs_pick pick);
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off);
+/* The one log line for block @idx of @f found corrupt (and dropped). */
+void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx);
 
 double rfs_now(void);
 

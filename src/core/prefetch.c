@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "core/fs_int.h"
-#include "util/log.h"
 #include "util/banned.h"
 
 #define PF_WORKERS 4
@@ -65,10 +64,7 @@ static void run_job(struct rfs_fs *fs, struct pf_job *j)
 
 		if (rfs_cache_stage(fs->cache, &j->f.cid, j->idx, j->n,
 				    j->f.reps->size, &bad))
-			rfs_log_limited(LOG_WARNING, "cache-crc",
-					"cache: block %llu of %s failed its "
-					"checksum; dropped, fetching it again",
-					(unsigned long long)bad, j->f.didstr);
+			rfs_blocks_say_corrupt(&j->f, bad);
 		return;
 	}
 	while (idx < end) {

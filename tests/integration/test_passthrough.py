@@ -76,7 +76,7 @@ def test_open_through_the_daemon_keeps_later_opens_there(lake41,
     first = open(p, "rb")  # not cached yet: through the daemon
     try:
         assert sha256_of(p) == f["sha256"]  # now whole, while still open
-        ctl("-m", m.dir, "status")
+        ctl("prefetch", p)  # waits for the writer: stored and sealed
         # the kernel refuses an inode in both modes: this open must be
         # served like the first one, and succeed
         assert sha256_of(p) == f["sha256"]
@@ -84,7 +84,6 @@ def test_open_through_the_daemon_keeps_later_opens_there(lake41,
         assert first.read() != b""
     finally:
         first.close()
-    subprocess.run(["sync"])
     assert sha256_of(p) == f["sha256"]
     assert status(m)["whole_opens"] == 1
 
