@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "cache/cache_int.h"
+#include "util/clock.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -387,10 +388,13 @@ static void wait_room(struct rfs_cache *c, size_t len, int wait_ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
+	double t0 = rfs_mono_now();
+
 	while (!c->stop && c->writer_started &&
 	       c->queued_bytes + len > QUEUE_MAX_BYTES)
 		if (pthread_cond_timedwait(&c->done, &c->lock, &until))
 			break;
+	c->st.wait_us += (uint64_t)((rfs_mono_now() - t0) * 1e6);
 }
 
 /* Queues @o; returns its sequence number, or 0 if it was refused (and

@@ -51,6 +51,10 @@ struct rfs_cache_stats {
 	uint64_t corrupt; /* blocks dropped for a bad checksum */
 	uint64_t evicted; /* bytes evicted */
 	uint64_t dropped; /* blocks that could not be stored */
+	/* whether the cache's disk keeps up with the network: */
+	uint64_t written;  /* block bytes the writer stored */
+	uint64_t write_us; /* time it spent writing them */
+	uint64_t wait_us;  /* time read-ahead waited for room in its queue */
 };
 
 /* The identity of a file's bytes. */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "cache/cache_int.h"
+#include "util/clock.h"
 #include "util/banned.h"
 
 #define STAGE_BYTES (32u << 20)
@@ -40,10 +41,7 @@ struct rfs_staged {
 
 static uint64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)(rfs_mono_now() * 1000);
 }
 
 /* Under st_lock. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cache/cache_int.h"
+#include "util/clock.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -25,6 +26,8 @@ struct delta {
 	int64_t pinned;
 	int64_t files;
 	uint64_t evicted;
+	uint64_t written;
+	double write_s;
 };
 
 /* every file a batch can complete: one per op at most */
@@ -134,6 +137,7 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	MDB_val key = { sizeof(k), k }, v;
 	struct frec f;
 	uint32_t crc, adler, len = (uint32_t)o->len;
+	double t;
 	int rc;
 
 	blk_key(k, &o->id, o->idx);
@@ -143,9 +147,12 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (rc)
 		return rc;
 	/* bytes before header: a header never names bytes not written */
+	t = rfs_mono_now();
 	rc = rfs_bf_write(c, &c->w, &o->id, o->idx, o->data, o->len);
 	if (rc)
 		return -rc; /* LMDB's convention: a positive errno */
+	d->write_s += rfs_mono_now() - t;
+	d->written += o->len;
 	note_written(b, &o->id);
 	v.mv_size = hdr_len(o->len);
 	rc = mdb_put(txn, c->blk, &key, &v, MDB_RESERVE);
@@ -320,6 +327,8 @@ static void apply_delta(struct rfs_cache *c, const struct delta *d)
 	c->st.pinned = (uint64_t)((int64_t)c->st.pinned + d->pinned);
 	c->st.files = (uint64_t)((int64_t)c->st.files + d->files);
 	c->st.evicted += d->evicted;
+	c->st.written += d->written;
+	c->st.write_us += (uint64_t)(d->write_s * 1e6);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -680,6 +689,7 @@ void *rfs_cache_syncer_main(void *arg)
 	struct rfs_cache *c = arg;
 	struct timespec until;
 
+	pthread_setname_np(pthread_self(), "rfs-sync");
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -703,6 +713,7 @@ void *rfs_cache_writer_main(void *arg)
 	struct rfs_cache *c = arg;
 	struct batch *b = calloc(1, sizeof(*b));
 
+	pthread_setname_np(pthread_self(), "rfs-writer");
 	if (!b)
 		return NULL;
 	pthread_mutex_lock(&c->lock);

@@ -11,6 +11,7 @@
 
 #include "authz/token.h"
 #include "catalog/catalog.h"
+#include "util/clock.h"
 #include "util/errmap.h"
 #include "util/http.h"
 #include "util/log.h"
@@ -45,14 +46,6 @@ struct rfs_catalog {
 	double offline_until;
 };
 
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Could not connect at all (a slow or broken answer does not count). */
 static bool is_unreachable(int rc)
 {
@@ -62,8 +55,9 @@ static bool is_unreachable(int rc)
 /* Records the outcome of a contact: unreachable opens the window. */
 static int note_contact(struct rfs_catalog *cat, int rc)
 {
-	double until =
-		is_unreachable(rc) ? mono_now() + cat->conf->offline_retry : 0;
+	double until = is_unreachable(rc)
+			       ? rfs_mono_now() + cat->conf->offline_retry
+			       : 0;
 
 	__atomic_store(&cat->offline_until, &until, __ATOMIC_RELAXED);
 	return rc;
@@ -74,7 +68,7 @@ static bool offline(struct rfs_catalog *cat)
 	double until;
 
 	__atomic_load(&cat->offline_until, &until, __ATOMIC_RELAXED);
-	return until > 0 && mono_now() < until;
+	return until > 0 && rfs_mono_now() < until;
 }
 
 bool rfs_catalog_offline(struct rfs_catalog *cat)
@@ -332,7 +326,7 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 	/* someone just tried (their result is ours), or a login failed
 	 * moments ago: no new attempt, no new log line */
 	if (cat->generation != seen_generation ||
-	    (cat->login_rc && mono_now() < cat->login_retry)) {
+	    (cat->login_rc && rfs_mono_now() < cat->login_retry)) {
 		rc = cat->login_rc;
 		pthread_mutex_unlock(&cat->lock);
 		return rc;
@@ -351,7 +345,7 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 	cat->login_rc = rc;
 	/* a refused or broken login is not repeated for a second by every
 	 * thread; a catalogue out of reach has its offline window instead */
-	cat->login_retry = is_unreachable(rc) ? 0 : mono_now() + 1;
+	cat->login_retry = is_unreachable(rc) ? 0 : rfs_mono_now() + 1;
 	cat->generation++;
 	cat->login_busy = false;
 	pthread_cond_broadcast(&cat->login_done);

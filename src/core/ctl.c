@@ -104,20 +104,22 @@ static json_t *status_json(struct rfs_fs *fs)
 				  (json_int_t)fs->eps[i].errors, "slow",
 				  (json_int_t)fs->eps[i].slow, "rate",
 				  (json_int_t)fs->eps[i].rate, "last_resort",
-				  fs->eps[i].slow_until > rfs_now()));
-	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-		      "s:I}",
-		      "cache_dir", fs->conf->cache_dir, "block_size",
-		      (json_int_t)fs->conf->block_size, "quota",
-		      (json_int_t)st.quota, "used", (json_int_t)st.used,
-		      "pinned", (json_int_t)st.pinned, "files",
-		      (json_int_t)st.files, "hits", (json_int_t)st.hits,
-		      "misses", (json_int_t)st.misses, "cache_bytes",
-		      (json_int_t)st.hit_bytes, "net_bytes",
-		      (json_int_t)fs->net_bytes, "corrupt",
-		      (json_int_t)st.corrupt, "evicted", (json_int_t)st.evicted,
-		      "dropped", (json_int_t)st.dropped, "whole_opens",
-		      (json_int_t)fs->whole_opens);
+				  fs->eps[i].slow_until > rfs_mono_now()));
+	o = json_pack(
+		"{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		"s:I,s:I,s:I,s:I}",
+		"cache_dir", fs->conf->cache_dir, "block_size",
+		(json_int_t)fs->conf->block_size, "quota", (json_int_t)st.quota,
+		"used", (json_int_t)st.used, "pinned", (json_int_t)st.pinned,
+		"files", (json_int_t)st.files, "hits", (json_int_t)st.hits,
+		"misses", (json_int_t)st.misses, "cache_bytes",
+		(json_int_t)st.hit_bytes, "net_bytes",
+		(json_int_t)fs->net_bytes, "corrupt", (json_int_t)st.corrupt,
+		"evicted", (json_int_t)st.evicted, "dropped",
+		(json_int_t)st.dropped, "whole_opens",
+		(json_int_t)fs->whole_opens, "written", (json_int_t)st.written,
+		"write_us", (json_int_t)st.write_us, "wait_us",
+		(json_int_t)st.wait_us);
 	pthread_mutex_unlock(&fs->stats_lock);
 	if (o)
 		json_object_set_new(o, "endpoints", eps);
@@ -174,7 +176,7 @@ struct progress {
 
 static void report(struct progress *p, bool force)
 {
-	double now = rfs_now();
+	double now = rfs_mono_now();
 
 	if (p->gone || (!force && now - p->last < PROGRESS_EVERY))
 		return;
@@ -494,6 +496,7 @@ static void *accept_main(void *arg)
 	struct rfs_fs *fs = arg;
 	struct rfs_ctl *ctl = fs->ctl;
 
+	pthread_setname_np(pthread_self(), "rfs-ctl");
 	for (;;) {
 		struct pollfd p[2] = { { ctl->fd, POLLIN, 0 },
 				       { ctl->stop_pipe[0], POLLIN, 0 } };

@@ -72,14 +72,6 @@ struct rfs_dir {
 	struct listing *list;
 };
 
-double rfs_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int rfs_fs_errno(int rc)
 {
 	switch (-rc) {
@@ -592,12 +584,12 @@ static int fetch_done(struct rfs_fs *fs, struct rfs_node *n, int rc,
 		listing_put(n->list);
 		n->list = fresh;
 		/* an offline copy is asked for again once the retry is due */
-		n->list_time =
-			rfs_now() - (offline ? fs->conf->dir_ttl - retry : 0);
+		n->list_time = rfs_mono_now() -
+			       (offline ? fs->conf->dir_ttl - retry : 0);
 		n->list_rc = 0;
 	} else if (rc != -ENOMEM) {
 		n->list_rc = rc;
-		n->list_retry = rfs_now() + (retry > 1 ? retry : 1);
+		n->list_retry = rfs_mono_now() + (retry > 1 ? retry : 1);
 	}
 	if (!rc || (n->list && unreachable(rc))) {
 		*out = listing_get(n->list);
@@ -622,9 +614,9 @@ static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 
 	pthread_mutex_lock(&fs->table_lock);
 	for (;;) {
-		bool fresh_enough =
-			n->list && rfs_now() - n->list_time < fs->conf->dir_ttl;
-		bool failing = n->list_rc && rfs_now() < n->list_retry;
+		bool fresh_enough = n->list && rfs_mono_now() - n->list_time <
+						       fs->conf->dir_ttl;
+		bool failing = n->list_rc && rfs_mono_now() < n->list_retry;
 
 		if (fresh_enough ||
 		    (failing && n->list && unreachable(n->list_rc))) {
@@ -1132,7 +1124,7 @@ void rfs_fs_releasedir(struct rfs_dir *d)
 static bool fresh(const struct rfs_fs *fs, const struct rfs_replicas *r,
 		  double t)
 {
-	return r && rfs_now() - t < fs->conf->replica_ttl;
+	return r && rfs_mono_now() - t < fs->conf->replica_ttl;
 }
 
 /* Under table_lock: @n's entry in its directory's current listing. */
@@ -1200,7 +1192,7 @@ static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
 			if (e->reps)
 				rfs_replicas_put(e->reps);
 			e->reps = rfs_replicas_get(r[j]);
-			e->reps_time = rfs_now();
+			e->reps_time = rfs_mono_now();
 		}
 		j++;
 	}
@@ -1290,7 +1282,7 @@ static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 	/* a cache-only set (offline, nothing known) stays with this open
 	 * only, so the next open asks the catalogue again */
 	if (!rc && !*out && r[0]->n)
-		adopt(n, r[0], rfs_now(), &old);
+		adopt(n, r[0], rfs_mono_now(), &old);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc && !*out)
 		*out = r[0];

@@ -9,6 +9,7 @@
 #include "catalog/catalog.h"
 #include "core/fs.h"
 #include "transport/transport.h"
+#include "util/clock.h"
 
 /*
  * Who fetches, and so how the first replica is picked: the fastest for a
@@ -71,7 +72,7 @@ struct rfs_fs {
 		uint64_t errors;
 		uint64_t slow; /* transfers under min_rate */
 		double rate; /* bytes/s of large transfers, EWMA; 0: unknown */
-		double slow_until; /* rfs_now(): last resort until then */
+		double slow_until; /* rfs_mono_now(): last resort until then */
 		double wrr;	   /* spread picks' running credit */
 	} eps[32];
 	struct rfs_ctl *ctl;
@@ -158,8 +159,6 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off);
 /* The one log line for block @idx of @f found corrupt (and dropped). */
 void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx);
-
-double rfs_now(void);
 
 /* The catalogue could not be reached or did not answer (not: it said no) */
 bool rfs_unreachable(int rc);

@@ -85,6 +85,7 @@ static void *worker_main(void *arg)
 	struct rfs_fs *fs = arg;
 	struct rfs_prefetch *pf = fs->prefetch;
 
+	pthread_setname_np(pthread_self(), "rfs-fetch");
 	pthread_mutex_lock(&pf->lock);
 	for (;;) {
 		struct pf_job *j;

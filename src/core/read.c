@@ -324,7 +324,7 @@ static unsigned spread_pick(struct rfs_fs *fs, const struct rfs_replicas *r,
 static void rank_sources(struct rfs_fs *fs, const struct rfs_replicas *r,
 			 enum rfs_pick pick, unsigned *order, double *score)
 {
-	double now = rfs_now(), best = 0, total = 0;
+	double now = rfs_mono_now(), best = 0, total = 0;
 	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
 	size_t n = r->n;
 
@@ -367,7 +367,7 @@ static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 			  const struct iovec *iov, int iovcnt, size_t size,
 			  uint64_t off, bool last)
 {
-	double t0 = rfs_now();
+	double t0 = rfs_mono_now();
 	ssize_t got =
 		s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt, off,
 				   r->size, last ? 0 : fs->conf->min_rate);
@@ -376,7 +376,7 @@ static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 		     got == (ssize_t)size ? 0
 		     : got < 0		  ? (int)got
 					  : -EIO,
-		     rfs_now() - t0);
+		     rfs_mono_now() - t0);
 	return got;
 }
 
@@ -471,6 +471,6 @@ void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		e->rate = e->rate > 0 && rate < e->rate ? rate : e->rate;
 	}
 	if (e && (slow || (rc && rfs_unreachable(rc))))
-		e->slow_until = rfs_now() + SLOW_PENALTY;
+		e->slow_until = rfs_mono_now() + SLOW_PENALTY;
 	pthread_mutex_unlock(&fs->stats_lock);
 }

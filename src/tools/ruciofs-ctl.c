@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "util/clock.h"
 #include "util/banned.h"
 
 #define LINE_MAX_LEN (1024 * 1024)
@@ -168,19 +169,11 @@ static json_int_t num(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void draw(json_t *p, double t0)
 {
 	double done = (double)num(p, "bytes_done"),
 	       all = (double)num(p, "bytes");
-	double el = mono() - t0, rate = el > 0 ? done / el : 0;
+	double el = rfs_mono_now() - t0, rate = el > 0 ? done / el : 0;
 	double frac = all > 0 ? done / all : 1;
 	char a[32], b[32], r[32], eta[32] = "--:--";
 	char bar[21];
@@ -207,7 +200,7 @@ static int follow(int fd, const char *what, bool pin)
 {
 	struct reader r = { fd, malloc(LINE_MAX_LEN), 0 };
 	json_t *o, *last = NULL;
-	double t0 = mono();
+	double t0 = rfs_mono_now();
 	json_int_t before = 0;
 	int rc = 1;
 
@@ -239,7 +232,7 @@ static int follow(int fd, const char *what, bool pin)
 	}
 	if (last && (rc == 0 || !tty)) {
 		char a[32], b[32], s[32];
-		double el = mono() - t0;
+		double el = rfs_mono_now() - t0;
 		double got = (double)(num(last, "bytes_done") - before);
 
 		human(a, sizeof(a), (double)num(last, "bytes_done"));
@@ -302,6 +295,23 @@ static int run_op(const char *op, bool pin, const char *arg)
 	return rc;
 }
 
+/*
+ * Whether the cache's disk keeps up: the writer's own rate, and how long
+ * read-ahead waited for it (a cold stream is then as fast as the disk).
+ */
+static void print_writer(json_t *s)
+{
+	double w = (double)num(s, "write_us") / 1e6;
+	double wait = (double)num(s, "wait_us") / 1e6;
+	char a[32], r[32];
+
+	human(a, sizeof(a), (double)num(s, "written"));
+	human(r, sizeof(r), w > 0 ? (double)num(s, "written") / w : 0);
+	printf("disk writes   %s in %.1f s (%s/s); read-ahead waited %.1f s "
+	       "for them\n",
+	       a, w, r, wait);
+}
+
 static void print_status(json_t *s)
 {
 	char a[32], b[32], c[32];
@@ -330,9 +340,11 @@ static void print_status(json_t *s)
 	printf("evicted       %s; %lld corrupt blocks dropped; %lld not "
 	       "stored\n",
 	       a, (long long)num(s, "corrupt"), (long long)num(s, "dropped"));
-	printf("passthrough   %lld opens of whole cached files read by the "
+	printf("passthrough   %lld open%s of whole cached files read by the "
 	       "kernel\n",
-	       (long long)num(s, "whole_opens"));
+	       (long long)num(s, "whole_opens"),
+	       num(s, "whole_opens") == 1 ? "" : "s");
+	print_writer(s);
 	printf("catalogue     %s\n", json_is_true(json_object_get(s, "offline"))
 					     ? "offline"
 					     : "online");

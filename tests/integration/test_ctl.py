@@ -173,8 +173,13 @@ def test_evict_and_status(lake41, mount_factory):
         assert key in st
     assert st["net_bytes"] >= sum(f["size"] for f in files)
     assert "NGINX_DISK" in st["endpoints"]
+    # the prefetch returns once its blocks are stored: the writer wrote
+    # (at least) all of them, and took time doing it
+    assert st["written"] >= sum(f["size"] for f in files)
+    assert st["write_us"] > 0 and st["wait_us"] >= 0
     human = ctl("-m", m.dir, "status").stdout
     assert "hit ratio" in human and "quota" in human
+    assert "disk writes" in human
     ctl("evict", m.path(d))
     for f in files:
         assert cached(find_path(m, f)) == 0.0

@@ -483,6 +483,10 @@ static void test_put_get(const char *dir)
 		used += basic_files[i].size;
 	CHECK_U64(s.used, used);
 	CHECK_U64(s.files, 3);
+	/* every stored byte went through the writer's timed writes; no
+	 * read-ahead asked for room */
+	CHECK_U64(s.written, used);
+	CHECK_U64(s.wait_us, 0);
 	CHECK_INT(basic_count(c, 0), 4);
 	CHECK_INT(basic_count(c, 1), 2);
 	CHECK_INT(basic_count(c, 2), 1);
