@@ -128,10 +128,15 @@ def rand_offsets(size, count, bs, seed):
             for _ in range(count)]
 
 
-def rand_reads(path, offsets, bs):
-    """Latencies (s) of preads of @bs at @offsets."""
+def rand_reads(path, offsets, bs, opened=None):
+    """Latencies (s) of preads of @bs at @offsets; the open's own is
+    appended to the list @opened if given (davfs2 downloads the whole file
+    there, which its reads' latencies do not show)."""
     lat = []
+    t = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
+    if opened is not None:
+        opened.append(time.perf_counter() - t)
     try:
         for off in offsets:
             t = time.perf_counter()
@@ -465,11 +470,17 @@ class Bench:
             drop_caches()
             read_all(self.big["local_path"])
             base = range_gets(self.nginx_port, path, offs, bs)
+            opened = {k: [] for k in ["ruciofs"] + self.kinds}
             self.lat_rows(sec, "cold", "ruciofs", self.ruciofs_random(
-                offs, bs), "HTTP range GET", base)
+                offs, bs, opened=opened["ruciofs"]), "HTTP range GET", base)
             for k in self.kinds:
-                self.lat_rows(sec, "cold", k, self.peer_random(k, offs, bs),
-                              "HTTP range GET", base)
+                self.lat_rows(sec, "cold", k, self.peer_random(
+                    k, offs, bs, opened=opened[k]), "HTTP range GET", base)
+            for k, t in opened.items():
+                if t:
+                    row(sec, "cold: the open() before the reads", k,
+                        t[0] * 1e6, "us", "HTTP range GET p50",
+                        pct(base, .5) * 1e6, False)
             drop_caches()
             base = rand_reads(self.big["local_path"], offs, bs)
             self.lat_rows(sec, "warm, page cache dropped", "ruciofs",
@@ -484,7 +495,7 @@ class Bench:
         row(sec, "%s: reads/s" % what, tool, len(lat) / sum(lat), "/s",
             base_name, len(base) / sum(base), True)
 
-    def ruciofs_random(self, offs, bs, warm=False, opts=()):
+    def ruciofs_random(self, offs, bs, warm=False, opts=(), opened=None):
         cache = tempfile.mkdtemp(prefix="cache-rand-", dir=self.work)
         try:
             if warm:
@@ -497,18 +508,18 @@ class Bench:
                 os.stat(p)
                 drop_caches()
                 read_all(self.big["local_path"])
-                return rand_reads(p, offs, bs)
+                return rand_reads(p, offs, bs, opened)
             finally:
                 m.close()
         finally:
             subprocess.run(["rm", "-rf", cache])
 
-    def peer_random(self, kind, offs, bs, url=None):
+    def peer_random(self, kind, offs, bs, url=None, opened=None):
         m = self.peer(kind, url)
         try:
             p = os.path.join(m.dir, "big", "big_1G.bin")
             os.stat(p)
-            return rand_reads(p, offs, bs)
+            return rand_reads(p, offs, bs, opened)
         finally:
             m.umount()
             m.drop_cache()
