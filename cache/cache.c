@@ -379,6 +379,7 @@ void rfs_cache_free_op(struct op *o)
 /* Under c->lock: until a block of @len fits in the queue, or @wait_ms. */
 static void wait_room(struct rfs_cache *c, size_t len, int wait_ms)
 {
+	double t0 = rfs_mono_now();
 	struct timespec until;
 
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -388,8 +389,6 @@ static void wait_room(struct rfs_cache *c, size_t len, int wait_ms)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000L;
 	}
-	double t0 = rfs_mono_now();
-
 	while (!c->stop && c->writer_started &&
 	       c->queued_bytes + len > QUEUE_MAX_BYTES)
 		if (pthread_cond_timedwait(&c->done, &c->lock, &until))
