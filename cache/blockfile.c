@@ -276,12 +276,14 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 	 * the unlinked one */
 	if (w && w->fd >= 0 && !memcmp(w->id.b, id->b, RFS_CACHE_ID_LEN))
 		rfs_bf_writer_close(w);
-	forget_reader(c, id);
 	name_of(name, id);
 	if (unlinkat(c->dfd, name, 0) && errno != ENOENT)
 		rfs_log_limited(LOG_WARNING, "cache-unlink",
 				"cache: cannot remove blocks/%s: %s", name,
 				strerror(errno));
+	/* after the unlink: a reader opening the file until now is told
+	 * not to keep it (get_reader) */
+	forget_reader(c, id);
 }
 
 /*
@@ -427,6 +429,7 @@ static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
 		      int *slot)
 {
 	int fd, old = -1;
+	uint64_t forgotten;
 
 	pthread_mutex_lock(&c->rd_lock);
 	*slot = find_reader(c, id);
@@ -437,13 +440,18 @@ static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
 		pthread_mutex_unlock(&c->rd_lock);
 		return fd;
 	}
+	forgotten = c->rd_forgotten;
 	pthread_mutex_unlock(&c->rd_lock);
 	fd = open_read(c, id, true);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
 	pthread_mutex_lock(&c->rd_lock);
-	/* another reader may have opened it meanwhile: keep one */
-	*slot = find_reader(c, id) >= 0 ? -1 : take_slot(c, &old);
+	/* another reader may have opened it meanwhile: keep one; a file
+	 * removed meanwhile (its forget found no slot) is not kept, or the
+	 * slot would serve the unlinked file instead of its successor */
+	*slot = find_reader(c, id) >= 0 || c->rd_forgotten != forgotten
+			? -1
+			: take_slot(c, &old);
 	if (*slot >= 0) {
 		c->rd[*slot] = (struct rfs_bf_reader){ *id, fd, 1, false,
 						       ++c->rd_clock };
@@ -477,6 +485,7 @@ static void forget_reader(struct rfs_cache *c, const struct rfs_cache_id *id)
 	int i, fd = -1;
 
 	pthread_mutex_lock(&c->rd_lock);
+	c->rd_forgotten++;
 	i = find_reader(c, id);
 	if (i >= 0 && c->rd[i].refs) {
 		c->rd[i].stale = true;

@@ -642,7 +642,8 @@ static int read_pages(struct rfs_cache *c, const struct rfs_cache_id *id,
 	/* the bytes are read outside the transaction: a reader never
 	 * holds an LMDB snapshot across disk I/O */
 	rc = rfs_cache_get_crcs(c, id, idx, blen, first, n, crcs);
-	*had_header = rc == 0;
+	/* -EBADMSG: there is one, malformed */
+	*had_header = rc == 0 || rc == -EBADMSG;
 	if (!rc)
 		rc = rfs_bf_read(c, id, idx * c->block_size + from, dst, len);
 	if (!rc && !rfs_cache_pages_ok(dst, len, crcs))
@@ -687,8 +688,10 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	if (rc == -EINVAL || rc == -ENOMEM)
 		return rc;
 	/* a header whose bytes are gone (evicted meanwhile, lost in a
-	 * crash) goes too: the caller fetches the block */
-	if (had_header && rc)
+	 * crash) or wrong goes too: the caller fetches the block, and the
+	 * writer keeps a stored header over a new one. A block file that
+	 * cannot be opened now (-EIO: out of descriptors, say) is kept. */
+	if (had_header && (rc == -ENOENT || rc == -EBADMSG))
 		rfs_cache_drop_block(c, id, idx);
 	rfs_cache_count(c, rc == 0, n, rc == -EBADMSG);
 	if (rc == 0)

@@ -111,6 +111,8 @@ struct rfs_cache {
 	pthread_mutex_t rd_lock;
 	struct rfs_bf_reader rd[READER_SLOTS];
 	uint64_t rd_clock;
+	/* files forgotten so far: a file opened across one is not kept */
+	uint64_t rd_forgotten;
 	/* st_lock guards the staged blocks (stage.c); a leaf, held for no
 	 * I/O and no copy */
 	pthread_mutex_t st_lock;
