@@ -190,17 +190,18 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 }
 
 /*
- * The run of blocks from @b (at most @max, not past @to) that are stored
- * (@stored) or not; its length and bytes.
+ * The run of blocks from @b (at most @max >= 1, not past @to >= @b) that
+ * are stored, or not, as @b is (*@stored); its length and bytes.
  */
 static uint64_t run_of(struct rfs_fs *fs, struct rfs_file *f, uint64_t b,
-		       uint64_t to, uint64_t max, bool stored, size_t *bytes)
+		       uint64_t to, uint64_t max, bool *stored, size_t *bytes)
 {
-	uint64_t n = 0;
+	uint64_t n = 1;
 
-	*bytes = 0;
+	*stored = rfs_cache_has(fs->cache, &f->cid, b);
+	*bytes = rfs_block_len(f, fs->conf->block_size, b);
 	while (b + n <= to && n < max &&
-	       rfs_cache_has(fs->cache, &f->cid, b + n) == stored) {
+	       rfs_cache_has(fs->cache, &f->cid, b + n) == *stored) {
 		*bytes += rfs_block_len(f, fs->conf->block_size, b + n);
 		n++;
 	}
@@ -219,11 +220,11 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 	if (run_max > RFS_RUN_MAX)
 		run_max = RFS_RUN_MAX;
 	while (b <= to) {
-		bool stored = rfs_cache_has(fs->cache, &f->cid, b);
+		bool stored;
 		size_t bytes;
-		uint64_t n = run_of(fs, f, b, to, run_max, stored, &bytes);
+		uint64_t n = run_of(fs, f, b, to, run_max, &stored, &bytes);
 
-		if (!n || !enqueue(fs, f, b, (size_t)n, bytes, stored))
+		if (!enqueue(fs, f, b, (size_t)n, bytes, stored))
 			break;
 		b += n;
 		queued = b - 1;
