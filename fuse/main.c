@@ -162,7 +162,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		goto out_destroy;
 	if (fuse_session_mount(se, conf->mountpoint))
 		goto out_handlers;
-	if (conf->cache && conf->passthrough && rfs_pt_install(se, true))
+	if (conf->cache && conf->passthrough && rfs_pt_install(se))
 		rfs_warn("passthrough: cannot hook the session's I/O");
 	raise_readahead(conf->mountpoint);
 	if (fuse_daemonize(conf->foreground))

@@ -92,7 +92,6 @@ struct inode_io {
 
 static struct {
 	int devfd;
-	bool want;
 	bool init_seen;
 	bool init_pending; /* INIT read, not answered yet */
 	uint64_t init_unique;
@@ -112,15 +111,21 @@ static void saw_init(const char *buf, size_t n)
 	struct wire_in_header h;
 	struct wire_init_in in;
 
-	if (n < sizeof(h) + sizeof(in))
+	/* the first request decides, whatever it is: no header checked on
+	 * every later one */
+	pt.init_seen = true;
+	if (n < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
 	if (h.opcode != OP_INIT)
 		return;
-	memcpy(&in, buf + sizeof(h), sizeof(in));
-	pt.init_seen = true;
 	pt.init_pending = true;
 	pt.init_unique = h.unique;
+	/* a short INIT (a kernel before protocol 7.36): no flags2, no
+	 * passthrough */
+	if (n < sizeof(h) + sizeof(in))
+		return;
+	memcpy(&in, buf + sizeof(h), sizeof(in));
 	pt.offered = (in.flags & INIT_EXT) && (in.flags2 & INIT2_PASSTHROUGH);
 }
 
@@ -150,7 +155,7 @@ static void patch_init(struct iovec *iov, int count)
 	if (h.unique != pt.init_unique)
 		return;
 	pt.init_pending = false;
-	if (h.error || !pt.want)
+	if (h.error)
 		return;
 	if (!pt.offered) {
 		rfs_info("passthrough: not offered by this kernel (Linux 6.9 "
@@ -190,7 +195,7 @@ static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-int rfs_pt_install(struct fuse_session *se, bool want)
+int rfs_pt_install(struct fuse_session *se)
 {
 	/* no splice hooks: ruciofs asks libfuse for no splicing (it
 	 * would splice around these hooks, after INIT) */
@@ -201,7 +206,6 @@ int rfs_pt_install(struct fuse_session *se, bool want)
 	int fd = fuse_session_fd(se);
 	int rc;
 
-	pt.want = want;
 	pt.devfd = fd;
 	rc = fuse_session_custom_io(se, &io, fd);
 	return rc > 0 ? -rc : rc;

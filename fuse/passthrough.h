@@ -18,9 +18,9 @@
 
 #include "fuse/ops.h" /* fuse_lowlevel.h, at our API version */
 
-/* After fuse_session_mount: hooks @se's I/O. With @want false the hooks
- * only pass bytes through; -errno if libfuse refused them. */
-int rfs_pt_install(struct fuse_session *se, bool want);
+/* After fuse_session_mount: hooks @se's I/O to offer passthrough;
+ * -errno if libfuse refused them. */
+int rfs_pt_install(struct fuse_session *se);
 
 /* Whether opens may ask for passthrough: negotiated, and not given up. */
 bool rfs_pt_usable(void);
