@@ -1506,6 +1506,21 @@ static int ballast(MDB_env *env, MDB_dbi dbi)
 	return rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
 }
 
+/* @dir's LMDB environment, opened behind the cache's back. */
+static int open_env(const char *dir, MDB_env **env)
+{
+	int rc = mdb_env_create(env);
+
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(*env, 8);
+	mdb_env_set_mapsize(*env, 64 * MIB);
+	rc = mdb_env_open(*env, dir, 0, 0600);
+	if (rc)
+		mdb_env_close(*env);
+	return rc;
+}
+
 /* Writes the block-size record as layout 1 (8 bytes, no layout) did. */
 static int set_layout_1(const char *dir, uint32_t bs)
 {
@@ -1519,14 +1534,10 @@ static int set_layout_1(const char *dir, uint32_t bs)
 
 	for (int i = 0; i < 8; i++)
 		val[i] = (unsigned char)((uint64_t)bs >> (56 - 8 * i));
-	rc = mdb_env_create(&env);
+	rc = open_env(dir, &env);
 	if (rc)
 		return rc;
-	mdb_env_set_maxdbs(env, 8);
-	mdb_env_set_mapsize(env, 64 * MIB);
-	rc = mdb_env_open(env, dir, 0, 0600);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	rc = mdb_txn_begin(env, NULL, 0, &txn);
 	if (!rc) {
 		rc = mdb_dbi_open(txn, "meta", 0, &dbi);
 		if (!rc)
@@ -1712,15 +1723,11 @@ static int cut_first_header(const char *dir)
 	MDB_dbi dbi;
 	MDB_val k, v, nv;
 	unsigned char keep[4096];
-	int rc = mdb_env_create(&env);
+	int rc = open_env(dir, &env);
 
 	if (rc)
 		return rc;
-	mdb_env_set_maxdbs(env, 8);
-	mdb_env_set_mapsize(env, 64 * MIB);
-	rc = mdb_env_open(env, dir, 0, 0600);
-	if (!rc)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
+	rc = mdb_txn_begin(env, NULL, 0, &txn);
 	if (!rc) {
 		rc = mdb_dbi_open(txn, "blk", 0, &dbi);
 		if (!rc)
