@@ -234,16 +234,19 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 }
 
 /*
- * An open file's fh: the core's file, its lowest bit set when the kernel
- * reads it from a backing file (calloc'ed, so that bit is free). Not a
- * struct of our own: the core frees files still open at exit, whose
- * RELEASE never came, and a wrapper would leak.
+ * An open file's fh: the core's file, its lowest bits telling when the
+ * kernel reads it from a backing file, and when passthrough counted the
+ * open (calloc'ed, so those bits are free). Not a struct of our own: the
+ * core frees files still open at exit, whose RELEASE never came, and a
+ * wrapper would leak.
  */
 #define FH_DIRECT 1u
+#define FH_COUNTED 2u
 
 static struct rfs_file *file_of(const struct fuse_file_info *fi)
 {
-	return (struct rfs_file *)(uintptr_t)(fi->fh & ~(uint64_t)FH_DIRECT);
+	return (struct rfs_file *)(uintptr_t)(fi->fh & ~(uint64_t)(FH_DIRECT |
+								   FH_COUNTED));
 }
 
 static bool is_direct(const struct fuse_file_info *fi)
@@ -251,11 +254,18 @@ static bool is_direct(const struct fuse_file_info *fi)
 	return fi->fh & FH_DIRECT;
 }
 
-/* A backing id for a whole cached file, or 0: read through the daemon. */
-static int backing_for(struct rfs_fs *fs, fuse_ino_t ino, struct rfs_file *f)
+static void pt_release(fuse_ino_t ino, const struct fuse_file_info *fi)
 {
-	int fd = rfs_pt_usable() ? rfs_fs_open_whole(fs, f) : -1;
-	int id = rfs_pt_open(ino, fd);
+	if (fi->fh & FH_COUNTED)
+		rfs_pt_release(ino, is_direct(fi));
+}
+
+/* A backing id for a whole cached file, or 0: read through the daemon. */
+static int backing_for(struct rfs_fs *fs, fuse_ino_t ino, struct rfs_file *f,
+		       bool *counted)
+{
+	int fd = rfs_pt_wants_fd(ino) ? rfs_fs_open_whole(fs, f) : -1;
+	int id = rfs_pt_open(ino, fd, counted);
 
 	if (fd >= 0)
 		close(fd); /* a registered backing file holds its own */
@@ -268,6 +278,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rfs_fs *fs = fs_of(req);
 	struct rfs_file *f;
+	bool counted;
 	int rc, id;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
@@ -280,16 +291,19 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, rc);
 		return;
 	}
-	id = backing_for(fs, ino, f);
+	id = backing_for(fs, ino, f, &counted);
 	if (id < 0) {
 		rfs_fs_release(fs, f);
 		reply_err(req, id);
 		return;
 	}
-	fi->fh = (uintptr_t)f | (id > 0 ? FH_DIRECT : 0);
-	fi->keep_cache = 1; /* a file DID's bytes are fixed: keep pages */
+	fi->fh = (uintptr_t)f | (id > 0 ? FH_DIRECT : 0) |
+		 (counted ? FH_COUNTED : 0);
+	/* a file DID's bytes are fixed: keep pages; the kernel refuses
+	 * that flag with a backing file, whose pages are the cache's */
+	fi->keep_cache = id == 0;
 	if (rfs_pt_reply_open(req, fi, id)) {
-		rfs_pt_release(ino, id > 0);
+		pt_release(ino, fi);
 		rfs_fs_release(fs, f);
 	}
 }
@@ -321,7 +335,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	rfs_pt_release(ino, is_direct(fi));
+	pt_release(ino, fi);
 	rfs_fs_release(fs_of(req), file_of(fi));
 	fuse_reply_err(req, 0);
 }

@@ -23,9 +23,8 @@
 /* ---- the wire ---- */
 
 #define OP_INIT 26
-#define INIT_EXT (1u << 30)	       /* flags2 is valid */
-#define INIT2_PASSTHROUGH (1u << 5)    /* FUSE_PASSTHROUGH, bit 37 */
-#define FOPEN_KEEP_CACHE_BIT (1u << 1) /* refused with passthrough */
+#define INIT_EXT (1u << 30)	    /* flags2 is valid */
+#define INIT2_PASSTHROUGH (1u << 5) /* FUSE_PASSTHROUGH, bit 37 */
 #define FOPEN_PASSTHROUGH_BIT (1u << 7)
 
 struct wire_in_header {
@@ -92,10 +91,12 @@ struct inode_io {
 
 static struct {
 	int devfd;
+	/* the flags are read and written with __atomic: the reading and
+	 * the answering thread of INIT differ */
 	bool init_seen;
-	bool init_pending; /* INIT read, not answered yet */
-	uint64_t init_unique;
-	bool offered;	      /* the kernel's INIT offered passthrough */
+	bool init_pending;    /* INIT read, not answered yet */
+	uint64_t init_unique; /* published by init_pending */
+	bool offered;	      /* the INIT offered passthrough; the same */
 	bool usable;	      /* negotiated, and not given up */
 	pthread_mutex_t lock; /* the table; a leaf lock */
 	struct inode_io *table[BUCKETS];
@@ -113,20 +114,21 @@ static void saw_init(const char *buf, size_t n)
 
 	/* the first request decides, whatever it is: no header checked on
 	 * every later one */
-	pt.init_seen = true;
+	__atomic_store_n(&pt.init_seen, true, __ATOMIC_RELAXED);
 	if (n < sizeof(h))
 		return;
 	memcpy(&h, buf, sizeof(h));
 	if (h.opcode != OP_INIT)
 		return;
-	pt.init_pending = true;
 	pt.init_unique = h.unique;
 	/* a short INIT (a kernel before protocol 7.36): no flags2, no
 	 * passthrough */
-	if (n < sizeof(h) + sizeof(in))
-		return;
-	memcpy(&in, buf + sizeof(h), sizeof(in));
-	pt.offered = (in.flags & INIT_EXT) && (in.flags2 & INIT2_PASSTHROUGH);
+	if (n >= sizeof(h) + sizeof(in)) {
+		memcpy(&in, buf + sizeof(h), sizeof(in));
+		pt.offered = (in.flags & INIT_EXT) &&
+			     (in.flags2 & INIT2_PASSTHROUGH);
+	}
+	__atomic_store_n(&pt.init_pending, true, __ATOMIC_RELEASE);
 }
 
 static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
@@ -136,7 +138,7 @@ static ssize_t hook_read(int fd, void *buf, size_t len, void *userdata)
 	(void)userdata;
 	/* INIT comes first, and alone: nothing else is sent before its
 	 * answer */
-	if (n > 0 && !pt.init_seen)
+	if (n > 0 && !__atomic_load_n(&pt.init_seen, __ATOMIC_RELAXED))
 		saw_init(buf, (size_t)n);
 	return n;
 }
@@ -154,7 +156,7 @@ static void patch_init(struct iovec *iov, int count)
 	memcpy(&h, iov[0].iov_base, sizeof(h));
 	if (h.unique != pt.init_unique)
 		return;
-	pt.init_pending = false;
+	__atomic_store_n(&pt.init_pending, false, __ATOMIC_RELAXED);
 	if (h.error)
 		return;
 	if (!pt.offered) {
@@ -180,7 +182,6 @@ static void patch_open(struct iovec *iov, int count)
 		return;
 	memcpy(&o, iov[1].iov_base, sizeof(o));
 	o.open_flags |= FOPEN_PASSTHROUGH_BIT;
-	o.open_flags &= ~FOPEN_KEEP_CACHE_BIT;
 	o.backing_id = reply_backing_id;
 	memcpy(iov[1].iov_base, &o, sizeof(o));
 }
@@ -188,7 +189,7 @@ static void patch_open(struct iovec *iov, int count)
 static ssize_t hook_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
-	if (pt.init_pending)
+	if (__atomic_load_n(&pt.init_pending, __ATOMIC_ACQUIRE))
 		patch_init(iov, count);
 	else if (reply_backing_id > 0)
 		patch_open(iov, count);
@@ -262,11 +263,28 @@ static int register_backing(int fd)
 	return 0;
 }
 
-int rfs_pt_open(uint64_t ino, int fd)
+bool rfs_pt_wants_fd(uint64_t ino)
+{
+	struct inode_io *e;
+	bool wants;
+
+	if (!rfs_pt_usable())
+		return false;
+	pthread_mutex_lock(&pt.lock);
+	e = *slot_of(ino);
+	wants = !e || (!e->direct && !e->daemon);
+	pthread_mutex_unlock(&pt.lock);
+	return wants;
+}
+
+int rfs_pt_open(uint64_t ino, int fd, bool *counted)
 {
 	struct inode_io **p, *e;
 	int id = 0;
 
+	*counted = false;
+	if (!rfs_pt_usable())
+		return 0;
 	pthread_mutex_lock(&pt.lock);
 	p = slot_of(ino);
 	e = *p;
@@ -290,6 +308,7 @@ int rfs_pt_open(uint64_t ino, int fd)
 	} else {
 		e->daemon++;
 	}
+	*counted = true;
 	pthread_mutex_unlock(&pt.lock);
 	return id;
 }

@@ -25,19 +25,25 @@ int rfs_pt_install(struct fuse_session *se);
 /* Whether opens may ask for passthrough: negotiated, and not given up. */
 bool rfs_pt_usable(void);
 
+/* Whether an open of @ino now would take a backing file: worth opening
+ * one for rfs_pt_open (not when the inode is served one way already). */
+bool rfs_pt_wants_fd(uint64_t ino);
+
 /*
  * Decides how an open of @ino is served. @fd: a read-only fd of the whole
  * file's bytes, or negative if there is none (borrowed: the caller closes
  * it). Returns a backing id (> 0) for the open reply, or 0: served by the
- * daemon. Either way counted until rfs_pt_release.
+ * daemon. Sets *@counted if the open is counted, and then owes one
+ * rfs_pt_release; opens are not counted while passthrough is unusable,
+ * as then no inode can change mode.
  */
-int rfs_pt_open(uint64_t ino, int fd);
+int rfs_pt_open(uint64_t ino, int fd, bool *counted);
 
 /* fuse_reply_open, with the backing file @backing_id (0: none). */
 int rfs_pt_reply_open(fuse_req_t req, struct fuse_file_info *fi,
 		      int backing_id);
 
-/* An open of @ino counted by rfs_pt_open has ended (released, or its
+/* An open of @ino that rfs_pt_open counted has ended (released, or its
  * reply never reached the kernel). */
 void rfs_pt_release(uint64_t ino, bool passthrough);
 
