@@ -670,8 +670,11 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	rc = get_queued(c, id, idx, blen, off, buf, n);
 	if (!rc)
 		rc = rfs_cache_stage_get(c, id, idx, blen, off, buf, n);
-	if (rc == 1)
+	if (rc == 1) {
+		/* a warm stream reads from staging: its file is in use */
 		rfs_cache_count(c, true, n, false);
+		touch(c, id);
+	}
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */

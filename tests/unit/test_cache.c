@@ -823,13 +823,16 @@ out:
  * puts, one file of the second-to-last second may be among them; none
  * older can be.
  */
-static void test_lru(const char *dir)
+/* Two files read between phases of new ones survive them; @staged: read
+ * as a warm stream reads, from blocks staged in memory. */
+static void lru_with(const char *dir, bool staged)
 {
 	const uint32_t bs = MIB, base = 100, nfiles = 24, per_phase = 4;
 	struct rfs_cache *c = open_at(dir, 8 * MIB, bs);
 	struct rfs_cache_stats s;
 	struct rfs_cache_id id;
 	int hot = 0, cold = 0, cold_old = 0, survivors = 0;
+	uint64_t bad = 0;
 
 	if (!c)
 		return;
@@ -838,6 +841,10 @@ static void test_lru(const char *dir)
 			sleep(1);
 			for (uint32_t h = 0; h < 2; h++) {
 				file_id(&id, base + h);
+				if (staged)
+					CHECK_U64(rfs_cache_stage(c, &id, 0, 1,
+								  bs, &bad),
+						  0);
 				CHECK_INT(get_cmp(c, &id, base + h, 0, bs), 0);
 			}
 		}
@@ -879,6 +886,16 @@ static void test_lru(const char *dir)
 	CHECK_INT(cold_old, 0);
 	CHECK(survivors >= 6 && survivors <= 7);
 	rfs_cache_close(c);
+}
+
+static void test_lru(const char *dir)
+{
+	lru_with(dir, false);
+}
+
+static void test_lru_staged(const char *dir)
+{
+	lru_with(dir, true);
 }
 
 /* ---- pins ---- */
@@ -2012,6 +2029,7 @@ static const struct store_test store_tests[] = {
 	{ "badmeta", test_bad_meta },
 	{ "pin", test_pin },
 	{ "lru", test_lru },
+	{ "lru_staged", test_lru_staged },
 	{ "concurrency", test_concurrency },
 	{ "fulldisk", test_full_disk },
 	{ "checkdir", test_check_dir },
