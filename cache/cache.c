@@ -566,10 +566,10 @@ void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
 
 int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
 {
-	if (v->mv_size != hdr_len(len))
+	if (hdr_check(v, len))
 		return -EBADMSG;
 	memcpy(adler, (const char *)v->mv_data + 4, 4);
-	return hdr_block_len(v) == len ? 0 : -EBADMSG;
+	return 0;
 }
 
 /*
@@ -591,13 +591,7 @@ int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 	if (rc)
 		return rfs_errno_from_mdb(rc);
 	rc = mdb_get(txn, c->blk, &key, &v);
-	if (rc == 0 && v.mv_size >= HDR_FIXED) {
-		rc = hdr_block_len(&v) != len	 ? -EINVAL
-		     : v.mv_size != hdr_len(len) ? -EBADMSG
-						 : 0;
-	} else {
-		rc = rc ? rfs_errno_from_mdb(rc) : -EBADMSG;
-	}
+	rc = rc ? rfs_errno_from_mdb(rc) : hdr_check(&v, len);
 	if (!rc)
 		memcpy(crcs, (const char *)v.mv_data + HDR_FIXED + 4 * first,
 		       4 * n);

@@ -2,6 +2,7 @@
 #ifndef RFS_CACHE_INT_H
 #define RFS_CACHE_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <sys/uio.h>
 #include <string.h>
@@ -229,6 +230,22 @@ static inline uint32_t hdr_block_len(const MDB_val *v)
 	if (v->mv_size >= HDR_FIXED)
 		memcpy(&len, v->mv_data, 4);
 	return len;
+}
+
+/* Whether block header @v has the size the length it records implies. */
+static inline bool hdr_well_formed(const MDB_val *v)
+{
+	return v->mv_size >= HDR_FIXED &&
+	       v->mv_size == hdr_len(hdr_block_len(v));
+}
+
+/* Block header @v against a block of @len bytes: 0, -EINVAL (another
+ * length recorded) or -EBADMSG (malformed). */
+static inline int hdr_check(const MDB_val *v, size_t len)
+{
+	if (!hdr_well_formed(v))
+		return -EBADMSG;
+	return hdr_block_len(v) == len ? 0 : -EINVAL;
 }
 
 /* The CRC32C of page @i of the @len bytes at @p (the last may be short). */

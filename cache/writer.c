@@ -183,15 +183,14 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	unsigned char k[BLK_KEY_LEN];
 	MDB_val key = { sizeof(k), k }, v;
 	struct frec f;
-	uint32_t len32;
 	size_t len;
 	int rc;
 
 	blk_key(k, &o->id, o->idx);
 	if (mdb_get(txn, c->blk, &key, &v))
 		return 0;
-	len32 = hdr_block_len(&v);
-	len = v.mv_size == hdr_len(len32) ? len32 : 0;
+	/* a malformed header says no length to take off */
+	len = hdr_well_formed(&v) ? hdr_block_len(&v) : 0;
 	rc = mdb_del(txn, c->blk, &key, NULL);
 	if (rc)
 		return rc;
