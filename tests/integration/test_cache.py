@@ -60,13 +60,17 @@ def test_restart_with_storage_stopped(lake41, mount_factory):
         lake41.start_rse("XRD_DISK")
 
 
+def drop_caches():
+    subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"])
+
+
 def test_cached_reads_send_nothing_to_storage(lake41, mount_factory):
     f = max(cacheable(lake41), key=lambda f: f["size"])
     m = mount_factory(lake41)
     assert sha256_of(find_path(m, f)) == f["sha256"]
     before = storage_hits(lake41, f)
     m2 = remount(mount_factory, lake41, m)
-    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"])
+    drop_caches()
     assert sha256_of(find_path(m2, f)) == f["sha256"]
     assert storage_hits(lake41, f) == before
 
@@ -122,7 +126,7 @@ def test_corrupt_block_detected_and_healed(lake41, mount_factory):
     flip_in_cache(m.cache, needle)
     before = storage_hits(lake41, f)
     m2 = mount_factory(lake41, "cache_dir=" + m.cache)
-    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"])
+    drop_caches()
     assert sha256_of(find_path(m2, f)) == f["sha256"]
     # one line, naming the file and the block
     assert "block 1 of %s:%s failed its checksum" % (

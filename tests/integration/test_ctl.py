@@ -22,6 +22,11 @@ def ctl(*args, check=True):
     return r
 
 
+def status(m):
+    """The daemon's status, as ruciofs-ctl status --json gives it."""
+    return json.loads(ctl("-m", m.dir, "status", "--json").stdout)
+
+
 def cached(path):
     return float(os.getxattr(path, "user.ruciofs.cached"))
 
@@ -90,8 +95,8 @@ def test_prefetch_on_a_terminal_shows_progress(lake41, mount_factory):
         if not chunk:
             break
         out += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.WEXITSTATUS(status) == 0, out
+    _, wst = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(wst) == 0, out
     text = out.decode(errors="replace")
     assert "\r[" in text and "ETA" in text and "files" in text
     assert "100%" in text
@@ -132,14 +137,14 @@ def test_pins_survive_pressure_and_restart(lake41, mount_factory):
     time.sleep(1.5)
     for f in pinned:
         assert cached(find_path(m, f)) == 1.0
-    st = json.loads(ctl("-m", m.dir, "status", "--json").stdout)
+    st = status(m)
     assert st["pinned"] >= sum(f["size"] for f in pinned)
     assert st["used"] <= st["quota"]
     m.unmount()
     m2 = mount_factory(lake41, "cache_dir=" + m.cache, *opts)
     for f in pinned:
         assert cached(find_path(m2, f)) == 1.0
-    st = json.loads(ctl("-m", m2.dir, "status", "--json").stdout)
+    st = status(m2)
     assert st["pinned"] >= sum(f["size"] for f in pinned)
     # unpinned, they go like anything else
     for f in pinned:
@@ -148,7 +153,7 @@ def test_pins_survive_pressure_and_restart(lake41, mount_factory):
         with open(find_path(m2, f), "rb") as fh:
             fh.read()
     time.sleep(1.5)
-    st = json.loads(ctl("-m", m2.dir, "status", "--json").stdout)
+    st = status(m2)
     assert st["pinned"] == 0
 
 
@@ -167,7 +172,7 @@ def test_evict_and_status(lake41, mount_factory):
     m = mount_factory(lake41)
     d, files = dataset_of(lake41)
     ctl("prefetch", m.path(d))
-    st = json.loads(ctl("-m", m.dir, "status", "--json").stdout)
+    st = status(m)
     for key in ("quota", "used", "pinned", "hits", "misses", "cache_bytes",
                 "net_bytes", "endpoints"):
         assert key in st

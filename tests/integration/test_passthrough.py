@@ -2,28 +2,18 @@
 passthrough, Linux 6.9+), and everything that must keep them off that
 path: a file not whole, a block file changed since it was verified, an
 inode already open through the daemon, passthrough=no."""
-import json
 import mmap
 import os
-import subprocess
 import threading
 
 import pytest
 
 from rucio_client import find_path
-from test_cache import (BS, cacheable, flip_in_cache, remount, sha256_of,
-                        storage_hits)
-from test_ctl import ctl
+from test_cache import (BS, cacheable, drop_caches, flip_in_cache, remount,
+                        sha256_of, storage_hits)
+from test_ctl import ctl, status
 
 NEGOTIATED = "passthrough: whole cached files are read by the kernel"
-
-
-def status(m):
-    return json.loads(ctl("-m", m.dir, "status", "--json").stdout)
-
-
-def drop_caches():
-    subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"])
 
 
 def kernel_offers(m):

@@ -1,24 +1,13 @@
 """Streaming from several replicas at once: a sequential read draws on
 every good replica, weighted by speed, and drops one that streams under
 min_rate (its range goes to the next replica)."""
-import json
-import os
-import subprocess
 import time
 
-from conftest import TOP_BUILD, nginx_bytes
+from conftest import nginx_bytes
 from test_cache import sha256_of
+from test_ctl import status
 from delayproxy import DelayProxy
 from rucio_client import find_path, replicated
-
-CTL = os.path.join(TOP_BUILD, "ruciofs-ctl")
-
-
-def status(m):
-    r = subprocess.run([CTL, "-m", m.dir, "status", "--json"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
 
 
 def biggest_on_both(lake, hi=64 << 20):
