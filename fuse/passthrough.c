@@ -98,7 +98,8 @@ static struct {
 	uint64_t init_unique; /* published by init_pending */
 	bool offered;	      /* the INIT offered passthrough; the same */
 	bool usable;	      /* negotiated, and not given up */
-	pthread_mutex_t lock; /* the table; a leaf lock */
+	unsigned ndirect;     /* inodes read from a backing file now */
+	pthread_mutex_t lock; /* the table, ndirect's writes; a leaf lock */
 	struct inode_io *table[BUCKETS];
 } pt = { .devfd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -283,7 +284,9 @@ int rfs_pt_open(uint64_t ino, int fd, bool *counted)
 	int id = 0;
 
 	*counted = false;
-	if (!rfs_pt_usable())
+	/* given up (or never negotiated), an inode still read from a
+	 * backing file must go on so: the kernel fails a daemon open of it */
+	if (!rfs_pt_usable() && !__atomic_load_n(&pt.ndirect, __ATOMIC_ACQUIRE))
 		return 0;
 	pthread_mutex_lock(&pt.lock);
 	p = slot_of(ino);
@@ -304,9 +307,15 @@ int rfs_pt_open(uint64_t ino, int fd, bool *counted)
 		id = register_backing(fd);
 	if (id > 0) {
 		e->backing_id = id;
-		e->direct++;
-	} else {
+		if (e->direct++ == 0)
+			__atomic_add_fetch(&pt.ndirect, 1, __ATOMIC_RELEASE);
+	} else if (rfs_pt_usable()) {
 		e->daemon++;
+	} else {
+		/* no mode to keep for later opens */
+		drop_if_idle(p);
+		pthread_mutex_unlock(&pt.lock);
+		return 0;
 	}
 	*counted = true;
 	pthread_mutex_unlock(&pt.lock);
@@ -343,6 +352,7 @@ void rfs_pt_release(uint64_t ino, bool passthrough)
 			rfs_dbg("passthrough: closing backing id %u: %s", id,
 				strerror(errno));
 		e->backing_id = 0;
+		__atomic_sub_fetch(&pt.ndirect, 1, __ATOMIC_RELEASE);
 	} else if (!passthrough && e->daemon) {
 		e->daemon--;
 	}
@@ -360,5 +370,6 @@ void rfs_pt_clear(void)
 			pt.table[i] = e->next;
 			free(e);
 		}
+	__atomic_store_n(&pt.ndirect, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&pt.lock);
 }

@@ -34,8 +34,8 @@ bool rfs_pt_wants_fd(uint64_t ino);
  * file's bytes, or negative if there is none (borrowed: the caller closes
  * it). Returns a backing id (> 0) for the open reply, or 0: served by the
  * daemon. Sets *@counted if the open is counted, and then owes one
- * rfs_pt_release; opens are not counted while passthrough is unusable,
- * as then no inode can change mode.
+ * rfs_pt_release. While passthrough is unusable, only opens of an inode
+ * still read from a backing file are counted (they must share it).
  */
 int rfs_pt_open(uint64_t ino, int fd, bool *counted);
 
