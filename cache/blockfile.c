@@ -369,27 +369,26 @@ int rfs_bf_open_sealed(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /* ---- the readers' side ---- */
 
+/* @id's block file, read-only; with O_DIRECT if @want and the
+ * filesystem has it, which *@direct (if not NULL) then says. */
 static int open_read(struct rfs_cache *c, const struct rfs_cache_id *id,
-		     bool direct)
+		     bool want, bool *direct)
 {
+	bool try_direct = want && c->block_size % ALIGN == 0;
 	char name[NAME_LEN + 1];
-	int fd;
+	int fd = -1;
 
 	name_of(name, id);
-	if (!direct || c->block_size % ALIGN)
-		return openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
-	fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (try_direct)
+		fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC | O_DIRECT);
 	/* EINVAL: a filesystem without O_DIRECT, read through its cache */
-	if (fd < 0 && errno == EINVAL)
+	if (fd < 0 && (!try_direct || errno == EINVAL)) {
+		try_direct = false;
 		fd = openat(c->dfd, name, O_RDONLY | O_CLOEXEC);
+	}
+	if (direct)
+		*direct = try_direct;
 	return fd;
-}
-
-static bool is_direct(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	return fl >= 0 && (fl & O_DIRECT);
 }
 
 /* Under rd_lock: the slot open on @id, or -1. */
@@ -422,11 +421,12 @@ static int take_slot(struct rfs_cache *c, int *old)
 }
 
 /*
- * An open file on @id's block file and its slot (-1: not kept, the
- * caller closes it), or -ENOENT. Opened outside the lock.
+ * An open file on @id's block file, its slot (-1: not kept, the caller
+ * closes it) and whether it reads directly; or -ENOENT. Opened outside
+ * the lock.
  */
 static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
-		      int *slot)
+		      int *slot, bool *direct)
 {
 	int fd, old = -1;
 	uint64_t forgotten;
@@ -437,12 +437,13 @@ static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
 		c->rd[*slot].refs++;
 		c->rd[*slot].used = ++c->rd_clock;
 		fd = c->rd[*slot].fd;
+		*direct = c->rd[*slot].direct;
 		pthread_mutex_unlock(&c->rd_lock);
 		return fd;
 	}
 	forgotten = c->rd_forgotten;
 	pthread_mutex_unlock(&c->rd_lock);
-	fd = open_read(c, id, true);
+	fd = open_read(c, id, true, direct);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
 	pthread_mutex_lock(&c->rd_lock);
@@ -453,8 +454,9 @@ static int get_reader(struct rfs_cache *c, const struct rfs_cache_id *id,
 			? -1
 			: take_slot(c, &old);
 	if (*slot >= 0) {
-		c->rd[*slot] = (struct rfs_bf_reader){ *id, fd, 1, false,
-						       ++c->rd_clock };
+		c->rd[*slot] =
+			(struct rfs_bf_reader){ *id,	       fd,     1, false,
+						++c->rd_clock, *direct };
 	}
 	pthread_mutex_unlock(&c->rd_lock);
 	if (*slot >= 0 && old >= 0)
@@ -540,7 +542,8 @@ int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 {
 	uint64_t from = off / ALIGN * ALIGN;
 	size_t span = round_up((size_t)(off - from) + len);
-	int slot, fd = get_reader(c, id, &slot);
+	bool direct;
+	int slot, fd = get_reader(c, id, &slot, &direct);
 	struct iovec v = { buf, len };
 	char *tmp = NULL;
 	ssize_t got;
@@ -548,7 +551,7 @@ int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 	if (fd < 0)
 		return fd;
-	if (is_direct(fd) && !aligned(buf, off, len)) {
+	if (direct && !aligned(buf, off, len)) {
 		/* a direct read wants whole aligned pages */
 		tmp = rfs_cache_buf_alloc(span);
 		if (!tmp) {
@@ -571,7 +574,7 @@ int rfs_bf_read(struct rfs_cache *c, const struct rfs_cache_id *id,
 int rfs_bf_readv(struct rfs_cache *c, const struct rfs_cache_id *id,
 		 uint64_t off, const struct iovec *iov, int n, size_t need)
 {
-	int fd = open_read(c, id, false);
+	int fd = open_read(c, id, false, NULL);
 	ssize_t got;
 
 	/* not a kept reader: those read directly, and a run read through
@@ -595,7 +598,7 @@ void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int fd = open_read(c, &ids[i], false);
+		int fd = open_read(c, &ids[i], false, NULL);
 
 		if (fd >= 0) {
 			fdatasync(fd);

@@ -92,6 +92,7 @@ struct rfs_bf_reader {
 	unsigned refs;
 	bool stale; /* unlinked: closed by its last user */
 	uint64_t used;
+	bool direct; /* opened with O_DIRECT */
 };
 
 #define READER_SLOTS 16
@@ -185,7 +186,8 @@ int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 bool rfs_cache_pages_ok(const char *p, size_t len, const uint32_t *crcs);
 void rfs_cache_drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
 			  uint64_t idx);
-void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt);
+/* A read the cache could not serve; @corrupt: a block failed its CRCs. */
+void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt);
 
 /* stage.c: bytes [@off, @off + @n) of block @idx, if staged (waiting for
  * a staging read under way): 1; 0 when not staged; -EINVAL when staged
