@@ -533,32 +533,43 @@ static int get_queued(struct rfs_cache *c, const struct rfs_cache_id *id,
 
 /* ---- reading ---- */
 
-/* Notes an access to @id, for the writer to fold into the lru index. */
-static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
+/* Under c->lock: notes an access to @id, for the writer to fold into
+ * the lru index. */
+static void touch_locked(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
 	unsigned slot = (id->b[0] | id->b[1] << 8) % TOUCH_SLOTS;
 	struct touch *t = &c->touches[slot];
 	uint64_t now = wall_now();
 
 	/* a collision just loses one access time update: LRU is a hint */
-	pthread_mutex_lock(&c->lock);
 	if (memcmp(t->id.b, id->b, RFS_CACHE_ID_LEN) || t->atime != now) {
 		t->id = *id;
 		t->atime = now;
 		t->dirty = true;
 	}
+}
+
+static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	pthread_mutex_lock(&c->lock);
+	touch_locked(c, id);
 	pthread_mutex_unlock(&c->lock);
 }
 
-void rfs_cache_count(struct rfs_cache *c, bool hit, size_t len, bool corrupt)
+/* A read of @len bytes of @id served: counted, and the file used. */
+static void hit(struct rfs_cache *c, const struct rfs_cache_id *id, size_t len)
 {
 	pthread_mutex_lock(&c->lock);
-	if (hit) {
-		c->st.hits++;
-		c->st.hit_bytes += len;
-	} else {
-		c->st.misses++;
-	}
+	c->st.hits++;
+	c->st.hit_bytes += len;
+	touch_locked(c, id);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt)
+{
+	pthread_mutex_lock(&c->lock);
+	c->st.misses++;
 	if (corrupt)
 		c->st.corrupt++;
 	pthread_mutex_unlock(&c->lock);
@@ -664,11 +675,9 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	rc = get_queued(c, id, idx, blen, off, buf, n);
 	if (!rc)
 		rc = rfs_cache_stage_get(c, id, idx, blen, off, buf, n);
-	if (rc == 1) {
-		/* a warm stream reads from staging: its file is in use */
-		rfs_cache_count(c, true, n, false);
-		touch(c, id);
-	}
+	/* a warm stream reads from staging: its file is in use */
+	if (rc == 1)
+		hit(c, id, n);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */
@@ -690,9 +699,10 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	 * cannot be opened now (-EIO: out of descriptors, say) is kept. */
 	if (had_header && (rc == -ENOENT || rc == -EBADMSG))
 		rfs_cache_drop_block(c, id, idx);
-	rfs_cache_count(c, rc == 0, n, rc == -EBADMSG);
 	if (rc == 0)
-		touch(c, id);
+		hit(c, id, n);
+	else
+		rfs_cache_count_miss(c, rc == -EBADMSG);
 	return rc;
 }
 
