@@ -686,6 +686,24 @@ ofs.trace open
     def detach(self, scope, name, dids):
         self.admin("POST", "detach", {"scope": scope, "name": name, "dids": [_did(d) for d in dids]})
 
+    def add_rse(self, rse, protocols, attributes=None):
+        """A new RSE at runtime: protocols [{"scheme","hostname","port",
+        "prefix"?, "priority"?}]; see rucio_emulator.py."""
+        return self.admin("POST", "add_rse", {"rse": rse, "protocols": protocols,
+                                              "attributes": attributes or {}})
+
+    def add_replica(self, scope, name, rse, state="AVAILABLE"):
+        self.admin("POST", "replica", {"scope": scope, "name": name, "rse": rse, "state": state})
+
+    def remove_replica(self, scope, name, rse):
+        self.admin("POST", "replica", {"scope": scope, "name": name, "rse": rse, "remove": True})
+
+    def add_file(self, entry, parent=None):
+        """A file DID from a lake-JSON entry ({"scope","name","bytes",
+        "adler32","md5","replicas": {rse: state}, "meta": {...}}),
+        attached to the collection @parent (scope, name) if given."""
+        self.admin("POST", "add_file", dict(entry, parent=list(parent) if parent else None))
+
     def userpass_token(self, username="alice", password="alice-secret", account=None):
         hdrs = {"X-Rucio-Username": username, "X-Rucio-Password": password}
         if account:

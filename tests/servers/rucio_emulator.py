@@ -46,6 +46,13 @@ Admin routes (no token, not counted, not faultable):
     POST   /_admin/expire_tokens       every issued/cached token expires now
     POST   /_admin/rse      {"rse": NAME, "availability_read": bool, ...,
                              "ports": {"https": N}}  (PFNs then use port N)
+    POST   /_admin/add_rse  {"rse": NAME, "protocols": [{"scheme","hostname","port",
+                             "prefix"?, "priority"?}], "attributes": {...}?}
+                             (attribute simulate_multirange: PFNs get Rucio's
+                             "&#multirange=false&nconnections=N" suffix)
+    POST   /_admin/replica  {"scope","name","rse","state"?: "AVAILABLE", "remove"?: bool}
+    POST   /_admin/add_file {lake-JSON file entry ("meta" overrides any column,
+                             e.g. a malformed "bytes"), "parent"?: [scope, name]}
     GET    /_admin/health
 
 Lake JSON schema (written by lakegen.py, ports filled in by lake.py):
@@ -222,6 +229,20 @@ def protocol_pfn(proto, scope, name):
     if path.startswith("/"):
         path = path[1:]
     return "%s://%s:%s%s%s" % (proto["scheme"], proto["hostname"], proto["port"], prefix, path)
+
+
+def multirange_suffix(cat, rse, pfn):
+    """Rucio appends this to every PFN of an RSE whose attribute
+    simulate_multirange is set (core/replica.py, _build_list_replicas_pfn):
+    clients must strip the fragment before a request."""
+    n = cat.rses[rse].get("attributes", {}).get("simulate_multirange")
+    if n is None:
+        return pfn
+    try:
+        n = int(n)
+    except ValueError:
+        n = 1
+    return pfn + "&#multirange=false&nconnections=%d" % (n if n > 0 else 1)
 
 
 class RucioError(Exception):
@@ -513,6 +534,55 @@ class Catalogue:
                                                   "created_at": utcnow().strftime("%Y-%m-%dT%H:%M:%S")})
             self.children[(scope, name)] = []
             self._restore_stored_sizes((scope, name))
+
+    def add_file(self, entry, parent=None):
+        """A file DID from a lake-JSON entry ("meta" overrides any column,
+        so a test can give it a malformed size), attached to @parent."""
+        with self.lock:
+            key = (entry["scope"], entry["name"])
+            if key in self.dids:
+                raise RucioError(409, "DataIdentifierAlreadyExists", "Data Identifier already exists!")
+            if entry["scope"] not in self.scopes:
+                raise RucioError(404, "ScopeNotFound", "Scope '%s' not found" % entry["scope"])
+            self.dids[key] = self._row(dict(entry, type="FILE"))
+        if parent:
+            self.attach(parent[0], parent[1], [{"scope": key[0], "name": key[1]}])
+
+    def set_replica(self, scope, name, rse, state="AVAILABLE", remove=False):
+        with self.lock:
+            row = self.must_get(scope, name)
+            self.must_rse(rse)
+            if row["did_type"] != "FILE":
+                raise RucioError(409, "UnsupportedOperation", "'%s:%s' is not a file" % (scope, name))
+            if remove:
+                row["_replicas"].pop(rse, None)
+            else:
+                row["_replicas"][rse] = state
+
+    def add_rse(self, name, protocols, attributes=None):
+        """An RSE at runtime, e.g. a fault-injecting storage server. Each
+        protocol: {"scheme", "hostname", "port", "prefix", "priority"?}
+        (read/write priority in both domains; lower is better)."""
+        with self.lock:
+            if name in self.rses:
+                raise RucioError(409, "Duplicate", "RSE '%s' already exists" % name)
+            protos = []
+            for p in protocols:
+                prio = int(p.get("priority", 1))
+                dom = {"read": prio, "write": prio, "delete": prio}
+                protos.append({"scheme": p["scheme"], "hostname": p["hostname"], "port": int(p["port"]),
+                               "prefix": p.get("prefix", "/rucio"),
+                               "impl": p.get("impl", "rucio.rse.protocols.webdav.Default"),
+                               "domains": {"lan": dict(dom), "wan": dict(dom)},
+                               "extended_attributes": None})
+            attrs = {name: True}
+            attrs.update(attributes or {})
+            self.rses[name] = {"id": hashlib.md5(name.encode()).hexdigest(), "rse_type": "DISK",
+                               "deterministic": True, "volatile": False, "staging_area": False,
+                               "availability_read": True, "availability_write": True,
+                               "availability_delete": True, "lfn2pfn_algorithm": "hash",
+                               "verify_checksum": True, "sign_url": None, "credentials": None,
+                               "qos_class": None, "attributes": attrs, "protocols": protos}
 
     # -- RSEs ---------------------------------------------------------------
     def must_rse(self, rse):
@@ -1497,7 +1567,8 @@ class App:
                         if best:
                             chosen.append(best)
                     for prio, proto in chosen:
-                        pfns.append((protocol_pfn(proto, frow["scope"], frow["name"]), dom, prio, rse))
+                        pfn = protocol_pfn(proto, frow["scope"], frow["name"])
+                        pfns.append((multirange_suffix(cat, rse, pfn), dom, prio, rse))
             # core: sort by (domain, priority, pfn) and number 1..N; a PFN seen
             # twice (lan and wan) keeps the later entry, as the dict is keyed by PFN
             pfns.sort(key=lambda t: (t[1], t[2], t[0]))
@@ -1656,6 +1727,20 @@ class App:
             if p == "/_admin/expire_tokens" and m == "POST":
                 self.tokens.expire_all()
                 return ok()
+            if p == "/_admin/add_file" and m == "POST":
+                b = req.json()
+                parent = b.pop("parent", None)
+                self.cat.add_file(b, parent)
+                return ok(status=201)
+            if p == "/_admin/replica" and m == "POST":
+                b = req.json()
+                self.cat.set_replica(b["scope"], b["name"], b["rse"], b.get("state", "AVAILABLE"),
+                                     bool(b.get("remove", False)))
+                return ok(status=201)
+            if p == "/_admin/add_rse" and m == "POST":
+                b = req.json()
+                self.cat.add_rse(b["rse"], b.get("protocols", []), b.get("attributes"))
+                return ok(self.cat.rse_row(b["rse"]), 201)
             if p == "/_admin/rse" and m == "POST":
                 b = req.json()
                 info = self.cat.must_rse(b.get("rse"))
