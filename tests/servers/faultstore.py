@@ -1,0 +1,742 @@
+#!/usr/bin/python3
+"""Fault-injecting storage server: the lake's files over HTTP(S), with faults.
+
+    python3 faultstore.py --lake-dir LAKE_DIR [--root DIR ...] [--port 0]
+                          [--port-file F] [--tls-cert C --tls-key K] [--log REQLOG]
+
+Standard library only (http.server.ThreadingHTTPServer, one thread per
+connection, HTTP/1.1 keep-alive), listening on 127.0.0.1 only. Without
+faults it answers like a correct read-only WebDAV server (nginx): GET and
+HEAD, a single `Range: bytes=a-b` (also `a-` and `-n`) answered 206 with
+Content-Range and Content-Length, 200 without Range, 416 with
+`Content-Range: bytes */SIZE` when the range starts at or past the end (or
+a > b). A Range that is not `bytes=` or holds several ranges is ignored
+(200, the whole file; RFC 9110 allows that). Other methods: 405.
+
+URL layout: ANY prefix followed by the Rucio deterministic hash path
+(`<scope path>/<h[0:2]>/<h[2:4]>/<name>`, lakegen.lfn2path). The path is
+percent-decoded (not '+'), then its longest tail (starting after a '/')
+that is the hash path of a lake file names the file. So RSEs with different
+prefixes (/rucio, /r0001/rucio, ...) can all point at one faultstore, and
+their PFNs still differ. Files come from LAKE_DIR/manifest.json (the file
+registered without any replica included), then from each --root DIR
+(DIR/<tail>, never outside DIR), then from POST /_admin/map.
+
+Admin routes (same server; never counted, never faulted):
+    POST   /_admin/fault  {"match": REGEX, "mode": MODE, "count": N?, ...}
+             -> 201 {"id": N}. REGEX is re.search()ed on the DECODED path;
+             the first matching fault applies; each matching request
+             consumes one count (no count: forever).
+    DELETE /_admin/fault               clear all faults (also /_admin/faults)
+    GET    /_admin/faults              active faults (with "hits")
+    GET    /_admin/requests            [{"method", "path" (decoded), "range"
+             (header or null), "status" (null while in progress, 0 = no
+             answer), "bytes_sent" (body bytes), "auth" (bool: an
+             Authorization header came; its value is NEVER recorded),
+             "host" (Host header), "time" (epoch s), "ms", "fault" (mode or
+             null), "fault_at" (adler_keep: offset used)}], oldest first
+    POST   /_admin/reset               clear the request log (faults stay)
+    POST   /_admin/map    {"path": HASH_PATH, "file": LOCAL_PATH}
+             serve LOCAL_PATH under that hash path (a file a test made)
+    GET    /_admin/health
+
+Fault modes (parameters in the same JSON object):
+    wrongbytes {at, len=1}  right status, headers and length, but the file's
+                            bytes [at, at+len) are XORed with 0x5a where the
+                            answered range covers them
+    adler_keep {at}         four bytes at file offsets o..o+3 changed by
+                            +1, -1, -1, +1 (or -1, +1, +1, -1): the sum of
+                            the bytes and the position-weighted sum both stay
+                            the same, so zlib.adler32 of the whole file is
+                            unchanged while md5 changes. o is the first
+                            offset >= at (within 64 KiB) where one of the two
+                            patterns changes no byte across 0/255; it is in
+                            the request log ("fault_at"). A run of 0x00 or
+                            0xff bytes has none: the answer is then unchanged
+                            and fault_at is null. Only bytes inside the
+                            answered range change.
+    trickle {rate}          the body at `rate` bytes/s
+    stall {after=0, seconds?}  headers and `after` body bytes, then nothing
+                            until the client goes away (or `seconds` pass,
+                            or the server stops); then the connection closes
+    short {missing=1}       body shorter by `missing` bytes, then close
+    long {extra=1}          `extra` bytes more than Content-Length, then close
+    bad_range {shift=1}     206 whose Content-Range (and body) is the asked
+                            range moved by `shift` bytes (the other way if
+                            that leaves the file; one byte shorter if the
+                            range is the whole file); without Range: 206 for
+                            bytes 0..size-2
+    status {status=503, body?}  that status with a small body
+    redirect {location, status=302}  Location with "{path}" replaced by the
+                            original (still encoded) path and "{query}" by the
+                            query string (without '?')
+    drop                    close the connection without answering
+    delay {seconds=5}       wait (stops early if the client leaves), then the
+                            normal answer
+    none                    normal answer (counts hits)
+Faults apply to any method and even to paths that name no file (status,
+redirect, drop and delay act before the file is looked up).
+
+SIGTERM/SIGINT stop the server at once: stalled, trickling and delayed
+handlers give up within 0.1 s, and they also give up when their client hangs
+up, so no thread outlives its client.
+"""
+
+import argparse
+import email.utils
+import json
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+STOP = threading.Event()
+MODES = ("wrongbytes", "adler_keep", "trickle", "stall", "short", "long", "bad_range", "status",
+         "redirect", "drop", "delay", "none")
+CHUNK = 256 * 1024
+MAX_BODY = 1024 * 1024          # admin request bodies
+MAX_LOG = 200000                # request log entries kept
+ADLER_SEARCH = 64 * 1024
+XOR_5A = bytes(b ^ 0x5A for b in range(256))
+POLL = 0.05                     # seconds between checks for client hang-up / stop
+
+REASONS = {200: "OK", 206: "Partial Content", 301: "Moved Permanently", 302: "Found",
+           303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect",
+           400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 416: "Range Not Satisfiable", 429: "Too Many Requests",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+           504: "Gateway Timeout"}
+
+
+class ClientGone(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------
+class Index:
+    """Hash path -> local file."""
+
+    def __init__(self, lake_dir=None, roots=()):
+        self.lock = threading.Lock()
+        self.paths = {}
+        self.roots = [os.path.realpath(r) for r in roots]
+        if lake_dir:
+            self._load_manifest(os.path.abspath(lake_dir))
+
+    def _load_manifest(self, lake_dir):
+        with open(os.path.join(lake_dir, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+        for e in manifest:
+            rel = e["pfn_path"]
+            # derive from the lake dir (not local_path) so a moved cache still works
+            if e.get("rses"):
+                local = os.path.join(lake_dir, "rse", e["rses"][0], "rucio", rel)
+            else:
+                local = os.path.join(lake_dir, "norse", rel)
+            self.paths[rel] = local
+
+    def add(self, hash_path, local):
+        with self.lock:
+            self.paths[hash_path.lstrip("/")] = os.path.abspath(local)
+
+    def lookup(self, path):
+        """The local file for a decoded URL path, or None."""
+        tails = [path[i + 1:] for i, c in enumerate(path) if c == "/" and i + 1 < len(path)]
+        with self.lock:
+            for t in tails:
+                local = self.paths.get(t)
+                if local is not None:
+                    return local
+        for t in tails:
+            if ".." in t.split("/"):
+                continue
+            for root in self.roots:
+                cand = os.path.realpath(os.path.join(root, t))
+                if cand.startswith(root + os.sep) and os.path.isfile(cand):
+                    return cand
+        return None
+
+
+# --------------------------------------------------------------------------
+# faults and the request log
+# --------------------------------------------------------------------------
+def _num(spec, key, default, kind=int, minimum=0):
+    v = spec.get(key, default)
+    if v is None:
+        raise ValueError("%s is required for mode %s" % (key, spec.get("mode")))
+    v = kind(v)
+    if v < minimum:
+        raise ValueError("%s must be >= %s" % (key, minimum))
+    return v
+
+
+def check_fault(spec):
+    """Validate and normalise a fault spec (raises ValueError/TypeError)."""
+    if not isinstance(spec, dict):
+        raise TypeError("body must be a JSON object")
+    mode = spec.get("mode")
+    if mode not in MODES:
+        raise ValueError("mode must be one of %s" % ", ".join(MODES))
+    out = dict(spec)
+    out["match"] = str(spec.get("match", ""))
+    try:
+        re.compile(out["match"])
+    except re.error as e:
+        raise ValueError("bad match regex: %s" % e)
+    if spec.get("count") is not None:
+        out["count"] = _num(spec, "count", None, minimum=1)
+    if mode == "wrongbytes":
+        out["at"], out["len"] = _num(spec, "at", None), _num(spec, "len", 1, minimum=1)
+    elif mode == "adler_keep":
+        out["at"] = _num(spec, "at", None)
+    elif mode == "trickle":
+        out["rate"] = _num(spec, "rate", None, float, 1)
+    elif mode == "stall":
+        out["after"] = _num(spec, "after", 0)
+        if spec.get("seconds") is not None:
+            out["seconds"] = _num(spec, "seconds", None, float)
+    elif mode == "short":
+        out["missing"] = _num(spec, "missing", 1, minimum=1)
+    elif mode == "long":
+        out["extra"] = _num(spec, "extra", 1, minimum=1)
+    elif mode == "bad_range":
+        out["shift"] = _num(spec, "shift", 1, minimum=1)
+    elif mode == "status":
+        out["status"] = _num(spec, "status", 503, minimum=100)
+        if out["status"] > 599:
+            raise ValueError("status must be < 600")
+    elif mode == "redirect":
+        if not isinstance(spec.get("location"), str) or not spec["location"]:
+            raise ValueError("redirect needs a location")
+        out["status"] = _num(spec, "status", 302, minimum=300)
+    elif mode == "delay":
+        out["seconds"] = _num(spec, "seconds", 5, float)
+    return out
+
+
+class Faults:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.items = []
+        self.next_id = 1
+
+    def add(self, spec):
+        f = check_fault(spec)
+        with self.lock:
+            f.update(id=self.next_id, hits=0, _rx=re.compile(f["match"]))
+            self.next_id += 1
+            self.items.append(f)
+            return f["id"]
+
+    def clear(self):
+        with self.lock:
+            self.items = []
+
+    def listing(self):
+        with self.lock:
+            return [{k: v for k, v in f.items() if not k.startswith("_")} for f in self.items]
+
+    def take(self, path):
+        """First fault whose regex matches; consumes one count."""
+        with self.lock:
+            for f in self.items:
+                if f["_rx"].search(path):
+                    f["hits"] += 1
+                    if f.get("count") is not None:
+                        f["count"] -= 1
+                        if f["count"] <= 0:
+                            self.items.remove(f)
+                    return dict(f)
+        return None
+
+
+class RequestLog:
+    def __init__(self, path=None):
+        self.lock = threading.Lock()
+        self.items = []
+        self.file = open(path, "a", encoding="utf-8") if path else None
+
+    def start(self, rec):
+        with self.lock:
+            self.items.append(rec)
+            if len(self.items) > MAX_LOG:
+                del self.items[:len(self.items) - MAX_LOG]
+
+    def finish(self, rec):
+        if self.file is None:
+            return
+        with self.lock:
+            self.file.write(json.dumps(rec) + "\n")
+            self.file.flush()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.items]
+
+    def reset(self):
+        with self.lock:
+            self.items = []
+
+
+# --------------------------------------------------------------------------
+# ranges and body transforms
+# --------------------------------------------------------------------------
+def parse_range(header, size):
+    """(start, end) inclusive for a single satisfiable range, None to ignore
+    the header (answer 200), or "416"."""
+    if header is None:
+        return None
+    h = header.strip()
+    if not h.lower().startswith("bytes="):
+        return None
+    spec = h[6:].strip()
+    if "," in spec:
+        return None
+    m = re.fullmatch(r"(\d*)\s*-\s*(\d*)", spec)
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    a, b = m.group(1), m.group(2)
+    if a == "":
+        n = int(b)
+        if n == 0 or size == 0:
+            return "416"
+        return (max(0, size - n), size - 1)
+    start = int(a)
+    end = size - 1 if b == "" else int(b)
+    if start >= size or start > end:
+        return "416"
+    return (start, min(end, size - 1))
+
+
+def adler_patch(path, at, size):
+    """{offset: new byte} for adler_keep at the first fitting offset >= at."""
+    if at + 4 > size:
+        return None, None
+    with open(path, "rb") as f:
+        f.seek(at)
+        data = f.read(min(ADLER_SEARCH + 3, size - at))
+    for i in range(0, len(data) - 3):
+        b = data[i:i + 4]
+        for d in ((1, -1, -1, 1), (-1, 1, 1, -1)):
+            if all(0 <= b[k] + d[k] <= 255 for k in range(4)):
+                return at + i, {at + i + k: b[k] + d[k] for k in range(4)}
+    return None, None
+
+
+def transform(fault, patch):
+    """A function (offset, bytes) -> bytes changing the body as the fault says."""
+    if fault and fault["mode"] == "wrongbytes":
+        lo, hi = fault["at"], fault["at"] + fault["len"]
+
+        def xor(pos, data):
+            i, j = max(lo, pos) - pos, min(hi, pos + len(data)) - pos
+            if i >= j:
+                return data
+            return data[:i] + data[i:j].translate(XOR_5A) + data[j:]
+        return xor
+    if patch:
+        def add(pos, data):
+            hit = [(o - pos, v) for o, v in patch.items() if pos <= o < pos + len(data)]
+            if not hit:
+                return data
+            ba = bytearray(data)
+            for i, v in hit:
+                ba[i] = v
+            return bytes(ba)
+        return add
+    return None
+
+
+def file_chunks(path, start, end, change=None, chunk=CHUNK):
+    """Bytes start..end (inclusive) of the file, in chunks."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        while pos <= end:
+            data = f.read(min(chunk, end - pos + 1))
+            if not data:
+                raise ClientGone()      # the file shrank under us: cut the answer
+            yield change(pos, data) if change else data
+            pos += len(data)
+
+
+def bad_range(start, end, size, shift):
+    """The (wrong) range a bad_range answer claims."""
+    n = end - start + 1
+    if start + shift + n <= size:
+        return start + shift, end + shift
+    if start - shift >= 0:
+        return start - shift, end - shift
+    return start, max(start, end - 1)
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ruciofs-faultstore"
+    sys_version = ""
+    timeout = 120                    # idle keep-alive connections (and blocked writes)
+    disable_nagle_algorithm = True
+
+    def setup(self):
+        # TLS handshake here, in the worker thread: a slow client must not block accept()
+        self._broken = False
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.settimeout(15)
+                self.request.do_handshake()
+            except (OSError, ssl.SSLError, ValueError):
+                self._broken = True
+        super().setup()
+
+    def handle(self):
+        if self._broken:
+            return
+        try:
+            super().handle()
+        except (ConnectionError, ssl.SSLError, TimeoutError, ClientGone, OSError):
+            self.close_connection = True
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        self._serve()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_GET
+    do_PROPFIND = do_MKCOL = do_MOVE = do_COPY = do_GET
+
+    # -- plumbing -----------------------------------------------------------------
+    def _read_body(self):
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ClientGone()
+        if n < 0 or n > MAX_BODY:
+            raise ClientGone()      # nothing sane to answer: close
+        data = self.rfile.read(n) if n else b""
+        if len(data) != n:
+            raise ClientGone()
+        return data
+
+    def _head(self, status, headers, length):
+        lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")),
+                 "Date: " + email.utils.formatdate(usegmt=True), "Server: " + self.server_version]
+        lines += ["%s: %s" % kv for kv in headers]
+        if length is not None:
+            lines.append("Content-Length: %d" % length)
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace"))
+
+    def _simple(self, status, body, headers=(), ctype="text/html"):
+        body = body.encode() if isinstance(body, str) else body
+        self._head(status, [("Content-Type", ctype)] + list(headers), len(body))
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _abort(self):
+        """Close the TCP connection now (no TLS close_notify)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
+
+    def _client_closed(self):
+        sock = self.connection
+        try:
+            r, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        if not r:
+            return False
+        try:
+            if not isinstance(sock, ssl.SSLSocket):
+                return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            old = sock.gettimeout()
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) == b""    # a byte read here is lost: callers close after
+            finally:
+                sock.settimeout(old)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return False
+        except (OSError, ValueError):
+            return True
+
+    def _wait(self, seconds):
+        """Wait `seconds` (None: forever). False if the client left or the
+        server stops first."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not STOP.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return True
+            if self._client_closed():
+                return False
+            STOP.wait(POLL if left is None else min(POLL, left))
+        return False
+
+    def _write(self, rec, data):
+        if STOP.is_set():
+            raise ClientGone()
+        self.wfile.write(data)
+        rec["bytes_sent"] += len(data)
+
+    # -- requests -----------------------------------------------------------------
+    def _serve(self):
+        target = self.path
+        if "://" in target.split("?", 1)[0]:
+            rest = target.split("://", 1)[1]
+            target = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        raw_path, _, query = target.partition("?")
+        path = unquote(raw_path, errors="replace")
+        srv = self.server
+        if path.startswith("/_admin/"):
+            self._admin(path)
+            return
+        t0 = time.time()
+        rec = {"method": self.command, "path": path, "range": self.headers.get("Range"), "status": None,
+               "bytes_sent": 0, "auth": "Authorization" in self.headers, "host": self.headers.get("Host"),
+               "time": round(t0, 6), "ms": None, "fault": None, "fault_at": None}
+        srv.log.start(rec)
+        try:
+            self._read_body()
+            fault = srv.faults.take(path)
+            if fault and fault["mode"] != "none":
+                rec["fault"] = fault["mode"]
+            self._answer(rec, fault, path, raw_path, query)
+        except (OSError, ClientGone, ssl.SSLError):
+            self.close_connection = True
+            raise ClientGone()
+        finally:
+            if rec["status"] is None:
+                rec["status"] = 0
+            rec["ms"] = round((time.time() - t0) * 1000, 1)
+            srv.log.finish(rec)
+
+    def _answer(self, rec, fault, path, raw_path, query):
+        mode = fault["mode"] if fault else None
+        if mode == "delay":
+            if not self._wait(fault["seconds"]):
+                self._abort()
+                return
+        elif mode == "drop":
+            self._abort()
+            return
+        elif mode == "status":
+            st = fault["status"]
+            rec["status"] = st
+            self._simple(st, fault.get("body", "<html><body>%d</body></html>\n" % st))
+            return
+        elif mode == "redirect":
+            loc = fault["location"].replace("{path}", raw_path).replace("{query}", query)
+            rec["status"] = fault["status"]
+            self._simple(fault["status"], "<html><body>moved</body></html>\n", [("Location", loc)])
+            return
+        if self.command not in ("GET", "HEAD"):
+            rec["status"] = 405
+            self._simple(405, "<html><body>405</body></html>\n", [("Allow", "GET, HEAD")])
+            return
+        local = self.server.index.lookup(path)
+        st = None
+        try:
+            st = os.stat(local) if local else None
+        except OSError:
+            pass
+        if st is None or not os.path.isfile(local):
+            rec["status"] = 404
+            self._simple(404, "<html><body>404 Not Found</body></html>\n")
+            return
+        self._file(rec, fault, local, st)
+
+    def _file(self, rec, fault, local, st):
+        size = st.st_size
+        mode = fault["mode"] if fault else None
+        rng = parse_range(self.headers.get("Range"), size)
+        common = [("Content-Type", "application/octet-stream"), ("Accept-Ranges", "bytes"),
+                  ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True)),
+                  ("ETag", '"%x-%x"' % (int(st.st_mtime), size))]
+        if rng == "416":
+            rec["status"] = 416
+            self._simple(416, "<html><body>416</body></html>\n", [("Content-Range", "bytes */%d" % size)])
+            return
+        status, start, end = (200, 0, size - 1) if rng is None else (206, rng[0], rng[1])
+        if mode == "bad_range":
+            if status == 206:
+                start, end = bad_range(start, end, size, fault["shift"])
+            else:
+                end = max(0, size - 2)
+            status = 206
+        hdrs = list(common)
+        if status == 206:
+            hdrs.append(("Content-Range", "bytes %d-%d/%d" % (start, end, size)))
+        length = end - start + 1 if size else 0
+        patch = None
+        if mode == "adler_keep":
+            rec["fault_at"], patch = adler_patch(local, fault["at"], size)
+        change = transform(fault, patch)
+        rec["status"] = status
+        if mode in ("short", "long", "stall"):
+            self.close_connection = True
+        self._head(status, hdrs, length)
+        if self.command == "HEAD" or length == 0:
+            if mode == "stall":
+                self._wait(fault.get("seconds"))
+                self._abort()
+            return
+        body = file_chunks(local, start, end, change)
+        if mode == "trickle":
+            self._trickle(rec, body, fault["rate"])
+        elif mode == "stall":
+            self._send_upto(rec, body, min(fault["after"], length))
+            self._wait(fault.get("seconds"))
+            self._abort()
+        elif mode == "short":
+            self._send_upto(rec, body, max(0, length - fault["missing"]))
+            self._abort()
+        elif mode == "long":
+            for data in body:
+                self._write(rec, data)
+            extra = b""
+            if end + 1 < size:
+                with open(local, "rb") as f:
+                    f.seek(end + 1)
+                    extra = f.read(fault["extra"])
+            self._write(rec, extra + b"X" * (fault["extra"] - len(extra)))
+            self._abort()
+        else:
+            for data in body:
+                self._write(rec, data)
+
+    def _send_upto(self, rec, body, limit):
+        for data in body:
+            if rec["bytes_sent"] >= limit:
+                break
+            self._write(rec, data[:limit - rec["bytes_sent"]])
+        body.close()
+
+    def _trickle(self, rec, body, rate):
+        piece = max(1, int(rate // 20))
+        t0 = time.monotonic()
+        for data in body:
+            for i in range(0, len(data), piece):
+                self._write(rec, data[i:i + piece])
+                due = t0 + rec["bytes_sent"] / rate - time.monotonic()
+                if due > 0 and not self._wait(due):
+                    raise ClientGone()
+
+    # -- admin --------------------------------------------------------------------
+    def _admin(self, path):
+        srv, m = self.server, self.command
+
+        def ok(obj=None, status=200):
+            self._simple(status, json.dumps(obj if obj is not None else {"ok": True}) + "\n",
+                         ctype="application/json")
+
+        try:
+            body = self._read_body()
+            spec = json.loads(body) if body else {}
+            if path == "/_admin/fault" and m == "POST":
+                return ok({"id": srv.faults.add(spec)}, 201)
+            if path in ("/_admin/fault", "/_admin/faults") and m == "DELETE":
+                srv.faults.clear()
+                return ok()
+            if path == "/_admin/faults" and m == "GET":
+                return ok(srv.faults.listing())
+            if path == "/_admin/requests" and m == "GET":
+                return ok(srv.log.snapshot())
+            if path == "/_admin/reset" and m == "POST":
+                srv.log.reset()
+                return ok()
+            if path == "/_admin/map" and m == "POST":
+                srv.index.add(str(spec["path"]), str(spec["file"]))
+                return ok(status=201)
+            if path == "/_admin/health" and m == "GET":
+                return ok({"ok": True, "pid": os.getpid()})
+            return self._simple(404, '{"error": "no such admin route"}\n', ctype="application/json")
+        except (KeyError, TypeError, ValueError) as e:
+            self._simple(400, json.dumps({"error": "%s: %s" % (type(e).__name__, e)}) + "\n",
+                         ctype="application/json")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True      # restart on the same port right after a stop
+    request_queue_size = 1024
+
+    def __init__(self, port, index, log, ssl_ctx=None):
+        self.index, self.log, self.ssl_ctx = index, log, ssl_ctx
+        self.faults = Faults()
+        super().__init__(("127.0.0.1", port), Handler)
+
+    def get_request(self):
+        sock, addr = self.socket.accept()
+        if self.ssl_ctx is not None:
+            sock = self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError, ClientGone, OSError)):
+            return
+        traceback.print_exc()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="fault-injecting storage server for the ruciofs tests")
+    ap.add_argument("--lake-dir", help="a generated lake (manifest.json, rse/, norse/)")
+    ap.add_argument("--root", action="append", default=[], help="serve DIR/<hash path> too")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--log", help="append one JSON line per finished request")
+    a = ap.parse_args(argv)
+    ctx = None
+    if a.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+    server = Server(a.port, Index(a.lake_dir, a.root), RequestLog(a.log), ctx)
+    port = server.server_address[1]
+
+    def on_signal(signum, frame):
+        STOP.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if a.port_file:
+        tmp = a.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, a.port_file)
+    sys.stderr.write("faultstore listening on %s://127.0.0.1:%d\n" % ("https" if ctx else "http", port))
+    sys.stderr.flush()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        STOP.set()
+        server.server_close()
+    os._exit(0)     # daemon handler threads may still be in a stall: leave now
+
+
+if __name__ == "__main__":
+    main()
