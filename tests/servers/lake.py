@@ -7,6 +7,7 @@
         ...  # lake.rucio_host, lake.ca_cert, lake.manifest, lake.issuer
 
     python3 lake.py start  --workdir DIR [--profile test|demo|bench] [--flavour 41|1.31] [--no-tls]
+                           [--slow SECONDS [--slow-match REGEX]]
     python3 lake.py status --workdir DIR
     python3 lake.py stop   --workdir DIR
 
@@ -17,6 +18,17 @@ bind directive and listens on all interfaces, clients only use 127.0.0.1):
   * xrootd + XrdHttp = RSE XRD_DISK:   https://127.0.0.1:H/rucio/<hash path>
                                        root://127.0.0.1:R//rucio/<hash path>
     run as user `xrootd` (it refuses root).
+
+On demand (README.md):
+  * lake.set_rse_priority(rse, scheme, priority): the emulator orders a
+    file's PFNs by (domain, read priority, PFN string); NGINX_DISK https is
+    1, XRD_DISK https 2, root 3. An added RSE is last with a priority above
+    those; first only if the others are bumped (a tie with NGINX_DISK is
+    decided by the PFN string, i.e. the ports) or the mount is limited with
+    rse_expression.
+  * lake.slow_catalogue(seconds, match=None): matching catalogue requests
+    are answered after `seconds`, each in its own thread (concurrent);
+    slow_catalogue(0) turns it off.
 
 Every process is started in its own session (process group) and killed by
 process group on stop(), at interpreter exit and on SIGTERM; in library
@@ -253,6 +265,7 @@ class Lake:
         self.lake_json = None
         self.flat = None      # content of flat.json (profile "bench"), else None
         self.timings = {}
+        self.rse_protocols = {}
         os.makedirs(self.workdir, exist_ok=True)
 
     # ------------------------------------------------------------------
@@ -689,8 +702,45 @@ ofs.trace open
     def add_rse(self, rse, protocols, attributes=None):
         """A new RSE at runtime: protocols [{"scheme","hostname","port",
         "prefix"?, "priority"?}]; see rucio_emulator.py."""
-        return self.admin("POST", "add_rse", {"rse": rse, "protocols": protocols,
-                                              "attributes": attributes or {}})
+        row = self.admin("POST", "add_rse", {"rse": rse, "protocols": protocols,
+                                             "attributes": attributes or {}})
+        self._remember_rse(rse, protocols)
+        return row
+
+    def add_rses(self, rses, exist_ok=False):
+        """Many add_rse() in one call: rses [{"rse", "protocols",
+        "attributes"?}]. With exist_ok an RSE that exists is left as it is.
+        Returns the names of the RSEs it created."""
+        made = self.admin("POST", "add_rses", {"rses": rses, "exist_ok": bool(exist_ok)})["created"]
+        for r in rses:
+            if r["rse"] in made:
+                self._remember_rse(r["rse"], r["protocols"])
+        return made
+
+    def _remember_rse(self, rse, protocols):
+        """Keep the protocols so that pfn() works for runtime RSEs too."""
+        self.rse_protocols[rse] = {p["scheme"]: dict(p, port=int(p["port"]), prefix=p.get("prefix", "/rucio"))
+                                   for p in protocols}
+
+    def add_replicas(self, replicas):
+        """Many add_replica() in one call: [(scope, name, rse) or
+        {"scope","name","rse","state"?,"remove"?}]."""
+        rows = [r if isinstance(r, dict) else {"scope": r[0], "name": r[1], "rse": r[2]} for r in replicas]
+        self.admin("POST", "replicas", {"replicas": rows})
+
+    def set_rse_priority(self, rse, scheme, priority):
+        """Read priority (both domains; lower is better, 0 = disabled) of the
+        RSE's protocol for `scheme`. The lake's defaults: NGINX_DISK https 1,
+        XRD_DISK https 2, root 3. Restore it after the test (shared lake)."""
+        self.admin("POST", "rse", {"rse": rse, "priorities": {scheme: int(priority)}})
+
+    def slow_catalogue(self, seconds, match=None):
+        """Answer every catalogue request whose decoded path matches the regex
+        `match` (None: every request, /ping and /auth too) only after
+        `seconds` (each request sleeps in its own thread: 20 parallel requests
+        take one delay, not twenty). Faults still apply afterwards.
+        slow_catalogue(0) turns it off. Lost when the catalogue restarts."""
+        self.admin("POST", "slow", {"seconds": float(seconds), "match": match})
 
     def add_replica(self, scope, name, rse, state="AVAILABLE"):
         self.admin("POST", "replica", {"scope": scope, "name": name, "rse": rse, "state": state})
@@ -827,6 +877,9 @@ def _cli_start(a):
         return 1
     lake = Lake(workdir, profile=a.profile, flavour=a.flavour, tls=not a.no_tls, detach=True)
     lake.start()
+    if a.slow:
+        # after the start-up wait: a slow /ping would make it time out
+        lake.slow_catalogue(a.slow, a.slow_match)
     entries = [{"name": n, "pid": p.pid, "starttime": p.starttime, "cmd": p.cmd} for n, p in lake.procs.items()]
     with open(pids_path, "w") as f:
         json.dump(entries, f, indent=1)
@@ -840,6 +893,8 @@ def _cli_start(a):
     print("lake (%s, flavour %s) started in %.1fs" % (a.profile, a.flavour, lake.timings["total"]))
     for k, v in env.items():
         print("  %-15s %s" % (k, v))
+    if a.slow:
+        print("  slow catalogue: %gs for %s" % (a.slow, a.slow_match or "every request"))
     print("  source %s/lake.env ; python3 %s stop --workdir %s" % (workdir, os.path.abspath(__file__), workdir))
     return 0
 
@@ -913,6 +968,9 @@ def main(argv=None):
     s.add_argument("--profile", choices=lakegen.PROFILES, default="demo")
     s.add_argument("--flavour", choices=("41", "1.31"), default="41")
     s.add_argument("--no-tls", action="store_true")
+    s.add_argument("--slow", type=float, default=0, metavar="SECONDS",
+                   help="slow catalogue: each request answered after SECONDS (Lake.slow_catalogue)")
+    s.add_argument("--slow-match", metavar="REGEX", help="only catalogue paths matching REGEX")
     for name in ("stop", "status"):
         p = sub.add_parser(name)
         p.add_argument("--workdir", required=True)

@@ -4,6 +4,15 @@
     python3 rucio_emulator.py --lake LAKE.json --port 0 --port-file F
                               [--tls-cert C --tls-key K] [--flavour 1.31|41]
                               [--log REQLOG] [--host 127.0.0.1]
+                              [--slow SECONDS [--slow-match REGEX]]
+
+Slow catalogue (--slow, POST /_admin/slow, Lake.slow_catalogue): every
+request whose decoded path matches REGEX (no REGEX: every request, /ping and
+/auth included) is answered only after SECONDS. Each connection has its own
+thread and the wait holds no lock, so 20 parallel delayed requests are all
+answered after about one delay (test_fixtures.py checks it). A request whose
+client hangs up during the wait is dropped. Faults apply after the wait; the
+wait is counted like the request (not for /_admin/ routes).
 
 Standard library only (http.server.ThreadingHTTPServer). It follows
 /work/shared/docs/rucio-rest.md (the REST contract gathered from the Rucio
@@ -45,12 +54,17 @@ Admin routes (no token, not counted, not faultable):
     POST   /_admin/config   {"token_lifetime": s, "expected_audience": a, "expected_scope": s}
     POST   /_admin/expire_tokens       every issued/cached token expires now
     POST   /_admin/rse      {"rse": NAME, "availability_read": bool, ...,
-                             "ports": {"https": N}}  (PFNs then use port N)
+                             "ports": {"https": N},  (PFNs then use port N)
+                             "priorities": {"https": N}}  (read priority, both domains)
     POST   /_admin/add_rse  {"rse": NAME, "protocols": [{"scheme","hostname","port",
                              "prefix"?, "priority"?}], "attributes": {...}?}
                              (attribute simulate_multirange: PFNs get Rucio's
                              "&#multirange=false&nconnections=N" suffix)
+    POST   /_admin/add_rses {"rses": [{"rse","protocols","attributes"?}, ...],
+                             "exist_ok"?: bool}  -> {"created": [names]}
     POST   /_admin/replica  {"scope","name","rse","state"?: "AVAILABLE", "remove"?: bool}
+    POST   /_admin/replicas {"replicas": [{"scope","name","rse","state"?,"remove"?}, ...]}
+    POST   /_admin/slow     {"seconds": S, "match": REGEX?}  (S = 0: off)   GET: current
     POST   /_admin/add_file {lake-JSON file entry ("meta" overrides any column,
                              e.g. a malformed "bytes"), "parent"?: [scope, name]}
     GET    /_admin/health
@@ -976,6 +990,28 @@ class App:
         self.log_lock = threading.Lock()
         self.log_file = open(log_path, "a", encoding="utf-8") if log_path else None
         self.routes = self._routes()
+        self.slow = None    # (seconds, compiled regex or None): the slow catalogue
+
+    # -- slow catalogue ---------------------------------------------------------
+    def set_slow(self, seconds, match=None):
+        """Every matching request waits `seconds` before it is answered."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        try:
+            rx = re.compile(match) if match else None
+        except re.error as e:
+            raise ValueError("bad match regex: %s" % e)
+        self.slow = (seconds, rx) if seconds > 0 else None
+
+    def slow_view(self):
+        slow = self.slow
+        return {"seconds": slow[0] if slow else 0, "match": slow[1].pattern if slow and slow[1] else None}
+
+    def slow_for(self, path):
+        slow = self.slow     # one read: a concurrent set_slow() swaps the tuple
+        if slow and (slow[1] is None or slow[1].search(path)):
+            return slow[0]
+        return 0
 
     # -- logging --------------------------------------------------------------
     def log(self, **kv):
@@ -1741,6 +1777,26 @@ class App:
                 b = req.json()
                 self.cat.add_rse(b["rse"], b.get("protocols", []), b.get("attributes"))
                 return ok(self.cat.rse_row(b["rse"]), 201)
+            if p == "/_admin/add_rses" and m == "POST":
+                b = req.json()
+                made = []
+                for r in b.get("rses", []):
+                    if b.get("exist_ok") and r["rse"] in self.cat.rses:
+                        continue
+                    self.cat.add_rse(r["rse"], r.get("protocols", []), r.get("attributes"))
+                    made.append(r["rse"])
+                return ok({"created": made}, 201)
+            if p == "/_admin/replicas" and m == "POST":
+                for r in req.json().get("replicas", []):
+                    self.cat.set_replica(r["scope"], r["name"], r["rse"], r.get("state", "AVAILABLE"),
+                                         bool(r.get("remove", False)))
+                return ok(status=201)
+            if p == "/_admin/slow" and m == "POST":
+                b = req.json()
+                self.set_slow(float(b.get("seconds") or 0), b.get("match"))
+                return ok(self.slow_view())
+            if p == "/_admin/slow" and m == "GET":
+                return ok(self.slow_view())
             if p == "/_admin/rse" and m == "POST":
                 b = req.json()
                 info = self.cat.must_rse(b.get("rse"))
@@ -1753,6 +1809,13 @@ class App:
                     for proto in info["protocols"]:
                         if proto["scheme"] == scheme:
                             proto["port"] = int(port)
+                # {"priorities": {"https": N}}: read priority in both domains
+                # (where a test wants another RSE's PFN first or last)
+                for scheme, prio in (b.get("priorities") or {}).items():
+                    for proto in info["protocols"]:
+                        if proto["scheme"] == scheme:
+                            for dom in proto.setdefault("domains", {}).values():
+                                dom["read"] = int(prio)
                 return ok(self.cat.rse_row(b["rse"]))
         except RucioError as e:
             return error_response(e.status, e.cls, e.msg)
@@ -1921,6 +1984,11 @@ class Handler(BaseHTTPRequestHandler):
                 status = resp.status
                 return
             app.counts.add(self.command, path, app.route_name(self.command, path))
+            slow = app.slow_for(path)
+            if slow and not self._sleep(slow):
+                self.close_connection = True
+                status = 0
+                return
             fault = app.faults.take(path)
             if fault and fault["mode"] != "none":
                 fault_mode = fault["mode"]
@@ -2118,10 +2186,14 @@ def main(argv=None):
     ap.add_argument("--tls-key")
     ap.add_argument("--flavour", choices=ALL_FLAVOURS, default="41")
     ap.add_argument("--log", help="append one JSON line per request")
+    ap.add_argument("--slow", type=float, default=0, metavar="SECONDS",
+                    help="slow catalogue: answer each request only after SECONDS")
+    ap.add_argument("--slow-match", metavar="REGEX", help="only requests whose decoded path matches")
     a = ap.parse_args(argv)
     with open(a.lake, encoding="utf-8") as f:
         lake = json.load(f)
     app = App(lake, a.flavour, a.log)
+    app.set_slow(a.slow, a.slow_match)
     ctx = None
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -367,3 +368,53 @@ def test_emulator_sigterm_is_prompt(lake41, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# --------------------------------------------------------------------------
+# the slow catalogue (Lake.slow_catalogue)
+# --------------------------------------------------------------------------
+def _parallel_pings(lake, n, path="/ping"):
+    barrier = threading.Barrier(n)
+    out = []
+
+    def one():
+        c = lake._conn(lake.ports["rucio"], timeout=30)
+        barrier.wait()
+        t0 = time.time()
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        out.append((r.status, time.time() - t0))
+        c.close()
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return time.time() - t0, out
+
+
+def test_slow_catalogue_is_concurrent(lake41):
+    lake41.slow_catalogue(1.0, match="^/ping$")
+    try:
+        took, out = _parallel_pings(lake41, 20)
+        assert len(out) == 20 and all(st == 200 and t >= 1.0 for st, t in out)
+        assert took < 3.0, took          # one delay, not twenty
+        assert lake41.admin("GET", "slow") == {"seconds": 1.0, "match": "^/ping$"}
+        t0 = time.time()
+        lake41.userpass_token()           # other paths are not slowed
+        assert time.time() - t0 < 0.9
+    finally:
+        lake41.slow_catalogue(0)
+    t0 = time.time()
+    _parallel_pings(lake41, 2)
+    assert time.time() - t0 < 0.9
+    # the per-path delay fault is concurrent too
+    lake41.set_fault("^/ping$", "delay", seconds=1.0, count=25)
+    try:
+        took, out = _parallel_pings(lake41, 25)
+        assert len(out) == 25 and all(st == 200 and t >= 1.0 for st, t in out) and took < 3.0, took
+    finally:
+        lake41.clear_faults()
