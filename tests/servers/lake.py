@@ -19,13 +19,24 @@ bind directive and listens on all interfaces, clients only use 127.0.0.1):
                                        root://127.0.0.1:R//rucio/<hash path>
     run as user `xrootd` (it refuses root).
 
-On demand (README.md):
+On demand (tests of hostile storage and a slow catalogue; README.md):
+  * lake.start_faultstore(rse="FAULT_DISK", tls=True, priority=1,
+    prefix="/rucio", scheme=None, attributes=None) -> FaultStore: starts
+    faultstore.py (the lake's files under any prefix + hash path, with faults
+    set at run time: .set_fault(match, mode, **kw), .clear_faults(),
+    .requests(path_contains=None, method=None), .reset(), .add_rse(name,
+    prefix, priority=1, scheme=None), .pfn()/.url(), .stop()/.start()) and
+    registers the RSE (127.0.0.1, https, or http with tls=False). No
+    replica is added: lake.add_replica(scope, name, fs.rse).
+  * lake.many_replicas(scope, name, n, store=None, rse_format="FAULT_R%04d",
+    prefix_format="/r%04d/rucio", priority=1, first=1): the file on n RSEs
+    of one faultstore (bulk admin routes; 1000 take well under a second).
   * lake.set_rse_priority(rse, scheme, priority): the emulator orders a
     file's PFNs by (domain, read priority, PFN string); NGINX_DISK https is
-    1, XRD_DISK https 2, root 3. An added RSE is last with a priority above
-    those; first only if the others are bumped (a tie with NGINX_DISK is
-    decided by the PFN string, i.e. the ports) or the mount is limited with
-    rse_expression.
+    1, XRD_DISK https 2, root 3. A faultstore RSE is last with a priority
+    above those; first only if the others are bumped (a tie with NGINX_DISK
+    is decided by the PFN string, i.e. the random ports) or the mount is
+    limited with rse_expression. Same-store RSEs tie-break on the prefix.
   * lake.slow_catalogue(seconds, match=None): matching catalogue requests
     are answered after `seconds`, each in its own thread (concurrent);
     slow_catalogue(0) turns it off.
@@ -64,6 +75,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -234,6 +246,150 @@ def _pid_alive(pid):
         return False
 
 
+FAULT_RSE = "FAULT_DISK"
+
+
+class FaultStore:
+    """Handle on a running faultstore.py (see Lake.start_faultstore and the
+    faultstore.py docstring for the fault modes)."""
+
+    def __init__(self, lake, rse, tls, scheme, workdir):
+        self.lake, self.rse, self.tls, self.scheme, self.workdir = lake, rse, tls, scheme, workdir
+        self.key = "faultstore:" + rse
+        self.port = None
+        self.rses = [rse]      # every RSE registered at this server
+
+    # -- process ------------------------------------------------------------
+    def _cmd(self, port):
+        d = self.workdir
+        cmd = [PYTHON, os.path.join(HERE, "faultstore.py"), "--lake-dir", self.lake.lake_dir,
+               "--port", str(port), "--port-file", os.path.join(d, "port"),
+               "--log", os.path.join(d, "requests.log")]
+        if self.tls:
+            cmd += ["--tls-cert", self.lake.server_cert, "--tls-key", self.lake.server_key]
+        return cmd
+
+    def start(self, timeout=20):
+        """Start (or restart on the same port) and wait until it answers."""
+        proc = self.lake.procs.get(self.key)
+        if proc is not None and proc.alive():
+            return self
+        os.makedirs(self.workdir, exist_ok=True)
+        port_file = os.path.join(self.workdir, "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        proc = ServerProcess(self.key, self._cmd(self.port or 0), os.path.join(self.workdir, "faultstore.log"),
+                             cwd=self.workdir, detach=self.lake.detached).start()
+        self.lake.procs[self.key] = proc
+        deadline = time.time() + timeout
+        while not os.path.exists(port_file):
+            self.lake._check_alive(proc, proc.log_path)
+            if time.time() > deadline:
+                raise RuntimeError("faultstore did not write its port file in %ds\n%s"
+                                   % (timeout, tail(proc.log_path)))
+            time.sleep(0.02)
+        with open(port_file) as f:
+            self.port = int(f.read().strip())
+        while True:
+            try:
+                self._admin("GET", "health", timeout=3)
+                return self
+            except (OSError, http.client.HTTPException, ssl.SSLError, RuntimeError) as e:
+                self.lake._check_alive(proc, proc.log_path)
+                if time.time() > deadline:
+                    raise RuntimeError("faultstore on port %d did not answer: %r\n%s"
+                                       % (self.port, e, tail(proc.log_path)))
+                time.sleep(0.05)
+
+    def stop(self, grace=3.0):
+        """SIGTERM the server (SIGKILL after `grace`). Its RSEs stay in the
+        catalogue: their PFNs then refuse connections."""
+        proc = self.lake.procs.get(self.key)
+        if proc is not None:
+            proc.stop(grace=grace)
+
+    def kill(self):
+        self.stop(grace=0)
+
+    def alive(self):
+        proc = self.lake.procs.get(self.key)
+        return proc is not None and proc.alive()
+
+    # -- admin routes ---------------------------------------------------------
+    def conn(self, timeout=10):
+        """A new http.client connection to the server (127.0.0.1)."""
+        if self.tls:
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=self.lake._ssl_context())
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def _admin(self, method, path, body=None, timeout=10):
+        conn = self.conn(timeout)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            conn.request(method, "/_admin/" + path, body=data,
+                         headers={"Content-Type": "application/json"} if data else {})
+            r = conn.getresponse()
+            payload = r.read()
+        finally:
+            conn.close()
+        if r.status >= 300:
+            raise RuntimeError("faultstore %s %s -> %d %s" % (method, path, r.status, payload[:300]))
+        return json.loads(payload) if payload else None
+
+    def set_fault(self, match, mode, **kw):
+        """Add a fault (faultstore.py docstring): `match` is a regex searched
+        in the decoded request path; count=N makes it apply N times. Returns
+        its id."""
+        return self._admin("POST", "fault", dict(kw, match=match, mode=mode))["id"]
+
+    def clear_faults(self):
+        self._admin("DELETE", "fault")
+
+    def faults(self):
+        return self._admin("GET", "faults")
+
+    def requests(self, path_contains=None, method=None):
+        """The request log (oldest first), optionally filtered: dicts with
+        method, path (decoded), range, status, bytes_sent, auth (bool), host,
+        time, ms, fault."""
+        return [r for r in self._admin("GET", "requests")
+                if (path_contains is None or path_contains in r["path"]) and
+                (method is None or r["method"] == method)]
+
+    def reset(self):
+        """Empty the request log (faults stay: clear_faults())."""
+        self._admin("POST", "reset")
+
+    def serve_file(self, scope, name, local_path):
+        """Serve local_path as the data of scope:name (for a file a test adds
+        with Lake.add_file); the lake's own files need no call."""
+        self._admin("POST", "map", {"path": lakegen.lfn2path(scope, name), "file": os.path.abspath(local_path)})
+
+    # -- catalogue ------------------------------------------------------------
+    def protocol(self, prefix, priority=1, scheme=None):
+        return {"scheme": scheme or self.scheme, "hostname": "127.0.0.1", "port": self.port,
+                "prefix": prefix, "priority": priority}
+
+    def add_rse(self, name, prefix, priority=1, scheme=None, attributes=None):
+        """Another RSE at this server with its own prefix (so its PFNs differ)."""
+        self.lake.add_rse(name, [self.protocol(prefix, priority, scheme)], attributes)
+        self.rses.append(name)
+        return name
+
+    def pfn(self, scope, name, rse=None):
+        """The PFN the emulator hands out for the file on `rse` (default: this
+        store's first RSE); the name is not encoded, like Rucio."""
+        rse = rse or self.rse
+        return self.lake.pfn(scope, name, rse, scheme=next(iter(self.lake.rse_protocols[rse])))
+
+    def url(self, scope, name, rse=None):
+        """pfn() with the path percent-encoded: what goes on the wire."""
+        pfn = self.pfn(scope, name, rse)
+        head, _, path = pfn.partition("://")[2].partition("/")
+        return "%s://%s/%s" % (pfn.split("://")[0], head, urllib.parse.quote(path, safe="/"))
+
+
 class Lake:
     """The whole fixture. See the module docstring.
 
@@ -266,6 +422,8 @@ class Lake:
         self.flat = None      # content of flat.json (profile "bench"), else None
         self.timings = {}
         self.rse_protocols = {}
+        self.faultstores = {}   # rse -> FaultStore (start_faultstore)
+        self.faultstore = None  # the last started one
         os.makedirs(self.workdir, exist_ok=True)
 
     # ------------------------------------------------------------------
@@ -762,6 +920,49 @@ ofs.trace open
         if status != 200:
             raise RuntimeError("userpass auth failed: %d %s" % (status, payload[:200]))
         return h["X-Rucio-Auth-Token"]
+
+    # ------------------------------------------------------------------
+    # fault-injecting storage (faultstore.py)
+    # ------------------------------------------------------------------
+    def start_faultstore(self, rse=FAULT_RSE, tls=True, priority=1, prefix="/rucio", scheme=None,
+                         attributes=None):
+        """Start faultstore.py (a ServerProcess of this lake, stopped by
+        stop()) serving the lake's files, and register the RSE `rse` at it
+        (hostname 127.0.0.1, scheme `scheme` or https/http by `tls`, read
+        priority `priority`, `prefix`). No replica is added: add_replica()
+        (or many_replicas()). Returns a FaultStore handle. Several stores
+        may run at once (one per `rse`)."""
+        if rse in self.faultstores:
+            raise RuntimeError("faultstore %s exists (restart a stopped one with its .start())" % rse)
+        store = FaultStore(self, rse, tls, scheme or ("https" if tls else "http"),
+                           os.path.join(self.workdir, "faultstore-" + rse))
+        store.start()
+        try:
+            self.add_rse(rse, [store.protocol(prefix, priority)], attributes)
+        except BaseException:
+            store.stop()
+            raise
+        self.faultstores[rse] = store
+        self.faultstore = store
+        return store
+
+    def many_replicas(self, scope, name, n, store=None, rse_format="FAULT_R%04d", prefix_format="/r%04d/rucio",
+                      priority=1, first=1):
+        """Put scope:name on n RSEs (rse_format % i, prefix prefix_format % i,
+        i = first .. first+n-1) that all point at one faultstore (`store`, else
+        the last started one, else a new TLS one). RSEs that exist already
+        are reused, so a second file can share them. Two admin calls in all.
+        With equal priorities the emulator orders the PFNs by PFN string,
+        i.e. by prefix: /r0001/... first. Returns the RSE names in order."""
+        store = store or self.faultstore or self.start_faultstore()
+        names = [rse_format % i for i in range(first, first + n)]
+        self.add_rses([{"rse": rse, "protocols": [store.protocol(prefix_format % i, priority)]}
+                       for rse, i in zip(names, range(first, first + n))], exist_ok=True)
+        for rse in names:
+            if rse not in store.rses:
+                store.rses.append(rse)
+        self.add_replicas([(scope, name, rse) for rse in names])
+        return names
 
     # ------------------------------------------------------------------
     # storage helpers

@@ -8,15 +8,20 @@ $RUCIOFS_LAKE_CACHE (default /tmp/ruciofs-lake-cache-<uid>), so only the first
 session pays the ~7 s generation.
 """
 
+import hashlib
+import http.client
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 
 import pytest
 
@@ -24,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lake as lakemod  # noqa: E402
 from lake import Lake, RSE_NGINX, RSE_XRD  # noqa: E402
+import faultstore  # noqa: E402
 
 CACHE = os.environ.get("RUCIOFS_LAKE_CACHE") or "/tmp/ruciofs-lake-cache-%d" % os.getuid()
 
@@ -418,3 +424,327 @@ def test_slow_catalogue_is_concurrent(lake41):
         assert len(out) == 25 and all(st == 200 and t >= 1.0 for st, t in out) and took < 3.0, took
     finally:
         lake41.clear_faults()
+
+
+# --------------------------------------------------------------------------
+# faultstore.py (Lake.start_faultstore)
+# --------------------------------------------------------------------------
+MIB = ("user.alice", "mib.bin")           # 1 MiB of seeded random bytes
+
+
+@pytest.fixture(scope="module")
+def flake(tmp_path_factory):
+    """A lake of its own with a TLS faultstore: these tests add RSEs and
+    replicas and change priorities, which the other tests must not see."""
+    wd = tmp_path_factory.mktemp("flake")
+    with Lake(str(wd), profile="test", flavour="41", cache_dir=CACHE) as lk:
+        lk.store = lk.start_faultstore()
+        lk.add_replica(*MIB, lk.store.rse)
+        yield lk
+
+
+@pytest.fixture
+def fs(flake):
+    flake.store.clear_faults()
+    flake.store.reset()
+    yield flake.store
+    flake.store.clear_faults()
+
+
+def data_of(lake, did):
+    with open(lake.files[did]["local_path"], "rb") as f:
+        return f.read()
+
+
+def wire_path(store, did, rse=None):
+    return store.url(*did, rse=rse).split(":%d" % store.port, 1)[1]
+
+
+def get(store, path, headers=None, method="GET", conn=None):
+    c = conn or store.conn()
+    c.request(method, path, headers=headers or {})
+    r = c.getresponse()
+    body = r.read()
+    if conn is None:
+        c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+def raw(store, path, headers=(), read_timeout=5.0):
+    """One request on a raw (TLS) socket; reads the head and then the body
+    until EOF or `read_timeout` of silence: (head text, body, got_eof)."""
+    s = socket.create_connection(("127.0.0.1", store.port), timeout=read_timeout)
+    if store.tls:
+        s = store.lake._ssl_context().wrap_socket(s, server_hostname="127.0.0.1")
+    req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n" % (path, store.port,
+                                                              "".join(h + "\r\n" for h in headers))
+    s.sendall(req.encode())
+    buf, eof = b"", False
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                eof = True
+                break
+            buf += d
+    except (socket.timeout, TimeoutError):
+        pass
+    except (ssl.SSLError, ConnectionResetError):
+        eof = True
+    finally:
+        s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    return head.decode("latin-1"), body, eof
+
+
+def wait_done(store, path_part, n=1, timeout=5.0):
+    """Poll until n requests on path_part have finished (handler thread done)."""
+    deadline = time.time() + timeout
+    while True:
+        done = [r for r in store.requests(path_part) if r["ms"] is not None]
+        if len(done) >= n:
+            return done
+        assert time.time() < deadline, store.requests(path_part)
+        time.sleep(0.05)
+
+
+def test_faultstore_serves_like_webdav(flake, fs):
+    data = data_of(flake, MIB)
+    path = wire_path(fs, MIB)
+    c = fs.conn()
+    st, h, body = get(fs, path, conn=c)
+    assert (st, body, h["content-length"], h["accept-ranges"]) == (200, data, str(len(data)), "bytes")
+    st, h, body = get(fs, path, {"Range": "bytes=100-199"}, conn=c)    # same connection: keep-alive
+    assert (st, h["content-range"], h["content-length"], body) == (206, "bytes 100-199/%d" % len(data), "100",
+                                                                    data[100:200])
+    st, h, body = get(fs, path, {"Range": "bytes=%d-" % (len(data) - 5)}, conn=c)
+    assert (st, body) == (206, data[-5:])
+    st, h, body = get(fs, path, {"Range": "bytes=-7"}, conn=c)
+    assert (st, h["content-range"], body) == (206, "bytes %d-%d/%d" % (len(data) - 7, len(data) - 1, len(data)),
+                                              data[-7:])
+    st, h, body = get(fs, path, {"Range": "bytes=%d-%d" % (len(data) - 2, len(data) + 50)}, conn=c)
+    assert (st, body) == (206, data[-2:])
+    st, h, _ = get(fs, path, {"Range": "bytes=%d-%d" % (len(data), len(data) + 9)}, conn=c)
+    assert (st, h["content-range"]) == (416, "bytes */%d" % len(data))
+    st, h, body = get(fs, path, method="HEAD", conn=c)
+    assert (st, h["content-length"], body) == (200, str(len(data)), b"")
+    c.close()
+    assert get(fs, path.replace("mib.bin", "nope.bin"))[0] == 404
+    assert get(fs, path, method="PUT")[0] == 405
+    # any prefix; names percent-encoded on the wire (space, '/', non-ASCII)
+    for did in [("lsst", "run1/raw/evt 001.dat"), ("lsst", "Ωmega data.fits")]:
+        p = "/any/other/prefix/" + urllib.parse.quote(lakemod.lakegen.lfn2path(*did), safe="/")
+        st, _, body = get(fs, p)
+        assert (st, body) == (200, data_of(flake, did))
+    # the request log, oldest first
+    log = fs.requests()
+    assert [r["status"] for r in log[:3]] == [200, 206, 206]
+    assert log[1]["range"] == "bytes=100-199" and log[1]["bytes_sent"] == 100
+    assert log[-1]["path"] == "/any/other/prefix/" + lakemod.lakegen.lfn2path("lsst", "Ωmega data.fits")
+
+
+def test_faultstore_auth_is_recorded_as_bool_only(flake, fs):
+    path = wire_path(fs, MIB)
+    get(fs, path, {"Authorization": "Bearer sEcReT-tOkEn", "Range": "bytes=0-0"})
+    get(fs, path, {"Range": "bytes=0-0"})
+    log = fs.requests("mib.bin")
+    assert [r["auth"] for r in log] == [True, False]
+    assert log[0]["host"] == "127.0.0.1:%d" % fs.port
+    assert "sEcReT" not in json.dumps(log)
+    assert "sEcReT" not in open(os.path.join(fs.workdir, "requests.log")).read()
+
+
+def test_faultstore_wrongbytes(flake, fs):
+    data = data_of(flake, MIB)
+    path = wire_path(fs, MIB)
+    fs.set_fault("mib\\.bin$", "wrongbytes", at=1000, len=3)
+    st, h, body = get(fs, path, {"Range": "bytes=990-1009"})
+    assert (st, h["content-length"], len(body)) == (206, "20", 20)
+    want = bytearray(data[990:1010])
+    for i in (10, 11, 12):
+        want[i] ^= 0x5A
+    assert body == bytes(want) and body != data[990:1010]
+    assert get(fs, path, {"Range": "bytes=0-99"})[2] == data[:100]   # range misses the bad bytes
+    st, _, body = get(fs, path)
+    assert st == 200 and len(body) == len(data) and body[1000:1003] != data[1000:1003]
+    assert body[:1000] == data[:1000] and body[1003:] == data[1003:]
+
+
+def test_faultstore_adler_keep(flake, fs):
+    e = flake.files[MIB]
+    data = data_of(flake, MIB)
+    path = wire_path(fs, MIB)
+    fs.set_fault("mib\\.bin$", "adler_keep", at=5000)
+    st, _, body = get(fs, path)
+    assert st == 200 and len(body) == len(data)
+    assert "%08x" % zlib.adler32(body) == e["adler32"] == "%08x" % zlib.adler32(data)
+    assert hashlib.md5(body).hexdigest() != e["md5"]
+    diff = [i for i in range(len(data)) if body[i] != data[i]]
+    at = fs.requests("mib.bin")[-1]["fault_at"]
+    assert len(diff) == 4 and diff == list(range(at, at + 4)) and 5000 <= at
+    assert [body[i] - data[i] for i in diff] in ([1, -1, -1, 1], [-1, 1, 1, -1])
+    # only inside the answered range
+    st, _, part = get(fs, path, {"Range": "bytes=%d-%d" % (at + 2, at + 9)})
+    assert part[:2] != data[at + 2:at + 4] and part[2:] == data[at + 4:at + 10]
+
+
+def test_faultstore_adler_patch_never_wraps(tmp_path):
+    f = tmp_path / "b"
+    cases = {b"\xff\x00\x00\xff": (0, [-1, 1, 1, -1]), b"\x00\xff\xff\x00": (0, [1, -1, -1, 1]),
+             b"\xff\x10\x10\x00\x20\x20\x20\x20": (1, [-1, 1, 1, -1])}
+    for content, (off, delta) in cases.items():
+        f.write_bytes(content)
+        at, patch = faultstore.adler_patch(str(f), 0, len(content))
+        assert at == off and [patch[at + k] - content[at + k] for k in range(4)] == delta
+        new = bytearray(content)
+        for o, v in patch.items():
+            new[o] = v
+        assert zlib.adler32(bytes(new)) == zlib.adler32(content) and bytes(new) != content
+    f.write_bytes(b"\x00" * 100000)
+    assert faultstore.adler_patch(str(f), 0, 100000) == (None, None)    # all zero: no such change
+
+
+def test_faultstore_trickle(flake, fs):
+    data = data_of(flake, MIB)
+    fs.set_fault("mib\\.bin$", "trickle", rate=4000)
+    t0 = time.time()
+    st, _, body = get(fs, wire_path(fs, MIB), {"Range": "bytes=0-5999"})
+    took = time.time() - t0
+    assert (st, body) == (206, data[:6000])
+    assert 1.2 < took < 4, took          # 6000 bytes at 4000 B/s
+
+
+def test_faultstore_stall_ends_with_the_client(flake, fs):
+    data = data_of(flake, MIB)
+    fs.set_fault("mib\\.bin$", "stall", after=100)
+    head, body, eof = raw(fs, wire_path(fs, MIB), ["Range: bytes=0-9999"], read_timeout=1.0)
+    assert head.startswith("HTTP/1.1 206") and "Content-Length: 10000" in head
+    assert body == data[:100] and not eof
+    # raw() closed the socket: the handler must notice and finish
+    r = wait_done(fs, "mib.bin", timeout=3)[0]
+    assert (r["status"], r["bytes_sent"], r["fault"]) == (206, 100, "stall")
+
+
+def test_faultstore_short_and_long(flake, fs):
+    data = data_of(flake, MIB)
+    fs.set_fault("mib\\.bin$", "short", missing=10, count=1)
+    head, body, eof = raw(fs, wire_path(fs, MIB), ["Range: bytes=0-999"])
+    assert "Content-Length: 1000" in head and body == data[:990] and eof
+    fs.set_fault("mib\\.bin$", "long", extra=5, count=1)
+    head, body, eof = raw(fs, wire_path(fs, MIB), ["Range: bytes=0-999"])
+    assert "Content-Length: 1000" in head and body[:1000] == data[:1000] and len(body) == 1005 and eof
+    with pytest.raises(http.client.IncompleteRead):
+        fs.set_fault("mib\\.bin$", "short", missing=1, count=1)
+        get(fs, wire_path(fs, MIB), {"Range": "bytes=0-99"})
+    assert fs.faults() == []             # every count used up
+
+
+def test_faultstore_bad_range(flake, fs):
+    data = data_of(flake, MIB)
+    n = len(data)
+    fs.set_fault("mib\\.bin$", "bad_range")
+    st, h, body = get(fs, wire_path(fs, MIB), {"Range": "bytes=10-19"})
+    assert (st, h["content-range"], body) == (206, "bytes 11-20/%d" % n, data[11:21])
+    st, h, body = get(fs, wire_path(fs, MIB), {"Range": "bytes=%d-%d" % (n - 10, n - 1)})
+    assert (st, h["content-range"]) == (206, "bytes %d-%d/%d" % (n - 11, n - 2, n))
+    st, h, body = get(fs, wire_path(fs, MIB))
+    assert (st, h["content-range"], len(body)) == (206, "bytes 0-%d/%d" % (n - 2, n), n - 1)
+
+
+def test_faultstore_status_redirect_drop_delay(flake, fs):
+    path = wire_path(fs, MIB)
+    fs.set_fault("mib\\.bin$", "status", status=503, count=2)
+    assert [get(fs, path)[0] for _ in range(3)] == [503, 503, 200]
+    fs.set_fault("mib\\.bin$", "redirect", location="https://127.0.0.1:%d/moved{path}?{query}" % fs.port, count=1)
+    st, h, _ = get(fs, path + "?a=1&b=2")
+    assert (st, h["location"]) == (302, "https://127.0.0.1:%d/moved%s?a=1&b=2" % (fs.port, path))
+    fs.set_fault("mib\\.bin$", "redirect", location="/x{path}", status=307, count=1)
+    st, h, _ = get(fs, path)
+    assert (st, h["location"]) == (307, "/x" + path)
+    fs.set_fault("mib\\.bin$", "drop", count=1)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError, ssl.SSLError)):
+        get(fs, path)
+    assert fs.requests("mib.bin")[-1]["status"] == 0
+    fs.set_fault("mib\\.bin$", "delay", seconds=1.0, count=1)
+    t0 = time.time()
+    st, _, body = get(fs, path, {"Range": "bytes=0-9"})
+    assert st == 206 and 1.0 <= time.time() - t0 < 3
+    # a client that leaves during a delay frees its thread at once
+    fs.reset()
+    fs.set_fault("mib\\.bin$", "delay", seconds=600, count=1)
+    raw(fs, path, read_timeout=0.5)
+    assert wait_done(fs, "mib.bin", timeout=3)[0]["status"] == 0
+
+
+def test_faultstore_stops_promptly_and_restarts(flake, fs):
+    fs.set_fault("mib\\.bin$", "stall", after=0)
+    s = socket.create_connection(("127.0.0.1", fs.port))
+    s = flake._ssl_context().wrap_socket(s, server_hostname="127.0.0.1")
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % wire_path(fs, MIB)).encode())
+    deadline = time.time() + 5
+    while not fs.requests("mib.bin"):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    pid = flake.procs[fs.key].pid
+    t0 = time.time()
+    fs.stop(grace=5)
+    assert time.time() - t0 < 1.5 and not lakemod._pid_alive(pid)
+    s.close()
+    fs.start()                           # same port, fresh state
+    assert fs.requests() == [] and fs.faults() == []
+    assert get(fs, wire_path(fs, MIB), {"Range": "bytes=0-0"})[0] == 206
+
+
+def replicas(lake, did, **params):
+    tok = lake.userpass_token()
+    body = dict({"dids": [{"scope": did[0], "name": did[1]}], "schemes": ["https", "http"]}, **params)
+    st, _, payload = lake._request("POST", "/replicas/list", body, {"X-Rucio-Auth-Token": tok})
+    assert st == 200, payload
+    return [json.loads(x) for x in payload.decode().splitlines() if x]
+
+
+def test_faultstore_rses_priorities_and_plain_http(flake, fs):
+    did = ("user.alice", "mib_plus1.bin")
+    flake.add_replica(*did, fs.rse)
+    pfns = list(replicas(flake, did)[0]["pfns"])
+    # NGINX_DISK https 1 ties FAULT_DISK 1: the PFN string decides; bump NGINX
+    flake.set_rse_priority(RSE_NGINX, "https", 3)
+    try:
+        pfns = list(replicas(flake, did)[0]["pfns"])
+        assert pfns[0] == fs.pfn(*did) and len(pfns) == 3
+    finally:
+        flake.set_rse_priority(RSE_NGINX, "https", 1)
+    # another RSE on the same server: own prefix, own PFN, last by priority
+    fs.add_rse("FAULT_LAST", "/last/rucio", priority=9)
+    flake.add_replica(*did, "FAULT_LAST")
+    pfns = list(replicas(flake, did)[0]["pfns"])
+    assert pfns[-1] == fs.pfn(*did, rse="FAULT_LAST") == \
+        "https://127.0.0.1:%d/last/rucio/%s" % (fs.port, lakemod.lakegen.lfn2path(*did))
+    assert get(fs, wire_path(fs, did, "FAULT_LAST"))[2] == data_of(flake, did)
+    # an RSE that speaks only http://
+    plain = flake.start_faultstore("FAULT_HTTP", tls=False, priority=2)
+    try:
+        flake.add_replica(*did, "FAULT_HTTP")
+        url = plain.pfn(*did)
+        assert url.startswith("http://127.0.0.1:%d/rucio/" % plain.port)
+        assert url in replicas(flake, did)[0]["pfns"]
+        assert get(plain, wire_path(plain, did), {"Range": "bytes=1-3"})[2] == data_of(flake, did)[1:4]
+    finally:
+        plain.stop()
+    assert not plain.alive()
+
+
+def test_faultstore_many_replicas(flake, fs):
+    did = ("user.alice", "mib_minus1.bin")
+    t0 = time.time()
+    names = flake.many_replicas(*did, 1000, store=fs)
+    took = time.time() - t0
+    assert len(names) == 1000 and took < 5, took
+    rep = replicas(flake, did)[0]
+    ours = [p for p in rep["pfns"] if ":%d/" % fs.port in p]
+    assert len(ours) == 1000 and len(set(ours)) == 1000
+    assert ours[0] == fs.pfn(*did, rse="FAULT_R0001") and ours[-1] == fs.pfn(*did, rse="FAULT_R1000")
+    assert get(fs, wire_path(fs, did, "FAULT_R0777"), {"Range": "bytes=0-9"})[2] == data_of(flake, did)[:10]
+    # a second file reuses the RSEs
+    assert flake.many_replicas("user.alice", "mib.bin", 1000, store=fs) == names
+    assert len([p for p in replicas(flake, MIB)[0]["pfns"] if ":%d/" % fs.port in p]) == 1001
