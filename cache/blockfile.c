@@ -287,7 +287,7 @@ void rfs_bf_remove(struct rfs_cache *c, struct rfs_bf_writer *w,
 }
 
 /*
- * A file whose every block is stored and matched the catalogue's adler32
+ * A file whose every block is stored and matched the catalogue's checksums
  * is sealed: cut to its exact size (a direct write pads the last block to
  * its page) and its size and mtime recorded in an xattr of the file. Any
  * later write, a block fetched again or a byte changed by hand, moves the

@@ -2,7 +2,7 @@
  * The store's index, in LMDB (all keys binary, big-endian numbers):
  *
  *   blk   id[16] idx[8]        -> len[4] adler32[4] crc32c[4] per 4 KiB
- *   files id[16]               -> struct file_rec + "scope:name"
+ *   files id[16]               -> struct file_rec + "scope:name" [+ md5]
  *   lru   atime[8] id[16]      -> (empty)   eviction order, by file
  *   meta  "key"                -> stored[8] bytes...
  *
@@ -448,6 +448,7 @@ static int set_file(struct op *o, const struct rfs_cache_file *f)
 {
 	o->size = f->size;
 	snprintf(o->adler32, sizeof(o->adler32), "%s", f->adler32);
+	snprintf(o->md5, sizeof(o->md5), "%s", f->md5 ? f->md5 : "");
 	o->did = strdup(f->did ? f->did : "");
 	return o->did ? 0 : -ENOMEM;
 }
@@ -575,14 +576,6 @@ void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt)
 	pthread_mutex_unlock(&c->lock);
 }
 
-int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler)
-{
-	if (hdr_check(v, len))
-		return -EBADMSG;
-	memcpy(adler, (const char *)v->mv_data + 4, 4);
-	return 0;
-}
-
 /*
  * The CRC32Cs of pages @first.. (@n of them) of block @idx, whose length
  * must be @len: 0, -ENOENT, -EINVAL (another length is stored) or
@@ -658,9 +651,13 @@ static int read_pages(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return rc;
 }
 
-int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
-		       uint64_t idx, size_t blen, size_t off, void *buf,
-		       size_t n)
+/*
+ * As rfs_cache_get_part; a @peek (a whole-file check) counts no hit and
+ * leaves a staged block to the reader it was staged for.
+ */
+static int get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
+		    uint64_t idx, size_t blen, size_t off, void *buf, size_t n,
+		    bool peek)
 {
 	size_t from = off / CRC_PAGE * CRC_PAGE;
 	size_t to = (off + n + CRC_PAGE - 1) / CRC_PAGE * CRC_PAGE;
@@ -673,10 +670,10 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	/* the queue first: a block leaves it only once committed, so
 	 * looking there before LMDB cannot miss one between the two */
 	rc = get_queued(c, id, idx, blen, off, buf, n);
-	if (!rc)
+	if (!rc && !peek)
 		rc = rfs_cache_stage_get(c, id, idx, blen, off, buf, n);
 	/* a warm stream reads from staging: its file is in use */
-	if (rc == 1)
+	if (rc == 1 && !peek)
 		hit(c, id, n);
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -699,6 +696,8 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	 * cannot be opened now (-EIO: out of descriptors, say) is kept. */
 	if (had_header && (rc == -ENOENT || rc == -EBADMSG))
 		rfs_cache_drop_block(c, id, idx);
+	if (peek)
+		return rc;
 	if (rc == 0)
 		hit(c, id, n);
 	else
@@ -706,10 +705,23 @@ int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return rc;
 }
 
+int rfs_cache_get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t idx, size_t blen, size_t off, void *buf,
+		       size_t n)
+{
+	return get_part(c, id, idx, blen, off, buf, n, false);
+}
+
 int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, void *buf, size_t len)
 {
 	return rfs_cache_get_part(c, id, idx, len, 0, buf, len);
+}
+
+int rfs_cache_peek(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint64_t idx, void *buf, size_t len)
+{
+	return get_part(c, id, idx, len, 0, buf, len, true);
 }
 
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -755,6 +767,93 @@ int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			    !memcmp(o->id.b, id->b, RFS_CACHE_ID_LEN);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
+}
+
+void rfs_cache_rec_strings(const void *rec, size_t len, char *did,
+			   size_t didlen, char *md5, size_t md5len)
+{
+	const char *p = (const char *)rec + sizeof(struct file_rec);
+	size_t left = len - sizeof(struct file_rec);
+	size_t dl = strnlen(p, left);
+
+	snprintf(did, didlen, "%.*s", (int)dl, p);
+	md5[0] = '\0';
+	if (dl + 1 < left)
+		snprintf(md5, md5len, "%.*s",
+			 (int)strnlen(p + dl + 1, left - dl - 1), p + dl + 1);
+}
+
+int rfs_cache_file_info(struct rfs_cache *c, const struct rfs_cache_id *id,
+			struct rfs_cache_info *out)
+{
+	MDB_val key = { RFS_CACHE_ID_LEN, (void *)id->b }, v;
+	struct file_rec f;
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	memset(out, 0, sizeof(*out));
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_get(txn, c->files, &key, &v);
+	if (rc == 0 && v.mv_size >= sizeof(f)) {
+		memcpy(&f, v.mv_data, sizeof(f));
+		out->size = f.size;
+		out->nblocks = f.nblocks;
+		out->pinned = f.flags & FILE_PINNED;
+		out->verified = f.flags & FILE_VERIFIED;
+		out->whole = f.nblocks ==
+			     (f.size + c->block_size - 1) / c->block_size;
+		memcpy(out->adler32, f.adler32, sizeof(out->adler32));
+		out->adler32[sizeof(out->adler32) - 1] = '\0';
+		rfs_cache_rec_strings(v.mv_data, v.mv_size, out->did,
+				      sizeof(out->did), out->md5,
+				      sizeof(out->md5));
+	} else if (rc == 0) {
+		rc = MDB_CORRUPTED;
+	}
+	mdb_txn_abort(txn);
+	return rc ? rfs_errno_from_mdb(rc) : 0;
+}
+
+int rfs_cache_foreach(struct rfs_cache *c,
+		      int (*fn)(void *arg, const struct rfs_cache_id *id),
+		      void *arg)
+{
+	struct rfs_cache_id *ids = NULL, *nids;
+	size_t n = 0, alloc = 0;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	if (rc)
+		return rfs_errno_from_mdb(rc);
+	rc = mdb_cursor_open(txn, c->files, &cur);
+	/* the identities first: @fn reads the disk, and a reader never
+	 * holds a snapshot across disk I/O */
+	for (int op = MDB_FIRST; !rc; op = MDB_NEXT) {
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc || k.mv_size != RFS_CACHE_ID_LEN)
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? 2 * alloc : 1024;
+			nids = realloc(ids, alloc * sizeof(*ids));
+			if (!nids) {
+				rc = ENOMEM;
+				break;
+			}
+			ids = nids;
+		}
+		memcpy(ids[n++].b, k.mv_data, RFS_CACHE_ID_LEN);
+	}
+	if (cur && rc != EINVAL)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	rc = rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = fn(arg, &ids[i]);
+	free(ids);
+	return rc;
 }
 
 int rfs_cache_open_whole(struct rfs_cache *c, const struct rfs_cache_id *id,
@@ -844,6 +943,22 @@ int rfs_cache_pin(struct rfs_cache *c, const struct rfs_cache_id *id,
 int rfs_cache_evict(struct rfs_cache *c, const struct rfs_cache_id *id)
 {
 	return simple_op(c, OP_EVICT, id, NULL);
+}
+
+int rfs_cache_drop_file(struct rfs_cache *c, const struct rfs_cache_id *id)
+{
+	return simple_op(c, OP_DROP_FILE, id, NULL);
+}
+
+int rfs_cache_mark_verified(struct rfs_cache *c, const struct rfs_cache_id *id,
+			    uint64_t size)
+{
+	struct op *o = new_op(OP_VERIFIED, id);
+
+	if (!o)
+		return -ENOMEM;
+	o->size = size;
+	return enqueue(c, o) ? 0 : -ESHUTDOWN;
 }
 
 int rfs_cache_meta_put(struct rfs_cache *c, const char *key, const void *val,

@@ -36,8 +36,21 @@ struct rfs_cache_conf {
 /* What a file is, stored with its blocks (for eviction and checks). */
 struct rfs_cache_file {
 	uint64_t size;
-	char adler32[9]; /* "" if unknown: no whole-file check */
+	char adler32[9]; /* "" if unknown */
 	const char *did; /* "scope:name", for logs and status */
+	const char *md5; /* the catalogue's, or NULL: kept for scrubs */
+};
+
+/* What the store knows of one file. */
+struct rfs_cache_info {
+	uint64_t size;
+	uint64_t nblocks; /* stored (the writer's queue not counted) */
+	bool whole;	  /* every block stored */
+	bool pinned;
+	bool verified; /* see rfs_cache_mark_verified */
+	char did[512];
+	char adler32[9];
+	char md5[33];
 };
 
 struct rfs_cache_stats {
@@ -132,6 +145,13 @@ size_t rfs_cache_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       uint64_t idx, size_t n, uint64_t size,
 		       uint64_t *bad_idx);
 
+/*
+ * As rfs_cache_get, for a whole-file check: counts no hit or miss, and
+ * leaves a block staged for a reader to that reader.
+ */
+int rfs_cache_peek(struct rfs_cache *c, const struct rfs_cache_id *id,
+		   uint64_t idx, void *buf, size_t len);
+
 /* Whether block @idx of @id is stored or queued (no copy, no check). */
 bool rfs_cache_has(struct rfs_cache *c, const struct rfs_cache_id *id,
 		   uint64_t idx);
@@ -146,21 +166,51 @@ void rfs_cache_flush(struct rfs_cache *c);
 int rfs_cache_file_state(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t *nblocks, bool *pinned);
 
+/* @id's file record: 0, or -ENOENT when the store has none. */
+int rfs_cache_file_info(struct rfs_cache *c, const struct rfs_cache_id *id,
+			struct rfs_cache_info *out);
+
+/*
+ * Calls @fn for every file the store has a record of (a snapshot of their
+ * identities taken first); stops at the first non-zero return, which it
+ * returns.
+ */
+int rfs_cache_foreach(struct rfs_cache *c,
+		      int (*fn)(void *arg, const struct rfs_cache_id *id),
+		      void *arg);
+
+/*
+ * The read path found the whole of @id, a file of @size bytes, matching
+ * every checksum the catalogue has (the cache checks blocks, never whole
+ * files: that needs the md5, which only a read in file order can sum).
+ * Queued: once every block is stored, the file is marked and sealed, and
+ * may be handed out whole. A dropped block undoes it.
+ */
+int rfs_cache_mark_verified(struct rfs_cache *c, const struct rfs_cache_id *id,
+			    uint64_t size);
+
 /*
  * A read-only fd of the block file of @id, a file of @size bytes, for the
  * kernel to read from directly: only when every block is stored, the
- * whole matched the catalogue's adler32 and the file is unchanged since
- * (its seal: see blockfile.c). Those reads skip the per-page CRC checks;
- * the bytes were checked when stored. -ENOENT when the file is not
- * whole, -ESTALE when it changed.
+ * read path found the whole matching the catalogue's checksums
+ * (rfs_cache_mark_verified) and the file is unchanged since (its seal:
+ * see blockfile.c). Those reads skip the per-page CRC checks; the bytes
+ * were checked when stored. -ENOENT when the file is not whole or not
+ * verified, -ESTALE when it changed.
  */
 int rfs_cache_open_whole(struct rfs_cache *c, const struct rfs_cache_id *id,
 			 uint64_t size);
 /* Pinned files are never evicted; pins survive restarts. */
 int rfs_cache_pin(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  const struct rfs_cache_file *f, bool pin);
+/* Drops block @idx of @id (queued): it is fetched again. */
+void rfs_cache_drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
+			  uint64_t idx);
 /* Drops every block of @id. */
 int rfs_cache_evict(struct rfs_cache *c, const struct rfs_cache_id *id);
+/* As rfs_cache_evict, but the file's record stays, and a pin with it:
+ * its bytes were found wrong and are fetched again. */
+int rfs_cache_drop_file(struct rfs_cache *c, const struct rfs_cache_id *id);
 
 /*
  * Small metadata records (catalogue answers) under a string key, with the

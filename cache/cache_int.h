@@ -35,7 +35,12 @@
 
 enum file_flags {
 	FILE_PINNED = 1 << 0,
-	FILE_VERIFIED = 1 << 1, /* whole file matched its adler32 */
+	/* set by versions that checked the adler32 alone: not trusted, as
+	 * a change that keeps the adler32 passes that check */
+	FILE_ADLER_ONLY = 1 << 1,
+	/* the whole matched every checksum the catalogue has (adler32 and
+	 * md5), as the read path checked it: sealed, may be read whole */
+	FILE_VERIFIED = 1 << 2,
 };
 
 struct file_rec {
@@ -46,7 +51,8 @@ struct file_rec {
 	uint32_t flags;
 	char adler32[9];
 	char pad[7];
-	/* followed by "scope:name", NUL-terminated */
+	/* followed by "scope:name", NUL-terminated, then the catalogue's
+	 * md5 (32 hex digits, NUL-terminated) when it has one */
 };
 
 enum op_kind {
@@ -55,7 +61,9 @@ enum op_kind {
 	OP_PIN,
 	OP_UNPIN,
 	OP_EVICT,
+	OP_DROP_FILE, /* every block, the record (and its pin) kept */
 	OP_META,
+	OP_VERIFIED, /* the read path checked the whole file */
 	OP_FLUSH,
 };
 
@@ -65,6 +73,7 @@ struct op {
 	uint64_t idx;
 	uint64_t size; /* the file's */
 	char adler32[9];
+	char md5[33];
 	char *did;
 	char *key; /* OP_META */
 	void *data;
@@ -147,8 +156,9 @@ struct rfs_cache {
 	struct touch touches[TOUCH_SLOTS];
 };
 
-/* The adler32 a stored block's header @v says its @len bytes have. */
-int rfs_cache_read_adler(const MDB_val *v, size_t len, uint32_t *adler);
+/* The "scope:name" and md5 that follow a file record of @len bytes. */
+void rfs_cache_rec_strings(const void *rec, size_t len, char *did,
+			   size_t didlen, char *md5, size_t md5len);
 
 /* blockfile.c: the block files, beside LMDB */
 int rfs_bf_open(struct rfs_cache *c, const char *dir);
@@ -184,8 +194,6 @@ int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       uint64_t idx, size_t len, size_t first, size_t n,
 		       uint32_t *crcs);
 bool rfs_cache_pages_ok(const char *p, size_t len, const uint32_t *crcs);
-void rfs_cache_drop_block(struct rfs_cache *c, const struct rfs_cache_id *id,
-			  uint64_t idx);
 /* A read the cache could not serve; @corrupt: a block failed its CRCs. */
 void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt);
 

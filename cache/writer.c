@@ -4,8 +4,9 @@
  * sequential read storing 1 MiB blocks costs a commit per 256 blocks at
  * most), writes blocks' bytes to their block files before their headers,
  * folds access times into the lru index, evicts past the high water
- * mark, and checks whole files against their adler32. A syncer thread
- * makes it durable every few seconds.
+ * mark, and seals the files the read path found whole and matching the
+ * catalogue's checksums. A syncer thread makes it durable every few
+ * seconds.
  */
 #include "config.h"
 
@@ -30,7 +31,7 @@ struct delta {
 	double write_s;
 };
 
-/* every file a batch can complete: one per op at most */
+/* every file a batch can seal, or write: one per op at most */
 #define VERIFY_MAX BATCH_MAX
 
 struct batch {
@@ -40,8 +41,9 @@ struct batch {
 	size_t bytes;
 	struct touch touches[TOUCH_SLOTS];
 	size_t ntouch;
-	struct rfs_cache_id verify[VERIFY_MAX];
-	size_t nverify;
+	struct rfs_cache_id seal[VERIFY_MAX]; /* sealed once committed */
+	uint64_t seal_size[VERIFY_MAX];
+	size_t nseal;
 	struct rfs_cache_id written[VERIFY_MAX]; /* block files written */
 	size_t nwritten;
 };
@@ -50,6 +52,7 @@ struct batch {
 struct frec {
 	struct file_rec r;
 	char did[512];
+	char md5[33]; /* "" if the catalogue has none */
 	bool exists;
 };
 
@@ -65,9 +68,8 @@ static int get_frec(struct rfs_cache *c, MDB_txn *txn,
 	if (v.mv_size < sizeof(f->r))
 		return MDB_CORRUPTED;
 	memcpy(&f->r, v.mv_data, sizeof(f->r));
-	snprintf(f->did, sizeof(f->did), "%.*s",
-		 (int)(v.mv_size - sizeof(f->r)),
-		 (const char *)v.mv_data + sizeof(f->r));
+	rfs_cache_rec_strings(v.mv_data, v.mv_size, f->did, sizeof(f->did),
+			      f->md5, sizeof(f->md5));
 	f->exists = true;
 	return 0;
 }
@@ -75,15 +77,16 @@ static int get_frec(struct rfs_cache *c, MDB_txn *txn,
 static int put_frec(struct rfs_cache *c, MDB_txn *txn,
 		    const struct rfs_cache_id *id, const struct frec *f)
 {
-	size_t dl = strlen(f->did) + 1;
+	size_t dl = strlen(f->did) + 1, ml = f->md5[0] ? strlen(f->md5) + 1 : 0;
 	MDB_val k = { RFS_CACHE_ID_LEN, (void *)id->b };
-	MDB_val v = { sizeof(f->r) + dl, NULL };
+	MDB_val v = { sizeof(f->r) + dl + ml, NULL };
 	int rc = mdb_put(txn, c->files, &k, &v, MDB_RESERVE);
 
 	if (rc)
 		return rc;
 	memcpy(v.mv_data, &f->r, sizeof(f->r));
 	memcpy((char *)v.mv_data + sizeof(f->r), f->did, dl);
+	memcpy((char *)v.mv_data + sizeof(f->r) + dl, f->md5, ml);
 	return 0;
 }
 
@@ -115,6 +118,7 @@ static int file_for(struct rfs_cache *c, MDB_txn *txn, const struct op *o,
 	f->r.size = o->size;
 	f->r.atime = wall_now();
 	snprintf(f->r.adler32, sizeof(f->r.adler32), "%s", o->adler32);
+	snprintf(f->md5, sizeof(f->md5), "%s", o->md5);
 	snprintf(f->did, sizeof(f->did), "%s", o->did ? o->did : "");
 	d->files++;
 	return set_lru(c, txn, &o->id, 0, f->r.atime);
@@ -170,10 +174,9 @@ static int apply_put(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	d->used += (int64_t)o->len;
 	if (f.r.flags & FILE_PINNED)
 		d->pinned += (int64_t)o->len;
-	if (f.r.nblocks == (f.r.size + c->block_size - 1) / c->block_size &&
-	    f.r.adler32[0] && !(f.r.flags & FILE_VERIFIED) &&
-	    b->nverify < VERIFY_MAX)
-		b->verify[b->nverify++] = o->id;
+	/* a record from before the md5 was kept learns it */
+	if (!f.md5[0])
+		snprintf(f.md5, sizeof(f.md5), "%s", o->md5);
 	return put_frec(c, txn, &o->id, &f);
 }
 
@@ -199,29 +202,22 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 		return 0;
 	f.r.bytes -= len < f.r.bytes ? len : f.r.bytes;
 	f.r.nblocks -= f.r.nblocks ? 1 : 0;
-	f.r.flags &= ~FILE_VERIFIED;
+	f.r.flags &= ~(FILE_VERIFIED | FILE_ADLER_ONLY);
 	d->used -= (int64_t)len;
 	if (f.r.flags & FILE_PINNED)
 		d->pinned -= (int64_t)len;
 	return put_frec(c, txn, &o->id, &f);
 }
 
-/* Deletes every block, the record and the lru entry of one file. */
-static int evict_file(struct rfs_cache *c, MDB_txn *txn,
-		      const struct rfs_cache_id *id, struct delta *d)
+/* Deletes every block header of one file, and its block file. */
+static int del_blocks(struct rfs_cache *c, MDB_txn *txn,
+		      const struct rfs_cache_id *id)
 {
-	unsigned char k[BLK_KEY_LEN], lk[LRU_KEY_LEN];
-	MDB_val key = { sizeof(k), k }, v,
-		fk = { RFS_CACHE_ID_LEN, (void *)id->b };
-	MDB_val lkey = { sizeof(lk), lk };
+	unsigned char k[BLK_KEY_LEN];
+	MDB_val key = { sizeof(k), k }, v;
 	MDB_cursor *cur;
-	struct frec f;
-	int rc;
+	int rc = mdb_cursor_open(txn, c->blk, &cur);
 
-	rc = get_frec(c, txn, id, &f);
-	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	rc = mdb_cursor_open(txn, c->blk, &cur);
 	if (rc)
 		return rc;
 	/* seek again after each delete: a cursor left past the last item
@@ -245,6 +241,25 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	 * batch must start a new file. Should the commit fail, headers
 	 * without bytes read as absent and are dropped (blockfile.c). */
 	rfs_bf_remove(c, &c->w, id);
+	return 0;
+}
+
+/* Deletes every block, the record and the lru entry of one file. */
+static int evict_file(struct rfs_cache *c, MDB_txn *txn,
+		      const struct rfs_cache_id *id, struct delta *d)
+{
+	unsigned char lk[LRU_KEY_LEN];
+	MDB_val fk = { RFS_CACHE_ID_LEN, (void *)id->b };
+	MDB_val lkey = { sizeof(lk), lk };
+	struct frec f;
+	int rc;
+
+	rc = get_frec(c, txn, id, &f);
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	rc = del_blocks(c, txn, id);
+	if (rc)
+		return rc;
 	lru_key(lk, f.r.atime, id);
 	mdb_del(txn, c->lru, &lkey, NULL);
 	rc = mdb_del(txn, c->files, &fk, NULL);
@@ -254,6 +269,27 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	if (f.r.flags & FILE_PINNED)
 		d->pinned -= (int64_t)f.r.bytes;
 	return rc;
+}
+
+/* Drops every block of one file but keeps its record: a pin stays. */
+static int drop_file(struct rfs_cache *c, MDB_txn *txn,
+		     const struct rfs_cache_id *id, struct delta *d)
+{
+	struct frec f;
+	int rc = get_frec(c, txn, id, &f);
+
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	rc = del_blocks(c, txn, id);
+	if (rc)
+		return rc;
+	d->used -= (int64_t)f.r.bytes;
+	if (f.r.flags & FILE_PINNED)
+		d->pinned -= (int64_t)f.r.bytes;
+	f.r.bytes = 0;
+	f.r.nblocks = 0;
+	f.r.flags &= ~(FILE_VERIFIED | FILE_ADLER_ONLY);
+	return put_frec(c, txn, id, &f);
 }
 
 static int apply_pin(struct rfs_cache *c, MDB_txn *txn, struct op *o,
@@ -275,6 +311,30 @@ static int apply_pin(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	return put_frec(c, txn, &o->id, &f);
 }
 
+/*
+ * The read path found the whole file matching the catalogue's checksums:
+ * marked and, once committed, sealed. Only if every block is still stored
+ * (one may have been dropped since it was checked) and the size agrees.
+ */
+static int apply_verified(struct rfs_cache *c, MDB_txn *txn, struct op *o,
+			  struct batch *b)
+{
+	struct frec f;
+	int rc = get_frec(c, txn, &o->id, &f);
+
+	if (rc)
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	if (f.r.size != o->size || (f.r.flags & FILE_VERIFIED) ||
+	    f.r.nblocks != (f.r.size + c->block_size - 1) / c->block_size)
+		return 0;
+	f.r.flags = (f.r.flags & ~FILE_ADLER_ONLY) | FILE_VERIFIED;
+	if (b->nseal < VERIFY_MAX) {
+		b->seal_size[b->nseal] = f.r.size;
+		b->seal[b->nseal++] = o->id;
+	}
+	return put_frec(c, txn, &o->id, &f);
+}
+
 static int apply_op(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 		    struct delta *d, struct batch *b)
 {
@@ -290,6 +350,10 @@ static int apply_op(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 		return apply_pin(c, txn, o, d, o->kind == OP_PIN);
 	case OP_EVICT:
 		return evict_file(c, txn, &o->id, d);
+	case OP_DROP_FILE:
+		return drop_file(c, txn, &o->id, d);
+	case OP_VERIFIED:
+		return apply_verified(c, txn, o, b);
 	case OP_META:
 		k.mv_size = strlen(o->key);
 		k.mv_data = o->key;
@@ -404,72 +468,6 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
 	return rc;
 }
 
-/*
- * The adler32 of the @size bytes stored for @id, joined from the one each
- * block's header keeps (summed when it was stored): no block is read
- * again. Nonzero when a block went meanwhile.
- */
-static int stored_adler32(struct rfs_cache *c, MDB_txn *txn,
-			  const struct rfs_cache_id *id, uint64_t size,
-			  uint32_t *a)
-{
-	unsigned char k[BLK_KEY_LEN];
-	MDB_val key = { sizeof(k), k }, v;
-	uint32_t b;
-	int rc = 0;
-
-	*a = 1;
-	for (uint64_t i = 0; !rc && i * c->block_size < size; i++) {
-		size_t len = blk_len(c, size, i);
-
-		blk_key(k, id, i);
-		rc = mdb_get(txn, c->blk, &key, &v);
-		if (!rc)
-			rc = rfs_cache_read_adler(&v, len, &b);
-		if (!rc)
-			*a = rfs_adler32_combine(*a, b, len);
-	}
-	return rc;
-}
-
-/*
- * Once every block of a file is stored, the whole is checked against the
- * catalogue's adler32: a file that does not match is dropped, a file that
- * does is marked so it is not checked again.
- */
-static void verify_file(struct rfs_cache *c, const struct rfs_cache_id *id)
-{
-	struct delta d = { 0 };
-	struct frec f;
-	uint32_t a;
-	MDB_txn *txn;
-	bool ok;
-
-	if (mdb_txn_begin(c->env, NULL, 0, &txn))
-		return;
-	if (get_frec(c, txn, id, &f) || (f.r.flags & FILE_VERIFIED) ||
-	    stored_adler32(c, txn, id, f.r.size, &a)) {
-		mdb_txn_abort(txn);
-		return;
-	}
-	ok = a == strtoul(f.r.adler32, NULL, 16);
-	if (ok) {
-		f.r.flags |= FILE_VERIFIED;
-		ok = put_frec(c, txn, id, &f) == 0;
-	} else {
-		rfs_log(LOG_ERR,
-			"cache: '%s' does not match its adler32 (%s, got "
-			"%08x); its blocks are dropped",
-			f.did, f.r.adler32, a);
-		evict_file(c, txn, id, &d);
-	}
-	if (mdb_txn_commit(txn) == 0) {
-		apply_delta(c, &d);
-		if (ok)
-			rfs_bf_seal(c, id, f.r.size);
-	}
-}
-
 static bool put_before(const struct op *a, const struct op *b)
 {
 	int c = memcmp(&a->id, &b->id, sizeof(a->id));
@@ -519,7 +517,7 @@ static int commit_batch(struct rfs_cache *c, struct batch *b, struct delta *d)
 	int rc;
 
 	memset(d, 0, sizeof(*d));
-	b->nverify = 0;
+	b->nseal = 0;
 	apply_order(b, ops);
 	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
 	for (size_t i = 0; !rc && i < b->n; i++)
@@ -581,8 +579,8 @@ static void write_batch(struct rfs_cache *c, struct batch *b)
 		return;
 	}
 	apply_delta(c, &d);
-	for (size_t i = 0; i < b->nverify; i++)
-		verify_file(c, &b->verify[i]);
+	for (size_t i = 0; i < b->nseal; i++)
+		rfs_bf_seal(c, &b->seal[i], b->seal_size[i]);
 	if (used_now(c) > c->quota / 1000 * HIGH_WATER)
 		evict_to(c, c->quota / 1000 * LOW_WATER);
 }

@@ -299,9 +299,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f | (id > 0 ? FH_DIRECT : 0) |
 		 (counted ? FH_COUNTED : 0);
-	/* a file DID's bytes are fixed: keep pages; the kernel refuses
+	/* a file DID's bytes are fixed: keep pages, but for bytes found
+	 * wrong since (not keeping them drops them); the kernel refuses
 	 * that flag with a backing file, whose pages are the cache's */
-	fi->keep_cache = id == 0;
+	fi->keep_cache = id == 0 && rfs_fs_keep_pages(fs, f);
 	if (rfs_pt_reply_open(req, fi, id)) {
 		pt_release(ino, fi);
 		rfs_fs_release(fs, f);

@@ -84,6 +84,7 @@ static const struct opt opts[] = {
 	OPT("io_timeout", OPT_DURATION, io_timeout),
 	OPT("low_speed_limit", OPT_SIZE, low_speed_limit),
 	OPT("min_rate", OPT_SIZE, min_rate),
+	OPT("read_timeout", OPT_DURATION, read_timeout),
 	OPT("dir_ttl", OPT_DURATION, dir_ttl),
 	OPT("file_ttl", OPT_DURATION, file_ttl),
 	OPT("replica_ttl", OPT_DURATION, replica_ttl),
@@ -98,6 +99,7 @@ static const struct opt opts[] = {
 	OPT("cache", OPT_BOOL, cache),
 	OPT("readahead", OPT_BOOL, readahead),
 	OPT("passthrough", OPT_BOOL, passthrough),
+	OPT("verify", OPT_STR, verify),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -114,6 +116,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->io_timeout = 30;
 	conf->low_speed_limit = 1024;
 	conf->min_rate = 256 << 10;
+	conf->read_timeout = 60;
 	conf->dir_ttl = 60;
 	conf->file_ttl = 86400;
 	conf->replica_ttl = 600;
@@ -588,6 +591,28 @@ static int check_cache(struct rfs_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+static int check_verify(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	const char *v = conf->verify ? conf->verify : "complete";
+
+	if (strcasecmp(v, "complete") && strcasecmp(v, "always")) {
+		snprintf(err, errlen, "verify must be complete or always");
+		return -EINVAL;
+	}
+	conf->verify_always = !strcasecmp(v, "always");
+	if (conf->verify_always && !conf->cache) {
+		snprintf(err, errlen,
+			 "verify=always needs the cache (it holds a file "
+			 "whole while it is checked)");
+		return -EINVAL;
+	}
+	if (conf->read_timeout < 1 || conf->read_timeout > 86400) {
+		snprintf(err, errlen, "read_timeout must be in [1s, 1d]");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Absolute, because the daemon changes to / when it detaches. */
 static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
 {
@@ -661,6 +686,8 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	rc = check_cache(conf, err, errlen);
+	if (!rc)
+		rc = check_verify(conf, err, errlen);
 	if (rc)
 		return rc;
 	return check_mountpoint(conf, err, errlen);
@@ -733,6 +760,13 @@ void rfs_conf_usage(const char *progname)
 	       "through the\n"
 	       "                           daemon, every page checked "
 	       "(Linux 6.9+)\n"
+	       "    -o verify=always       fetch and check a file whole "
+	       "before its first\n"
+	       "                           byte (default complete: the read "
+	       "that ends a\n"
+	       "                           file waits for its checksums)\n"
+	       "    -o read_timeout=T      a read gets EIO past this, all "
+	       "replicas tried (60s)\n"
 	       "\n"
 	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
 	       progname);

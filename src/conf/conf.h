@@ -46,6 +46,7 @@ struct rfs_conf {
 	double io_timeout;	  /* seconds below low_speed_limit that fail */
 	uint64_t low_speed_limit; /* bytes/s */
 	uint64_t min_rate;	  /* bytes/s: a slower replica goes last */
+	double read_timeout;	  /* seconds a read may take, all tries */
 	double dir_ttl;		  /* collection listings */
 	double file_ttl;	  /* kernel attribute timeout for files */
 	double replica_ttl;	  /* how long an open reuses a replica list */
@@ -63,6 +64,8 @@ struct rfs_conf {
 	bool readahead; /* parallel read-ahead for sequential readers */
 	/* whole cached files read by the kernel from the block file */
 	bool passthrough;
+	char *verify;	    /* "complete" (default) or "always" */
+	bool verify_always; /* derived by validate */
 
 	/* command line */
 	char *mountpoint;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/fs_int.h"
+#include "core/verify.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -35,6 +36,17 @@ find_inflight(struct rfs_fs *fs, const struct rfs_cache_id *id, uint64_t idx)
 	while (e && (e->idx != idx || memcmp(e->id.b, id->b, sizeof(id->b))))
 		e = e->next;
 	return e;
+}
+
+bool rfs_blocks_in_flight(struct rfs_fs *fs, const struct rfs_cache_id *id,
+			  uint64_t idx)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->inflight_lock);
+	yes = find_inflight(fs, id, idx) != NULL;
+	pthread_mutex_unlock(&fs->inflight_lock);
+	return yes;
 }
 
 /* Under inflight_lock. */
@@ -86,16 +98,22 @@ static int cache_get(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx,
  * quota); the caller fetches it itself.
  */
 static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
-		    const struct rfs_file *f, char *out)
+		    const struct rfs_file *f, char *out, double deadline)
 {
 	uint64_t idx = e->idx;
 	size_t len = e->len;
 	bool from_cache;
-	int rc;
+	int rc = 0;
 
 	e->refs++;
-	while (!e->done)
-		pthread_cond_wait(&fs->inflight_cv, &fs->inflight_lock);
+	while (!e->done && !rc)
+		rc = rfs_cond_wait_until(&fs->inflight_cv, &fs->inflight_lock,
+					 deadline);
+	if (!e->done) { /* its fetcher has a deadline of its own */
+		put_inflight(e);
+		pthread_mutex_unlock(&fs->inflight_lock);
+		return -ETIMEDOUT;
+	}
 	rc = e->rc;
 	from_cache = !rc && out && !e->buf;
 	if (!rc && out && e->buf)
@@ -183,10 +201,11 @@ static void free_bufs(struct iovec *iov, size_t n)
  * end to end) for a reader.
  */
 static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
-		     char *out, enum rfs_pick pick)
+		     char *out, const struct rfs_how *how,
+		     const struct rfs_source **src)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
-	struct rfs_cache_file cf = { f->reps->size, "", f->didstr };
+	struct rfs_cache_file cf = { f->reps->size, "", f->didstr, f->did.md5 };
 	struct iovec iov[RFS_RUN_MAX];
 	size_t total = 0;
 	ssize_t got;
@@ -201,8 +220,8 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 			return -ENOMEM;
 		}
 	}
-	got = rfs_replicas_readv(fs, f->reps, &f->did, iov, (int)run->n,
-				 run->e[0]->idx * bs, pick);
+	got = rfs_replicas_readv(fs, f, iov, (int)run->n, run->e[0]->idx * bs,
+				 how, src);
 	if (got != (ssize_t)total) {
 		free_bufs(iov, run->n);
 		return got < 0 ? (int)got : -EIO;
@@ -216,8 +235,7 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 		 * from here */
 		if (rfs_cache_put_take(fs->cache, &f->cid, &cf, run->e[i]->idx,
 				       iov[i].iov_base, iov[i].iov_len,
-				       pick == RFS_PICK_SPREAD ? PUT_WAIT_MS
-							       : 0))
+				       how->background ? PUT_WAIT_MS : 0))
 			run->e[i]->buf = iov[i].iov_base;
 	}
 	return 0;
@@ -244,8 +262,9 @@ static size_t still_missing(struct rfs_fs *fs, const struct rfs_file *f,
 }
 
 int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     size_t n, char *out, enum rfs_pick pick)
+		     size_t n, char *out, const struct rfs_how *how)
 {
+	const struct rfs_source *src = NULL;
 	struct rfs_inflight *e;
 	struct run run;
 	size_t k;
@@ -258,7 +277,7 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		return 1;
 	}
 	if (e) {
-		rc = wait_for(fs, e, f, out); /* unlocks */
+		rc = wait_for(fs, e, f, out, how->deadline); /* unlocks */
 		return rc ? rc : 1;
 	}
 	rc = start_run(fs, f, idx, n, &run);
@@ -269,26 +288,31 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	k = still_missing(fs, f, &run, out);
 	/* blocks past @k were not fetched here: their waiters look again */
 	finish_run(fs, &run, k ? k : 1, -EAGAIN);
-	rc = k ? fetch_run(fs, f, &run, out, pick) : 0;
+	rc = k ? fetch_run(fs, f, &run, out, how, &src) : 0;
 	finish_run(fs, &run, 0, rc);
+	/* once no longer in flight: the whole-file sums go on from these
+	 * (read back from the cache in order), or see they never came */
+	if (k && !rc)
+		rfs_verify_fetched(fs, f, idx, k, src);
 	return rc ? rc : (int)(k ? k : 1);
 }
 
 int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-			   size_t n, char *out, enum rfs_pick pick)
+			   size_t n, char *out, const struct rfs_how *how)
 {
 	int rc = -EAGAIN;
 
 	for (int tries = 0; rc == -EAGAIN && tries < 4; tries++)
-		rc = rfs_blocks_fetch(fs, f, idx, n, out, pick);
+		rc = rfs_blocks_fetch(fs, f, idx, n, out, how);
 	return rc == -EAGAIN ? -EIO : rc;
 }
 
 /* Block @idx of @f into @out (its whole length), which is not cached. */
 static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		       char *out)
+		       char *out, double deadline)
 {
-	int rc = rfs_blocks_fetch_retry(fs, f, idx, 1, out, RFS_PICK_BEST);
+	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
+	int rc = rfs_blocks_fetch_retry(fs, f, idx, 1, out, &how);
 
 	return rc > 0 ? 0 : rc;
 }
@@ -298,10 +322,11 @@ static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
  * the first one cached: fetched as one run. Returns the bytes filled.
  */
 static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		       char *out, size_t left)
+		       char *out, size_t left, double deadline)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
+	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	size_t n = 1, bytes;
 	int rc;
 
@@ -312,9 +337,9 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	       n * bs + rfs_block_len(f, bs, idx + n) <= left &&
 	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
 		n++;
-	rc = rfs_blocks_fetch(fs, f, idx, n, out, RFS_PICK_BEST);
+	rc = rfs_blocks_fetch(fs, f, idx, n, out, &how);
 	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
-		rc = fetch_block(fs, f, idx, out);
+		rc = fetch_block(fs, f, idx, out, deadline);
 		return rc ? rc : (ssize_t)rfs_block_len(f, bs, idx);
 	}
 	if (rc < 0)
@@ -350,8 +375,10 @@ static bool known(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx)
  * when this is not such a read.
  */
 static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
-		      size_t n, size_t blen, char *out, char *tmp)
+		      size_t n, size_t blen, char *out, char *tmp,
+		      double deadline)
 {
+	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	uint64_t bs = rfs_cache_block_size(fs->cache), idx = pos / bs;
 	uint64_t from = pos / PAGE * PAGE, end = idx * bs + blen;
 	uint64_t to = (pos + n + PAGE - 1) / PAGE * PAGE;
@@ -364,8 +391,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 	to = to < end ? to : end;
 	iov.iov_base = tmp;
 	iov.iov_len = (size_t)(to - from);
-	got = rfs_replicas_readv(fs, f->reps, &f->did, &iov, 1, from,
-				 RFS_PICK_BEST);
+	got = rfs_replicas_readv(fs, f, &iov, 1, from, &how, NULL);
 	if (got != (ssize_t)iov.iov_len)
 		return got < 0 ? (int)got : -EIO;
 	memcpy(out, tmp + (pos - from), n);
@@ -373,7 +399,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 }
 
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			size_t size, uint64_t off)
+			size_t size, uint64_t off, double deadline)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	char *tmp = NULL;
@@ -390,7 +416,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 		if (skip == 0 && n == blen) { /* whole blocks: no copy */
 			got = get_run(fs, f, idx, (char *)buf + done,
-				      size - done);
+				      size - done, deadline);
 			rc = got < 0 ? (int)got : 0;
 			done += got > 0 ? (size_t)got : 0;
 			continue;
@@ -404,10 +430,10 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		if (!tmp)
 			tmp = malloc(bs);
 		rc = tmp ? get_little(fs, f, pos, n, blen, (char *)buf + done,
-				      tmp)
+				      tmp, deadline)
 			 : -ENOMEM;
 		if (rc == 1) {
-			rc = fetch_block(fs, f, idx, tmp);
+			rc = fetch_block(fs, f, idx, tmp, deadline);
 			if (!rc)
 				memcpy((char *)buf + done, tmp + skip, n);
 		}

@@ -8,6 +8,7 @@
  *   {"op": "prefetch", "did": "scope:name", "pin": true|false}
  *   {"op": "unpin", "did": "scope:name"}
  *   {"op": "evict", "did": "scope:name"}
+ *   {"op": "verify", "did": "scope:name"}   (no did: every cached file)
  *
  * A prefetch skips the blocks already cached, so an interrupted one
  * resumes where it stopped; it stops when the client goes away.
@@ -28,6 +29,7 @@
 #include <jansson.h>
 
 #include "core/fs_int.h"
+#include "core/verify.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -91,6 +93,7 @@ static json_t *status_json(struct rfs_fs *fs)
 {
 	struct rfs_cache_stats st;
 	json_t *eps = json_object(), *o;
+	uint64_t good, bad;
 
 	rfs_cache_stats(fs->cache, &st);
 	pthread_mutex_lock(&fs->stats_lock);
@@ -128,6 +131,12 @@ static json_t *status_json(struct rfs_fs *fs)
 	if (o)
 		json_object_set_new(o, "offline",
 				    json_boolean(rfs_catalog_offline(fs->cat)));
+	rfs_verify_counts(fs, &good, &bad);
+	if (o)
+		json_object_set_new(o, "checksums",
+				    json_pack("{s:I,s:I}", "matched",
+					      (json_int_t)good, "wrong",
+					      (json_int_t)bad));
 	return o;
 }
 
@@ -165,6 +174,7 @@ static void file_info(const struct rfs_did_rec *r, struct rfs_cache_id *id,
 	cf->size = r->bytes;
 	memcpy(cf->adler32, r->adler32, sizeof(cf->adler32));
 	cf->did = didstr;
+	cf->md5 = r->md5;
 }
 
 struct progress {
@@ -203,10 +213,15 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
 	size_t n = 1;
 
+	struct rfs_how how = { .pick = RFS_PICK_SPREAD,
+			       .deadline =
+				       rfs_mono_now() + fs->conf->read_timeout,
+			       .background = true };
+
 	while (n < max && idx + n < nblocks &&
 	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
 		n++;
-	return rfs_blocks_fetch_retry(fs, f, idx, n, buf, RFS_PICK_SPREAD);
+	return rfs_blocks_fetch_retry(fs, f, idx, n, buf, &how);
 }
 
 /* Fills the cache with every block of one file not yet there. */
@@ -349,6 +364,102 @@ static int do_each(struct rfs_fs *fs, const struct rfs_did_list *l,
 	return rc;
 }
 
+/* A scrub: cached files summed again against the catalogue's checksums. */
+struct scrub {
+	struct rfs_fs *fs;
+	struct progress p;
+	uint64_t good, bad, incomplete;
+};
+
+static void scrub_one(struct scrub *s, const struct rfs_cache_id *id,
+		      const char *did, uint64_t size, const char *adler32,
+		      const char *md5)
+{
+	struct rfs_fs *fs = s->fs;
+	struct rfs_cache_info ci;
+	char why[256] = "";
+	int rc = rfs_cache_file_info(fs->cache, id, &ci);
+
+	if (rc || !ci.whole || ci.size != size || (!adler32[0] && !md5[0])) {
+		s->incomplete++;
+		return;
+	}
+	rc = rfs_verify_cached(fs, id, size, adler32, md5, why, sizeof(why));
+	if (rc == -EIO)
+		snprintf(why, sizeof(why), "a block failed its CRC32Cs");
+	if (rc == 0) {
+		s->good++;
+		rfs_cache_mark_verified(fs->cache, id, size);
+	} else if (rc == -EBADMSG || rc == -EIO) {
+		s->bad++;
+		rfs_log(LOG_ERR,
+			"verify '%s': the cached copy does not match (%s); "
+			"dropped, it is fetched again when read",
+			did, why);
+		rfs_cache_drop_file(fs->cache, id);
+		rfs_verify_forget(fs, id);
+		s->p.gone = !send_json(s->p.fd, json_pack("{s:s,s:s}", "bad",
+							  did, "why", why));
+	} else {
+		s->incomplete++;
+	}
+	s->p.bytes_done += size;
+}
+
+static int scrub_cached(void *arg, const struct rfs_cache_id *id)
+{
+	struct scrub *s = arg;
+	struct rfs_cache_info ci;
+
+	if (rfs_cache_file_info(s->fs->cache, id, &ci) == 0) {
+		scrub_one(s, id, ci.did, ci.size, ci.adler32, ci.md5);
+		s->p.files++;
+		s->p.files_done++;
+		report(&s->p, false);
+	}
+	return s->p.gone ? -ECONNABORTED : 0;
+}
+
+static int do_verify(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
+		     char *msg, size_t mlen)
+{
+	struct scrub s = { .fs = fs, .p = { .fd = fd } };
+	int rc = 0;
+
+	if (!l) {
+		rc = rfs_cache_foreach(fs->cache, scrub_cached, &s);
+	} else {
+		s.p.files = l->n;
+		for (size_t i = 0; i < l->n; i++)
+			s.p.bytes += l->v[i].bytes;
+		for (size_t i = 0; i < l->n && !s.p.gone; i++) {
+			struct rfs_cache_file cf;
+			struct rfs_cache_id id;
+			char didstr[520];
+
+			file_info(&l->v[i], &id, &cf, didstr, sizeof(didstr));
+			scrub_one(&s, &id, didstr, l->v[i].bytes,
+				  l->v[i].adler32, l->v[i].md5);
+			s.p.files_done++;
+			report(&s.p, false);
+		}
+	}
+	report(&s.p, true);
+	if (!s.p.gone)
+		send_json(fd, json_pack("{s:{s:I,s:I,s:I}}", "verified", "good",
+					(json_int_t)s.good, "bad",
+					(json_int_t)s.bad, "incomplete",
+					(json_int_t)s.incomplete));
+	if (!rc && s.bad) {
+		snprintf(msg, mlen,
+			 "%llu cached files did not match their checksums and "
+			 "were dropped",
+			 (unsigned long long)s.bad);
+		rc = -EBADMSG;
+	}
+	return s.p.gone ? -ECONNABORTED : rc;
+}
+
 static void serve(struct rfs_fs *fs, int fd, json_t *req)
 {
 	const char *op = json_string_value(json_object_get(req, "op"));
@@ -363,9 +474,15 @@ static void serve(struct rfs_fs *fs, int fd, json_t *req)
 		send_done(fd, 0, NULL);
 		return;
 	}
+	if (op && !strcmp(op, "verify") && !did) {
+		rc = do_verify(fs, fd, NULL, msg, sizeof(msg));
+		if (rc != -ECONNABORTED)
+			send_done(fd, rc, msg[0] ? msg : NULL);
+		return;
+	}
 	if (!op || !did ||
 	    (strcmp(op, "prefetch") && strcmp(op, "unpin") &&
-	     strcmp(op, "evict"))) {
+	     strcmp(op, "evict") && strcmp(op, "verify"))) {
 		send_done(fd, -EINVAL, "unknown request");
 		return;
 	}
@@ -379,6 +496,8 @@ static void serve(struct rfs_fs *fs, int fd, json_t *req)
 				       : strerror(-rfs_fs_errno(rc)));
 	} else if (!strcmp(op, "prefetch")) {
 		rc = do_prefetch(fs, fd, &l, pin, msg, sizeof(msg));
+	} else if (!strcmp(op, "verify")) {
+		rc = do_verify(fs, fd, &l, msg, sizeof(msg));
 	} else {
 		rc = do_each(fs, &l, op);
 		rfs_cache_flush(fs->cache);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/fs_int.h"
+#include "core/verify.h"
 #include "util/errmap.h"
 #include "util/log.h"
 #include "util/banned.h"
@@ -797,6 +798,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_cond_init(&fs->inflight_cv, NULL);
 	pthread_mutex_init(&fs->stats_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
+	pthread_mutex_init(&fs->verify_lock, NULL);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	fs->root = calloc(1, sizeof(*fs->root));
@@ -842,6 +844,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	free(fs->buckets);
 	rfs_ctl_stop(fs);
 	rfs_prefetch_stop(fs);
+	rfs_verify_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
 	rfs_catalog_free(fs->cat);
@@ -849,6 +852,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	pthread_mutex_destroy(&fs->inflight_lock);
 	pthread_mutex_destroy(&fs->stats_lock);
 	pthread_mutex_destroy(&fs->open_lock);
+	pthread_mutex_destroy(&fs->verify_lock);
 	pthread_cond_destroy(&fs->list_cv);
 	pthread_mutex_destroy(&fs->table_lock);
 	free(fs);
@@ -875,6 +879,9 @@ void rfs_fs_start(struct rfs_fs *fs)
 	};
 	int rc;
 
+	if (rfs_verify_start(fs))
+		rfs_err("no verify workers: whole files are not checked "
+			"against the catalogue's checksums");
 	if (!fs->conf->cache)
 		return;
 	rc = rfs_cache_open(&fs->cache, &cc);
@@ -922,6 +929,11 @@ int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 		return rc;
 	}
 	file_ready(f, rfs_ino_of(rec->scope, rec->name));
+	rc = rfs_verify_attach(fs, f);
+	if (rc) {
+		rfs_fs_release(fs, f);
+		return rc;
+	}
 	*out = f;
 	return 0;
 }
@@ -1328,35 +1340,64 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 		f->next->prev = f;
 	fs->open_files = f;
 	pthread_mutex_unlock(&fs->open_lock);
+	rc = rfs_verify_attach(fs, f);
+	/* verify=always: not a byte before the whole matched */
+	if (!rc && fs->conf->verify_always)
+		rc = rfs_verify_whole(fs, f);
+	if (rc) {
+		rfs_fs_release(fs, f);
+		return rfs_fs_errno(rc);
+	}
 	*out = f;
 	return 0;
 }
 
 /* Without a cache: the reader's range, straight from a replica. */
 static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			   size_t size, uint64_t off)
+			   size_t size, uint64_t off, double deadline)
 {
+	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	struct iovec iov = { buf, size };
 
-	return rfs_replicas_readv(fs, f->reps, &f->did, &iov, 1, off,
-				  RFS_PICK_BEST);
+	return rfs_replicas_readv(fs, f, &iov, 1, off, &how, NULL);
 }
 
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off)
 {
+	double deadline = rfs_mono_now() + fs->conf->read_timeout;
 	uint64_t fsize = f->reps->size;
 	ssize_t got;
+	int rc;
 
 	if (off >= fsize || size == 0)
 		return 0;
 	if (size > fsize - off)
 		size = fsize - off;
+	rc = rfs_verify_before_read(fs, f, off, size, deadline);
+	if (rc)
+		return rc;
 	if (fs->cache)
-		got = rfs_blocks_read(fs, f, buf, size, off);
+		got = rfs_blocks_read(fs, f, buf, size, off, deadline);
 	else
-		got = read_direct(fs, f, buf, size, off);
+		got = read_direct(fs, f, buf, size, off, deadline);
+	/* the read that ends the file is answered once the whole matched */
+	rc = rfs_verify_after_read(fs, f, off, buf, got > 0 ? (size_t)got : 0,
+				   deadline);
+	if (!rc && got == -ETIMEDOUT)
+		rfs_log_limited(LOG_ERR, f->didstr,
+				"read '%s' at %llu+%zu: no answer within "
+				"read_timeout (%.0f s)",
+				f->didstr, (unsigned long long)off, size,
+				fs->conf->read_timeout);
+	if (rc)
+		return rc;
 	return got < 0 ? rfs_fs_errno((int)got) : got;
+}
+
+bool rfs_fs_keep_pages(struct rfs_fs *fs, struct rfs_file *f)
+{
+	return rfs_verify_keep_pages(fs, f);
 }
 
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
@@ -1369,6 +1410,7 @@ void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&fs->open_lock);
+	rfs_verify_detach(fs, f);
 	pthread_mutex_destroy(&f->pf_lock);
 	rfs_replicas_put(f->reps);
 	rfs_did_rec_release(&f->did);

@@ -103,6 +103,11 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off);
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f);
 /*
+ * Whether the kernel may keep @f's pages from earlier opens (file DIDs
+ * never change); not when bytes it may hold were found wrong since.
+ */
+bool rfs_fs_keep_pages(struct rfs_fs *fs, struct rfs_file *f);
+/*
  * A read-only fd of @f's bytes whole, for the kernel to read directly,
  * when the cache holds all of them verified and -o passthrough is on
  * (the caller closes it); -ENOENT otherwise.

@@ -1,4 +1,4 @@
-/* Internals of the core shared between fs.c and read.c. */
+/* Internals of the core shared by its files. */
 #ifndef RFS_FS_INT_H
 #define RFS_FS_INT_H
 
@@ -18,6 +18,18 @@
  * once. Background fetches also wait for room in the cache's queue.
  */
 enum rfs_pick { RFS_PICK_BEST, RFS_PICK_SPREAD };
+
+/* How a fetch goes. */
+struct rfs_how {
+	enum rfs_pick pick;
+	/* rfs_mono_now() by which the bytes must be here, 0: none */
+	double deadline;
+	/* a source URL not to try at all (finding which replica lied) */
+	const char *exclude;
+	/* waits for room in the cache's queue rather than leave a block
+	 * uncached: read-ahead, prefetch and the whole-file checks */
+	bool background;
+};
 
 /* One replica URL and the transport that can read it. */
 struct rfs_source {
@@ -77,6 +89,10 @@ struct rfs_fs {
 	} eps[32];
 	struct rfs_ctl *ctl;
 	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
+	/* whole-file checks (verify.c); verify_lock guards its table of
+	 * verifiers and its workers' queue, a leaf */
+	pthread_mutex_t verify_lock;
+	struct rfs_verify *verify;
 
 	/* Open files and directories: the kernel sends RELEASE after the
 	 * close, asynchronously, so some may still be open when the session
@@ -108,6 +124,12 @@ struct rfs_file {
 	struct rfs_replicas *reps;
 	struct rfs_cache_id cid; /* identity of the bytes in the cache */
 	char didstr[520];	 /* "scope:name" for the cache's records */
+
+	/* the whole-file check of these bytes (verify.c), NULL: none */
+	struct rfs_verifier *v;
+	unsigned vgen;	/* generation first served to it, 0: none yet */
+	uint64_t *seen; /* blocks served to it (a bitmap), or NULL */
+	uint64_t nseen;
 
 	/* read-ahead state (prefetch.c), under pf_lock, a leaf lock */
 	pthread_mutex_t pf_lock;
@@ -150,13 +172,16 @@ size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx);
  * once when @idx is being fetched.
  */
 int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		     size_t n, char *out, enum rfs_pick pick);
+		     size_t n, char *out, const struct rfs_how *how);
 /* As rfs_blocks_fetch, asked again (a few times, then -EIO) while the
  * fetch it waited for lost its blocks. */
 int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-			   size_t n, char *out, enum rfs_pick pick);
+			   size_t n, char *out, const struct rfs_how *how);
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			size_t size, uint64_t off);
+			size_t size, uint64_t off, double deadline);
+/* Whether block @idx of the file @id is being fetched now. */
+bool rfs_blocks_in_flight(struct rfs_fs *fs, const struct rfs_cache_id *id,
+			  uint64_t idx);
 /* The one log line for block @idx of @f found corrupt (and dropped). */
 void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx);
 
@@ -185,10 +210,15 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
 			      size_t n, struct rfs_replicas **out);
 void rfs_replicas_put(struct rfs_replicas *r);
 struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
-ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,
-			   const struct rfs_did_rec *did,
+/*
+ * The bytes at @off of @f into @iov, from its replicas in the order
+ * @how and their health say; one log line if all fail. *@served (may be
+ * NULL) is the source that answered, valid while @f holds its replicas.
+ */
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 			   const struct iovec *iov, int iovcnt, uint64_t off,
-			   enum rfs_pick pick);
+			   const struct rfs_how *how,
+			   const struct rfs_source **served);
 /* The URLs in try order, one per line. */
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
 

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/fs_int.h"
+#include "core/verify.h"
 #include "util/banned.h"
 
 #define PF_WORKERS 4
@@ -47,8 +48,9 @@ struct rfs_prefetch {
 	bool stop;
 };
 
-static void free_job(struct pf_job *j)
+static void free_job(struct rfs_fs *fs, struct pf_job *j)
 {
+	rfs_verify_detach(fs, &j->f);
 	rfs_replicas_put(j->f.reps);
 	rfs_did_rec_release(&j->f.did);
 	free(j);
@@ -58,6 +60,10 @@ static void free_job(struct pf_job *j)
 static void run_job(struct rfs_fs *fs, struct pf_job *j)
 {
 	uint64_t idx = j->idx, end = j->idx + j->n;
+	struct rfs_how how = { .pick = RFS_PICK_SPREAD,
+			       .deadline =
+				       rfs_mono_now() + fs->conf->read_timeout,
+			       .background = true };
 
 	if (j->disk) {
 		uint64_t bad;
@@ -72,8 +78,7 @@ static void run_job(struct rfs_fs *fs, struct pf_job *j)
 
 		if (!rfs_cache_has(fs->cache, &j->f.cid, idx))
 			got = rfs_blocks_fetch(fs, &j->f, idx,
-					       (size_t)(end - idx), NULL,
-					       RFS_PICK_SPREAD);
+					       (size_t)(end - idx), NULL, &how);
 		if (got < 0)
 			break; /* the reader will meet the error itself */
 		idx += (uint64_t)got;
@@ -102,7 +107,7 @@ static void *worker_main(void *arg)
 		run_job(fs, j);
 		pthread_mutex_lock(&pf->lock);
 		pf->pending -= j->bytes;
-		free_job(j);
+		free_job(fs, j);
 	}
 	pthread_mutex_unlock(&pf->lock);
 	return NULL;
@@ -139,7 +144,7 @@ void rfs_prefetch_stop(struct rfs_fs *fs)
 		pthread_join(pf->workers[i], NULL);
 	while ((j = pf->head)) {
 		pf->head = j->next;
-		free_job(j);
+		free_job(fs, j);
 	}
 	pthread_cond_destroy(&pf->wake);
 	pthread_mutex_destroy(&pf->lock);
@@ -172,6 +177,7 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		return false;
 	}
 	j->f.reps = rfs_replicas_get(f->reps);
+	rfs_verify_share(fs, &j->f, f);
 	j->f.cid = f->cid;
 	memcpy(j->f.didstr, f->didstr, sizeof(j->f.didstr));
 	j->idx = idx;

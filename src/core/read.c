@@ -14,6 +14,7 @@
 
 #include "authz/token.h"
 #include "core/fs_int.h"
+#include "core/verify.h"
 #include "util/buf.h"
 #include "util/errmap.h"
 #include "util/log.h"
@@ -288,22 +289,28 @@ static struct rfs_endpoint_stats *endpoint(struct rfs_fs *fs, const char *rse)
 	return &fs->eps[i];
 }
 
+/* A source and its place in the order of tries. */
+struct ranked {
+	double score; /* -1: last resort */
+	unsigned idx;
+};
+
 /*
  * Spread picks are a smooth weighted round robin over the healthy
  * sources (nginx's upstream scheme): deterministic, and each source's
  * share of the runs matches its share of the speed. Under stats_lock.
  */
 static unsigned spread_pick(struct rfs_fs *fs, const struct rfs_replicas *r,
-			    const double *score, double total)
+			    const struct ranked *order, double total)
 {
 	struct rfs_endpoint_stats *e, *best_e = NULL;
 	unsigned best = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
 		e = endpoint(fs, r->src[i].rse);
-		if (!e || score[i] <= 0)
+		if (!e || order[i].score <= 0)
 			continue;
-		e->wrr += score[i];
+		e->wrr += order[i].score;
 		if (!best_e || e->wrr > best_e->wrr) {
 			best_e = e;
 			best = (unsigned)i;
@@ -314,48 +321,61 @@ static unsigned spread_pick(struct rfs_fs *fs, const struct rfs_replicas *r,
 	return best;
 }
 
-/*
- * The order in which to try @r's sources. Healthy ones first: ranked by
- * measured speed (an unmeasured one counts as fast as the best, so it
- * gets measured), a spread pick putting its own first. A source that
- * was slower than min_rate or out of reach lately comes last, still
- * tried before a read fails. Ties keep the catalogue's order.
- */
-static void rank_sources(struct rfs_fs *fs, const struct rfs_replicas *r,
-			 enum rfs_pick pick, unsigned *order, double *score)
+/* Higher scores first; ties keep the catalogue's order. */
+static int ranked_cmp(const void *a, const void *b)
 {
+	const struct ranked *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * The order in which to try @f's sources, into @order (r->n of them).
+ * Healthy ones first: ranked by measured speed (an unmeasured one counts
+ * as fast as the best, so it gets measured), a spread pick putting its
+ * own first. A source that was slower than min_rate or out of reach
+ * lately, or that lied about this file, comes last, still tried before a
+ * read fails. Ties keep the catalogue's order.
+ */
+static void rank_sources(struct rfs_fs *fs, const struct rfs_file *f,
+			 enum rfs_pick pick, struct ranked *order)
+{
+	const struct rfs_replicas *r = f->reps;
 	double now = rfs_mono_now(), best = 0, total = 0;
 	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
 	size_t n = r->n;
 
+	/* a replica that lied about this file: after even the slow ones */
+	for (size_t i = 0; i < n; i++) {
+		order[i].idx = (unsigned)i;
+		order[i].score = rfs_verify_demoted(f, r->src[i].url) ? -2 : 0;
+	}
 	pthread_mutex_lock(&fs->stats_lock);
 	for (size_t i = 0; i < n; i++) {
 		struct rfs_endpoint_stats *e = endpoint(fs, r->src[i].rse);
 
-		score[i] = e ? e->rate : 0;
-		best = score[i] > best ? score[i] : best;
+		if (order[i].score < 0)
+			continue;
+		order[i].score = e ? e->rate : 0;
+		best = order[i].score > best ? order[i].score : best;
 		if (e && e->slow_until > now)
-			score[i] = -1;
+			order[i].score = -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (score[i] == 0)
-			score[i] = best > 0 ? best : 1;
-		if (i == first && score[i] > 0)
-			score[i] *= 1.0001; /* the last one that answered */
-		total += score[i] > 0 ? score[i] : 0;
-		order[i] = (unsigned)i;
+		double *score = &order[i].score;
+
+		if (*score == 0)
+			*score = best > 0 ? best : 1;
+		if (i == first && *score > 0)
+			*score *= 1.0001; /* the last one that answered */
+		total += *score > 0 ? *score : 0;
 	}
 	if (pick == RFS_PICK_SPREAD && total > 0)
-		score[spread_pick(fs, r, score, total)] += 2 * total;
+		order[spread_pick(fs, r, order, total)].score += 2 * total;
 	pthread_mutex_unlock(&fs->stats_lock);
-	for (size_t i = 1; i < n; i++) /* insertion sort, descending */
-		for (size_t j = i;
-		     j > 0 && score[order[j]] > score[order[j - 1]]; j--) {
-			unsigned t = order[j];
-
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
+	qsort(order, n, sizeof(*order), ranked_cmp);
 }
 
 /*
@@ -380,64 +400,103 @@ static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 	return got;
 }
 
-ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_replicas *r,
-			   const struct rfs_did_rec *did,
-			   const struct iovec *iov, int iovcnt, uint64_t off,
-			   enum rfs_pick pick)
+/* The sources to try, in order, or NULL when out of memory. */
+static struct ranked *try_order(struct rfs_fs *fs, const struct rfs_file *f,
+				const struct rfs_how *how, size_t *n)
 {
-	size_t size = rfs_iov_len(iov, iovcnt);
-	unsigned order[64];
-	double score[64];
+	struct ranked *order = calloc(f->reps->n, sizeof(*order));
+	size_t k = 0;
+
+	if (!order)
+		return NULL;
+	rank_sources(fs, f, how->pick, order);
+	for (size_t i = 0; i < f->reps->n; i++)
+		if (!how->exclude ||
+		    strcmp(f->reps->src[order[i].idx].url, how->exclude))
+			order[k++] = order[i];
+	*n = k;
+	return order;
+}
+
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   const struct rfs_how *how,
+			   const struct rfs_source **served)
+{
+	struct rfs_replicas *r = f->reps;
+	size_t size = rfs_iov_len(iov, iovcnt), n = 0, i;
+	struct ranked *order = NULL;
 	char *bearer = NULL;
 	char why[1024] = "";
 	ssize_t got = -EIO;
-	size_t n;
 	int rc;
 
 	if (r->n == 0) {
 		rfs_log_limited(LOG_ERR, "offline-miss",
 				"read '%s:%s': the catalogue is out of reach "
 				"and these bytes are not cached",
-				did->scope, did->name);
+				f->did.scope, f->did.name);
 		return -EIO;
 	}
 	rc = rfs_catalog_storage_token(fs->cat, &bearer);
 	if (rc)
 		return rc;
-	n = r->n < 64 ? r->n : 64;
-	rank_sources(fs, r, pick, order, score);
-	for (size_t i = 0; i < n; i++) {
-		struct rfs_source *s = &r->src[order[i]];
+	order = try_order(fs, f, how, &n);
+	if (!order) {
+		rfs_token_free(bearer);
+		return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		struct rfs_source *s = &r->src[order[i].idx];
 
+		if (how->deadline && rfs_mono_now() >= how->deadline)
+			break;
 		got = try_source(fs, r, s, bearer, iov, iovcnt, size, off,
 				 i + 1 == n);
 		if (got == (ssize_t)size) {
-			__atomic_store_n(&r->preferred, order[i],
+			__atomic_store_n(&r->preferred, order[i].idx,
 					 __ATOMIC_RELAXED);
+			if (served)
+				*served = s;
 			break;
 		}
 		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO);
 		got = -EIO;
 	}
+	if (got < 0 && i < n) {
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 "%sno answer within read_timeout (%.0f s)",
+			 why[0] ? "; " : "", fs->conf->read_timeout);
+		got = -ETIMEDOUT;
+	}
+	free(order);
 	rfs_token_free(bearer);
 	if (got < 0 || why[0])
-		log_outcome(did, off, size, r->n, got < 0, why);
+		log_outcome(&f->did, off, size, n, got < 0, why);
 	return got;
 }
+
+/* What user.rucio.replicas shows at most: Linux caps xattrs at 64 KiB. */
+#define DESCRIBE_MAX (60u << 10)
 
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
 {
 	unsigned first = __atomic_load_n(&r->preferred, __ATOMIC_RELAXED);
+	char url[4096];
+	size_t i;
 	int rc = 0;
 
-	char url[4096];
-
 	/* query strings can hold signed URLs or tokens: not for xattrs */
-	for (size_t i = 0; i < r->n && !rc; i++) {
+	for (i = 0; i < r->n && !rc; i++) {
 		rfs_url_for_log(url, sizeof(url),
 				r->src[(first + i) % r->n].url);
+		/* an xattr holds 64 KiB at most: the rest is counted */
+		if (out->len + strlen(url) + 64 > DESCRIBE_MAX)
+			break;
 		rc = rfs_buf_printf(out, "%s%s", i ? "\n" : "", url);
 	}
+	if (!rc && i < r->n)
+		rc = rfs_buf_printf(out, "\n(%zu more)", r->n - i);
 	return rc;
 }
 

@@ -1,7 +1,7 @@
 /*
  * ruciofs-ctl: talks to a mounted ruciofs over its control socket, whose
  * path the mount itself tells (xattr user.ruciofs.ctl), so no
- * configuration is needed: prefetch [--pin], unpin, evict, status.
+ * configuration is needed: prefetch [--pin], unpin, evict, verify, status.
  */
 #include "config.h"
 
@@ -34,6 +34,8 @@ static void usage(void)
 		"PATH|scope:name...\n"
 		"       ruciofs-ctl [-m MOUNTPOINT] unpin PATH|scope:name...\n"
 		"       ruciofs-ctl [-m MOUNTPOINT] evict PATH|scope:name...\n"
+		"       ruciofs-ctl [-m MOUNTPOINT] verify "
+		"[PATH|scope:name...]\n"
 		"\n"
 		"PATH is a file, dataset or container inside a ruciofs mount; "
 		"-m names\nthe mount for scope:name arguments and status "
@@ -250,6 +252,46 @@ static int follow(int fd, const char *what, bool pin)
 	return rc;
 }
 
+/*
+ * The answer to a verify: each file found wrong, then the counts. Exit
+ * status 1 when one was (it is dropped, and fetched again when read).
+ */
+static int follow_verify(int fd, const char *what)
+{
+	struct reader r = { fd, malloc(LINE_MAX_LEN), 0 };
+	json_t *o;
+	int rc = 1;
+
+	while (r.buf && (o = next_line(&r))) {
+		json_t *v = json_object_get(o, "verified");
+
+		if (json_object_get(o, "bad"))
+			printf("wrong    %s: %s\n",
+			       json_string_value(json_object_get(o, "bad")),
+			       json_string_value(json_object_get(o, "why")));
+		if (v)
+			printf("verified %s: %lld files match, %lld did not "
+			       "(dropped), %lld not whole in the cache\n",
+			       what, (long long)num(v, "good"),
+			       (long long)num(v, "bad"),
+			       (long long)num(v, "incomplete"));
+		if (json_is_true(json_object_get(o, "done"))) {
+			const char *err =
+				json_string_value(json_object_get(o, "error"));
+
+			rc = json_is_true(json_object_get(o, "ok")) ? 0 : 1;
+			if (err)
+				fprintf(stderr, "ruciofs-ctl: %s: %s\n", what,
+					err);
+			json_decref(o);
+			break;
+		}
+		json_decref(o);
+	}
+	free(r.buf);
+	return rc;
+}
+
 /* A path inside the mount, or "scope:name". */
 static int target(const char *arg, char *sock, size_t slen, char *did,
 		  size_t dlen)
@@ -284,12 +326,13 @@ static int run_op(const char *op, bool pin, const char *arg)
 	fd = connect_to(sock);
 	if (fd < 0)
 		return 1;
-	rc = send_request(fd, json_pack("{s:s,s:s,s:b}", "op", op, "did", did,
-					"pin", pin))
-		     ? follow(fd, did, pin)
-		     : 1;
+	rc = !send_request(fd, json_pack("{s:s,s:s,s:b}", "op", op, "did", did,
+					 "pin", pin))
+		     ? 1
+	     : !strcmp(op, "verify") ? follow_verify(fd, did)
+				     : follow(fd, did, pin);
 	close(fd);
-	if (!rc && strcmp(op, "prefetch"))
+	if (!rc && strcmp(op, "prefetch") && strcmp(op, "verify"))
 		printf("%s %s\n", !strcmp(op, "unpin") ? "unpinned" : "evicted",
 		       did);
 	return rc;
@@ -345,6 +388,10 @@ static void print_status(json_t *s)
 	       (long long)num(s, "whole_opens"),
 	       num(s, "whole_opens") == 1 ? "" : "s");
 	print_writer(s);
+	printf("checksums     %lld files matched the catalogue's, %lld did "
+	       "not\n",
+	       (long long)num(json_object_get(s, "checksums"), "matched"),
+	       (long long)num(json_object_get(s, "checksums"), "wrong"));
 	printf("catalogue     %s\n", json_is_true(json_object_get(s, "offline"))
 					     ? "offline"
 					     : "online");
@@ -356,6 +403,24 @@ static void print_status(json_t *s)
 		       (long long)num(e, "errors"));
 		first = false;
 	}
+}
+
+/* verify with no argument: every file of the mount's cache. */
+static int run_verify_all(void)
+{
+	char sock[4096];
+	int fd, rc;
+
+	if (socket_of(NULL, sock, sizeof(sock)))
+		return 1;
+	fd = connect_to(sock);
+	if (fd < 0)
+		return 1;
+	rc = send_request(fd, json_pack("{s:s}", "op", "verify"))
+		     ? follow_verify(fd, "the cache")
+		     : 1;
+	close(fd);
+	return rc;
 }
 
 static int run_status(bool as_json)
@@ -408,8 +473,10 @@ int main(int argc, char **argv)
 	op = argv[i++];
 	if (!strcmp(op, "status"))
 		return run_status(i < argc && !strcmp(argv[i], "--json"));
+	if (!strcmp(op, "verify") && i >= argc)
+		return run_verify_all();
 	if (strcmp(op, "prefetch") && strcmp(op, "unpin") &&
-	    strcmp(op, "evict")) {
+	    strcmp(op, "evict") && strcmp(op, "verify")) {
 		usage();
 		return 2;
 	}
