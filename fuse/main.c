@@ -17,6 +17,7 @@
 
 #include "conf/conf.h"
 #include "core/fs.h"
+#include "fuse/async.h"
 #include "fuse/ops.h"
 #include "fuse/passthrough.h"
 #include "util/errmap.h"
@@ -149,13 +150,17 @@ static void tune_malloc(void)
 	mallopt(M_ARENA_MAX, 4);
 }
 
+/* Threads for requests that wait on the network, per kind of wait. */
+#define ASYNC_THREADS 64
+
 static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			   struct fuse_args *args)
 {
+	struct rfs_fuse ctx = { fs, NULL };
 	struct fuse_session *se;
 	int rc = 1;
 
-	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), fs);
+	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), &ctx);
 	if (!se)
 		return 1;
 	if (fuse_set_signal_handlers(se))
@@ -170,11 +175,15 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 	if (!conf->foreground)
 		rfs_log_set_sink(RFS_LOG_SYSLOG);
 	rfs_fs_start(fs);
+	/* none: every request waits on a session worker, as before */
+	if (rfs_async_new(&ctx.async, ASYNC_THREADS))
+		rfs_err("no threads for requests that wait on the network");
 	rfs_info("mounted %s on %s", conf->rucio_host, conf->mountpoint);
 	if (conf->allow_other)
 		rfs_warn("allow_other: every local user reads with this "
 			 "mount's Rucio identity");
 	rc = run_loop(se, conf) ? 1 : 0;
+	rfs_async_free(ctx.async);
 	rfs_pt_clear();
 	rfs_info("unmounting %s", conf->mountpoint);
 out_unmount:

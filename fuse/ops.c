@@ -1,7 +1,10 @@
 /*
  * FUSE low-level operations: each one turns a request into one core call
  * and exactly one reply. The errno sign flips here and nowhere else.
- * Request userdata is the struct rfs_fs.
+ * Request userdata is a struct rfs_fuse. A call that would wait on the
+ * network (the core says RFS_WOULD_BLOCK when asked with RFS_NOWAIT) is
+ * made again, waiting, on a thread of fuse/async.c, which replies: the
+ * session's workers stay free for what is at hand.
  */
 #include "config.h"
 
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "fuse/async.h"
 #include "fuse/ops.h"
 #include "fuse/passthrough.h"
 #include "util/log.h"
@@ -22,7 +26,12 @@
 
 static struct rfs_fs *fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	return ((struct rfs_fuse *)fuse_req_userdata(req))->fs;
+}
+
+static struct rfs_async *async_of(fuse_req_t req)
+{
+	return ((struct rfs_fuse *)fuse_req_userdata(req))->async;
 }
 
 static void reply_err(fuse_req_t req, int rc)
@@ -68,12 +77,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = RFS_FUSE_READAHEAD;
 }
 
-static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void reply_lookup(fuse_req_t req, int rc, const struct rfs_attr *a)
 {
 	struct rfs_fs *fs = fs_of(req);
 	struct fuse_entry_param e;
-	struct rfs_attr a;
-	int rc = rfs_fs_lookup(fs, parent, name, &a);
 
 	memset(&e, 0, sizeof(e));
 	if (rc == -ENOENT) {
@@ -87,13 +94,81 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_err(req, rc);
 		return;
 	}
-	e.ino = a.ino;
+	e.ino = a->ino;
 	e.generation = 1;
-	e.attr_timeout = a.attr_ttl;
-	e.entry_timeout = a.entry_ttl;
-	to_stat(&a, &e.attr);
+	e.attr_timeout = a->attr_ttl;
+	e.entry_timeout = a->entry_ttl;
+	to_stat(a, &e.attr);
 	if (fuse_reply_entry(req, &e))
-		rfs_fs_forget(fs, a.ino, 1); /* the kernel never got it */
+		rfs_fs_forget(fs, a->ino, 1); /* the kernel never got it */
+}
+
+/* A request for a thread that may wait: its own copy of the arguments
+ * (libfuse reuses the request's buffer once the handler returns). */
+struct job {
+	struct rfs_job j; /* first */
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;
+	size_t size;
+	off_t off;
+	char name[]; /* lookup, getxattr */
+};
+
+static void drop_job(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+
+	reply_err(jb->req, -EIO);
+	free(jb);
+}
+
+/* Hands the request to a thread that may wait; on no memory, EIO. */
+static void later(fuse_req_t req, enum rfs_async_kind kind,
+		  void (*run)(struct rfs_job *), fuse_ino_t ino,
+		  const struct fuse_file_info *fi, const char *name,
+		  size_t size, off_t off)
+{
+	size_t nl = name ? strlen(name) + 1 : 0;
+	struct job *jb = calloc(1, sizeof(*jb) + nl);
+
+	if (!jb) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	jb->j.run = run;
+	jb->j.drop = drop_job;
+	jb->req = req;
+	jb->ino = ino;
+	if (fi)
+		jb->fi = *fi;
+	if (name)
+		memcpy(jb->name, name, nl);
+	jb->size = size;
+	jb->off = off;
+	rfs_async_run(async_of(req), kind, &jb->j);
+}
+
+static void run_lookup(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+	struct rfs_attr a;
+	int rc = rfs_fs_lookup(fs_of(jb->req), jb->ino, jb->name, &a, 0);
+
+	reply_lookup(jb->req, rc, &a);
+	free(jb);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct rfs_attr a;
+	int rc = rfs_fs_lookup(fs_of(req), parent, name, &a, RFS_NOWAIT);
+
+	if (rc == RFS_WOULD_BLOCK)
+		later(req, RFS_ASYNC_LIST, run_lookup, parent, NULL, name, 0,
+		      0);
+	else
+		reply_lookup(req, rc, &a);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -125,12 +200,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, a.attr_ttl);
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino,
-		       struct fuse_file_info *fi)
+static void reply_opendir(fuse_req_t req, int rc, struct rfs_dir *d,
+			  struct fuse_file_info *fi)
 {
-	struct rfs_dir *d;
-	int rc = rfs_fs_opendir(fs_of(req), ino, &d);
-
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -139,6 +211,28 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi))
 		rfs_fs_releasedir(d);
+}
+
+static void run_opendir(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+	struct rfs_dir *d = NULL;
+	int rc = rfs_fs_opendir(fs_of(jb->req), jb->ino, &d, 0);
+
+	reply_opendir(jb->req, rc, d, &jb->fi);
+	free(jb);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct rfs_dir *d = NULL;
+	int rc = rfs_fs_opendir(fs_of(req), ino, &d, RFS_NOWAIT);
+
+	if (rc == RFS_WOULD_BLOCK)
+		later(req, RFS_ASYNC_LIST, run_opendir, ino, fi, NULL, 0, 0);
+	else
+		reply_opendir(req, rc, d, fi);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -274,19 +368,13 @@ static int backing_for(struct rfs_fs *fs, fuse_ino_t ino, struct rfs_file *f,
 	return id;
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void reply_open(fuse_req_t req, fuse_ino_t ino, int rc,
+		       struct rfs_file *f, struct fuse_file_info *fi)
 {
 	struct rfs_fs *fs = fs_of(req);
-	struct rfs_file *f;
 	bool counted;
-	int rc, id;
+	int id;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
-	    (fi->flags & (O_TRUNC | O_CREAT))) {
-		reply_err(req, -EROFS);
-		return;
-	}
-	rc = rfs_fs_open(fs, ino, &f);
 	if (rc) {
 		reply_err(req, rc);
 		return;
@@ -309,28 +397,76 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void run_open(struct rfs_job *j)
 {
-	struct rfs_file *f = file_of(fi);
+	struct job *jb = (struct job *)j;
+	struct rfs_file *f = NULL;
+	int rc = rfs_fs_open(fs_of(jb->req), jb->ino, &f, 0);
+
+	reply_open(jb->req, jb->ino, rc, f, &jb->fi);
+	free(jb);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rfs_file *f = NULL;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+	    (fi->flags & (O_TRUNC | O_CREAT))) {
+		reply_err(req, -EROFS);
+		return;
+	}
+	rc = rfs_fs_open(fs_of(req), ino, &f, RFS_NOWAIT);
+	if (rc == RFS_WOULD_BLOCK)
+		later(req, RFS_ASYNC_OPEN, run_open, ino, fi, NULL, 0, 0);
+	else
+		reply_open(req, ino, rc, f, fi);
+}
+
+/* A read, answered here or, if it must wait, handed on: true when
+ * answered. */
+static bool do_read(fuse_req_t req, struct rfs_file *f, size_t size, off_t off,
+		    int flags)
+{
 	char *buf;
 	ssize_t n;
 
 	if (off < 0) {
 		reply_err(req, -EINVAL);
-		return;
+		return true;
 	}
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		reply_err(req, -ENOMEM);
-		return;
+		return true;
 	}
-	n = rfs_fs_read(fs_of(req), f, buf, size, (uint64_t)off);
+	n = rfs_fs_read(fs_of(req), f, buf, size, (uint64_t)off, flags);
+	if (n == RFS_WOULD_BLOCK) {
+		free(buf);
+		return false;
+	}
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
+	return true;
+}
+
+static void run_read(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+
+	do_read(jb->req, file_of(&jb->fi), jb->size, jb->off, 0);
+	free(jb);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	if (!do_read(req, file_of(fi), size, off, RFS_NOWAIT))
+		later(req, RFS_ASYNC_READ, run_read, ino, fi, NULL, size, off);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -369,16 +505,35 @@ static void reply_xattr(fuse_req_t req, size_t size, int rc,
 		fuse_reply_buf(req, b->data ? b->data : "", b->len);
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			size_t size)
+/* A getxattr, answered here or handed on: true when answered. */
+static bool do_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size, int flags)
 {
 	struct rfs_buf b;
 	int rc;
 
 	rfs_buf_init(&b, MAX_XATTR);
-	rc = rfs_fs_getxattr(fs_of(req), ino, name, &b);
-	reply_xattr(req, size, rc, &b);
+	rc = rfs_fs_getxattr(fs_of(req), ino, name, &b, flags);
+	if (rc != RFS_WOULD_BLOCK)
+		reply_xattr(req, size, rc, &b);
 	rfs_buf_release(&b);
+	return rc != RFS_WOULD_BLOCK;
+}
+
+static void run_getxattr(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+
+	do_getxattr(jb->req, jb->ino, jb->name, jb->size, 0);
+	free(jb);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	if (!do_getxattr(req, ino, name, size, RFS_NOWAIT))
+		later(req, RFS_ASYNC_OPEN, run_getxattr, ino, NULL, name, size,
+		      0);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)

@@ -8,6 +8,15 @@
 /* The readahead the mount asks for: the largest FUSE read request. */
 #define RFS_FUSE_READAHEAD (1024 * 1024)
 
+struct rfs_fs;
+struct rfs_async;
+
+/* The session's userdata. */
+struct rfs_fuse {
+	struct rfs_fs *fs;
+	struct rfs_async *async; /* NULL: every request answered inline */
+};
+
 extern const struct fuse_lowlevel_ops rfs_fuse_ops;
 
 #endif

@@ -322,7 +322,7 @@ static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
  * the first one cached: fetched as one run. Returns the bytes filled.
  */
 static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-		       char *out, size_t left, double deadline)
+		       char *out, size_t left, double deadline, bool nowait)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
@@ -333,6 +333,8 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	if (cache_get(fs, f, idx, rfs_block_len(f, bs, idx), 0, out,
 		      rfs_block_len(f, bs, idx)) == 0)
 		return (ssize_t)rfs_block_len(f, bs, idx);
+	if (nowait)
+		return RFS_WOULD_BLOCK;
 	while (n < RFS_RUN_MAX && idx + n < nblocks &&
 	       n * bs + rfs_block_len(f, bs, idx + n) <= left &&
 	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
@@ -399,7 +401,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 }
 
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			size_t size, uint64_t off, double deadline)
+			size_t size, uint64_t off, double deadline, bool nowait)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
 	char *tmp = NULL;
@@ -416,7 +418,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 
 		if (skip == 0 && n == blen) { /* whole blocks: no copy */
 			got = get_run(fs, f, idx, (char *)buf + done,
-				      size - done, deadline);
+				      size - done, deadline, nowait);
 			rc = got < 0 ? (int)got : 0;
 			done += got > 0 ? (size_t)got : 0;
 			continue;
@@ -426,6 +428,10 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    0) {
 			done += n;
 			continue;
+		}
+		if (nowait) {
+			rc = RFS_WOULD_BLOCK;
+			break;
 		}
 		if (!tmp)
 			tmp = malloc(bs);

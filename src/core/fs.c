@@ -89,6 +89,7 @@ int rfs_fs_errno(int rc)
 	case ESTALE:
 	case EINVAL:
 	case ENOTSUP:
+	case EINPROGRESS: /* RFS_WOULD_BLOCK */
 		return rc;
 	default:
 		return -EIO;
@@ -606,7 +607,7 @@ static int fetch_done(struct rfs_fs *fs, struct rfs_node *n, int rc,
  * does not answer, an older listing is served.
  */
 static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
-			struct listing **out)
+			struct listing **out, bool nowait)
 {
 	struct rfs_did_rec rec;
 	struct listing *fresh = NULL;
@@ -629,6 +630,10 @@ static int node_listing(struct rfs_fs *fs, struct rfs_node *n,
 			rc = n->list_rc;
 			pthread_mutex_unlock(&fs->table_lock);
 			return rc;
+		}
+		if (nowait) { /* a fetch to make or wait for */
+			pthread_mutex_unlock(&fs->table_lock);
+			return RFS_WOULD_BLOCK;
 		}
 		if (!n->list_busy)
 			break;
@@ -980,8 +985,19 @@ static int ref_entry(struct rfs_fs *fs, uint64_t parent, size_t idx,
 	return rc;
 }
 
+/* Whether entry @idx of @l waits for its times (a bulk request). */
+static bool untimed(struct rfs_fs *fs, const struct listing *l, size_t idx)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fs->table_lock);
+	yes = l->e[idx].untimed;
+	pthread_mutex_unlock(&fs->table_lock);
+	return yes;
+}
+
 int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
-		  struct rfs_attr *out)
+		  struct rfs_attr *out, int flags)
 {
 	struct rfs_node *p = node_get(fs, parent);
 	struct listing *l = NULL;
@@ -991,7 +1007,7 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 
 	if (!p)
 		return -ESTALE;
-	rc = node_listing(fs, p, &l);
+	rc = node_listing(fs, p, &l, flags & RFS_NOWAIT);
 	if (rc) {
 		node_put(fs, p);
 		return rfs_fs_errno(rc);
@@ -1003,6 +1019,11 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 		return -ENOENT;
 	}
 	idx = (size_t)(e - l->e);
+	if ((flags & RFS_NOWAIT) && untimed(fs, l, idx)) {
+		node_put(fs, p);
+		listing_put(l);
+		return RFS_WOULD_BLOCK;
+	}
 	entry_times(fs, p, l, idx);
 	rc = ref_entry(fs, parent, idx, e, out);
 	node_put(fs, p);
@@ -1038,7 +1059,8 @@ int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out)
 	return rc;
 }
 
-int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out)
+int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out,
+		   int flags)
 {
 	struct rfs_node *n = node_get(fs, ino);
 	struct rfs_dir *d;
@@ -1047,7 +1069,7 @@ int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out)
 	if (!n)
 		return -ESTALE;
 	d = calloc(1, sizeof(*d));
-	rc = d ? node_listing(fs, n, &d->list) : -ENOMEM;
+	rc = d ? node_listing(fs, n, &d->list, flags & RFS_NOWAIT) : -ENOMEM;
 	if (rc) {
 		free(d);
 		node_put(fs, n);
@@ -1263,7 +1285,7 @@ static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
  * batch of siblings batch_of() picks.
  */
 static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
-			 struct rfs_replicas **out)
+			 struct rfs_replicas **out, bool nowait)
 {
 	struct rfs_did_rec *dids;
 	struct rfs_replicas **r, *old = NULL;
@@ -1278,6 +1300,8 @@ static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 		rfs_replicas_put(old);
 	if (*out)
 		return 0;
+	if (nowait)
+		return RFS_WOULD_BLOCK;
 	old = NULL;
 	dids = calloc(REP_BATCH_MAX, sizeof(*dids));
 	r = calloc(REP_BATCH_MAX, sizeof(*r));
@@ -1310,7 +1334,8 @@ static int node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 	return rc;
 }
 
-int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
+int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
+		int flags)
 {
 	struct rfs_node *n = node_get(fs, ino);
 	struct rfs_file *f;
@@ -1325,7 +1350,7 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 				   : rfs_did_rec_copy(&f->did, &n->rec);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc)
-		rc = node_replicas(fs, n, &f->reps);
+		rc = node_replicas(fs, n, &f->reps, flags & RFS_NOWAIT);
 	node_put(fs, n);
 	if (rc) {
 		if (f)
@@ -1343,7 +1368,9 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out)
 	rc = rfs_verify_attach(fs, f);
 	/* verify=always: not a byte before the whole matched */
 	if (!rc && fs->conf->verify_always)
-		rc = rfs_verify_whole(fs, f);
+		rc = flags & RFS_NOWAIT
+			     ? rfs_verify_is_good(f) ? 0 : RFS_WOULD_BLOCK
+			     : rfs_verify_whole(fs, f);
 	if (rc) {
 		rfs_fs_release(fs, f);
 		return rfs_fs_errno(rc);
@@ -1363,10 +1390,11 @@ static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 }
 
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-		    size_t size, uint64_t off)
+		    size_t size, uint64_t off, int flags)
 {
 	double deadline = rfs_mono_now() + fs->conf->read_timeout;
 	uint64_t fsize = f->reps->size;
+	bool nowait = flags & RFS_NOWAIT;
 	ssize_t got;
 	int rc;
 
@@ -1374,16 +1402,22 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		return 0;
 	if (size > fsize - off)
 		size = fsize - off;
+	if (nowait && (!fs->cache || rfs_verify_busy(f)))
+		return RFS_WOULD_BLOCK;
 	rc = rfs_verify_before_read(fs, f, off, size, deadline);
 	if (rc)
 		return rc;
 	if (fs->cache)
-		got = rfs_blocks_read(fs, f, buf, size, off, deadline);
+		got = rfs_blocks_read(fs, f, buf, size, off, deadline, nowait);
 	else
 		got = read_direct(fs, f, buf, size, off, deadline);
 	/* the read that ends the file is answered once the whole matched */
-	rc = rfs_verify_after_read(fs, f, off, buf, got > 0 ? (size_t)got : 0,
-				   deadline);
+	if (got == RFS_WOULD_BLOCK)
+		rc = rfs_verify_after_read(fs, f, off, buf, 0, deadline, false);
+	else
+		rc = rfs_verify_after_read(fs, f, off, buf,
+					   got > 0 ? (size_t)got : 0, deadline,
+					   nowait);
 	if (!rc && got == -ETIMEDOUT)
 		rfs_log_limited(LOG_ERR, f->didstr,
 				"read '%s' at %llu+%zu: no answer within "
@@ -1523,7 +1557,7 @@ static int xattr_value(const struct rfs_did_rec *r, enum xattr_id id,
 }
 
 int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
-		    struct rfs_buf *out)
+		    struct rfs_buf *out, int flags)
 {
 	struct rfs_node *n = node_get(fs, ino);
 	struct rfs_did_rec rec = { 0 };
@@ -1558,7 +1592,7 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 	if (!rc && id == X_CACHED) {
 		rc = cached_fraction(fs, &rec, out);
 	} else if (!rc && id == X_REPLICAS) {
-		rc = node_replicas(fs, n, &r);
+		rc = node_replicas(fs, n, &r, flags & RFS_NOWAIT);
 		if (!rc) {
 			rc = rfs_replicas_describe(r, out);
 			rfs_replicas_put(r);

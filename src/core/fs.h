@@ -10,6 +10,7 @@
 #ifndef RFS_FS_H
 #define RFS_FS_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -20,6 +21,16 @@
 #include "util/buf.h"
 
 #define RFS_ROOT_INO 1
+
+/*
+ * Flags of the calls that can reach the network. RFS_NOWAIT: answer only
+ * from what is at hand (memory, the cache); RFS_WOULD_BLOCK instead of
+ * waiting for the catalogue, storage, or another thread's fetch. The
+ * caller then asks again, from a thread that may wait, and nothing was
+ * changed meanwhile.
+ */
+#define RFS_NOWAIT 1
+#define RFS_WOULD_BLOCK (-EINPROGRESS)
 
 struct rfs_fs;
 struct rfs_dir;
@@ -73,12 +84,13 @@ bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc);
 
 /* Counts one kernel reference on success, released by rfs_fs_forget. */
 int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
-		  struct rfs_attr *out);
+		  struct rfs_attr *out, int flags);
 void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup);
 int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out);
 
 /* A snapshot of a directory, stable while open (readdir offsets). */
-int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out);
+int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out,
+		   int flags);
 /*
  * Entry @idx ("." and ".." first). @name is valid until releasedir.
  * Returns -ENOENT past the end.
@@ -97,10 +109,11 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 void rfs_fs_releasedir(struct rfs_dir *d);
 
 /* Resolves replicas for a file: -EISDIR for a collection. */
-int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out);
+int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
+		int flags);
 /* Exactly min(size, file_size - off) bytes, 0 at or past EOF. */
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-		    size_t size, uint64_t off);
+		    size_t size, uint64_t off, int flags);
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f);
 /*
  * Whether the kernel may keep @f's pages from earlier opens (file DIDs
@@ -118,7 +131,7 @@ void rfs_fs_count_whole(struct rfs_fs *fs);
 
 /* The value of attribute @name in @out; -ENODATA if it has none. */
 int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
-		    struct rfs_buf *out);
+		    struct rfs_buf *out, int flags);
 /* NUL-separated names, as listxattr(2) wants them. */
 int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out);
 

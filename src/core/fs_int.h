@@ -177,8 +177,10 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
  * fetch it waited for lost its blocks. */
 int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 			   size_t n, char *out, const struct rfs_how *how);
+/* With @nowait, RFS_WOULD_BLOCK rather than reach the network. */
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			size_t size, uint64_t off, double deadline);
+			size_t size, uint64_t off, double deadline,
+			bool nowait);
 /* Whether block @idx of the file @id is being fetched now. */
 bool rfs_blocks_in_flight(struct rfs_fs *fs, const struct rfs_cache_id *id,
 			  uint64_t idx);

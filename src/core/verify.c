@@ -1037,8 +1037,24 @@ static int await_verdict(struct rfs_fs *fs, struct rfs_file *f)
 	return rc ? -EIO : 0;
 }
 
+/* The verdict if it is in already (0 or -EIO), else RFS_WOULD_BLOCK. */
+static int verdict_now(struct rfs_file *f)
+{
+	struct rfs_verifier *v = f->v;
+	int rc = RFS_WOULD_BLOCK;
+
+	pthread_mutex_lock(&v->lock);
+	if (f->vgen <= v->bad_gen)
+		rc = -EIO;
+	else if (v->state == V_GOOD || v->given_up)
+		rc = 0;
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
 int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
-			  const void *buf, size_t len, double deadline)
+			  const void *buf, size_t len, double deadline,
+			  bool nowait)
 {
 	struct rfs_verifier *v = f->v;
 
@@ -1051,7 +1067,33 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 	if (!len || off + len < v->size)
 		return 0;
 	poke(fs, v);
-	return await_verdict(fs, f);
+	return nowait ? verdict_now(f) : await_verdict(fs, f);
+}
+
+bool rfs_verify_busy(const struct rfs_file *f)
+{
+	struct rfs_verifier *v = f->v;
+	bool busy;
+
+	if (!v)
+		return false;
+	pthread_mutex_lock(&v->lock);
+	busy = v->state == V_CHECKING;
+	pthread_mutex_unlock(&v->lock);
+	return busy;
+}
+
+bool rfs_verify_is_good(const struct rfs_file *f)
+{
+	struct rfs_verifier *v = f->v;
+	bool good;
+
+	if (!v)
+		return true;
+	pthread_mutex_lock(&v->lock);
+	good = v->state == V_GOOD;
+	pthread_mutex_unlock(&v->lock);
+	return good;
 }
 
 /* Under v->lock: the index of @s among @v's sources, added if new. */

@@ -50,12 +50,17 @@ int rfs_verify_before_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 /*
  * After @len bytes at @off (@buf) were read for @f: notes them (without a
  * cache, hands them to the worker). A read that reaches the end of the
- * file waits for the file's verdict: -EIO if it does not match. A file
- * that cannot be summed whole (a reader of its tail only) is answered
- * unchecked.
+ * file waits for the file's verdict: -EIO if it does not match (with
+ * @nowait: RFS_WOULD_BLOCK while there is none yet). A file that cannot
+ * be summed whole (a reader of its tail only) is answered unchecked.
  */
 int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
-			  const void *buf, size_t len, double deadline);
+			  const void *buf, size_t len, double deadline,
+			  bool nowait);
+/* Whether reads of @f wait now (a mismatch is being looked into). */
+bool rfs_verify_busy(const struct rfs_file *f);
+/* Whether @f's bytes matched the catalogue's checksums (or have none). */
+bool rfs_verify_is_good(const struct rfs_file *f);
 /* Blocks @idx..@idx + @n - 1 of @f were fetched from @src and queued for
  * the cache: the worker goes on summing. */
 void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
