@@ -635,8 +635,6 @@ static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
 
 int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 {
-	static const char *const default_schemes[] = { "davs", "https", "root",
-						       NULL };
 	int rc;
 
 	rc = check_url("rucio_host", conf->rucio_host, err, errlen);
@@ -653,12 +651,6 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 	rc = check_auth(conf, err, errlen);
 	if (rc)
 		return rc;
-	if (!conf->schemes.n)
-		for (size_t i = 0; default_schemes[i]; i++) {
-			rc = rfs_strv_push(&conf->schemes, default_schemes[i]);
-			if (rc)
-				return rc;
-		}
 	if (conf->ca_cert && access(conf->ca_cert, R_OK)) {
 		snprintf(err, errlen, "ca_cert '%s': %s", conf->ca_cert,
 			 strerror(errno));
@@ -721,7 +713,8 @@ void rfs_conf_usage(const char *progname)
 	       "    -o token_file=FILE     bearer token file (default: WLCG "
 	       "bearer token discovery)\n"
 	       "    -o schemes=LIST        replica schemes, ':'-separated "
-	       "(davs:https:root)\n"
+	       "(every one this build\n"
+	       "                           reads: https:davs:http:dav)\n"
 	       "    -o rse_expression=E    read only replicas on these RSEs "
 	       "(e.g. a site's own)\n"
 	       "    -o replica_sort=ALG    ask the catalogue to sort replicas "

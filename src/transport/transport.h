@@ -48,6 +48,13 @@ int rfs_transports_open(struct rfs_transports **out,
 			const struct rfs_conf *conf);
 void rfs_transports_close(struct rfs_transports *ts);
 
+/*
+ * The @i-th URL scheme some transport of this build reads (a static
+ * string), or NULL past the last: what the catalogue is asked for when
+ * -o schemes does not say.
+ */
+const char *rfs_transports_scheme(size_t i);
+
 /* The transport for @url's scheme, or NULL if none serves it. */
 struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,
 					  const char *url);
