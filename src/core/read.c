@@ -45,14 +45,22 @@ static int add_source(struct rfs_fs *fs, struct rfs_replicas *r,
 	struct rfs_transport *tp = rfs_transports_find(fs->tps, p->url);
 	struct rfs_source *s = &r->src[r->n];
 	struct rfs_buf url;
+	char *raw;
 	int rc;
 
 	if (!tp) {
 		r->skipped++; /* e.g. root:// before the xrootd transport */
 		return 0;
 	}
+	/* Rucio's simulate_multirange fragment is for the client, and
+	 * normalising would encode its '#' into the file's name */
+	raw = strndup(p->url,
+		      rfs_url_rucio_fragment(p->url, &s->no_multirange));
+	if (!raw)
+		return -ENOMEM;
 	rfs_buf_init(&url, 16384);
-	rc = rfs_url_normalize(&url, p->url);
+	rc = rfs_url_normalize(&url, raw);
+	free(raw);
 	if (rc) {
 		rfs_buf_release(&url);
 		return rc == -EFBIG ? 0 : rc;

@@ -83,3 +83,26 @@ def test_plain_http_rse_reads_by_default(lake, mount_factory, tmp_path):
         assert got and all(e["authorization"] == "Bearer" for e in got), got
     finally:
         lake.remove_replica(f["scope"], f["name"], rse)
+
+
+def test_simulate_multirange_fragment_is_cut(lake41, mount_factory):
+    """Rucio appends "&#multirange=false&nconnections=N" to the PFNs of an
+    RSE with simulate_multirange: the fragment is for the client, and
+    sent encoded it names a file that does not exist."""
+    rse = "MULTIRANGE_DISK"
+    port = lake41.ports["nginx"]
+    ensure_rse(lake41, rse, [{"scheme": "https", "hostname": "127.0.0.1",
+                              "port": port, "prefix": "/rucio"}],
+               {"simulate_multirange": 2})
+    f = pick_file(lake41, 2)
+    lake41.add_replica(f["scope"], f["name"], rse)
+    try:
+        m = mount_factory(lake41, "rse_expression=" + rse)
+        assert sha256_of(find_path(m, f)) == f["sha256"], m.logtext()
+        pfns = os.getxattr(find_path(m, f), "user.rucio.replicas").decode()
+        assert pfns.endswith(f["pfn_path"]) and "multirange" not in pfns
+        got = nginx_entries(lake41, port, f["pfn_path"])
+        assert got and all(e["status"] == 206 and
+                           e["uri"].endswith(f["pfn_path"]) for e in got)
+    finally:
+        lake41.remove_replica(f["scope"], f["name"], rse)
