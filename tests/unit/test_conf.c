@@ -738,6 +738,36 @@ static void test_validate(void)
 	CHECK_INT(c.conf.auth_type, RFS_AUTH_TOKEN);
 	cli_release(&c);
 
+	/* where storage connections may go: ';' separates, ':' is IPv6's */
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP
+			",storage_hosts=*.example.org;fd00::/8 192.0.2.1",
+			"-o", "deny_nets=127.0.0.2/32;fe80::/10", mnt, NULL),
+		  0);
+	CHECK_INT(c.conf.storage_hosts.n, 3);
+	CHECK_STR(c.conf.storage_hosts.v[0], "*.example.org");
+	CHECK_STR(c.conf.storage_hosts.v[1], "fd00::/8");
+	CHECK_STR(c.conf.storage_hosts.v[2], "192.0.2.1");
+	CHECK_INT(c.conf.deny_nets.n, 2);
+	CHECK_STR(c.conf.deny_nets.v[1], "fe80::/10");
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP, mnt, NULL), 0);
+	CHECK_INT(c.conf.storage_hosts.n, 0);
+	CHECK_INT(c.conf.deny_nets.n, 0);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",deny_nets=10.1.0.0/8", mnt,
+			NULL),
+		  -EINVAL);
+	CHECK(strstr(c.err, "deny_nets: '10.1.0.0/8'") != NULL);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",storage_hosts=a.org:443",
+			mnt, NULL),
+		  -EINVAL);
+	CHECK(strstr(c.err, "storage_hosts: 'a.org:443'") != NULL);
+	cli_release(&c);
+
 	/* what is missing or wrong */
 	CHECK_INT(valid(&c, "-o", UP, mnt, NULL), -EINVAL);
 	CHECK(strstr(c.err, "rucio_host") != NULL);
