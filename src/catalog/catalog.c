@@ -27,6 +27,7 @@ struct rfs_catalog {
 	const struct rfs_conf *conf;
 	struct rfs_http *http;
 	struct rfs_token_source *tokens; /* RFS_AUTH_TOKEN only */
+	struct rfs_strv schemes;	 /* asked of /replicas/list */
 
 	/* Protects the userpass token. Never held during a request: one
 	 * thread logs in (login_busy), the others wait on login_done. */
@@ -91,9 +92,12 @@ int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf)
 	if (!cat)
 		return -ENOMEM;
 	cat->conf = conf;
+	rfs_strv_init(&cat->schemes);
 	pthread_mutex_init(&cat->lock, NULL);
 	pthread_cond_init(&cat->login_done, NULL);
-	rc = rfs_http_new(&cat->http, &hopts);
+	rc = rfs_catalog_set_schemes(cat, &conf->schemes);
+	if (!rc)
+		rc = rfs_http_new(&cat->http, &hopts);
 	if (!rc && conf->auth_type == RFS_AUTH_TOKEN)
 		rc = rfs_token_source_new(&cat->tokens, conf->token_file);
 	if (!rc && cat->tokens)
@@ -113,6 +117,7 @@ void rfs_catalog_free(struct rfs_catalog *cat)
 	rfs_http_free(cat->http);
 	rfs_token_source_free(cat->tokens);
 	rfs_token_free(cat->token);
+	rfs_strv_release(&cat->schemes);
 	pthread_cond_destroy(&cat->login_done);
 	pthread_mutex_destroy(&cat->lock);
 	free(cat);
@@ -798,14 +803,26 @@ int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l)
 	return j.rc;
 }
 
-static char *replicas_body(const struct rfs_conf *conf,
+int rfs_catalog_set_schemes(struct rfs_catalog *cat,
+			    const struct rfs_strv *schemes)
+{
+	int rc = 0;
+
+	rfs_strv_release(&cat->schemes);
+	for (size_t i = 0; i < schemes->n && !rc; i++)
+		rc = rfs_strv_push(&cat->schemes, schemes->v[i]);
+	return rc;
+}
+
+static char *replicas_body(const struct rfs_catalog *cat,
 			   const struct rfs_did_rec *dids, size_t n)
 {
+	const struct rfs_conf *conf = cat->conf;
 	json_t *root, *schemes = json_array(), *arr = json_array();
 	char *s = NULL;
 
-	for (size_t i = 0; schemes && i < conf->schemes.n; i++)
-		json_array_append_new(schemes, json_string(conf->schemes.v[i]));
+	for (size_t i = 0; schemes && i < cat->schemes.n; i++)
+		json_array_append_new(schemes, json_string(cat->schemes.v[i]));
 	for (size_t i = 0; arr && i < n; i++)
 		if (json_array_append_new(arr, json_pack("{s:s,s:s}", "scope",
 							 dids[i].scope, "name",
@@ -839,7 +856,7 @@ int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
 
 	if (n == 0 || n > RFS_REPLICAS_MANY_MAX)
 		return -EINVAL;
-	req = replicas_body(cat->conf, dids, n);
+	req = replicas_body(cat, dids, n);
 	if (!req)
 		return -ENOMEM;
 	rq.body = req;

@@ -44,6 +44,14 @@ int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
  * created/updated times and missing sizes and checksums in place.
  */
 int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l);
+/*
+ * The replica schemes asked of POST /replicas/list from now on, copied
+ * (at creation: -o schemes). Rucio returns no PFN of a scheme not asked
+ * for, and an empty list asks for its one best protocol per RSE. Not
+ * locked: call before the first request.
+ */
+int rfs_catalog_set_schemes(struct rfs_catalog *cat,
+			    const struct rfs_strv *schemes);
 /* POST /replicas/list for one file, with the configured schemes/sort. */
 int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
 			      const char *name, struct rfs_replica_list *out);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "util/net.h"
 #include "util/str.h"
 #include "util/banned.h"
 
@@ -48,6 +49,7 @@ enum opt_type {
 	OPT_STR,
 	OPT_SECRET,
 	OPT_STRV,
+	OPT_NETLIST,
 	OPT_DURATION,
 	OPT_SIZE,
 	OPT_UINT,
@@ -80,6 +82,8 @@ static const struct opt opts[] = {
 	OPT("replica_sort", OPT_STR, replica_sort),
 	OPT("rse_expression", OPT_STR, rse_expression),
 	OPT("schemes", OPT_STRV, schemes),
+	OPT("storage_hosts", OPT_NETLIST, storage_hosts),
+	OPT("deny_nets", OPT_NETLIST, deny_nets),
 	OPT("connect_timeout", OPT_DURATION, connect_timeout),
 	OPT("io_timeout", OPT_DURATION, io_timeout),
 	OPT("low_speed_limit", OPT_SIZE, low_speed_limit),
@@ -112,6 +116,8 @@ void rfs_conf_init(struct rfs_conf *conf)
 {
 	memset(conf, 0, sizeof(*conf));
 	rfs_strv_init(&conf->schemes);
+	rfs_strv_init(&conf->storage_hosts);
+	rfs_strv_init(&conf->deny_nets);
 	conf->connect_timeout = 10;
 	conf->io_timeout = 30;
 	conf->low_speed_limit = 1024;
@@ -150,6 +156,8 @@ void rfs_conf_release(struct rfs_conf *conf)
 			free_secret(field);
 	}
 	rfs_strv_release(&conf->schemes);
+	rfs_strv_release(&conf->storage_hosts);
+	rfs_strv_release(&conf->deny_nets);
 	free(conf->config_path);
 	free(conf->mountpoint);
 	conf->config_path = conf->mountpoint = NULL;
@@ -166,8 +174,11 @@ static const struct opt *find_opt(const char *key, size_t *idx)
 	return NULL;
 }
 
-/* Lists accept ',' (rucio.cfg) and ':' (handy inside -o, where ',' splits) */
-static int set_strv(struct rfs_strv *sv, const char *value)
+/*
+ * Lists accept ',' (rucio.cfg) and ':' (handy inside -o, where ',' splits);
+ * lists of hosts and address ranges ';' instead of ':', which IPv6 holds.
+ */
+static int set_strv(struct rfs_strv *sv, const char *value, const char *sep)
 {
 	char *copy = strdup(value), *p, *save = NULL;
 	int rc = 0;
@@ -175,8 +186,8 @@ static int set_strv(struct rfs_strv *sv, const char *value)
 	if (!copy)
 		return -ENOMEM;
 	rfs_strv_release(sv);
-	for (p = strtok_r(copy, ",: ", &save); p && !rc;
-	     p = strtok_r(NULL, ",: ", &save))
+	for (p = strtok_r(copy, sep, &save); p && !rc;
+	     p = strtok_r(NULL, sep, &save))
 		rc = rfs_strv_push(sv, p);
 	free(copy);
 	if (!rc && sv->n == 0)
@@ -202,7 +213,9 @@ static int set_value(struct rfs_conf *conf, const struct opt *o,
 		*(char **)field = copy;
 		return 0;
 	case OPT_STRV:
-		return set_strv(field, value);
+		return set_strv(field, value, ",: ");
+	case OPT_NETLIST:
+		return set_strv(field, value, ",; \t");
 	case OPT_DURATION:
 		return rfs_parse_duration(value, field);
 	case OPT_SIZE:
@@ -613,6 +626,18 @@ static int check_verify(struct rfs_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* storage_hosts and deny_nets: the transport builds the same policy */
+static int check_net(const struct rfs_conf *conf, char *err, size_t errlen)
+{
+	struct rfs_netpol p;
+	int rc = rfs_netpol_init(&p, conf->storage_hosts.v, conf->deny_nets.v,
+				 err, errlen);
+
+	if (!rc)
+		rfs_netpol_release(&p);
+	return rc;
+}
+
 /* Absolute, because the daemon changes to / when it detaches. */
 static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
 {
@@ -635,8 +660,6 @@ static int check_mountpoint(struct rfs_conf *conf, char *err, size_t errlen)
 
 int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 {
-	static const char *const default_schemes[] = { "davs", "https", "root",
-						       NULL };
 	int rc;
 
 	rc = check_url("rucio_host", conf->rucio_host, err, errlen);
@@ -653,12 +676,6 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 	rc = check_auth(conf, err, errlen);
 	if (rc)
 		return rc;
-	if (!conf->schemes.n)
-		for (size_t i = 0; default_schemes[i]; i++) {
-			rc = rfs_strv_push(&conf->schemes, default_schemes[i]);
-			if (rc)
-				return rc;
-		}
 	if (conf->ca_cert && access(conf->ca_cert, R_OK)) {
 		snprintf(err, errlen, "ca_cert '%s': %s", conf->ca_cert,
 			 strerror(errno));
@@ -688,6 +705,8 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 	rc = check_cache(conf, err, errlen);
 	if (!rc)
 		rc = check_verify(conf, err, errlen);
+	if (!rc)
+		rc = check_net(conf, err, errlen);
 	if (rc)
 		return rc;
 	return check_mountpoint(conf, err, errlen);
@@ -721,7 +740,17 @@ void rfs_conf_usage(const char *progname)
 	       "    -o token_file=FILE     bearer token file (default: WLCG "
 	       "bearer token discovery)\n"
 	       "    -o schemes=LIST        replica schemes, ':'-separated "
-	       "(davs:https:root)\n"
+	       "(every one this build\n"
+	       "                           reads: https:davs:http:dav)\n"
+	       "    -o storage_hosts=LIST  connect for bytes only to these "
+	       "hosts, "
+	       "';'-separated:\n"
+	       "                           names, *.example.org, address "
+	       "ranges (default: any)\n"
+	       "    -o deny_nets=LIST      never connect to these address "
+	       "ranges, ';'-separated\n"
+	       "                           (link-local ones never: "
+	       "169.254.0.0/16, fe80::/10)\n"
 	       "    -o rse_expression=E    read only replicas on these RSEs "
 	       "(e.g. a site's own)\n"
 	       "    -o replica_sort=ALG    ask the catalogue to sort replicas "

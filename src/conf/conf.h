@@ -39,9 +39,14 @@ struct rfs_conf {
 	char *rucio_config; /* explicit rucio.cfg path */
 	char *config_path;  /* the file actually read, or NULL */
 	char *token_file;
-	char *replica_sort;	  /* NULL: the catalogue's default order */
-	char *rse_expression;	  /* NULL: replicas on every RSE */
-	struct rfs_strv schemes;  /* replica schemes to ask for, in order */
+	char *replica_sort;   /* NULL: the catalogue's default order */
+	char *rse_expression; /* NULL: replicas on every RSE */
+	/* replica schemes to ask for; none: every one the build reads */
+	struct rfs_strv schemes;
+	/* storage hosts that may be connected to (none: any) and address
+	 * ranges that may not, beyond the link-local ones (util/net.h) */
+	struct rfs_strv storage_hosts;
+	struct rfs_strv deny_nets;
 	double connect_timeout;	  /* seconds */
 	double io_timeout;	  /* seconds below low_speed_limit that fail */
 	uint64_t low_speed_limit; /* bytes/s */

@@ -788,6 +788,27 @@ static void entry_times(struct rfs_fs *fs, struct rfs_node *dir,
 
 /* ---- operations ---- */
 
+/*
+ * With no -o schemes, the catalogue is asked for every scheme this build
+ * reads: Rucio returns no PFN of a scheme left out, so a lake whose RSEs
+ * speak plain http would list every file and read none. A scheme no
+ * transport reads (root:// today) is not asked for.
+ */
+static int ask_readable_schemes(struct rfs_catalog *cat)
+{
+	struct rfs_strv sv;
+	const char *s;
+	int rc = 0;
+
+	rfs_strv_init(&sv);
+	for (size_t i = 0; !rc && (s = rfs_transports_scheme(i)); i++)
+		rc = rfs_strv_push(&sv, s);
+	if (!rc)
+		rc = rfs_catalog_set_schemes(cat, &sv);
+	rfs_strv_release(&sv);
+	return rc;
+}
+
 int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 {
 	struct rfs_fs *fs = calloc(1, sizeof(*fs));
@@ -819,6 +840,8 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	rc = rfs_catalog_new(&fs->cat, conf);
 	if (!rc)
 		rc = rfs_transports_open(&fs->tps, conf);
+	if (!rc && !conf->schemes.n)
+		rc = ask_readable_schemes(fs->cat);
 	if (!rc) {
 		*out = fs;
 		return 0;

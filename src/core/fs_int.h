@@ -33,9 +33,12 @@ struct rfs_how {
 
 /* One replica URL and the transport that can read it. */
 struct rfs_source {
-	char *url; /* normalised for the transport */
+	char *url; /* normalised for the transport, Rucio's fragment cut */
 	char *rse;
 	struct rfs_transport *tp;
+	/* the RSE asks for one range per request (Rucio's
+	 * simulate_multirange): for vector reads */
+	bool no_multirange;
 };
 
 /*

@@ -45,14 +45,22 @@ static int add_source(struct rfs_fs *fs, struct rfs_replicas *r,
 	struct rfs_transport *tp = rfs_transports_find(fs->tps, p->url);
 	struct rfs_source *s = &r->src[r->n];
 	struct rfs_buf url;
+	char *raw;
 	int rc;
 
 	if (!tp) {
 		r->skipped++; /* e.g. root:// before the xrootd transport */
 		return 0;
 	}
+	/* Rucio's simulate_multirange fragment is for the client, and
+	 * normalising would encode its '#' into the file's name */
+	raw = strndup(p->url,
+		      rfs_url_rucio_fragment(p->url, &s->no_multirange));
+	if (!raw)
+		return -ENOMEM;
 	rfs_buf_init(&url, 16384);
-	rc = rfs_url_normalize(&url, p->url);
+	rc = rfs_url_normalize(&url, raw);
+	free(raw);
 	if (rc) {
 		rfs_buf_release(&url);
 		return rc == -EFBIG ? 0 : rc;
@@ -242,16 +250,20 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
 	return rc;
 }
 
-/* Appends "RSE (url): reason; " to the failure summary, bounded. */
+/*
+ * Appends "RSE (url): reason; " to the failure summary, bounded, or
+ * "RSE (url -> target): reason" when a redirect was followed; no query.
+ */
 static void note_failure(char *why, size_t len, const struct rfs_source *s,
-			 int rc)
+			 int rc, const struct rfs_xfer_note *note)
 {
 	char url[256];
 	size_t used = strlen(why);
 
 	rfs_url_for_log(url, sizeof(url), s->url);
-	snprintf(why + used, len - used, "%s%s (%s): %s", used ? "; " : "",
-		 s->rse, url, rfs_errno_reason(rc));
+	snprintf(why + used, len - used, "%s%s (%s%s%s): %s", used ? "; " : "",
+		 s->rse, url, note->target[0] ? " -> " : "", note->target,
+		 note->why[0] ? note->why : rfs_errno_reason(rc));
 }
 
 /* One line per failed read (rate-limited per file), or per failover. */
@@ -385,12 +397,12 @@ static void rank_sources(struct rfs_fs *fs, const struct rfs_file *f,
 static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 			  struct rfs_source *s, const char *bearer,
 			  const struct iovec *iov, int iovcnt, size_t size,
-			  uint64_t off, bool last)
+			  uint64_t off, bool last, struct rfs_xfer_note *note)
 {
 	double t0 = rfs_mono_now();
-	ssize_t got =
-		s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt, off,
-				   r->size, last ? 0 : fs->conf->min_rate);
+	ssize_t got = s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt,
+					 off, r->size,
+					 last ? 0 : fs->conf->min_rate, note);
 
 	rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
 		     got == (ssize_t)size ? 0
@@ -427,7 +439,8 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 	size_t size = rfs_iov_len(iov, iovcnt), n = 0, i;
 	struct ranked *order = NULL;
 	char *bearer = NULL;
-	char why[1024] = "";
+	char why[2048] = "";
+	struct rfs_xfer_note note;
 	ssize_t got = -EIO;
 	int rc;
 
@@ -452,7 +465,7 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 		if (how->deadline && rfs_mono_now() >= how->deadline)
 			break;
 		got = try_source(fs, r, s, bearer, iov, iovcnt, size, off,
-				 i + 1 == n);
+				 i + 1 == n, &note);
 		if (got == (ssize_t)size) {
 			__atomic_store_n(&r->preferred, order[i].idx,
 					 __ATOMIC_RELAXED);
@@ -460,7 +473,8 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 				*served = s;
 			break;
 		}
-		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO);
+		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO,
+			     &note);
 		got = -EIO;
 	}
 	if (got < 0 && i < n) {
@@ -529,7 +543,8 @@ void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		e->slow++;
 		e->rate = e->rate > 0 && rate < e->rate ? rate : e->rate;
 	}
-	if (e && (slow || (rc && rfs_unreachable(rc))))
+	/* refused by the connection policy: as good as out of reach */
+	if (e && (slow || (rc && rfs_unreachable(rc)) || rc == -EPERM))
 		e->slow_until = rfs_mono_now() + SLOW_PENALTY;
 	pthread_mutex_unlock(&fs->stats_lock);
 }

@@ -4,6 +4,11 @@
  * sent: XrdHttp 5.5 and dCache answer open-ended and past-EOF ranges with
  * wrong bodies, so nothing the server says is trusted unless it matches
  * the request exactly (status, Content-Range, length).
+ *
+ * Redirects (dCache doors, EOS head nodes) are followed here, not by
+ * curl: each hop's host is checked against the connection policy
+ * (util/net.h) before any connection, each address before connect(),
+ * and the bearer token goes with a hop only when the policy allows it.
  */
 #include "config.h"
 
@@ -12,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 #include "transport/transport.h"
@@ -19,13 +25,20 @@
 #include "util/errmap.h"
 #include "util/http.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/str.h"
 #include "util/banned.h"
 
 struct http_transport {
 	struct rfs_transport base;
 	struct rfs_http *http;
+	struct rfs_netpol pol;
 };
+
+#define MAX_REDIRECTS 5
+#define URL_MAX 8192
+/* the body of a redirect or an error is read and dropped up to this */
+#define JUNK_MAX (64 << 10)
 
 /* Where the body goes: exactly @want bytes into the caller's buffers. */
 struct sink {
@@ -39,6 +52,9 @@ struct sink {
 	bool overflow;
 	uint64_t min_rate; /* bytes/s; 0: any rate will do */
 	bool too_slow;
+	bool judged; /* the status was looked at */
+	bool junk;   /* not 200/206: the body is dropped */
+	size_t junk_len;
 };
 
 /* Judged only after this long: connection set-up is not streaming. */
@@ -62,11 +78,31 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 	return 1; /* aborts: another replica will do better */
 }
 
+/*
+ * A redirect's or an error's body is not the file: it must not land in
+ * the caller's buffers, and its status says what happened.
+ */
+static bool junk_body(struct sink *s)
+{
+	long status = 0;
+
+	if (!s->judged) {
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+		s->junk = status != 200 && status != 206;
+		s->judged = true;
+	}
+	return s->junk;
+}
+
 static size_t sink_cb(char *p, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
 	size_t n = size * nmemb, left = n;
 
+	if (junk_body(s)) {
+		s->junk_len += n;
+		return s->junk_len > JUNK_MAX ? 0 : n;
+	}
 	if (n > s->want - s->got) {
 		s->overflow = true;
 		return 0; /* aborts the transfer: the server sent too much */
@@ -92,6 +128,14 @@ static size_t sink_cb(char *p, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* Every hop starts with empty buffers: a redirect's body is not kept. */
+static void sink_restart(struct sink *s)
+{
+	s->cur = 0;
+	s->used = s->got = s->junk_len = 0;
+	s->overflow = s->too_slow = s->judged = s->junk = false;
+}
+
 static int http_open(struct rfs_transport **out, const struct rfs_conf *conf)
 {
 	struct http_transport *t = calloc(1, sizeof(*t));
@@ -102,13 +146,22 @@ static int http_open(struct rfs_transport **out, const struct rfs_conf *conf)
 		.low_speed_limit = (long)conf->low_speed_limit,
 		.user_agent = "ruciofs/" PACKAGE_VERSION,
 	};
+	char err[256];
 	int rc;
 
 	if (!t)
 		return -ENOMEM;
 	t->base.ops = &rfs_http_transport_ops;
+	/* checked by rfs_conf_validate already */
+	rc = rfs_netpol_init(&t->pol, conf->storage_hosts.v, conf->deny_nets.v,
+			     err, sizeof(err));
+	if (rc) {
+		free(t);
+		return rc;
+	}
 	rc = rfs_http_new(&t->http, &hopts);
 	if (rc) {
+		rfs_netpol_release(&t->pol);
 		free(t);
 		return rc;
 	}
@@ -121,11 +174,12 @@ static void http_close(struct rfs_transport *base)
 	struct http_transport *t = (struct http_transport *)base;
 
 	rfs_http_free(t->http);
+	rfs_netpol_release(&t->pol);
 	free(t);
 }
 
 /* davs:// and dav:// are WebDAV over https:// and http:// */
-static int real_url(const char *url, char *out, size_t outlen, bool *tls)
+static int real_url(const char *url, char *out, size_t outlen)
 {
 	const char *rest = strstr(url, "://");
 	const char *scheme;
@@ -140,7 +194,6 @@ static int real_url(const char *url, char *out, size_t outlen, bool *tls)
 		scheme = "http";
 	else
 		return -EPROTONOSUPPORT;
-	*tls = scheme[4] == 's';
 	n = snprintf(out, outlen, "%s%s", scheme, rest);
 	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
@@ -169,7 +222,7 @@ static int check_answer(long status, const struct rfs_http_hdr *cr,
 }
 
 static int set_headers(struct curl_slist **l, uint64_t off, size_t len,
-		       const char *bearer, bool tls)
+		       const char *bearer)
 {
 	char range[64];
 	struct curl_slist *nl;
@@ -177,7 +230,7 @@ static int set_headers(struct curl_slist **l, uint64_t off, size_t len,
 	snprintf(range, sizeof(range), "Range: bytes=%llu-%llu",
 		 (unsigned long long)off, (unsigned long long)(off + len - 1));
 	*l = curl_slist_append(NULL, range);
-	if (*l && bearer && tls) {
+	if (*l && bearer) {
 		/* built in place so the token is wiped, never logged */
 		size_t n = strlen(bearer) + 32;
 		char *h = malloc(n);
@@ -201,16 +254,111 @@ static void free_headers(struct curl_slist *l)
 	curl_slist_free_all(l);
 }
 
-static int do_get(struct http_transport *t, const char *url,
+/* One request of a transfer: where it goes, what it may connect to. */
+struct hop {
+	CURLU *u;
+	char *host; /* curl's: "[v6]" for IPv6 */
+	bool tls;
+	bool need_range; /* each address must lie in a storage_hosts range */
+	const struct rfs_netpol *pol;
+	bool refused;	 /* an address was refused before connect() */
+	unsigned opened; /* sockets handed to curl */
+	char why[192];
+};
+
+static void hop_release(struct hop *hop)
+{
+	curl_free(hop->host);
+	curl_url_cleanup(hop->u);
+}
+
+/* Parses @url (http or https only) and judges its host. */
+static int hop_open(struct hop *hop, const struct rfs_netpol *pol,
+		    const char *url)
+{
+	char *scheme = NULL;
+	int rc = 0;
+
+	memset(hop, 0, sizeof(*hop));
+	hop->pol = pol;
+	hop->u = curl_url();
+	if (!hop->u)
+		return -ENOMEM;
+	if (curl_url_set(hop->u, CURLUPART_URL, url, 0) ||
+	    curl_url_get(hop->u, CURLUPART_SCHEME, &scheme, 0) ||
+	    curl_url_get(hop->u, CURLUPART_HOST, &hop->host, 0))
+		rc = -EINVAL;
+	else if (!strcasecmp(scheme, "https"))
+		hop->tls = true;
+	else if (strcasecmp(scheme, "http")) {
+		snprintf(hop->why, sizeof(hop->why),
+			 "refused: not an http(s) URL"); /* file://, ftp:// */
+		rc = -EPROTONOSUPPORT;
+	}
+	curl_free(scheme);
+	if (!rc)
+		rc = rfs_netpol_check_host(pol, hop->host, &hop->need_range,
+					   hop->why, sizeof(hop->why));
+	return rc;
+}
+
+/*
+ * curl hands every address it is about to connect to here first (one
+ * per happy-eyeballs attempt): a name is checked by where it resolves,
+ * whatever the resolver says, before connect().
+ */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
+				 struct curl_sockaddr *a)
+{
+	struct hop *hop = clientp;
+	char why[sizeof(hop->why)];
+
+	(void)purpose;
+	if (rfs_netpol_check_addr(hop->pol, &a->addr, a->addrlen,
+				  hop->need_range, why, sizeof(why))) {
+		if (!hop->refused)
+			memcpy(hop->why, why, sizeof(why));
+		hop->refused = true;
+		return CURL_SOCKET_BAD; /* curl tries the next address */
+	}
+	hop->opened++;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static bool is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 ||
+	       status == 307 || status == 308;
+}
+
+/* A redirect's target into @next ("" when the answer is no redirect). */
+static int take_target(CURL *h, long status, char *next, size_t nextlen)
+{
+	char *loc = NULL;
+
+	next[0] = '\0';
+	if (!is_redirect(status) ||
+	    curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &loc) || !loc)
+		return 0;
+	if (strlen(loc) >= nextlen)
+		return -ENAMETOOLONG;
+	memcpy(next, loc, strlen(loc) + 1);
+	return 0;
+}
+
+static int do_get(struct http_transport *t, struct hop *hop,
 		  struct curl_slist *headers, struct sink *s,
-		  struct rfs_http_hdrs *hdrs, long *status)
+		  struct rfs_http_hdrs *hdrs, long *status, char *next)
 {
 	CURL *h = rfs_http_get(t->http);
-	int rc;
+	int rc, trc;
 
 	if (!h)
 		return -ENOMEM;
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CURLU, hop->u);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, hop);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_cb);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -221,48 +369,109 @@ static int do_get(struct http_transport *t, const char *url,
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
 			 s->min_rate ? progress_cb : NULL);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, s);
-	/* dCache doors and EOS head nodes redirect every GET; curl drops
-	 * our Authorization header if the target is another host. */
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 	rc = curl_easy_perform(h);
+	*status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	if (rc == CURLE_WRITE_ERROR && s->junk)
+		rc = CURLE_OK; /* a long error page: its status says enough */
+	trc = rc ? 0 : take_target(h, *status, next, URL_MAX);
+	curl_easy_setopt(h, CURLOPT_CURLU, NULL); /* freed after this */
 	rfs_http_put(t->http, h);
+	/* a refusal is the failure only if no address was left to try */
+	if (rc && hop->refused && !hop->opened)
+		return -EPERM;
+	hop->why[0] = '\0';
 	if (rc == CURLE_WRITE_ERROR && s->overflow)
 		return -EBADMSG;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && s->too_slow)
 		return -ETIMEDOUT;
-	return rc ? rfs_errno_from_curl(rc) : 0;
+	return rc ? rfs_errno_from_curl(rc) : trc;
+}
+
+/* What a transfer keeps across its hops. */
+struct xfer {
+	struct http_transport *t;
+	const char *bearer;
+	uint64_t off;
+	size_t len;
+	struct sink *s;
+	struct rfs_http_hdrs *hdrs;
+	char origin[300]; /* the replica's own host */
+	struct rfs_xfer_note *note;
+};
+
+/*
+ * One hop to @url; *@next gets where a redirect points. The token goes
+ * along only where the policy lets it: over TLS, to the replica's own
+ * host or a host storage_hosts names.
+ */
+static int one_hop(struct xfer *x, const char *url, int n, long *status,
+		   char *next)
+{
+	struct curl_slist *headers = NULL;
+	struct hop hop;
+	bool token;
+	int rc = hop_open(&hop, &x->t->pol, url);
+
+	if (!rc && n == 0 &&
+	    snprintf(x->origin, sizeof(x->origin), "%s", hop.host) >=
+		    (int)sizeof(x->origin))
+		rc = -ENAMETOOLONG;
+	if (!rc) {
+		token = x->bearer && rfs_netpol_token_ok(&x->t->pol, x->origin,
+							 hop.host, hop.tls);
+		rc = set_headers(&headers, x->off, x->len,
+				 token ? x->bearer : NULL);
+	}
+	sink_restart(x->s);
+	if (!rc)
+		rc = do_get(x->t, &hop, headers, x->s, x->hdrs, status, next);
+	if (rc && hop.why[0])
+		memcpy(x->note->why, hop.why, sizeof(x->note->why));
+	free_headers(headers);
+	hop_release(&hop);
+	return rc;
 }
 
 static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 			   const char *bearer, const struct iovec *iov,
 			   int iovcnt, uint64_t off, uint64_t file_size,
-			   uint64_t min_rate)
+			   uint64_t min_rate, struct rfs_xfer_note *note)
 {
-	struct http_transport *t = (struct http_transport *)base;
 	struct rfs_http_hdr cr = { .name = "Content-Range" };
 	struct rfs_http_hdrs hdrs = { &cr, 1 };
 	struct sink s = { .iov = iov, .iovcnt = iovcnt, .min_rate = min_rate };
-	struct curl_slist *headers = NULL;
-	char target[8192];
+	struct xfer x = { .t = (struct http_transport *)base,
+			  .bearer = bearer,
+			  .off = off,
+			  .len = rfs_iov_len(iov, iovcnt),
+			  .s = &s,
+			  .hdrs = &hdrs,
+			  .note = note };
+	char cur[URL_MAX], next[URL_MAX];
 	long status = 0;
-	size_t len = rfs_iov_len(iov, iovcnt);
-	bool tls;
-	int rc;
+	int rc, n;
 
-	if (len == 0)
+	note->target[0] = note->why[0] = '\0';
+	if (x.len == 0)
 		return 0;
-	s.want = len;
-	rc = real_url(url, target, sizeof(target), &tls);
-	if (!rc)
-		rc = set_headers(&headers, off, len, bearer, tls);
-	if (!rc)
-		rc = do_get(t, target, headers, &s, &hdrs, &status);
-	free_headers(headers);
+	s.want = x.len;
+	rc = real_url(url, cur, sizeof(cur));
+	for (n = 0; !rc; n++) {
+		rc = one_hop(&x, cur, n, &status, next);
+		if (rc || !next[0])
+			break;
+		rfs_url_for_log(note->target, sizeof(note->target), next);
+		if (n == MAX_REDIRECTS) {
+			snprintf(note->why, sizeof(note->why),
+				 "more than %d redirects", MAX_REDIRECTS);
+			rc = -ELOOP;
+		}
+		memcpy(cur, next, strlen(next) + 1);
+	}
 	if (!rc)
 		rc = check_answer(status, &cr, &s, off, file_size);
-	return rc ? rc : (ssize_t)len;
+	return rc ? rc : (ssize_t)x.len;
 }
 
 static const char *const http_schemes[] = { "https", "davs", "http", "dav",

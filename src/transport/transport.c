@@ -54,6 +54,18 @@ static bool scheme_matches(const char *url, const char *scheme)
 	return strncasecmp(url, scheme, n) == 0 && !strncmp(url + n, "://", 3);
 }
 
+const char *rfs_transports_scheme(size_t i)
+{
+	for (size_t k = 0; k < NOPS; k++) {
+		const char *const *s = all_ops[k]->schemes;
+
+		for (; *s; s++)
+			if (i-- == 0)
+				return *s;
+	}
+	return NULL;
+}
+
 struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,
 					  const char *url)
 {

@@ -14,6 +14,15 @@
 struct rfs_conf;
 struct rfs_transport;
 
+/* What one transfer tells the log beyond its errno. */
+struct rfs_xfer_note {
+	/* the redirect target last followed, without its query; "" if none */
+	char target[512];
+	/* why it was refused without a connection (-EPERM: where it would
+	 * have gone, -ELOOP), or "" */
+	char why[192];
+};
+
 struct rfs_transport_ops {
 	const char *name;
 	const char *const *schemes; /* NULL-terminated, e.g. "https" */
@@ -27,12 +36,15 @@ struct rfs_transport_ops {
 	 * error, never a partial count. @bearer (may be NULL) is borrowed.
 	 * A transfer still under @min_rate bytes/s after a second of it is
 	 * given up with -ETIMEDOUT (0: never), so another replica can take
-	 * the range.
+	 * the range. Redirects are followed by the transport itself, each
+	 * hop checked against the connection policy and given the token
+	 * only when allowed; @note says where the last one went and why a
+	 * hop was refused.
 	 */
 	ssize_t (*preadv)(struct rfs_transport *t, const char *url,
 			  const char *bearer, const struct iovec *iov,
 			  int iovcnt, uint64_t off, uint64_t file_size,
-			  uint64_t min_rate);
+			  uint64_t min_rate, struct rfs_xfer_note *note);
 	void (*close)(struct rfs_transport *t);
 };
 
@@ -47,6 +59,13 @@ struct rfs_transports;
 int rfs_transports_open(struct rfs_transports **out,
 			const struct rfs_conf *conf);
 void rfs_transports_close(struct rfs_transports *ts);
+
+/*
+ * The @i-th URL scheme some transport of this build reads (a static
+ * string), or NULL past the last: what the catalogue is asked for when
+ * -o schemes does not say.
+ */
+const char *rfs_transports_scheme(size_t i);
 
 /* The transport for @url's scheme, or NULL if none serves it. */
 struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,

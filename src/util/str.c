@@ -61,6 +61,51 @@ int rfs_url_normalize(struct rfs_buf *out, const char *url)
 	return rc;
 }
 
+/* Skips @word at *@p; true if it was there. */
+static bool skip_word(const char **p, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (strncmp(*p, word, n))
+		return false;
+	*p += n;
+	return true;
+}
+
+/* "multirange=(true|false)(&nconnections=DIGITS)?" and nothing after */
+static bool multirange_tail(const char *p, bool *no_multirange)
+{
+	bool off;
+
+	if (!skip_word(&p, "multirange="))
+		return false;
+	off = skip_word(&p, "false");
+	if (!off && !skip_word(&p, "true"))
+		return false;
+	if (skip_word(&p, "&nconnections=")) {
+		if (!isdigit((unsigned char)*p))
+			return false;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p)
+		return false;
+	*no_multirange = off;
+	return true;
+}
+
+size_t rfs_url_rucio_fragment(const char *url, bool *no_multirange)
+{
+	const char *hash = strrchr(url, '#');
+	size_t n;
+
+	*no_multirange = false;
+	if (!hash || !multirange_tail(hash + 1, no_multirange))
+		return strlen(url);
+	n = (size_t)(hash - url);
+	return n && url[n - 1] == '&' ? n - 1 : n;
+}
+
 void rfs_url_for_log(char *out, size_t outlen, const char *url)
 {
 	size_t n = strcspn(url, "?#");

@@ -25,6 +25,17 @@ int rfs_url_escape(struct rfs_buf *out, const char *s);
  */
 int rfs_url_normalize(struct rfs_buf *out, const char *url);
 
+/*
+ * Rucio appends "&#multirange=false&nconnections=N" to every PFN of an
+ * RSE with the attribute simulate_multirange (a fragment for davix,
+ * which must not reach the server). Returns the length of @url without
+ * exactly that tail ("#multirange=..." with or without the '&'), or
+ * strlen(@url) when it has none: any other '#' belongs to the DID name.
+ * *@no_multirange says whether the tail asked for no multi-range
+ * requests (false when there is no tail).
+ */
+size_t rfs_url_rucio_fragment(const char *url, bool *no_multirange);
+
 /* Copies @url without its query and fragment into @out, for log lines. */
 void rfs_url_for_log(char *out, size_t outlen, const char *url);
 

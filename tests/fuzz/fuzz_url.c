@@ -1,7 +1,8 @@
 /*
  * The URL encoders: what rfs_url_escape makes decodes back to its input,
- * what rfs_url_normalize makes is safe for libcurl and stable, and log
- * copies never carry a query.
+ * what rfs_url_normalize makes is safe for libcurl and stable, only
+ * Rucio's multirange tail is cut from a PFN, and log copies never carry
+ * a query.
  */
 #include "config.h"
 
@@ -74,6 +75,25 @@ static void check_normalize(const char *s)
 	rfs_buf_release(&b);
 }
 
+/* Only Rucio's exact tail is cut; the rest of the URL stays as it was. */
+static void check_rucio_fragment(const char *s)
+{
+	bool nomr = true;
+	size_t n = rfs_url_rucio_fragment(s, &nomr), len = strlen(s);
+	const char *tail = s + n;
+
+	FUZZ_CHECK(n <= len);
+	if (n == len) {
+		FUZZ_CHECK(!nomr);
+		return;
+	}
+	if (*tail == '&')
+		tail++;
+	FUZZ_CHECK(!strncmp(tail, "#multirange=", 12));
+	FUZZ_CHECK(!strchr(tail + 1, '#'));
+	FUZZ_CHECK(nomr == !strncmp(tail + 12, "false", 5));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_str(data, size);
@@ -84,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	check_escape(s);
 	check_normalize(s);
+	check_rucio_fragment(s);
 
 	rfs_url_for_log(out, outlen, s);
 	FUZZ_CHECK(strlen(out) < outlen);

@@ -705,14 +705,8 @@ static void test_validate(void)
 	CHECK_STR(c.conf.auth_host, "https://rucio.example.org");
 	CHECK(c.conf.auth_host != c.conf.rucio_host);
 	CHECK_INT(c.conf.auth_type, RFS_AUTH_USERPASS);
-	/* the default schemes, in order */
-	CHECK_INT(c.conf.schemes.n, 3);
-	if (c.conf.schemes.n == 3) {
-		CHECK_STR(c.conf.schemes.v[0], "davs");
-		CHECK_STR(c.conf.schemes.v[1], "https");
-		CHECK_STR(c.conf.schemes.v[2], "root");
-		CHECK(c.conf.schemes.v[3] == NULL);
-	}
+	/* no schemes given: the core asks for every one the build reads */
+	CHECK_INT(c.conf.schemes.n, 0);
 	cli_release(&c);
 
 	CHECK_INT(valid(&c, "-o",
@@ -742,6 +736,36 @@ static void test_validate(void)
 			NULL),
 		  0);
 	CHECK_INT(c.conf.auth_type, RFS_AUTH_TOKEN);
+	cli_release(&c);
+
+	/* where storage connections may go: ';' separates, ':' is IPv6's */
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP
+			",storage_hosts=*.example.org;fd00::/8 192.0.2.1",
+			"-o", "deny_nets=127.0.0.2/32;fe80::/10", mnt, NULL),
+		  0);
+	CHECK_INT(c.conf.storage_hosts.n, 3);
+	CHECK_STR(c.conf.storage_hosts.v[0], "*.example.org");
+	CHECK_STR(c.conf.storage_hosts.v[1], "fd00::/8");
+	CHECK_STR(c.conf.storage_hosts.v[2], "192.0.2.1");
+	CHECK_INT(c.conf.deny_nets.n, 2);
+	CHECK_STR(c.conf.deny_nets.v[1], "fe80::/10");
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP, mnt, NULL), 0);
+	CHECK_INT(c.conf.storage_hosts.n, 0);
+	CHECK_INT(c.conf.deny_nets.n, 0);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",deny_nets=10.1.0.0/8", mnt,
+			NULL),
+		  -EINVAL);
+	CHECK(strstr(c.err, "deny_nets: '10.1.0.0/8'") != NULL);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",storage_hosts=a.org:443",
+			mnt, NULL),
+		  -EINVAL);
+	CHECK(strstr(c.err, "storage_hosts: 'a.org:443'") != NULL);
 	cli_release(&c);
 
 	/* what is missing or wrong */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "transport/transport.h"
 #include "util/http.h"
 #include "unit.h"
 
@@ -161,9 +162,29 @@ static void test_content_range(void)
 	CHECK_INT(cr("").rc, -EINVAL);
 }
 
+/* What the catalogue is asked for by default: every scheme read here. */
+static void test_readable_schemes(void)
+{
+	bool http = false, https = false, davs = false, root = false;
+	const char *s;
+	size_t i;
+
+	for (i = 0; (s = rfs_transports_scheme(i)); i++) {
+		http |= !strcmp(s, "http");
+		https |= !strcmp(s, "https");
+		davs |= !strcmp(s, "davs");
+		root |= !strcmp(s, "root") || !strcmp(s, "roots");
+	}
+	CHECK(http && https && davs);
+	CHECK(!root); /* asked for only once a transport reads it */
+	CHECK_INT(i, 4);
+	CHECK(rfs_transports_scheme(i + 1) == NULL);
+}
+
 int main(void)
 {
 	test_header_value();
 	test_content_range();
+	test_readable_schemes();
 	return unit_done("http");
 }

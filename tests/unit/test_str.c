@@ -101,6 +101,56 @@ static void test_url_normalize(void)
 	CHECK_STR(enc(rfs_url_normalize, ""), "");
 }
 
+static void test_rucio_fragment(void)
+{
+	static const char base[] = "https://h:443/rucio/cta/a1/b2/f.fits";
+	bool nomr = true;
+	char url[256];
+
+	/* what Rucio appends for simulate_multirange, core/replica.py */
+	snprintf(url, sizeof(url), "%s&#multirange=false&nconnections=3", base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base));
+	CHECK(nomr);
+	snprintf(url, sizeof(url), "%s#multirange=false&nconnections=1", base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base));
+	CHECK(nomr);
+	snprintf(url, sizeof(url), "%s&#multirange=false", base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base));
+	CHECK(nomr);
+	snprintf(url, sizeof(url), "%s&#multirange=true&nconnections=2", base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base));
+	CHECK(!nomr);
+	/* after a query, only the tail goes */
+	snprintf(url, sizeof(url), "%s?a=b&#multirange=false&nconnections=1",
+		 base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base) + 4);
+	/* a '#' of the DID name stays, with or without the tail */
+	snprintf(url, sizeof(url), "%s#2&#multirange=false&nconnections=1",
+		 base);
+	CHECK_INT(rfs_url_rucio_fragment(url, &nomr), strlen(base) + 2);
+	CHECK(nomr);
+	CHECK_INT(rfs_url_rucio_fragment("https://h/a#b", &nomr), 13);
+	CHECK(!nomr);
+	CHECK_INT(rfs_url_rucio_fragment("https://h/a#multirange", &nomr), 22);
+	/* anything but exactly that tail is part of the name */
+	CHECK_INT(rfs_url_rucio_fragment("https://h/a#multirange=no", &nomr),
+		  25);
+	CHECK_INT(rfs_url_rucio_fragment(
+			  "https://h/a#multirange=false&nconnections=", &nomr),
+		  42);
+	CHECK_INT(
+		rfs_url_rucio_fragment(
+			"https://h/a#multirange=false&nconnections=2x", &nomr),
+		44);
+	CHECK_INT(rfs_url_rucio_fragment("https://h/a#multirange=false&x=1",
+					 &nomr),
+		  32);
+	CHECK(!nomr);
+	CHECK_INT(rfs_url_rucio_fragment("#multirange=false", &nomr), 0);
+	CHECK(nomr);
+	CHECK_INT(rfs_url_rucio_fragment("", &nomr), 0);
+}
+
 static void test_url_for_log(void)
 {
 	char out[64];
@@ -510,6 +560,7 @@ int main(void)
 {
 	test_url_escape();
 	test_url_normalize();
+	test_rucio_fragment();
 	test_url_for_log();
 	test_parse_time();
 	test_parse_time_overflow();
