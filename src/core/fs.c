@@ -1441,12 +1441,6 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		rc = rfs_verify_after_read(fs, f, off, buf,
 					   got > 0 ? (size_t)got : 0, deadline,
 					   nowait);
-	if (!rc && got == -ETIMEDOUT)
-		rfs_log_limited(LOG_ERR, f->didstr,
-				"read '%s' at %llu+%zu: no answer within "
-				"read_timeout (%.0f s)",
-				f->didstr, (unsigned long long)off, size,
-				fs->conf->read_timeout);
 	if (rc)
 		return rc;
 	return got < 0 ? rfs_fs_errno((int)got) : got;

@@ -255,15 +255,23 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
  * "RSE (url -> target): reason" when a redirect was followed; no query.
  */
 static void note_failure(char *why, size_t len, const struct rfs_source *s,
-			 int rc, const struct rfs_xfer_note *note)
+			 int rc, const struct rfs_xfer_note *note, double secs)
 {
-	char url[256];
+	char url[256], slow[128] = "";
 	size_t used = strlen(why);
 
 	rfs_url_for_log(url, sizeof(url), s->url);
+	/* cut at its share of the read's deadline: how slow it was */
+	if (note->past_deadline)
+		snprintf(slow, sizeof(slow),
+			 "given up after %.1f s, %llu bytes at %.1f KiB/s",
+			 secs, (unsigned long long)note->got,
+			 secs > 0 ? (double)note->got / secs / 1024 : 0);
 	snprintf(why + used, len - used, "%s%s (%s%s%s): %s", used ? "; " : "",
 		 s->rse, url, note->target[0] ? " -> " : "", note->target,
-		 note->why[0] ? note->why : rfs_errno_reason(rc));
+		 slow[0]	? slow
+		 : note->why[0] ? note->why
+				: rfs_errno_reason(rc));
 }
 
 /* One line per failed read (rate-limited per file), or per failover. */
@@ -392,17 +400,24 @@ static void rank_sources(struct rfs_fs *fs, const struct rfs_file *f,
 
 /*
  * One attempt on source @s; counts it for the endpoint's speed. Unless
- * it is the @last hope, a transfer under min_rate is given up.
+ * it is the @last hope, a transfer under min_rate is given up, and one
+ * may take half of what is left of the read's time at most: a replica
+ * slower than that is left for a faster one before the read's deadline.
  */
 static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 			  struct rfs_source *s, const char *bearer,
 			  const struct iovec *iov, int iovcnt, size_t size,
-			  uint64_t off, bool last, struct rfs_xfer_note *note)
+			  uint64_t off, bool last, double deadline,
+			  struct rfs_xfer_note *note)
 {
 	double t0 = rfs_mono_now();
-	ssize_t got = s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt,
-					 off, r->size,
-					 last ? 0 : fs->conf->min_rate, note);
+	ssize_t got;
+
+	note->min_rate = last ? 0 : fs->conf->min_rate;
+	note->deadline =
+		deadline && !last ? t0 + (deadline - t0) / 2 : deadline;
+	got = s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt, off,
+				 r->size, note);
 
 	rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
 		     got == (ssize_t)size ? 0
@@ -442,6 +457,7 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 	char why[2048] = "";
 	struct rfs_xfer_note note;
 	ssize_t got = -EIO;
+	double t0;
 	int rc;
 
 	if (r->n == 0) {
@@ -464,8 +480,9 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 
 		if (how->deadline && rfs_mono_now() >= how->deadline)
 			break;
+		t0 = rfs_mono_now();
 		got = try_source(fs, r, s, bearer, iov, iovcnt, size, off,
-				 i + 1 == n, &note);
+				 i + 1 == n, how->deadline, &note);
 		if (got == (ssize_t)size) {
 			__atomic_store_n(&r->preferred, order[i].idx,
 					 __ATOMIC_RELAXED);
@@ -474,13 +491,13 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
 			break;
 		}
 		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO,
-			     &note);
+			     &note, rfs_mono_now() - t0);
 		got = -EIO;
 	}
-	if (got < 0 && i < n) {
+	if (got < 0 && (i < n || note.past_deadline)) {
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
-			 "%sno answer within read_timeout (%.0f s)",
-			 why[0] ? "; " : "", fs->conf->read_timeout);
+			 "%sread_timeout (%.0f s) reached", why[0] ? "; " : "",
+			 fs->conf->read_timeout);
 		got = -ETIMEDOUT;
 	}
 	free(order);

@@ -22,6 +22,7 @@
 #include "conf/conf.h"
 #include "transport/transport.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/errmap.h"
 #include "util/http.h"
 #include "util/log.h"
@@ -52,6 +53,8 @@ struct sink {
 	bool overflow;
 	uint64_t min_rate; /* bytes/s; 0: any rate will do */
 	bool too_slow;
+	double deadline; /* rfs_mono_now(); 0: none */
+	bool past_deadline;
 	bool judged; /* the status was looked at */
 	bool junk;   /* not 200/206: the body is dropped */
 	size_t junk_len;
@@ -69,7 +72,13 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 	(void)dltotal;
 	(void)ultotal;
 	(void)ulnow;
-	if (curl_easy_getinfo(s->h, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK ||
+	/* called about once a second even while nothing comes */
+	if (s->deadline && rfs_mono_now() >= s->deadline) {
+		s->past_deadline = true;
+		return 1;
+	}
+	if (!s->min_rate ||
+	    curl_easy_getinfo(s->h, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK ||
 	    us < SLOW_GRACE_US)
 		return 0;
 	if ((double)dlnow * 1e6 / (double)us >= (double)s->min_rate)
@@ -346,6 +355,14 @@ static int take_target(CURL *h, long status, char *next, size_t nextlen)
 	return 0;
 }
 
+/* What is left until the sink's deadline, for curl (at least 1 ms). */
+static long deadline_ms(const struct sink *s)
+{
+	double left = (s->deadline - rfs_mono_now()) * 1000;
+
+	return left < 1 ? 1 : (long)left;
+}
+
 static int do_get(struct http_transport *t, struct hop *hop,
 		  struct curl_slist *headers, struct sink *s,
 		  struct rfs_http_hdrs *hdrs, long *status, char *next)
@@ -365,10 +382,13 @@ static int do_get(struct http_transport *t, struct hop *hop,
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, hdrs);
 	s->h = h;
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, s->min_rate ? 0L : 1L);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS,
+			 s->min_rate || s->deadline ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
-			 s->min_rate ? progress_cb : NULL);
+			 s->min_rate || s->deadline ? progress_cb : NULL);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, s);
+	if (s->deadline) /* also while connecting, when no callback runs */
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, deadline_ms(s));
 	rc = curl_easy_perform(h);
 	*status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -385,6 +405,12 @@ static int do_get(struct http_transport *t, struct hop *hop,
 		return -EBADMSG;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && s->too_slow)
 		return -ETIMEDOUT;
+	if (s->deadline &&
+	    (s->past_deadline || rc == CURLE_OPERATION_TIMEDOUT) &&
+	    rfs_mono_now() >= s->deadline - 0.05) {
+		s->past_deadline = true;
+		return -ETIMEDOUT;
+	}
 	return rc ? rfs_errno_from_curl(rc) : trc;
 }
 
@@ -436,11 +462,14 @@ static int one_hop(struct xfer *x, const char *url, int n, long *status,
 static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 			   const char *bearer, const struct iovec *iov,
 			   int iovcnt, uint64_t off, uint64_t file_size,
-			   uint64_t min_rate, struct rfs_xfer_note *note)
+			   struct rfs_xfer_note *note)
 {
 	struct rfs_http_hdr cr = { .name = "Content-Range" };
 	struct rfs_http_hdrs hdrs = { &cr, 1 };
-	struct sink s = { .iov = iov, .iovcnt = iovcnt, .min_rate = min_rate };
+	struct sink s = { .iov = iov,
+			  .iovcnt = iovcnt,
+			  .min_rate = note->min_rate,
+			  .deadline = note->deadline };
 	struct xfer x = { .t = (struct http_transport *)base,
 			  .bearer = bearer,
 			  .off = off,
@@ -453,6 +482,8 @@ static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 	int rc, n;
 
 	note->target[0] = note->why[0] = '\0';
+	note->got = 0;
+	note->past_deadline = false;
 	if (x.len == 0)
 		return 0;
 	s.want = x.len;
@@ -471,6 +502,8 @@ static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 	}
 	if (!rc)
 		rc = check_answer(status, &cr, &s, off, file_size);
+	note->got = s.got;
+	note->past_deadline = s.past_deadline;
 	return rc ? rc : (ssize_t)x.len;
 }
 

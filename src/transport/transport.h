@@ -6,6 +6,7 @@
 #ifndef RFS_TRANSPORT_H
 #define RFS_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -14,12 +15,25 @@
 struct rfs_conf;
 struct rfs_transport;
 
-/* What one transfer tells the log beyond its errno. */
+/*
+ * One transfer: the limits the read path sets (a transport honours them
+ * whatever its protocol), and what it tells the log beyond its errno.
+ */
 struct rfs_xfer_note {
-	/* the redirect target last followed, without its query; "" if none */
+	/* in: a transfer still under this many bytes/s after a second of
+	 * it is given up with -ETIMEDOUT (0: never) */
+	uint64_t min_rate;
+	/* in: rfs_mono_now() by which it ends, or is given up with
+	 * -ETIMEDOUT (0: none) */
+	double deadline;
+	/* out: body bytes received, and whether the deadline cut it */
+	uint64_t got;
+	bool past_deadline;
+	/* out: the redirect target last followed, without its query; "" if
+	 * none */
 	char target[512];
-	/* why it was refused without a connection (-EPERM: where it would
-	 * have gone, -ELOOP), or "" */
+	/* out: why it was refused without a connection (-EPERM: where it
+	 * would have gone, -ELOOP), or "" */
 	char why[192];
 };
 
@@ -34,17 +48,16 @@ struct rfs_transport_ops {
 	 * caller clamps, so off + their total <= file_size. Returns the
 	 * total, or a negative errno: a wrong, short or long answer is an
 	 * error, never a partial count. @bearer (may be NULL) is borrowed.
-	 * A transfer still under @min_rate bytes/s after a second of it is
-	 * given up with -ETIMEDOUT (0: never), so another replica can take
-	 * the range. Redirects are followed by the transport itself, each
-	 * hop checked against the connection policy and given the token
-	 * only when allowed; @note says where the last one went and why a
-	 * hop was refused.
+	 * The limits in @note (min_rate, deadline) are honoured, so another
+	 * replica can take the range. Redirects are followed by the
+	 * transport itself, each hop checked against the connection policy
+	 * and given the token only when allowed; @note says where the last
+	 * one went, why a hop was refused, and how much came.
 	 */
 	ssize_t (*preadv)(struct rfs_transport *t, const char *url,
 			  const char *bearer, const struct iovec *iov,
 			  int iovcnt, uint64_t off, uint64_t file_size,
-			  uint64_t min_rate, struct rfs_xfer_note *note);
+			  struct rfs_xfer_note *note);
 	void (*close)(struct rfs_transport *t);
 };
 

@@ -60,3 +60,41 @@ def test_slow_listings_do_not_hold_cached_reads(lake41, mount_factory):
         for t in workers:
             t.join(30)
     assert m.alive()
+
+
+FAULT = "FAULT_DISK"
+
+
+def test_a_trickle_ends_at_read_timeout(lake41, mount_factory):
+    store = lake41.faultstores.get(FAULT) or lake41.start_faultstore(FAULT)
+    f = [g for g in replicated(lake41) if g["size"] == 1048577][0]
+    store.clear_faults()
+    # above the low-speed limit (1K): only an overall deadline ends it
+    store.set_fault(f["name"], "trickle", rate=2048)
+    lake41.add_replica(f["scope"], f["name"], FAULT)
+    try:
+        m = mount_factory(lake41, "rse_expression=%s" % FAULT,
+                          "read_timeout=4s")
+        t0 = time.time()
+        with open(find_path(m, f), "rb") as fh:
+            try:
+                fh.read(100)
+                raise AssertionError("a trickle read did not fail")
+            except OSError as e:
+                assert e.errno == errno.EIO
+        took = time.time() - t0
+        assert 3.5 < took < 10, took
+        log = m.logtext()
+        assert "read_timeout (4 s) reached" in log, log
+        assert "%s (" % FAULT in log and "KiB/s" in log, log
+        # beside a good replica, the trickle is left long before that
+        m2 = mount_factory(lake41, "rse_expression=%s|XRD_DISK" % FAULT,
+                           "read_timeout=60s")
+        t0 = time.time()
+        with open(find_path(m2, f), "rb") as fh:
+            assert len(fh.read()) == f["size"]
+        assert time.time() - t0 < 10
+        assert m.alive() and m2.alive()
+    finally:
+        store.clear_faults()
+        lake41.remove_replica(f["scope"], f["name"], FAULT)
