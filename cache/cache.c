@@ -913,6 +913,7 @@ void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out)
 	pthread_mutex_lock(&c->lock);
 	*out = c->st;
 	pthread_mutex_unlock(&c->lock);
+	out->staged = rfs_cache_staged_bytes(c);
 }
 
 /* ---- requests handled by the writer ---- */

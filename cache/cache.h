@@ -68,6 +68,7 @@ struct rfs_cache_stats {
 	uint64_t written;  /* block bytes the writer stored */
 	uint64_t write_us; /* time it spent writing them */
 	uint64_t wait_us;  /* time read-ahead waited for room in its queue */
+	uint64_t staged;   /* stored bytes read ahead into memory, now */
 };
 
 /* The identity of a file's bytes. */

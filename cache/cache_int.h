@@ -204,6 +204,8 @@ int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 			uint64_t idx, size_t blen, size_t off, void *buf,
 			size_t n);
 void rfs_cache_stage_clear(struct rfs_cache *c);
+/* The bytes staged now, ready for a reader (for status). */
+uint64_t rfs_cache_staged_bytes(struct rfs_cache *c);
 
 /* Makes the files of @ids durable, or every file with @all. */
 void rfs_bf_sync(struct rfs_cache *c, const struct rfs_cache_id *ids, size_t n,

@@ -232,6 +232,18 @@ int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return 1;
 }
 
+uint64_t rfs_cache_staged_bytes(struct rfs_cache *c)
+{
+	uint64_t n = 0;
+
+	/* those read already: a run still being read may yet fail */
+	pthread_mutex_lock(&c->st_lock);
+	for (struct rfs_staged *e = c->staged; e; e = e->next)
+		n += e->loading ? 0 : e->len;
+	pthread_mutex_unlock(&c->st_lock);
+	return n;
+}
+
 void rfs_cache_stage_clear(struct rfs_cache *c)
 {
 	pthread_mutex_lock(&c->st_lock);

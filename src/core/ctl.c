@@ -137,6 +137,8 @@ static json_t *status_json(struct rfs_fs *fs)
 				    json_pack("{s:I,s:I}", "matched",
 					      (json_int_t)good, "wrong",
 					      (json_int_t)bad));
+	if (o)
+		json_object_set_new(o, "staged", json_integer(st.staged));
 	return o;
 }
 
@@ -224,12 +226,50 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return rfs_blocks_fetch_retry(fs, f, idx, n, buf, &how);
 }
 
-/* Fills the cache with every block of one file not yet there. */
+/*
+ * One pass over @f: fetches every block neither stored nor queued for
+ * storage, and says in *@fetched how many it asked for. The first pass
+ * counts the file's bytes as done; later ones only fetch again what the
+ * cache lost meanwhile (refused when its queue stayed full, evicted).
+ */
+static int fill_pass(struct rfs_fs *fs, struct rfs_file *f, size_t max,
+		     char *buf, struct progress *p, bool first, size_t *fetched)
+{
+	uint64_t bs = fs->conf->block_size, idx = 0;
+	int rc = 0;
+
+	*fetched = 0;
+	while (!rc && idx * bs < f->reps->size && !p->gone) {
+		int got = 1;
+
+		if (rfs_cache_has(fs->cache, &f->cid, idx))
+			p->cached_before +=
+				first ? rfs_block_len(f, bs, idx) : 0;
+		else if ((got = fetch_run(fs, f, idx, max, buf)) > 0)
+			*fetched += (size_t)got;
+		rc = got < 0 ? got : 0;
+		for (int i = 0; i < got; i++, idx++)
+			p->bytes_done += first ? rfs_block_len(f, bs, idx) : 0;
+		report(p, false);
+	}
+	return rc;
+}
+
+/* Passes over a file at most: a fetch, then checks that fetch again
+ * what went missing until one finds every block there. */
+#define CTL_PASSES 3
+
+/*
+ * Fills the cache with every block of one file not yet there. Succeeds
+ * only once a pass finds every block stored or queued for storage: a
+ * block taken for there (a copy read ahead from the disk for a reader,
+ * say) but never stored would otherwise be reported fetched.
+ */
 static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 			 struct rfs_replicas *reps, struct progress *p)
 {
-	uint64_t bs = fs->conf->block_size, idx = 0;
-	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1;
+	uint64_t bs = fs->conf->block_size;
+	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1, fetched = 1;
 	struct rfs_file *f = NULL;
 	char *buf;
 	int rc = rfs_fs_file_of(fs, r, reps, &f);
@@ -237,17 +277,14 @@ static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 	max = max < RFS_RUN_MAX ? max : RFS_RUN_MAX;
 	buf = rc ? NULL : malloc(max * bs);
 	rc = rc ? rc : buf ? 0 : -ENOMEM;
-	while (!rc && idx * bs < f->reps->size && !p->gone) {
-		int got = 1;
-
-		if (rfs_cache_has(fs->cache, &f->cid, idx))
-			p->cached_before += rfs_block_len(f, bs, idx);
-		else
-			got = fetch_run(fs, f, idx, max, buf);
-		rc = got < 0 ? got : 0;
-		for (int i = 0; i < got; i++, idx++)
-			p->bytes_done += rfs_block_len(f, bs, idx);
-		report(p, false);
+	for (int pass = 0; !rc && fetched && pass < CTL_PASSES; pass++)
+		rc = fill_pass(fs, f, max, buf, p, pass == 0, &fetched);
+	if (!rc && fetched && !p->gone) {
+		rfs_log_limited(LOG_WARNING, "ctl-prefetch",
+				"prefetch '%s': %zu blocks were still not "
+				"stored at its last check",
+				f->didstr, fetched);
+		rc = -EIO;
 	}
 	if (f)
 		rfs_fs_release(fs, f);
