@@ -332,23 +332,63 @@ static void put_all(struct rfs_replicas **reps, size_t n)
 	}
 }
 
+/*
+ * The files of @l that have a block not stored, into @todo (borrowed
+ * copies; room for all of @l). The others are done already: counted so,
+ * pinned with @pin, and no replica of theirs is asked for.
+ */
+static size_t not_whole(struct rfs_fs *fs, const struct rfs_did_list *l,
+			bool pin, struct rfs_did_rec *todo, struct progress *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct rfs_did_rec *r = &l->v[i];
+		struct rfs_cache_info ci;
+		struct rfs_cache_file cf;
+		struct rfs_cache_id id;
+		char didstr[520];
+
+		file_info(r, &id, &cf, didstr, sizeof(didstr));
+		/* the file record knows: one lookup, no catalogue request */
+		if (!r->has_bytes ||
+		    (r->bytes && (rfs_cache_file_info(fs->cache, &id, &ci) ||
+				  !ci.whole || ci.size != r->bytes))) {
+			todo[n++] = *r;
+			continue;
+		}
+		if (pin)
+			rfs_cache_pin(fs->cache, &id, &cf, true);
+		p->cached_before += r->bytes;
+		p->bytes_done += r->bytes;
+		p->files_done++;
+	}
+	return n;
+}
+
 static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 		       bool pin, char *msg, size_t mlen)
 {
 	struct progress p = { .fd = fd, .files = l->n };
 	struct rfs_replicas **reps;
-	size_t base = 0, nreps = 0;
+	struct rfs_did_rec *todo;
+	size_t base = 0, nreps = 0, n;
 	int rc = 0, failed = 0;
 
 	for (size_t i = 0; i < l->n; i++)
 		p.bytes += l->v[i].bytes;
 	if (pin && (rc = check_pin_quota(fs, l, msg, mlen)))
 		return rc;
-	report(&p, true);
 	reps = calloc(CTL_REP_BATCH, sizeof(*reps));
-	if (!reps)
+	todo = calloc(l->n, sizeof(*todo));
+	if (!reps || !todo) {
+		free(reps);
+		free(todo);
 		return -ENOMEM;
-	for (size_t i = 0; i < l->n && !p.gone; i++) {
+	}
+	n = not_whole(fs, l, pin, todo, &p);
+	report(&p, true);
+	for (size_t i = 0; i < n && !p.gone; i++) {
 		struct rfs_cache_file cf;
 		struct rfs_cache_id id;
 		char didstr[520];
@@ -358,14 +398,13 @@ static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 		if (i == base + nreps) {
 			put_all(reps, nreps);
 			base = i;
-			nreps = l->n - i < CTL_REP_BATCH ? l->n - i
-							 : CTL_REP_BATCH;
-			rfs_replicas_resolve_many(fs, &l->v[i], nreps, reps);
+			nreps = n - i < CTL_REP_BATCH ? n - i : CTL_REP_BATCH;
+			rfs_replicas_resolve_many(fs, &todo[i], nreps, reps);
 		}
-		file_info(&l->v[i], &id, &cf, didstr, sizeof(didstr));
+		file_info(&todo[i], &id, &cf, didstr, sizeof(didstr));
 		if (pin)
 			rfs_cache_pin(fs->cache, &id, &cf, true);
-		if (prefetch_file(fs, &l->v[i], reps[i - base], &p)) {
+		if (prefetch_file(fs, &todo[i], reps[i - base], &p)) {
 			failed++;
 			snprintf(msg, mlen,
 				 "%d files could not be fetched (last: %.200s)",
@@ -376,6 +415,7 @@ static int do_prefetch(struct rfs_fs *fs, int fd, const struct rfs_did_list *l,
 	}
 	put_all(reps, nreps);
 	free(reps);
+	free(todo);
 	rfs_cache_flush(fs->cache);
 	if (!p.gone)
 		send_json(fd, json_pack("{s:I}", "cached_before",

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import subprocess
 import time
 
@@ -87,6 +88,20 @@ def test_prefetch_of_many_files_resolves_replicas_in_batches(
     assert 1 <= asked <= (n + 511) // 512, asked
     for name in os.listdir(d)[:20]:
         assert cached(os.path.join(d, name)) == 1.0
+
+
+def test_prefetch_of_what_is_whole_asks_no_replicas(lake41, mount_factory):
+    m = mount_factory(lake41)
+    d = m.path("cta", "many_files")
+    n = len(os.listdir(d))
+    ctl("prefetch", d)
+    lake41.reset_counts()
+    r = ctl("prefetch", d)
+    assert "%d/%d files" % (n, n) in r.stdout
+    assert catalogue_requests(lake41, "/replicas/list") == 0
+    total, before = re.search(r"files, (.+) \((.+) were cached\)",
+                              r.stdout).groups()
+    assert total == before, r.stdout
 
 
 def test_prefetch_on_a_terminal_shows_progress(lake41, mount_factory):
