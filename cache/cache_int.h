@@ -204,6 +204,13 @@ int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 			uint64_t idx, size_t blen, size_t off, void *buf,
 			size_t n);
 void rfs_cache_stage_clear(struct rfs_cache *c);
+/* Drops the staged copies of block @idx of @id (of every block with
+ * RFS_STAGE_ALL), those being loaded too: for the writer, once a
+ * transaction that dropped them from the store has committed, so that
+ * no reader is served a block the store no longer has. */
+#define RFS_STAGE_ALL UINT64_MAX
+void rfs_cache_stage_forget(struct rfs_cache *c, const struct rfs_cache_id *id,
+			    uint64_t idx);
 /* The bytes staged now, ready for a reader (for status). */
 uint64_t rfs_cache_staged_bytes(struct rfs_cache *c);
 

@@ -232,6 +232,23 @@ int rfs_cache_stage_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 	return 1;
 }
 
+void rfs_cache_stage_forget(struct rfs_cache *c, const struct rfs_cache_id *id,
+			    uint64_t idx)
+{
+	struct rfs_staged *e, *next;
+
+	pthread_mutex_lock(&c->st_lock);
+	for (e = c->staged; e; e = next) {
+		next = e->next;
+		/* one still loading goes too: its loader frees it, and a
+		 * reader waiting for it finds it gone and reads the store */
+		if ((idx == RFS_STAGE_ALL || e->idx == idx) &&
+		    !memcmp(e->id.b, id->b, sizeof(id->b)))
+			unlink_staged(c, e);
+	}
+	pthread_mutex_unlock(&c->st_lock);
+}
+
 uint64_t rfs_cache_staged_bytes(struct rfs_cache *c)
 {
 	uint64_t n = 0;

@@ -21,6 +21,9 @@
 #include "util/log.h"
 #include "util/banned.h"
 
+/* blocks a transaction drops whose staged copies go with them */
+#define GONE_MAX 64
+
 /* Counter changes of one transaction, applied only once it commits. */
 struct delta {
 	int64_t used;
@@ -29,7 +32,21 @@ struct delta {
 	uint64_t evicted;
 	uint64_t written;
 	double write_s;
+	struct gone {
+		struct rfs_cache_id id;
+		uint64_t idx; /* RFS_STAGE_ALL: the whole file */
+	} gone[GONE_MAX];
+	size_t ngone; /* past GONE_MAX: every staged block goes */
 };
+
+/* Block @idx of @id leaves the store if the transaction commits. */
+static void note_gone(struct delta *d, const struct rfs_cache_id *id,
+		      uint64_t idx)
+{
+	if (d->ngone < GONE_MAX)
+		d->gone[d->ngone] = (struct gone){ *id, idx };
+	d->ngone++;
+}
 
 /* every file a batch can seal, or write: one per op at most */
 #define VERIFY_MAX BATCH_MAX
@@ -198,6 +215,7 @@ static int apply_drop(struct rfs_cache *c, MDB_txn *txn, struct op *o,
 	if (rc)
 		return rc;
 	rfs_bf_punch(c, &o->id, o->idx, len);
+	note_gone(d, &o->id, o->idx);
 	if (get_frec(c, txn, &o->id, &f))
 		return 0;
 	f.r.bytes -= len < f.r.bytes ? len : f.r.bytes;
@@ -260,6 +278,7 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	rc = del_blocks(c, txn, id);
 	if (rc)
 		return rc;
+	note_gone(d, id, RFS_STAGE_ALL);
 	lru_key(lk, f.r.atime, id);
 	mdb_del(txn, c->lru, &lkey, NULL);
 	rc = mdb_del(txn, c->files, &fk, NULL);
@@ -283,6 +302,7 @@ static int drop_file(struct rfs_cache *c, MDB_txn *txn,
 	rc = del_blocks(c, txn, id);
 	if (rc)
 		return rc;
+	note_gone(d, id, RFS_STAGE_ALL);
 	d->used -= (int64_t)f.r.bytes;
 	if (f.r.flags & FILE_PINNED)
 		d->pinned -= (int64_t)f.r.bytes;
@@ -393,6 +413,14 @@ static void apply_delta(struct rfs_cache *c, const struct delta *d)
 	c->st.written += d->written;
 	c->st.write_us += (uint64_t)(d->write_s * 1e6);
 	pthread_mutex_unlock(&c->lock);
+	/* after the commit, before the batch counts as committed: a
+	 * block a stager claimed before this goes here, one claimed after
+	 * finds no header; and an evict returns with no copy left for a
+	 * reader, or a prefetch, to take as stored */
+	if (d->ngone > GONE_MAX)
+		rfs_cache_stage_clear(c);
+	for (size_t i = 0; i < d->ngone && i < GONE_MAX; i++)
+		rfs_cache_stage_forget(c, &d->gone[i].id, d->gone[i].idx);
 }
 
 static uint64_t used_now(struct rfs_cache *c)

@@ -176,6 +176,9 @@ def test_prefetch_after_evict_stores_every_block(lake41, mount_factory):
     # staged blocks nobody took stay until their room is wanted
     wait_until(lambda: status(m)["staged"] > 0, "nothing was staged")
     ctl("evict", m.path(d))
+    # the evicted blocks' staged copies went with them
+    wait_until(lambda: status(m)["staged"] == 0, "staged copies outlive "
+               "the eviction")
     r = ctl("prefetch", m.path(d))
     assert "%d/%d files" % (len(files), len(files)) in r.stdout
     # the prefetch returns once the writer stored what it fetched

@@ -1947,6 +1947,87 @@ static void test_stage(const char *dir)
 	rfs_cache_close(c);
 }
 
+/* Whether every block of @id, a file of @size bytes, is stored. */
+static bool all_stored(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t size)
+{
+	struct rfs_cache_info ci;
+
+	return rfs_cache_file_info(c, id, &ci) == 0 && ci.whole &&
+	       ci.size == size;
+}
+
+/* What file 810's blocks read as, after staging and losing them. */
+static void check_gone(struct rfs_cache *c, const struct rfs_cache_id *id,
+		       uint64_t size)
+{
+	struct rfs_cache_stats s;
+
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.staged, 0);
+	CHECK(!all_stored(c, id, size));
+	for (uint64_t i = 0; i < nblocks_of(size, STAGE_BS); i++)
+		CHECK_INT(get_cmp(c, id, 810, i, STAGE_BS), -ENOENT);
+}
+
+/* File 810 stored again and staged whole. */
+static void store_and_stage(struct rfs_cache *c, const struct rfs_cache_id *id,
+			    const struct rfs_cache_file *f)
+{
+	struct rfs_cache_stats s;
+	uint64_t bad = 0;
+
+	CHECK_INT(put_file(c, id, f, 810, STAGE_BS), 0);
+	rfs_cache_flush(c);
+	CHECK(all_stored(c, id, f->size));
+	CHECK_U64(rfs_cache_stage(c, id, 0, 8, f->size, &bad), 0);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.staged, f->size);
+}
+
+/*
+ * Staged copies leave the memory with their blocks, whether a block is
+ * dropped, a file dropped (its bytes found wrong), evicted on request or
+ * to make room: a block the store no longer has is never served, nor
+ * counted as there, from a copy read ahead before.
+ */
+static void test_stage_gone(const char *dir)
+{
+	struct rfs_cache_file f = { 8 * STAGE_BS, "", "user.unit:file.810",
+				    NULL };
+	struct rfs_cache_file g = { 8 * STAGE_BS, "", "user.unit:file.811",
+				    NULL };
+	struct rfs_cache *c = open_at(dir, 12 * MIB, STAGE_BS);
+	struct rfs_cache_id id, jd;
+	struct rfs_cache_stats s;
+
+	if (!c)
+		return;
+	file_id(&id, 810);
+	file_id(&jd, 811);
+	store_and_stage(c, &id, &f);
+	rfs_cache_drop_block(c, &id, 3);
+	rfs_cache_flush(c);
+	rfs_cache_stats(c, &s);
+	CHECK_U64(s.staged, f.size - STAGE_BS);
+	CHECK_INT(get_cmp(c, &id, 810, 3, STAGE_BS), -ENOENT);
+	CHECK_INT(rfs_cache_drop_file(c, &id), 0);
+	check_gone(c, &id, f.size);
+
+	store_and_stage(c, &id, &f);
+	CHECK_INT(rfs_cache_evict(c, &id), 0);
+	check_gone(c, &id, f.size);
+
+	/* the least recently used file makes room for a newer one */
+	store_and_stage(c, &id, &f);
+	sleep(1);
+	CHECK_INT(put_file(c, &jd, &g, 811, STAGE_BS), 0);
+	rfs_cache_flush(c);
+	CHECK(all_stored(c, &jd, g.size));
+	check_gone(c, &id, f.size);
+	rfs_cache_close(c);
+}
+
 /* The bytes of file @n, @size bytes in ADLER_BS blocks, as @fd has them. */
 static int whole_cmp(int fd, uint32_t n, uint64_t size)
 {
@@ -2088,6 +2169,7 @@ static const struct store_test store_tests[] = {
 	{ "part", test_part },
 	{ "badheader", test_bad_header },
 	{ "stage", test_stage },
+	{ "stagegone", test_stage_gone },
 	{ "whole", test_whole },
 };
 
