@@ -142,18 +142,48 @@ static json_t *status_json(struct rfs_fs *fs)
 	return o;
 }
 
+/*
+ * The files below @rec from the catalogue, whose answer is kept; when it
+ * cannot be reached, the answer kept last time, so that a prefetch of
+ * what is cached whole still succeeds offline.
+ */
+static int list_files(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		      struct rfs_did_list *l)
+{
+	int rc = rfs_catalog_list_files(fs->cat, rec->scope, rec->name, l);
+	struct rfs_buf b;
+	size_t len;
+	char *val;
+
+	if (!rc) {
+		rfs_buf_init(&b, fs->conf->max_answer);
+		if (rfs_dids_to_stream(l, &b) == 0)
+			rfs_meta_store(fs, 'F', rec, &b);
+		rfs_buf_release(&b);
+		return 0;
+	}
+	if (!rfs_unreachable(rc) || rfs_meta_load(fs, 'F', rec, &val, &len))
+		return rc;
+	rfs_did_list_release(l);
+	rc = rfs_parse_dids(val, len, l, NULL);
+	free(val);
+	return rc;
+}
+
 /* Every file below "scope:name", once each. */
 static int expand(struct rfs_fs *fs, const char *did, struct rfs_did_list *l)
 {
 	const char *colon = strchr(did, ':');
 	char scope[256];
+	struct rfs_did_rec rec = { .scope = scope };
 	int rc;
 
 	if (!colon || colon == did || (size_t)(colon - did) >= sizeof(scope))
 		return -EINVAL;
 	memcpy(scope, did, colon - did);
 	scope[colon - did] = '\0';
-	rc = rfs_catalog_list_files(fs->cat, scope, colon + 1, l);
+	rec.name = (char *)colon + 1;
+	rc = list_files(fs, &rec, l);
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		for (size_t j = i + 1; j < l->n;) {
 			if (strcmp(l->v[i].scope, l->v[j].scope) ||

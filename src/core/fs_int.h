@@ -195,8 +195,9 @@ bool rfs_unreachable(int rc);
 
 /*
  * Catalogue answers kept in the cache for offline use, keyed by @kind
- * ('L' listings, 'R' replica lists) and the DID. load returns a malloc'ed
- * copy, or -ENOENT (also when there is no cache).
+ * ('L' listings, 'R' replica lists, 'F' a DID's files, for ctl.c) and
+ * the DID. load returns a malloc'ed copy, or -ENOENT (also when there is
+ * no cache).
  */
 void rfs_meta_store(struct rfs_fs *fs, char kind, const struct rfs_did_rec *rec,
 		    const struct rfs_buf *b);

@@ -104,6 +104,20 @@ def test_prefetch_of_what_is_whole_asks_no_replicas(lake41, mount_factory):
     assert total == before, r.stdout
 
 
+def test_prefetch_offline_of_what_is_whole(lake41, mount_factory):
+    m = mount_factory(lake41, "offline_retry=1", "connect_timeout=1",
+                      "io_timeout=2")
+    d, files = dataset_of(lake41)
+    ctl("prefetch", m.path(d))
+    # the catalogue out of reach: the file list kept last time serves
+    lake41.stop_catalogue()
+    try:
+        r = ctl("prefetch", m.path(d))
+        assert "%d/%d files" % (len(files), len(files)) in r.stdout
+    finally:
+        lake41.start_catalogue()
+
+
 def test_prefetch_on_a_terminal_shows_progress(lake41, mount_factory):
     m = mount_factory(lake41)
     big = max(replicated(lake41), key=lambda f: f["size"]
