@@ -316,6 +316,10 @@ static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 				f->didstr, fetched);
 		rc = -EIO;
 	}
+	/* fetched is not enough for a site about to go offline: the whole
+	 * must match (a liar is found, and its blocks replaced, meanwhile) */
+	if (!rc && !p->gone)
+		rc = rfs_verify_whole(fs, f);
 	if (f)
 		rfs_fs_release(fs, f);
 	free(buf);

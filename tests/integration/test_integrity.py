@@ -128,6 +128,21 @@ def test_verify_always_never_serves_a_wrong_byte(lake41, mount_factory,
     assert "lied" in m.logtext() or "served by" in m.logtext()
 
 
+def test_prefetch_reports_a_file_only_once_it_matched(
+        lake41, mount_factory, store, liar):
+    """A site prefetches before it goes offline: what it prefetched must
+    be right, the liar found and its blocks replaced meanwhile."""
+    store.set_fault(liar["name"], "wrongbytes", at=0, len=liar["size"])
+    m = mount_factory(lake41, LIAR_FIRST)
+    p = find_path(m, liar)
+    r = ctl("-m", m.dir, "prefetch", p)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "lied" in m.logtext() or "served by" in m.logtext()
+    store.reset()
+    assert read_whole(p) == liar["sha256"]
+    assert store.requests(path_contains=liar["name"]) == []
+
+
 def test_partial_reads_are_served_unchecked_by_default(
         lake41, mount_factory, store, liar):
     """What the default cannot do (README): a reader of part of a file
