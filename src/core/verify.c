@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -85,7 +86,10 @@ struct rfs_verifier {
 	uint16_t *src;	  /* per block: 1 + index into urls, 0: unknown */
 	char **urls, **rses;
 	size_t nurls;
-	char **demoted; /* lied about this file: tried last */
+	struct demotion {
+		char *url;
+		time_t when;
+	} * demoted; /* lied about this file: tried last */
 	size_t ndemoted;
 	struct rfs_did_rec rec;	   /* for private handles (finding a liar) */
 	struct rfs_replicas *reps; /* the latest replica set seen */
@@ -136,7 +140,9 @@ static void free_verifier(struct rfs_verifier *v)
 	free(v->src);
 	free_strv(v->urls, v->nurls);
 	free_strv(v->rses, v->nurls);
-	free_strv(v->demoted, v->ndemoted);
+	for (size_t i = 0; i < v->ndemoted; i++)
+		free(v->demoted[i].url);
+	free(v->demoted);
 	free_pieces(v);
 	rfs_did_rec_release(&v->rec);
 	if (v->reps)
@@ -513,20 +519,67 @@ static void *worker_main(void *arg)
 /* ---- a mismatch ---- */
 
 /* Under v->lock: @url lied about this file (once). */
-static void demote(struct rfs_verifier *v, const char *url)
+static void demote(struct rfs_verifier *v, const char *url, time_t when)
 {
-	char **nd;
+	struct demotion *nd;
 
 	for (size_t i = 0; i < v->ndemoted; i++)
-		if (!strcmp(v->demoted[i], url))
+		if (!strcmp(v->demoted[i].url, url))
 			return;
 	nd = realloc(v->demoted, (v->ndemoted + 1) * sizeof(*nd));
 	if (!nd)
 		return;
 	v->demoted = nd;
-	v->demoted[v->ndemoted] = strdup(url);
-	if (v->demoted[v->ndemoted])
+	v->demoted[v->ndemoted].url = strdup(url);
+	v->demoted[v->ndemoted].when = when;
+	if (v->demoted[v->ndemoted].url)
 		v->ndemoted++;
+}
+
+/* A liar stays known across remounts this long (seconds): a storage
+ * endpoint may be repaired. */
+#define DEMOTED_KEEP (24 * 3600)
+
+/* Keeps @v's liars in the cache's metadata, "when url" a line. */
+static void save_demotions(struct rfs_fs *fs, struct rfs_verifier *v)
+{
+	struct rfs_buf b;
+	int rc = 0;
+
+	if (!fs->cache)
+		return;
+	rfs_buf_init(&b, 1 << 20);
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->ndemoted && !rc; i++)
+		rc = rfs_buf_printf(&b, "%lld %s\n",
+				    (long long)v->demoted[i].when,
+				    v->demoted[i].url);
+	pthread_mutex_unlock(&v->lock);
+	if (!rc)
+		rfs_meta_store(fs, 'D', &v->rec, &b);
+	rfs_buf_release(&b);
+}
+
+/* The liars of @v's file an earlier mount found, still recent. */
+static void load_demotions(struct rfs_fs *fs, struct rfs_verifier *v)
+{
+	time_t now = time(NULL);
+	char *val, *line, *save = NULL;
+	size_t len;
+
+	if (rfs_meta_load(fs, 'D', &v->rec, &val, &len))
+		return;
+	pthread_mutex_lock(&v->lock);
+	for (line = strtok_r(val, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *url = strchr(line, ' ');
+		long long when = strtoll(line, NULL, 10);
+
+		if (url && url[1] && when > 0 && now - when < DEMOTED_KEEP)
+			demote(v, url + 1, (time_t)when);
+	}
+	pthread_mutex_unlock(&v->lock);
+	free(val);
 }
 
 /* A source as a log line names it: "RSE (url)". */
@@ -727,8 +780,9 @@ static bool settle(struct rfs_fs *fs, struct rfs_verifier *v,
 		if (found >= 0) {
 			name_source(liar, sizeof(liar), v, (size_t)found);
 			pthread_mutex_lock(&v->lock);
-			demote(v, v->urls[found]);
+			demote(v, v->urls[found], time(NULL));
 			pthread_mutex_unlock(&v->lock);
+			save_demotions(fs, v);
 			rfs_log(LOG_ERR,
 				"verify '%s': %s lied: its blocks, fetched "
 				"again from the other replicas, make the file "
@@ -761,8 +815,9 @@ static bool settle(struct rfs_fs *fs, struct rfs_verifier *v,
 	pthread_mutex_lock(&v->lock);
 	for (size_t i = 0; i < v->nurls; i++)
 		if (count[i] && (found < 0 || (size_t)found == i))
-			demote(v, v->urls[i]);
+			demote(v, v->urls[i], time(NULL));
 	pthread_mutex_unlock(&v->lock);
+	save_demotions(fs, v);
 	if (fs->cache)
 		rfs_cache_drop_file(fs->cache, &v->cid);
 	return false;
@@ -843,6 +898,8 @@ int rfs_verify_attach(struct rfs_fs *fs, struct rfs_file *f)
 	}
 	pthread_mutex_unlock(&v->lock);
 	f->v = v;
+	if (fresh && fs->cache)
+		load_demotions(fs, v);
 	if (!fresh || !fs->cache ||
 	    rfs_cache_file_info(fs->cache, &f->cid, &ci))
 		return 0;
@@ -1159,7 +1216,7 @@ bool rfs_verify_demoted(const struct rfs_file *f, const char *url)
 		return false;
 	pthread_mutex_lock(&v->lock);
 	for (size_t i = 0; i < v->ndemoted && !yes; i++)
-		yes = !strcmp(v->demoted[i], url);
+		yes = !strcmp(v->demoted[i].url, url);
 	pthread_mutex_unlock(&v->lock);
 	return yes;
 }

@@ -108,12 +108,14 @@ def test_a_change_that_keeps_the_adler32_is_caught_and_never_sealed(
     assert "md5" in m.logtext()
     assert [r for r in store.requests() if r.get("fault_at")], \
         "the faultstore changed no byte"
-    # a remount on the same cache, honest replica only: nothing wrong
-    # was kept or sealed for the kernel to serve
+    # a remount on the same cache: nothing wrong was kept or sealed for
+    # the kernel to serve, and the liar stays known, tried last
     m.unmount()
-    m2 = mount_factory(lake41, "rse_expression=XRD_DISK",
+    store.reset()
+    m2 = mount_factory(lake41, LIAR_FIRST, "readahead=no",
                        "cache_dir=" + m.cache)
     assert read_whole(find_path(m2, liar)) == liar["sha256"]
+    assert store.requests(path_contains=liar["name"]) == []
 
 
 def test_verify_always_never_serves_a_wrong_byte(lake41, mount_factory,
