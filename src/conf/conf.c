@@ -313,33 +313,77 @@ static int take_option_list(struct rfs_conf *conf, const char *list,
 	return rc;
 }
 
+static bool is_secret(const char *key)
+{
+	size_t idx;
+	const struct opt *o = find_opt(key, &idx);
+
+	return o && o->type == OPT_SECRET;
+}
+
+/*
+ * One option of a -o list, @len raw bytes at @p: if its key, unescaped
+ * as take_option_list does (an escaped '=' ends the key too, since the
+ * key is cut at the first '=' after unescaping), names a secret, every
+ * raw byte of its value becomes 'x'.
+ */
+static void hide_option(char *p, size_t len)
+{
+	char key[32];
+	size_t k = 0, i;
+
+	for (i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '\\' && i + 1 < len)
+			c = p[++i];
+		if (c == '=')
+			break;
+		if (k + 1 >= sizeof(key))
+			return; /* longer than any option name */
+		key[k++] = c;
+	}
+	key[k] = '\0';
+	if (i == len || !is_secret(key))
+		return;
+	memset(p + i + 1, 'x', len - i - 1);
+}
+
 /*
  * /proc/PID/cmdline is readable by every local user: a password given
  * with -o is overwritten in argv once copied (rucio.cfg is the better
- * place for it; the README says so).
+ * place for it; the README says so). The list is split exactly as
+ * take_option_list splits it, so every spelling the parser takes for a
+ * password (escaped commas, backslashes, a trailing backslash, escapes
+ * in the key) is masked whole.
  */
-static void hide_password(char *list)
+static void hide_list(char *list)
 {
+	size_t n, start = 0;
+
 	if (!list)
 		return;
-	for (char *p = strstr(list, "password="); p;
-	     p = strstr(p, "password=")) {
-		if (p != list && p[-1] != ',') {
-			p++;
+	n = strlen(list);
+	for (size_t i = 0; i <= n; i++) {
+		if (list[i] == '\\' && i + 1 < n) {
+			i++;
 			continue;
 		}
-		for (p += 9; *p && *p != ','; p++)
-			*p = 'x';
+		if (list[i] != ',' && list[i] != '\0')
+			continue;
+		hide_option(list + start, i - start);
+		start = i + 1;
 	}
 }
 
+/* Walks argv as rfs_conf_parse_args does. */
 void rfs_conf_hide_secrets(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-o") && i + 1 < argc)
-			hide_password(argv[++i]);
+			hide_list(argv[++i]);
 		else if (!strncmp(argv[i], "-o", 2))
-			hide_password(argv[i] + 2);
+			hide_list(argv[i] + 2);
 	}
 }
 

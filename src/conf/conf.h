@@ -104,9 +104,11 @@ int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 			enum rfs_conf_action *action, char *err, size_t errlen);
 
 /*
- * Overwrites the value of every -o password= in @argv (which must be
- * writable, as main()'s is): /proc/PID/cmdline is readable by everyone.
- * Call after rfs_conf_parse_args has copied it.
+ * Overwrites with 'x' the value of every -o password= in @argv (which
+ * must be writable, as main()'s is), in every spelling the parser takes
+ * for one (escaped commas, backslashes, escapes in the key, "-oLIST"):
+ * /proc/PID/cmdline is readable by everyone. Call after
+ * rfs_conf_parse_args has copied it.
  */
 void rfs_conf_hide_secrets(int argc, char **argv);
 

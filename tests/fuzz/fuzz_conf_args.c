@@ -11,6 +11,28 @@
 
 #define MAX_ARGS 16
 
+/*
+ * Once masked, the arguments parse again the same way, and whatever
+ * they give as the password is all 'x': no byte of a password survives.
+ */
+static void check_hidden(int argc, char **argv)
+{
+	char err[256];
+	struct rfs_conf conf;
+	struct rfs_strv fuse;
+	enum rfs_conf_action action;
+
+	rfs_conf_hide_secrets(argc, argv);
+	rfs_conf_init(&conf);
+	rfs_strv_init(&fuse);
+	FUZZ_CHECK(rfs_conf_parse_args(&conf, argc, argv, &fuse, &action, err,
+				       sizeof(err)) == 0);
+	for (const char *p = conf.password; p && *p; p++)
+		FUZZ_CHECK(*p == 'x');
+	rfs_conf_release(&conf);
+	rfs_strv_release(&fuse);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *argv[MAX_ARGS + 2], *copy = fuzz_str(data, size), *p = copy;
@@ -43,6 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(conf.max_threads >= 1 && conf.max_threads <= 1024);
 	rfs_conf_release(&conf);
 	rfs_strv_release(&fuse);
+	if (rc == 0 && action == RFS_CONF_RUN)
+		check_hidden(argc, argv);
 	free(copy);
 	return 0;
 }

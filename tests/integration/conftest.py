@@ -91,7 +91,9 @@ class Mount:
     """A running ruciofs -f process and its mountpoint."""
 
     def __init__(self, lake, tmp, opts=(), cfg_kw=None, env=None,
-                 wait=True):
+                 wait=True, args=(), prefix=()):
+        """@opts: each one "-o" argument; @args: raw arguments put before
+        the mountpoint; @prefix: a command that execs ruciofs (setpriv)."""
         self.lake = lake
         self.dir = os.path.join(tmp, "mnt")
         os.makedirs(self.dir, exist_ok=True)
@@ -101,17 +103,17 @@ class Mount:
         self.log = open(self.log_path, "w")
         # a cache of its own: tests must not see each other's blocks
         self.cache = os.path.join(tmp, "cache")
-        args = [RUCIOFS, "-f", "-o", "rucio_config=" + self.cfg,
-                "-o", "cache_dir=" + self.cache]
+        argv = list(prefix) + [RUCIOFS, "-f", "-o", "rucio_config=" +
+                               self.cfg, "-o", "cache_dir=" + self.cache]
         for o in opts:
-            args += ["-o", o]
-        args.append(self.dir)
+            argv += ["-o", o]
+        argv += list(args) + [self.dir]
         e = dict(os.environ)
         e.pop("BEARER_TOKEN", None)
         e.pop("BEARER_TOKEN_FILE", None)
         e["XDG_RUNTIME_DIR"] = tmp
         e.update(env or {})
-        self.proc = subprocess.Popen(args, stdout=self.log,
+        self.proc = subprocess.Popen(argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=e)
         if wait:
             self.wait_mounted()

@@ -210,11 +210,24 @@ def test_listing_ttl(lake41, mount_factory):
 
 
 def test_password_not_in_proc_cmdline(lake41, mount_factory):
-    m = mount_factory(lake41, "password=alice-secret",
-                      cfg_kw={"password": None})
+    # every spelling the option parser takes for a password; the last
+    # one (the right password) wins, the others must be masked as well
+    decoys = ["q1\\,w2\\,e3",            # escaped commas
+              "r4\\\\\\,t5",              # escaped backslash, comma
+              "y6\\"]                     # trailing backslash
+    m = mount_factory(lake41, "password=" + decoys[0],
+                      "username=alice,password=%s,account=alice" % decoys[1],
+                      "pass\\word=u7i8",    # an escape inside the key
+                      cfg_kw={"password": None},
+                      args=["-oaccount=alice,password=" + decoys[2],
+                            "-opassword=alice-secret"])
     assert os.listdir(m.dir)
     with open("/proc/%d/cmdline" % m.proc.pid, "rb") as f:
-        assert b"alice-secret" not in f.read()
+        cmdline = f.read()
+    for secret in (b"alice-secret", b"w2", b"e3", b"r4", b"t5", b"y6",
+                   b"u7i8"):
+        assert secret not in cmdline, cmdline
+    assert cmdline.count(b"password=x") == 4, cmdline
 
 
 def test_token_file_inside_the_mount_is_refused(lake41, tmp_path):

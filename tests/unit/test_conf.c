@@ -895,6 +895,77 @@ static void test_secret_wiped(void)
 	free(cfg);
 }
 
+/* ---- rfs_conf_hide_secrets ---- */
+
+/*
+ * Masks @args (a copy: argv must be writable), checks each against
+ * @want, and checks that the password the parser took from the
+ * original is nowhere in the masked arguments.
+ */
+static void hide_case(const char *const *args, const char *const *want)
+{
+	char *argv[16], joined[1024] = "";
+	int argc = 0;
+	struct cli c;
+
+	argv[argc++] = "ruciofs";
+	for (size_t i = 0; args[i] && argc < 15; i++)
+		argv[argc++] = strdup(args[i]);
+	argv[argc] = NULL;
+	memset(&c, 0, sizeof(c));
+	rfs_conf_init(&c.conf);
+	rfs_strv_init(&c.fuse);
+	CHECK_INT(rfs_conf_parse_args(&c.conf, argc, argv, &c.fuse, &c.action,
+				      c.err, sizeof(c.err)),
+		  0);
+	rfs_conf_hide_secrets(argc, argv);
+	for (int i = 1; i < argc; i++) {
+		CHECK_STR(argv[i], want[i - 1]);
+		snprintf(joined + strlen(joined),
+			 sizeof(joined) - strlen(joined), "%s ", argv[i]);
+		free(argv[i]);
+	}
+	if (c.conf.password && c.conf.password[0])
+		CHECK(strstr(joined, c.conf.password) == NULL);
+	cli_release(&c);
+}
+
+static void test_hide_secrets(void)
+{
+#define HIDE(...) (const char *const[]){ __VA_ARGS__, NULL }
+	/* escaped commas: the value is "a,b,c", all of it goes */
+	hide_case(HIDE("-o", "password=a\\,b\\,c", "/m"),
+		  HIDE("-o", "password=xxxxxxx", "/m"));
+	/* in the middle of a list; the options around it stay */
+	hide_case(HIDE("-o", "username=u,password=p\\,q,vo=v", "/m"),
+		  HIDE("-o", "username=u,password=xxxx,vo=v", "/m"));
+	/* "-oLIST" and a later, separate -o */
+	hide_case(HIDE("-opassword=s3cret", "-o", "vo=v", "-o", "password=z9",
+		       "/m"),
+		  HIDE("-opassword=xxxxxx", "-o", "vo=v", "-o", "password=xx",
+		       "/m"));
+	/* an escaped backslash ends the value at the next comma */
+	hide_case(HIDE("-o", "password=a\\\\,vo=v", "/m"),
+		  HIDE("-o", "password=xxx,vo=v", "/m"));
+	/* an escaped backslash then an escaped comma: one value "a\,b" */
+	hide_case(HIDE("-o", "password=a\\\\\\,b,vo=v", "/m"),
+		  HIDE("-o", "password=xxxxxx,vo=v", "/m"));
+	/* a trailing backslash is part of the value */
+	hide_case(HIDE("-o", "vo=v,password=ab\\", "/m"),
+		  HIDE("-o", "vo=v,password=xxx", "/m"));
+	/* escapes in the key: the parser reads "password" in both */
+	hide_case(HIDE("-o", "pass\\word=hunter", "/m"),
+		  HIDE("-o", "pass\\word=xxxxxx", "/m"));
+	hide_case(HIDE("-o", "password\\=hunter", "/m"),
+		  HIDE("-o", "password\\=xxxxxx", "/m"));
+	/* not a password: a value that says "password=", another key */
+	hide_case(HIDE("-o", "vo=a\\,password=b,username=password=c", "/m"),
+		  HIDE("-o", "vo=a\\,password=b,username=password=c", "/m"));
+	hide_case(HIDE("-o", "comment=password=d,password=", "/m"),
+		  HIDE("-o", "comment=password=d,password=", "/m"));
+#undef HIDE
+}
+
 static void test_release(void)
 {
 	struct cli c;
@@ -948,6 +1019,7 @@ int main(void)
 		test_validate();
 		test_mountpoint();
 		test_secret_wiped();
+		test_hide_secrets();
 		test_release();
 	}
 
