@@ -22,6 +22,7 @@
 #include "fuse/passthrough.h"
 #include "util/errmap.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/banned.h"
 
 static void __attribute__((format(printf, 2, 0)))
@@ -158,6 +159,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 {
 	struct rfs_fuse ctx = { fs, NULL };
 	struct fuse_session *se;
+	char host[512];
 	int rc = 1;
 
 	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), &ctx);
@@ -178,7 +180,8 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 	/* none: every request waits on a session worker, as before */
 	if (rfs_async_new(&ctx.async, ASYNC_THREADS))
 		rfs_err("no threads for requests that wait on the network");
-	rfs_info("mounted %s on %s", conf->rucio_host, conf->mountpoint);
+	rfs_url_for_log(host, sizeof(host), conf->rucio_host);
+	rfs_info("mounted %s on %s", host, conf->mountpoint);
 	if (conf->allow_other)
 		rfs_warn("allow_other: every local user reads with this "
 			 "mount's Rucio identity");
@@ -201,7 +204,7 @@ int main(int argc, char **argv)
 	struct rfs_strv extra;
 	struct rfs_conf conf;
 	struct rfs_fs *fs = NULL;
-	char err[1024] = "";
+	char err[1024] = "", host[512];
 	int rc, status = 1;
 
 	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
@@ -228,16 +231,17 @@ int main(int argc, char **argv)
 		goto out_curl;
 	}
 	rc = rfs_fs_check(fs);
+	rfs_url_for_log(host, sizeof(host), conf.rucio_host);
 	if (rc && rfs_fs_can_start_offline(fs, rc)) {
 		fprintf(stderr,
 			"ruciofs: warning: the catalogue at %s is out of reach "
 			"(%s); mounting offline from the cache\n",
-			conf.rucio_host, rfs_errno_reason(rc));
+			host, rfs_errno_reason(rc));
 		rc = 0;
 	}
 	if (rc) {
 		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
-			conf.rucio_host, rfs_errno_reason(rc));
+			host, rfs_errno_reason(rc));
 		goto out_curl;
 	}
 	if (fuse_args_from(&conf, &extra, argv[0], &args) == 0)

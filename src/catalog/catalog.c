@@ -275,7 +275,7 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	struct rfs_http_hdr hdr[H_COUNT];
 	struct rfs_http_hdrs hdrs = { hdr, H_COUNT };
 	struct curl_slist *headers = NULL;
-	char url[2048];
+	char url[2048], shown[512];
 	struct rfs_buf body;
 	long status = 0;
 	CURL *h;
@@ -304,8 +304,9 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	free_headers(headers);
 	rfs_buf_release(&body);
 	if (rc) {
+		rfs_url_for_log(shown, sizeof(shown), url);
 		rfs_log_limited(LOG_ERR, "login",
-				"catalogue login at %s failed: %s", url,
+				"catalogue login at %s failed: %s", shown,
 				curl_easy_strerror(rc));
 		rc = note_contact(cat, err);
 	} else {

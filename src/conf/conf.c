@@ -565,6 +565,7 @@ int rfs_conf_load_file(struct rfs_conf *conf, char *err, size_t errlen)
 
 static int check_url(const char *what, char *url, char *err, size_t errlen)
 {
+	char shown[512];
 	size_t n;
 
 	if (!url || !*url) {
@@ -573,8 +574,9 @@ static int check_url(const char *what, char *url, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) {
+		rfs_url_for_log(shown, sizeof(shown), url);
 		snprintf(err, errlen, "%s '%s' is not an http(s) URL", what,
-			 url);
+			 shown);
 		return -EINVAL;
 	}
 	n = strlen(url);

@@ -115,6 +115,43 @@ static int build(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return 0;
 }
 
+/*
+ * Storage is authenticated by bearer tokens, never by credentials in a
+ * URL: a PFN's userinfo ("user:password@") is dropped as it arrives, so
+ * it is never sent, logged, shown in user.rucio.replicas (which every
+ * user of an allow_other mount reads) or kept in the cache. One warning
+ * per RSE and interval names the URL without it.
+ */
+static void drop_userinfo(struct rfs_replica_list *l)
+{
+	char url[512], key[160];
+
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t j = 0; j < l->v[i].npfn; j++) {
+			struct rfs_pfn *p = &l->v[i].pfn[j];
+
+			if (!rfs_url_strip_userinfo(p->url))
+				continue;
+			rfs_url_for_log(url, sizeof(url), p->url);
+			snprintf(key, sizeof(key), "userinfo:%s", p->rse);
+			rfs_log_limited(LOG_WARNING, key,
+					"replica '%s' (%s): credentials in the "
+					"URL ignored; storage is authenticated "
+					"by token",
+					url, p->rse);
+		}
+}
+
+static int fetch_replicas(struct rfs_fs *fs, const struct rfs_did_rec *dids,
+			  size_t n, struct rfs_replica_list *l)
+{
+	int rc = rfs_catalog_list_replicas_many(fs->cat, dids, n, l);
+
+	if (!rc)
+		drop_userinfo(l);
+	return rc;
+}
+
 /* The replica list of @rec alone, kept for offline opens. */
 static void save_replicas(struct rfs_fs *fs, const struct rfs_replica_rec *rec)
 {
@@ -140,6 +177,8 @@ static int load_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 		return rc;
 	rc = rfs_parse_replicas(val, len, l);
 	free(val);
+	if (!rc) /* kept by a version that did not drop them */
+		drop_userinfo(l);
 	return rc;
 }
 
@@ -162,7 +201,7 @@ static int cache_only(const struct rfs_did_rec *did, struct rfs_replicas **out)
 static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 			 struct rfs_replica_list *l, bool *offline)
 {
-	int rc = rfs_catalog_list_replicas(fs->cat, did->scope, did->name, l);
+	int rc = fetch_replicas(fs, did, 1, l);
 	const struct rfs_replica_rec *rec;
 
 	*offline = false;
@@ -231,7 +270,7 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
 		out[i] = NULL;
 	if (n == 1)
 		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
-	rc = rfs_catalog_list_replicas_many(fs->cat, dids, n, &l);
+	rc = fetch_replicas(fs, dids, n, &l);
 	if (rc) /* the one asked for goes on alone, offline too */
 		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
 	for (size_t i = 0; i < l.n; i++)

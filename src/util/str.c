@@ -106,16 +106,73 @@ size_t rfs_url_rucio_fragment(const char *url, bool *no_multirange)
 	return n && url[n - 1] == '&' ? n - 1 : n;
 }
 
+/*
+ * The authority of "scheme://authority/...": its start, and its length
+ * in *@len; NULL for a URL without a scheme.
+ */
+static const char *authority(const char *url, size_t *len)
+{
+	const char *p = url;
+
+	if (!isalpha((unsigned char)*p))
+		return NULL;
+	while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' ||
+	       *p == '.')
+		p++;
+	if (strncmp(p, "://", 3))
+		return NULL;
+	p += 3;
+	*len = strcspn(p, "/?#");
+	return p;
+}
+
+/* Where the host starts: past the last '@' of the authority, if any. */
+static const char *past_userinfo(const char *url, const char **auth)
+{
+	size_t len = 0;
+	const char *a = authority(url, &len), *at;
+
+	*auth = a;
+	if (!a)
+		return NULL;
+	at = memrchr(a, '@', len);
+	return at ? at + 1 : NULL;
+}
+
+int rfs_url_strip_userinfo(char *url)
+{
+	const char *auth, *host = past_userinfo(url, &auth);
+	size_t gone, rest;
+
+	if (!host)
+		return 0;
+	gone = (size_t)(host - auth);
+	rest = strlen(host);
+	memmove((char *)auth, host, rest + 1);
+	/* the tail of the old string may still hold bytes of it */
+	rfs_wipe((char *)auth + rest + 1, gone);
+	return 1;
+}
+
 void rfs_url_for_log(char *out, size_t outlen, const char *url)
 {
-	size_t n = strcspn(url, "?#");
+	const char *auth, *host = past_userinfo(url, &auth);
+	size_t used = 0, n;
 
 	if (outlen == 0)
 		return;
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, url, n);
-	out[n] = '\0';
+	if (host) { /* "scheme://" first, then what follows the userinfo */
+		n = (size_t)(auth - url);
+		n = n < outlen - 1 ? n : outlen - 1;
+		memcpy(out, url, n);
+		used = n;
+		url = host;
+	}
+	n = strcspn(url, "?#");
+	if (n > outlen - 1 - used)
+		n = outlen - 1 - used;
+	memcpy(out + used, url, n);
+	out[used + n] = '\0';
 }
 
 static int month_index(const char *m)

@@ -36,8 +36,19 @@ int rfs_url_normalize(struct rfs_buf *out, const char *url);
  */
 size_t rfs_url_rucio_fragment(const char *url, bool *no_multirange);
 
-/* Copies @url without its query and fragment into @out, for log lines. */
+/*
+ * Copies @url into @out for log lines and xattrs: without its userinfo
+ * ("user:password@"), query and fragment, which may hold credentials or
+ * signatures. Truncated to fit, always terminated (unless @outlen is 0).
+ */
 void rfs_url_for_log(char *out, size_t outlen, const char *url);
+
+/*
+ * Removes the userinfo of @url's authority ("https://u:p@h/x" becomes
+ * "https://h/x") in place, wiping the bytes freed. Returns 1 if there
+ * was one, 0 if not (or @url has no "scheme://").
+ */
+int rfs_url_strip_userinfo(char *url);
 
 /* RFC 1123 ("Tue, 24 Nov 2026 07:56:16 UTC"/"GMT") or ISO 8601. */
 int rfs_parse_time(const char *s, time_t *out);

@@ -98,7 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_str(data, size);
 	size_t outlen = 1 + size % 97;
-	char *out = malloc(outlen);
+	char *out = malloc(outlen), *stripped;
+	size_t n;
 
 	if (!out)
 		abort();
@@ -109,7 +110,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rfs_url_for_log(out, outlen, s);
 	FUZZ_CHECK(strlen(out) < outlen);
 	FUZZ_CHECK(!strpbrk(out, "?#"));
-	FUZZ_CHECK(!strncmp(out, s, strlen(out)));
+	/* what is logged is a prefix of the URL without its userinfo */
+	stripped = strdup(s);
+	if (!stripped)
+		abort();
+	n = strlen(stripped);
+	FUZZ_CHECK(rfs_url_strip_userinfo(stripped) == (strlen(stripped) < n));
+	FUZZ_CHECK(!strncmp(out, stripped, strlen(out)));
+	FUZZ_CHECK(rfs_url_strip_userinfo(stripped) == 0);
+	free(stripped);
 	free(out);
 	free(s);
 	return 0;

@@ -165,6 +165,24 @@ static void test_url_for_log(void)
 	rfs_url_for_log(out, sizeof(out), "?only=query");
 	CHECK_STR(out, "");
 
+	/* userinfo never reaches a log line, however it is spelled */
+	rfs_url_for_log(out, sizeof(out), "https://user:pass@h:443/f?q");
+	CHECK_STR(out, "https://h:443/f");
+	rfs_url_for_log(out, sizeof(out), "davs://tok@h/f");
+	CHECK_STR(out, "davs://h/f");
+	rfs_url_for_log(out, sizeof(out), "https://u:p@ss@h/f@g");
+	CHECK_STR(out, "https://h/f@g");
+	rfs_url_for_log(out, sizeof(out), "https://@h/f");
+	CHECK_STR(out, "https://h/f");
+	rfs_url_for_log(out, sizeof(out), "http://h?u:p@x/");
+	CHECK_STR(out, "http://h");
+	rfs_url_for_log(out, sizeof(out), "no-scheme@h/f");
+	CHECK_STR(out, "no-scheme@h/f");
+	rfs_url_for_log(small, sizeof(small), "https://u:secret@h/f");
+	CHECK_STR(small, "https:/");
+	rfs_url_for_log(small, sizeof(small), "h://u:secret@ab/f");
+	CHECK_STR(small, "h://ab/");
+
 	/* truncated to the buffer, still terminated */
 	memset(small, 'X', sizeof(small));
 	rfs_url_for_log(small, sizeof(small), "https://host/x?y");
@@ -175,6 +193,51 @@ static void test_url_for_log(void)
 	small[0] = 'X';
 	rfs_url_for_log(small, 0, "https://host/x");
 	CHECK_INT(small[0], 'X');
+}
+
+/* @url after rfs_url_strip_userinfo, and what it returned in *@rc. */
+static const char *strip(const char *url, int *rc)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", url);
+	*rc = rfs_url_strip_userinfo(buf);
+	return buf;
+}
+
+static void test_url_strip_userinfo(void)
+{
+	char buf[64];
+	int rc;
+
+	CHECK_STR(strip("https://user:pass@host:8443/a/b?x=1", &rc),
+		  "https://host:8443/a/b?x=1");
+	CHECK_INT(rc, 1);
+	CHECK_STR(strip("davs://only-user@h/f", &rc), "davs://h/f");
+	CHECK_INT(rc, 1);
+	/* the last '@' of the authority ends the userinfo */
+	CHECK_STR(strip("https://a@b:c@h/f", &rc), "https://h/f");
+	CHECK_INT(rc, 1);
+	CHECK_STR(strip("https://u:p@[::1]:443/f", &rc), "https://[::1]:443/f");
+	CHECK_INT(rc, 1);
+	/* an '@' in the path, query or fragment is not userinfo */
+	CHECK_STR(strip("https://h/f@x", &rc), "https://h/f@x");
+	CHECK_INT(rc, 0);
+	CHECK_STR(strip("https://h?x=u:p@y", &rc), "https://h?x=u:p@y");
+	CHECK_INT(rc, 0);
+	CHECK_STR(strip("https://h#u@y", &rc), "https://h#u@y");
+	CHECK_INT(rc, 0);
+	CHECK_STR(strip("/path/u:p@h", &rc), "/path/u:p@h");
+	CHECK_INT(rc, 0);
+	CHECK_STR(strip("", &rc), "");
+	CHECK_INT(rc, 0);
+
+	/* no byte of the credentials is left past the new end */
+	memset(buf, 0, sizeof(buf));
+	snprintf(buf, sizeof(buf), "http://a-long-secret-here@h/");
+	CHECK_INT(rfs_url_strip_userinfo(buf), 1);
+	CHECK_STR(buf, "http://h/");
+	CHECK(memmem(buf, sizeof(buf), "secret", 6) == NULL);
 }
 
 /* rfs_parse_time's result, or a sentinel that no test expects. */
@@ -562,6 +625,7 @@ int main(void)
 	test_url_normalize();
 	test_rucio_fragment();
 	test_url_for_log();
+	test_url_strip_userinfo();
 	test_parse_time();
 	test_parse_time_overflow();
 	test_parse_size();
