@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include <curl/curl.h>
 
@@ -198,6 +199,22 @@ out_destroy:
 	return rc;
 }
 
+/*
+ * The password and tokens live in this process's memory: a core dump
+ * (of a crash as root, say) would write them to disk, and a dumpable
+ * process's memory can be read through /proc by its owner's other
+ * processes. So: no core dumps, /proc/PID files owned by root, and gdb
+ * needs root. Done first, before any secret is read.
+ */
+static void not_dumpable(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		fprintf(stderr,
+			"ruciofs: warning: cannot disable core "
+			"dumps: %s\n",
+			strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -207,6 +224,7 @@ int main(int argc, char **argv)
 	char err[1024] = "", host[512];
 	int rc, status = 1;
 
+	not_dumpable();
 	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
 	tune_malloc();
 	fuse_set_log_func(fuse_log_to_ours);

@@ -4,6 +4,8 @@ import glob
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import uuid
 
 import lake as lakemod
@@ -76,3 +78,40 @@ def test_userinfo_in_replica_urls_is_dropped(lake41, mount_factory):
     finally:
         lake.remove_replica(f["scope"], f["name"], bad)
         lake.remove_replica(f["scope"], f["name"], good)
+
+
+# A process without CAP_SYS_PTRACE, like the daemon started below: it may
+# open the memory of a process of its own user with no more capabilities
+# only if that process is dumpable (ptrace access mode rules).
+NO_PTRACE = ["setpriv", "--bounding-set=-sys_ptrace"]
+PROBE = """
+import sys
+try:
+    open("/proc/%s/mem" % sys.argv[1], "rb").close()
+except PermissionError:
+    sys.exit(3)
+"""
+
+
+def can_open_mem(pid):
+    r = subprocess.run(NO_PTRACE + [sys.executable, "-c", PROBE, str(pid)])
+    assert r.returncode in (0, 3), r
+    return r.returncode == 0
+
+
+def test_daemon_is_not_dumpable(lake41, mount_factory):
+    # the probe tells the two apart: a dumpable peer's memory opens
+    peer = subprocess.Popen(NO_PTRACE + ["sleep", "60"])
+    try:
+        assert can_open_mem(peer.pid)
+    finally:
+        peer.kill()
+        peer.wait()
+    m = mount_factory(lake41, "password=alice-secret",
+                      cfg_kw={"password": None}, prefix=NO_PTRACE)
+    assert os.listdir(m.dir)
+    with open("/proc/%d/comm" % m.proc.pid) as fh:
+        assert fh.read().strip() == "ruciofs"
+    assert not can_open_mem(m.proc.pid)
+    with open("/proc/%d/cmdline" % m.proc.pid, "rb") as fh:
+        assert b"alice-secret" not in fh.read()
