@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,26 +209,126 @@ static int dup_clean(const char *raw, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
-/*
- * A token file inside our own mount would need the daemon to serve the
- * read that finds its token: a deadlock. Checked on the path's text, as
- * any stat() of it would already go through the mount.
- */
-static bool inside_mount(const struct rfs_token_source *ts, const char *path)
+/* @path is @dir or below it (both absolute, without "." or ".."). */
+static bool under(const char *dir, const char *path)
 {
-	size_t n = ts->forbidden ? strlen(ts->forbidden) : 0;
+	size_t n = strlen(dir);
 
-	return n && !strncmp(path, ts->forbidden, n) &&
-	       (path[n] == '/' || path[n] == '\0');
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
 }
 
-/* The cached token if file @i is unchanged (lstat: no link followed). */
-static int from_cache(struct rfs_token_source *ts, int i, char **out)
+#define LINKS_MAX 40 /* as the kernel's path walk */
+
+/* realpath(3)'s work, one component at a time */
+struct walk {
+	char todo[PATH_MAX]; /* what is left to resolve */
+	char done
+		[PATH_MAX]; /* resolved so far: no link, "." or ".."; "" is / */
+	char link[PATH_MAX];
+	size_t pos; /* in todo */
+	int links;
+};
+
+/* Replaces the link just appended to done by its target. */
+static int follow(struct walk *w, size_t cut)
+{
+	size_t rest = strlen(w->todo + w->pos);
+	ssize_t n = readlink(w->done, w->link, sizeof(w->link) - 1);
+
+	if (n < 0)
+		return -errno;
+	if (++w->links > LINKS_MAX)
+		return -ELOOP;
+	if ((size_t)n + 1 + rest >= sizeof(w->todo))
+		return -ENAMETOOLONG;
+	/* the rest moves behind the target; memmove: they may overlap */
+	memmove(w->todo + n + 1, w->todo + w->pos, rest + 1);
+	memcpy(w->todo, w->link, (size_t)n);
+	w->todo[n] = '/';
+	w->pos = 0;
+	w->done[w->link[0] == '/' ? 0 : cut] = '\0';
+	return 0;
+}
+
+/* Appends the next component of todo to done; 1 when it was the last. */
+static int step(struct walk *w, const char *forbidden)
+{
+	const char *comp = w->todo + w->pos;
+	size_t len = strcspn(comp, "/"), cut = strlen(w->done);
+	struct stat st;
+	bool last;
+
+	w->pos += len;
+	w->pos += strspn(w->todo + w->pos, "/");
+	last = w->todo[w->pos] == '\0';
+	if (len == 0 || (len == 1 && comp[0] == '.'))
+		return last;
+	if (len == 2 && comp[0] == '.' && comp[1] == '.') {
+		char *slash = strrchr(w->done, '/');
+
+		if (slash) /* done is canonical: ".." drops its last part */
+			*slash = '\0';
+		return last;
+	}
+	if (cut + 1 + len >= sizeof(w->done))
+		return -ENAMETOOLONG;
+	w->done[cut] = '/';
+	memcpy(w->done + cut + 1, comp, len);
+	w->done[cut + 1 + len] = '\0';
+	/* checked before any lookup: one under the mount needs us */
+	if (forbidden && under(forbidden, w->done))
+		return -EXDEV;
+	if (last) /* the file itself is opened with O_NOFOLLOW */
+		return 1;
+	if (lstat(w->done, &st))
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return follow(w, cut);
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+/*
+ * A token file inside our own mount would need the daemon to serve the
+ * read that finds its token: a deadlock. So its directory is resolved
+ * here as realpath(3) would (links, ".", "..", "//"), but a component at
+ * a time, and refused with -EXDEV as soon as the path reaches the mount,
+ * before anything in it is looked up. The real path goes to @out.
+ */
+static int real_path(const char *forbidden, const char *path, char *out,
+		     size_t outlen)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	int rc = 0, n;
+
+	if (!w)
+		return -ENOMEM;
+	if (path[0] != '/' && !getcwd(w->todo, sizeof(w->todo)))
+		rc = -errno;
+	n = snprintf(w->todo + strlen(w->todo),
+		     sizeof(w->todo) - strlen(w->todo), "/%s", path);
+	if (!rc && (n < 0 || (size_t)n >= sizeof(w->todo)))
+		rc = -ENAMETOOLONG;
+	while (rc == 0)
+		rc = step(w, forbidden);
+	if (rc == 1) {
+		n = snprintf(out, outlen, "%s", w->done[0] ? w->done : "/");
+		rc = n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+	}
+	free(w);
+	return rc;
+}
+
+/* The cached token if file @path (number @i) is unchanged (lstat: no
+ * link followed). */
+static int from_cache(struct rfs_token_source *ts, int i, const char *path,
+		      char **out)
 {
 	struct stat st;
 	int rc = -ESTALE;
 
-	if (lstat(ts->files[i], &st))
+	if (lstat(path, &st))
 		return -ESTALE;
 	pthread_mutex_lock(&ts->lock);
 	if (ts->cached_idx == i && ts->cached &&
@@ -241,19 +342,22 @@ static int from_cache(struct rfs_token_source *ts, int i, char **out)
 
 static int from_file(struct rfs_token_source *ts, int i, char **out)
 {
+	char path[PATH_MAX], *raw = NULL, *copy;
 	struct stat st;
-	char *raw = NULL, *copy;
-	int rc;
+	int rc = real_path(ts->forbidden, ts->files[i], path, sizeof(path));
 
-	if (inside_mount(ts, ts->files[i])) {
+	if (rc == -EXDEV) {
 		rfs_log_limited(LOG_ERR, "token-in-mount",
-				"token file '%s' is inside the mount; ignored",
-				ts->files[i]);
+				"token file '%s' is inside the mount %s; not "
+				"read",
+				ts->files[i], ts->forbidden);
 		return -EACCES;
 	}
-	if (from_cache(ts, i, out) == 0)
+	if (rc)
+		return rc;
+	if (from_cache(ts, i, path, out) == 0)
 		return 0;
-	rc = read_token_file(ts->files[i], &st, &raw);
+	rc = read_token_file(path, &st, &raw);
 	if (rc)
 		return rc;
 	rc = dup_clean(raw, out);

@@ -33,8 +33,11 @@ void rfs_token_source_free(struct rfs_token_source *ts);
 int rfs_token_source_get(struct rfs_token_source *ts, char **out);
 
 /*
- * No token file under @dir (the mountpoint) is ever read: reading it
- * would need the daemon itself, a deadlock. Copies @dir.
+ * No token file under @dir (the mountpoint, a real path) is ever read:
+ * reading it would need the daemon itself, a deadlock. The file's path
+ * is resolved without looking anything up under @dir (links, ".", ".."
+ * and "//" included); such a file gives -EACCES and a log line. Copies
+ * @dir.
  */
 int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir);
 

@@ -161,7 +161,7 @@ def mount_factory(tmp_path):
 
     def make(lake, *opts, **kw):
         sub = tmp_path / ("m%d" % len(mounts))
-        sub.mkdir()
+        sub.mkdir(exist_ok=True)   # a test may prepare it
         m = Mount(lake, str(sub), opts, **kw)
         mounts.append(m)
         return m

@@ -1,12 +1,16 @@
 """Secrets stay secret: credentials in replica URLs, core dumps, token
 files, plain-HTTP catalogues."""
+import errno
 import glob
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 import uuid
+
+import pytest
 
 import lake as lakemod
 from rucio_client import find_path, replicated
@@ -115,3 +119,89 @@ def test_daemon_is_not_dumpable(lake41, mount_factory):
     assert not can_open_mem(m.proc.pid)
     with open("/proc/%d/cmdline" % m.proc.pid, "rb") as fh:
         assert b"alice-secret" not in fh.read()
+
+
+def write_token(lake, path):
+    path.write_text(lake.issuer.mint("alice", lifetime=3600) + "\n")
+    os.chmod(path, 0o600)
+
+
+def wait_exit(proc, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+@pytest.mark.parametrize("spelling", ["//", "/./", "..", "symlink"])
+def test_token_file_inside_the_mount_however_spelled(lake41, mount_factory,
+                                                     tmp_path, spelling):
+    # the first mount of this test lives in tmp_path/m0/mnt
+    top = tmp_path / "m0"
+    mnt = top / "mnt"
+    (top / "x").mkdir(parents=True)
+    mnt.mkdir()
+    write_token(lake41, mnt / "bt")
+    os.symlink(str(mnt), str(tmp_path / "ln"))
+    path = {"//": str(top) + "//mnt/bt", "/./": str(top) + "/./mnt/bt",
+            "..": str(top) + "/x/../mnt/bt",
+            "symlink": str(tmp_path / "ln" / "bt")}[spelling]
+    t = time.time()
+    m = mount_factory(lake41, "token_file=" + path,
+                      cfg_kw={"auth_type": "oidc"}, wait=False)
+    assert m.dir == str(mnt)
+    # refused at start, on the terminal, at once; never mounted
+    rc = wait_exit(m.proc, 10)
+    assert rc not in (None, 0), m.logtext()
+    assert time.time() - t < 10
+    assert "inside the mount" in m.logtext()
+
+
+LISTDIR = """
+import os, sys
+try:
+    os.listdir(sys.argv[1])
+except OSError as e:
+    sys.exit(e.errno)
+"""
+
+
+def test_token_file_moved_into_the_mount(lake41, mount_factory, tmp_path):
+    d = tmp_path / "tokdir"
+    d.mkdir()
+    write_token(lake41, d / "bt")
+    m = mount_factory(lake41, "token_file=" + str(d / "bt"),
+                      cfg_kw={"auth_type": "oidc"})
+    scopes = sorted(os.listdir(m.dir))
+    assert len(scopes) >= 2
+    # the token's directory becomes a link to a scope of the mount:
+    # reading the file would need the listing that needs the token
+    d.rename(tmp_path / "tokdir.real")
+    os.symlink(m.path(scopes[0]), str(d))
+    t = time.time()
+    child = subprocess.Popen([sys.executable, "-c", LISTDIR,
+                              m.path(scopes[1])])
+    rc = wait_exit(child, 15)
+    if rc is None:
+        # a deadlocked daemon holds its own threads and this child for
+        # good: abort the connection (FUSE's umount -f) to clean up
+        subprocess.run(["umount", "-f", m.dir])
+        child.wait(10)
+        pytest.fail("the mount hangs: it reads its token from itself")
+    assert rc in (errno.EACCES, errno.EIO), rc
+    assert time.time() - t < 10
+    assert "inside the mount" in m.logtext()
+    # the mount still answers what it knows
+    assert sorted(os.listdir(m.dir)) == scopes
+    # and once the file is back, the catalogue is used again
+    os.unlink(str(d))
+    (tmp_path / "tokdir.real").rename(d)
+    deadline = time.time() + 10
+    while True:
+        try:
+            os.listdir(m.path(scopes[1]))
+            break
+        except OSError:
+            assert time.time() < deadline, "token not used again"
+            time.sleep(0.2)
+    assert m.alive()

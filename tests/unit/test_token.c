@@ -396,6 +396,113 @@ out:
 	free(bad);
 }
 
+/* What the source with only @file, forbidden @mnt, gives (see get()). */
+static const char *get_from(const char *file, const char *mnt, int *rc)
+{
+	struct rfs_token_source *ts = NULL;
+	const char *v = "";
+
+	*rc = rfs_token_source_new(&ts, file);
+	if (!*rc)
+		*rc = rfs_token_source_forbid(ts, mnt);
+	if (!*rc)
+		v = get(ts, rc);
+	rfs_token_source_free(ts);
+	return v;
+}
+
+/* @pre, the scratch directory, then @post: a fresh string to free(). */
+static char *at(const char *pre, const char *post)
+{
+	size_t n = strlen(pre) + strlen(tmpdir) + strlen(post) + 1;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s%s%s", pre, tmpdir, post);
+	return p;
+}
+
+/*
+ * A token file inside the mount is refused however its path is spelled,
+ * and without a lookup under the mount: "mnt/loop" is a link to itself,
+ * which any lookup there would report as ELOOP. A path that only passes
+ * through the mount ("link/../out") is refused too.
+ */
+static void test_inside_mount(void)
+{
+	static const char *const inside[][2] = {
+		{ "", "/mnt/bt" },	   { "", "//mnt/bt" },
+		{ "/", "/mnt/bt" },	   { "", "/./mnt/bt" },
+		{ "", "/out/../mnt/bt" },  { "", "/link/bt" },
+		{ "", "/abslink/bt" },	   { "", "/uplink/mnt/bt" },
+		{ "", "/mnt/loop/bt" },	   { "", "/mnt" },
+		{ "", "/link/../out/bt" }, { NULL, NULL },
+	};
+	static const char *const outside[] = { "/out/bt", "/mntx/bt",
+					       "/uplink/out/bt", "/out/./bt",
+					       NULL };
+	static const char *const dirs[] = { "/mnt", "/out", "/mntx", NULL };
+	static const char *const links[][2] = {
+		{ "/link", "mnt" },	 { "/uplink", "out/.." },
+		{ "/mnt/loop", "loop" }, { "/loop", "loop" },
+		{ NULL, NULL },
+	};
+	char *mnt = at("", "/mnt"), cwd[4096], *p;
+	const char *v;
+	int rc;
+
+	for (size_t i = 0; dirs[i]; i++) {
+		CHECK_INT(mkdir(p = at("", dirs[i]), 0700), 0);
+		free(unit_write(p, "bt", i ? "tokenOUT\n" : "tokenIN\n", 0600));
+		free(p);
+	}
+	for (size_t i = 0; links[i][0]; i++) {
+		CHECK_INT(symlink(links[i][1], p = at("", links[i][0])), 0);
+		free(p);
+	}
+	CHECK_INT(symlink(mnt, p = at("", "/abslink")), 0);
+	free(p);
+	clear_env();
+
+	for (size_t i = 0; inside[i][0]; i++) {
+		p = at(inside[i][0], inside[i][1]);
+		v = get_from(p, mnt, &rc);
+		if (rc != -EACCES)
+			printf("# inside: %s\n", p);
+		CHECK_INT(rc, -EACCES);
+		CHECK_STR(v, "");
+		free(p);
+	}
+	for (size_t i = 0; outside[i]; i++) {
+		p = at("", outside[i]);
+		v = get_from(p, mnt, &rc);
+		if (rc)
+			printf("# outside: %s\n", p);
+		CHECK_INT(rc, 0);
+		CHECK_STR(v, "tokenOUT");
+		free(p);
+	}
+	/* a loop elsewhere is the kernel's answer to it */
+	get_from(p = at("", "/loop/bt"), mnt, &rc);
+	CHECK_INT(rc, -ELOOP);
+	free(p);
+	/* relative paths, from the current directory */
+	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	CHECK_INT(chdir(tmpdir), 0);
+	get_from("mnt/bt", mnt, &rc);
+	CHECK_INT(rc, -EACCES);
+	v = get_from("out/bt", mnt, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenOUT");
+	CHECK_INT(chdir(cwd), 0);
+	/* without a mount to avoid, the file inside is just a file */
+	v = get_from(p = at("", "/link/bt"), NULL, &rc);
+	CHECK_INT(rc, 0);
+	CHECK_STR(v, "tokenIN");
+	free(p);
+	free(mnt);
+}
+
 int main(void)
 {
 	char tmp_bt[64];
@@ -412,6 +519,7 @@ int main(void)
 		test_explicit_file();
 		test_unsafe_files();
 		test_discovery();
+		test_inside_mount();
 	}
 	unit_rmtree(tmpdir);
 	free(tmpdir);
