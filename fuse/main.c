@@ -92,6 +92,35 @@ static int load_conf(struct rfs_conf *conf, int argc, char **argv,
 	return rc;
 }
 
+static bool plain_http(const char *url)
+{
+	return !strncmp(url, "http://", 7);
+}
+
+/*
+ * Without TLS the catalogue's credentials cross the network in clear.
+ * Not refused (a demo on one host needs no TLS), but said loudly: fills
+ * @out and returns true if so.
+ */
+static bool cleartext(const struct rfs_conf *conf, char *out, size_t len)
+{
+	bool userpass = conf->auth_type == RFS_AUTH_USERPASS;
+	bool pw = userpass && plain_http(conf->auth_host);
+	bool tok = plain_http(conf->rucio_host);
+	char a[256], r[256];
+
+	rfs_url_for_log(a, sizeof(a), conf->auth_host);
+	rfs_url_for_log(r, sizeof(r), conf->rucio_host);
+	snprintf(out, len,
+		 "insecure catalogue: plain http sends %s%s%s%s%s%s in "
+		 "clear",
+		 pw ? "the password to " : "", pw ? a : "",
+		 pw && tok ? " and " : "",
+		 tok ? (userpass ? "the Rucio token" : "the bearer token") : "",
+		 tok ? " to " : "", tok ? r : "");
+	return pw || tok;
+}
+
 static int run_loop(struct fuse_session *se, const struct rfs_conf *conf)
 {
 	struct fuse_loop_config *lc;
@@ -160,7 +189,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 {
 	struct rfs_fuse ctx = { fs, NULL };
 	struct fuse_session *se;
-	char host[512];
+	char host[512], msg[1024];
 	int rc = 1;
 
 	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), &ctx);
@@ -177,6 +206,8 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		goto out_unmount;
 	if (!conf->foreground)
 		rfs_log_set_sink(RFS_LOG_SYSLOG);
+	if (!conf->foreground && cleartext(conf, msg, sizeof(msg)))
+		rfs_warn("%s", msg); /* the terminal had it before */
 	rfs_fs_start(fs);
 	/* none: every request waits on a session worker, as before */
 	if (rfs_async_new(&ctx.async, ASYNC_THREADS))
@@ -221,7 +252,7 @@ int main(int argc, char **argv)
 	struct rfs_strv extra;
 	struct rfs_conf conf;
 	struct rfs_fs *fs = NULL;
-	char err[1024] = "", host[512];
+	char err[1024] = "", host[512], msg[1024];
 	int rc, status = 1;
 
 	not_dumpable();
@@ -237,6 +268,12 @@ int main(int argc, char **argv)
 	}
 	if (conf.debug)
 		rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	if (cleartext(&conf, msg, sizeof(msg))) { /* before the first login */
+		if (conf.foreground)
+			rfs_warn("%s", msg);
+		else
+			fprintf(stderr, "ruciofs: warning: %s\n", msg);
+	}
 	/* The daemon must outlive a peer closing a socket under OpenSSL */
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 import lake as lakemod
+from conftest import RUCIOFS, WORK
 from rucio_client import find_path, replicated
 
 
@@ -205,3 +206,59 @@ def test_token_file_moved_into_the_mount(lake41, mount_factory, tmp_path):
             assert time.time() < deadline, "token not used again"
             time.sleep(0.2)
     assert m.alive()
+
+
+@pytest.fixture(scope="module")
+def plain_lake():
+    """A lake without TLS: catalogue and storage on plain http://."""
+    workdir = os.path.join(WORK, "lake-41-plain")
+    os.makedirs(workdir, exist_ok=True)
+    lk = lakemod.Lake(workdir, profile="test", flavour="41", tls=False)
+    lk.start()
+    try:
+        yield lk
+    finally:
+        lk.stop()
+
+
+INSECURE = "ruciofs: warning: insecure catalogue: plain http sends "
+
+
+@pytest.mark.parametrize("auth", ["userpass", "oidc"])
+def test_plain_http_catalogue_warns(plain_lake, mount_factory, tmp_path,
+                                    auth):
+    opts, kw, what = [], {}, "the password to "
+    if auth == "oidc":
+        tok = tmp_path / "tk"
+        write_token(plain_lake, tok)
+        opts, kw, what = ["token_file=" + str(tok)], \
+            {"auth_type": "oidc"}, "the bearer token to "
+    assert plain_lake.rucio_host.startswith("http://")
+    # in the foreground the log is the terminal: one line
+    m = mount_factory(plain_lake, *opts, cfg_kw=kw)
+    assert os.listdir(m.dir)
+    lines = [l for l in m.logtext().splitlines() if l.startswith(INSECURE)]
+    assert len(lines) == 1, m.logtext()
+    assert what + plain_lake.rucio_host in lines[0]
+    # detached: on the terminal before the daemon leaves it
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    cfg = tmp_path / "rucio.cfg"
+    plain_lake.write_rucio_cfg(str(cfg), **kw)
+    args = [RUCIOFS, "-o", "rucio_config=" + str(cfg),
+            "-o", "cache_dir=" + str(tmp_path / "cache")]
+    for o in opts:
+        args += ["-o", o]
+    r = subprocess.run(args + [str(mp)], capture_output=True, text=True,
+                       timeout=30)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count(INSECURE) == 1, r.stderr
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mp)])
+
+
+def test_https_catalogue_does_not_warn(lake41, mount_factory):
+    m = mount_factory(lake41)
+    assert os.listdir(m.dir)
+    assert "insecure" not in m.logtext()
