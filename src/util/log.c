@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/str.h"
 #include "util/banned.h"
 
 static enum rfs_log_sink log_sink = RFS_LOG_STDERR;
@@ -54,13 +55,19 @@ static const char *level_name(int level)
 	}
 }
 
+/*
+ * Every line is escaped here, the one place all lines pass: DID names,
+ * URLs and server messages come from servers, and a newline in one
+ * would forge a line of its own.
+ */
 void rfs_vlog(int level, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char raw[1024], line[1536];
 
 	if (level > log_max)
 		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	rfs_escape_controls(line, sizeof(line), raw);
 	if (log_sink == RFS_LOG_SYSLOG) {
 		syslog(level, "%s", line);
 		return;

@@ -175,6 +175,37 @@ void rfs_url_for_log(char *out, size_t outlen, const char *url)
 	out[used + n] = '\0';
 }
 
+size_t rfs_escape_controls(char *out, size_t outlen, const char *in)
+{
+	size_t used = 0;
+
+	if (outlen == 0)
+		return 0;
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+		char e[5] = { c, '\0' };
+		size_t n = 1;
+
+		if (c == '\n' || c == '\r' || c == '\t') {
+			e[0] = '\\';
+			e[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+			n = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			e[0] = '\\';
+			e[1] = 'x';
+			e[2] = hexdig[c >> 4];
+			e[3] = hexdig[c & 15];
+			n = 4;
+		}
+		if (used + n >= outlen)
+			break; /* never half an escape */
+		memcpy(out + used, e, n);
+		used += n;
+	}
+	out[used] = '\0';
+	return used;
+}
+
 static int month_index(const char *m)
 {
 	static const char *const names[] = { "Jan", "Feb", "Mar", "Apr",

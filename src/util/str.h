@@ -50,6 +50,14 @@ void rfs_url_for_log(char *out, size_t outlen, const char *url);
  */
 int rfs_url_strip_userinfo(char *url);
 
+/*
+ * Copies @in to @out with every control byte (below 0x20, and DEL)
+ * escaped as \n, \r, \t or \xNN, so that a name from a server cannot
+ * start a line of its own in a log; bytes from 0x80 (UTF-8) are kept.
+ * Truncated to fit, never inside an escape; returns the length written.
+ */
+size_t rfs_escape_controls(char *out, size_t outlen, const char *in);
+
 /* RFC 1123 ("Tue, 24 Nov 2026 07:56:16 UTC"/"GMT") or ISO 8601. */
 int rfs_parse_time(const char *s, time_t *out);
 

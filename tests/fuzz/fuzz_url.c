@@ -119,6 +119,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(!strncmp(out, stripped, strlen(out)));
 	FUZZ_CHECK(rfs_url_strip_userinfo(stripped) == 0);
 	free(stripped);
+	/* an escaped line holds no control byte, and fits */
+	FUZZ_CHECK(rfs_escape_controls(out, outlen, s) < outlen);
+	for (const char *p = out; *p; p++)
+		FUZZ_CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);
 	free(out);
 	free(s);
 	return 0;

@@ -240,6 +240,48 @@ static void test_url_strip_userinfo(void)
 	CHECK(memmem(buf, sizeof(buf), "secret", 6) == NULL);
 }
 
+static void test_escape_controls(void)
+{
+	char out[64], small[8];
+	char all[33];
+
+	CHECK_INT(rfs_escape_controls(out, sizeof(out), "plain name"), 10);
+	CHECK_STR(out, "plain name");
+	rfs_escape_controls(out, sizeof(out), "a\nruciofs: error: forged\r\tb");
+	CHECK_STR(out, "a\\nruciofs: error: forged\\r\\tb");
+	rfs_escape_controls(out, sizeof(out), "\x01\x1b[31m\x7f\x1f");
+	CHECK_STR(out, "\\x01\\x1B[31m\\x7F\\x1F");
+	/* UTF-8 is kept; so is a backslash */
+	rfs_escape_controls(out, sizeof(out), "caf\xc3\xa9 \xef\xbc\x8f a\\b");
+	CHECK_STR(out, "caf\xc3\xa9 \xef\xbc\x8f a\\b");
+	/* every control byte */
+	for (int c = 1; c < 32; c++)
+		all[c - 1] = (char)c;
+	all[31] = 0x7f;
+	all[32] = '\0';
+	{
+		char wide[256];
+		size_t n = rfs_escape_controls(wide, sizeof(wide), all);
+
+		CHECK_INT(n, 3 * 2 + 29 * 4);
+		for (size_t i = 0; i < n; i++)
+			CHECK((unsigned char)wide[i] >= 0x20 &&
+			      (unsigned char)wide[i] < 0x7f);
+	}
+	/* truncated, terminated, never in the middle of an escape */
+	CHECK_INT(rfs_escape_controls(small, sizeof(small), "abcde\nf"), 7);
+	CHECK_STR(small, "abcde\\n");
+	CHECK_INT(rfs_escape_controls(small, sizeof(small), "abcdef\ng"), 6);
+	CHECK_STR(small, "abcdef");
+	CHECK_INT(rfs_escape_controls(small, sizeof(small), "abcde\x01"), 5);
+	CHECK_STR(small, "abcde");
+	CHECK_INT(rfs_escape_controls(small, 1, "abc"), 0);
+	CHECK_STR(small, "");
+	small[0] = 'X';
+	CHECK_INT(rfs_escape_controls(small, 0, "abc"), 0);
+	CHECK_INT(small[0], 'X');
+}
+
 /* rfs_parse_time's result, or a sentinel that no test expects. */
 static long long ptime(const char *s)
 {
@@ -626,6 +668,7 @@ int main(void)
 	test_rucio_fragment();
 	test_url_for_log();
 	test_url_strip_userinfo();
+	test_escape_controls();
 	test_parse_time();
 	test_parse_time_overflow();
 	test_parse_size();

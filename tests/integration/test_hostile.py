@@ -1,0 +1,53 @@
+"""A catalogue that sends what it should not: names that would forge log
+lines, records that are malformed. Its own lake: these tests add DIDs."""
+import os
+import uuid
+
+import pytest
+
+import lake as lakemod
+from conftest import WORK
+from rucio_client import posix_name, replicated
+
+
+@pytest.fixture(scope="module")
+def hlake():
+    workdir = os.path.join(WORK, "lake-41-hostile")
+    os.makedirs(workdir, exist_ok=True)
+    lk = lakemod.Lake(workdir, profile="test", flavour="41")
+    lk.start()
+    try:
+        yield lk
+    finally:
+        lk.stop()
+
+
+def new_dataset(lake, scope, files=()):
+    """A fresh open dataset in @scope holding the manifest @files."""
+    name = "hostile_" + uuid.uuid4().hex[:8]
+    lake.admin("POST", "add_did", {"scope": scope, "name": name,
+                                   "type": "DATASET", "is_open": True})
+    if files:
+        lake.attach(scope, name, [(f["scope"], f["name"]) for f in files])
+    return name
+
+
+def bad_file(scope, name, **meta):
+    """A lake-JSON file entry; @meta overrides its columns as sent."""
+    return {"scope": scope, "name": name, "bytes": 1, "adler32": "00000001",
+            "md5": "0" * 32, "replicas": {}, "meta": meta}
+
+
+def test_control_characters_in_names_are_escaped(hlake, mount_factory):
+    f = [g for g in replicated(hlake) if 0 < g["size"] < 1 << 20][0]
+    scope = f["scope"]
+    ds = new_dataset(hlake, scope, [f])
+    # too long to be shown: its warning names it, newlines and all
+    forged = "x\nruciofs: error: FORGED by the catalogue\r\n" + "y" * 300
+    hlake.add_file(bad_file(scope, forged), parent=(scope, ds))
+    m = mount_factory(hlake)
+    assert os.listdir(m.path(scope, ds)) == [posix_name(f["name"])]
+    lines = [l for l in m.logtext().splitlines() if "FORGED" in l]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ruciofs: warning: "), lines
+    assert "x\\nruciofs: error: FORGED by the catalogue\\r\\n" in lines[0]
