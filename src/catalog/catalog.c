@@ -579,27 +579,53 @@ static int did_path(struct rfs_buf *p, const char *scope, const char *name,
 	return rc;
 }
 
+/* One warning per answer for the records its parser left out. */
+static void log_skips(const struct request *rq,
+		      const struct rfs_parse_skips *sk)
+{
+	if (sk->nul_names)
+		rfs_log_limited(LOG_WARNING, "nul-name",
+				"catalogue: %s: %zu DIDs with a NUL byte in "
+				"their name are not shown",
+				rq->path, sk->nul_names);
+	if (sk->malformed == 1)
+		rfs_log_limited(LOG_WARNING, rq->path,
+				"catalogue: %s %s: record '%s' skipped: bad "
+				"or missing '%s'",
+				rq->method, rq->path, sk->first, sk->field);
+	else if (sk->malformed)
+		rfs_log_limited(LOG_WARNING, rq->path,
+				"catalogue: %s %s: %zu malformed records "
+				"skipped, the first '%s' (bad or missing '%s')",
+				rq->method, rq->path, sk->malformed, sk->first,
+				sk->field);
+}
+
+/* A DID stream: malformed records are skipped (and logged), not the
+ * whole answer. */
+static int parse_dids(const struct request *rq, struct rfs_did_list *out)
+{
+	struct rfs_parse_skips sk;
+	const struct rfs_buf *b = rq->out;
+	int rc = rfs_parse_dids(b->data ? b->data : "", b->len, out, &sk);
+
+	if (rc)
+		return bad_answer(rq, rc);
+	log_skips(rq, &sk);
+	return 0;
+}
+
 static int get_dids(struct rfs_catalog *cat, const char *path,
 		    struct rfs_did_list *out)
 {
 	struct rfs_buf body;
 	struct request rq = { "GET", path, ACCEPT_STREAM, NULL, &body };
-	size_t skipped = 0;
 	int rc;
 
 	rfs_buf_init(&body, cat->conf->max_answer);
 	rc = request(cat, &rq);
-	if (!rc) {
-		rc = rfs_parse_dids(body.data ? body.data : "", body.len, out,
-				    &skipped);
-		if (rc)
-			rc = bad_answer(&rq, rc);
-	}
-	if (skipped)
-		rfs_log_limited(LOG_WARNING, "nul-name",
-				"catalogue: %s: %zu DIDs with a NUL byte in "
-				"their name are not shown",
-				path, skipped);
+	if (!rc)
+		rc = parse_dids(&rq, out);
 	rfs_buf_release(&body);
 	return rc;
 }
@@ -738,15 +764,11 @@ static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_did_list *l,
 	rq.body = req;
 	rfs_buf_init(&body, cat->conf->max_answer);
 	rc = request(cat, &rq);
+	if (!rc)
+		rc = parse_dids(&rq, &meta);
 	if (!rc) {
-		rc = rfs_parse_dids(body.data ? body.data : "", body.len, &meta,
-				    NULL);
-		if (rc) {
-			rc = bad_answer(&rq, rc);
-		} else {
-			merge_meta(l, from, n, &meta);
-			rfs_did_list_release(&meta);
-		}
+		merge_meta(l, from, n, &meta);
+		rfs_did_list_release(&meta);
 	}
 	rfs_buf_release(&body);
 	free(req);

@@ -192,36 +192,49 @@ static int get_type(json_t *obj, struct rfs_did_rec *r)
 	return 0;
 }
 
+/* The fields after scope and name; *@bad names the first wrong one. */
+static int did_fields(json_t *obj, struct rfs_did_rec *r, const char **bad)
+{
+	int rc;
+
+	if ((rc = get_type(obj, r)))
+		*bad = "type";
+	else if ((rc = get_bytes(obj, r)))
+		*bad = "bytes";
+	else if ((rc = get_checksum(obj, "adler32", r->adler32, 8)))
+		*bad = "adler32";
+	else if ((rc = get_checksum(obj, "md5", r->md5, 32)))
+		*bad = "md5";
+	else if ((rc = get_time(obj, "created_at", &r->created)))
+		*bad = "created_at";
+	else if ((rc = get_time(obj, "updated_at", &r->updated)))
+		*bad = "updated_at";
+	return rc;
+}
+
 /*
  * Fills @r from a DID object. Returns -EILSEQ for a record to skip (a name
- * with an embedded NUL), -EBADMSG for a malformed one.
+ * with an embedded NUL), -EBADMSG for a malformed one; *@bad then names
+ * the field at fault.
  */
-static int did_from_json(json_t *obj, struct rfs_did_rec *r)
+static int did_from_json(json_t *obj, struct rfs_did_rec *r, const char **bad)
 {
 	const char *scope, *name;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	*bad = "not an object";
 	if (!json_is_object(obj))
 		return -EBADMSG;
-	rc = get_str(obj, "scope", &scope);
-	if (!rc)
-		rc = get_str(obj, "name", &name);
-	if (rc)
-		return rc;
-	if (!scope || !name || !*scope || !*name)
-		return -EBADMSG;
-	rc = get_type(obj, r);
-	if (!rc)
-		rc = get_bytes(obj, r);
-	if (!rc)
-		rc = get_checksum(obj, "adler32", r->adler32, 8);
-	if (!rc)
-		rc = get_checksum(obj, "md5", r->md5, 32);
-	if (!rc)
-		rc = get_time(obj, "created_at", &r->created);
-	if (!rc)
-		rc = get_time(obj, "updated_at", &r->updated);
+	if ((rc = get_str(obj, "scope", &scope)) || !scope || !*scope) {
+		*bad = "scope";
+		return rc ? rc : -EBADMSG;
+	}
+	if ((rc = get_str(obj, "name", &name)) || !name || !*name) {
+		*bad = "name";
+		return rc ? rc : -EBADMSG;
+	}
+	rc = did_fields(obj, r, bad);
 	if (rc)
 		return rc;
 	r->scope = strdup(scope);
@@ -302,17 +315,45 @@ int rfs_parse_scopes(const char *buf, size_t len, struct rfs_did_list *out)
 
 struct dids_ctx {
 	struct rfs_did_list *out;
-	size_t skipped;
+	struct rfs_parse_skips skips;
 };
 
+/* "scope:name" of a malformed record, as far as it has them. */
+static void name_record(json_t *obj, char *out, size_t len)
+{
+	json_t *scope = json_object_get(obj, "scope");
+	json_t *name = json_object_get(obj, "name");
+
+	snprintf(out, len, "%s:%s",
+		 json_is_string(scope) ? json_string_value(scope) : "?",
+		 json_is_string(name) ? json_string_value(name) : "?");
+}
+
+/*
+ * A line that is not a JSON object is not a DID stream: the answer is
+ * malformed. An object with a bad field is one bad record: skipped and
+ * counted, its siblings kept.
+ */
 static int did_line(json_t *obj, void *ctx)
 {
 	struct dids_ctx *c = ctx;
 	struct rfs_did_rec r;
-	int rc = did_from_json(obj, &r);
+	const char *bad;
+	int rc;
 
+	if (!json_is_object(obj))
+		return -EBADMSG;
+	rc = did_from_json(obj, &r, &bad);
 	if (rc == -EILSEQ) {
-		c->skipped++;
+		c->skips.nul_names++;
+		return 0;
+	}
+	if (rc == -EBADMSG) {
+		if (!c->skips.malformed++) {
+			name_record(obj, c->skips.first,
+				    sizeof(c->skips.first));
+			c->skips.field = bad;
+		}
 		return 0;
 	}
 	if (rc)
@@ -324,17 +365,17 @@ static int did_line(json_t *obj, void *ctx)
 }
 
 int rfs_parse_dids(const char *buf, size_t len, struct rfs_did_list *out,
-		   size_t *skipped)
+		   struct rfs_parse_skips *skips)
 {
-	struct dids_ctx c = { out, 0 };
+	struct dids_ctx c = { .out = out };
 	int rc;
 
 	rfs_did_list_init(out);
 	rc = each_line(buf, len, did_line, &c);
 	if (rc)
 		rfs_did_list_release(out);
-	if (skipped)
-		*skipped = c.skipped;
+	if (skips)
+		*skips = c.skips;
 	return rc;
 }
 
@@ -406,6 +447,7 @@ static int replica_line(json_t *obj, void *ctx)
 {
 	struct rfs_replica_list *out = ctx;
 	struct rfs_replica_rec *nv, *r;
+	const char *bad;
 	int rc;
 
 	nv = realloc(out->v, (out->n + 1) * sizeof(*nv));
@@ -414,7 +456,7 @@ static int replica_line(json_t *obj, void *ctx)
 	out->v = nv;
 	r = &out->v[out->n];
 	memset(r, 0, sizeof(*r));
-	rc = did_from_json(obj, &r->did);
+	rc = did_from_json(obj, &r->did, &bad);
 	if (rc)
 		return rc == -EILSEQ ? -EBADMSG : rc;
 	out->n++; /* counted now, so release frees a partial record */

@@ -1,7 +1,8 @@
 /*
  * Pure parsers for the catalogue's answers: bytes in, owned structs out.
  * No network here, so every function can be fuzzed. A malformed answer is
- * -EBADMSG as a whole, never a partial result.
+ * -EBADMSG as a whole, never a partial result (a DID stream skips single
+ * malformed records, see rfs_parse_dids).
  */
 #ifndef RFS_CATALOG_PARSE_H
 #define RFS_CATALOG_PARSE_H
@@ -73,15 +74,28 @@ const char *rfs_did_type_name(enum rfs_did_type t);
 /* GET /scopes/: a JSON array of strings -> RFS_DID_SCOPE records. */
 int rfs_parse_scopes(const char *buf, size_t len, struct rfs_did_list *out);
 
+/* What rfs_parse_dids left out of an answer it accepted. */
+struct rfs_parse_skips {
+	size_t nul_names; /* records whose name holds a NUL byte */
+	size_t malformed; /* records with a missing or wrong field */
+	/* the first malformed one, "scope:name" as sent ('?' for what it
+	 * lacks; for a log line, which escapes it), and its wrong field */
+	char first[512];
+	const char *field; /* static */
+};
+
 /*
  * Any json-stream of DID objects: /dids/{scope}/, /dids/{s}/{n}/dids,
  * /dids/bulkmeta, /dids/{s}/{n}/meta (a single object is one line too).
  * Reads scope, name, type or did_type, bytes, adler32, md5, created_at,
- * updated_at. Records whose name cannot be a C string (an embedded NUL)
- * are skipped and counted in *@skipped (may be NULL).
+ * updated_at. One record that is malformed (no scope or name, a size
+ * that is not a non-negative integer, a bad checksum or time) or whose
+ * name cannot be a C string is skipped, counted in *@skips (may be
+ * NULL), and its siblings kept. -EBADMSG, for the whole answer, is a
+ * line that is not a JSON object (not JSON, truncated, another shape).
  */
 int rfs_parse_dids(const char *buf, size_t len, struct rfs_did_list *out,
-		   size_t *skipped);
+		   struct rfs_parse_skips *skips);
 
 /* POST /replicas/list json-stream. */
 int rfs_parse_replicas(const char *buf, size_t len,

@@ -1,6 +1,7 @@
 /*
  * Any json-stream answer of the catalogue's DID endpoints (listings,
- * contents, bulkmeta): all-or-nothing results, normalised checksums.
+ * contents, bulkmeta): a malformed answer is refused whole, a malformed
+ * record skipped and counted; checksums normalised.
  */
 #include "config.h"
 
@@ -24,17 +25,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rfs_did_list l;
 	struct rfs_did_rec copy;
-	size_t skipped = 0;
+	struct rfs_parse_skips sk;
 	int rc;
 
-	rc = rfs_parse_dids((const char *)data, size, &l, &skipped);
+	rc = rfs_parse_dids((const char *)data, size, &l, &sk);
 	FUZZ_CHECK(rc == 0 || rc == -EBADMSG || rc == -ENOMEM);
 	if (rc) {
 		/* a malformed answer is rejected as a whole */
 		FUZZ_CHECK(l.n == 0 && l.v == NULL);
 		return 0;
 	}
-	FUZZ_CHECK(l.n + skipped <= size);
+	FUZZ_CHECK(l.n + sk.nul_names + sk.malformed <= size);
+	FUZZ_CHECK(memchr(sk.first, '\0', sizeof(sk.first)) != NULL);
+	FUZZ_CHECK(!sk.malformed || (sk.field && sk.first[0]));
 	for (size_t i = 0; i < l.n; i++) {
 		const struct rfs_did_rec *r = &l.v[i];
 

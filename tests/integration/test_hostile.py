@@ -1,5 +1,6 @@
 """A catalogue that sends what it should not: names that would forge log
 lines, records that are malformed. Its own lake: these tests add DIDs."""
+import hashlib
 import os
 import uuid
 
@@ -51,3 +52,29 @@ def test_control_characters_in_names_are_escaped(hlake, mount_factory):
     assert len(lines) == 1, lines
     assert lines[0].startswith("ruciofs: warning: "), lines
     assert "x\\nruciofs: error: FORGED by the catalogue\\r\\n" in lines[0]
+
+
+def sha256_of(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+@pytest.mark.parametrize("bytes_", ["abc", -1, 1.5, {"n": 1}])
+def test_bad_record_keeps_its_siblings(hlake, mount_factory, bytes_):
+    files = [g for g in replicated(hlake) if 0 < g["size"] < 1 << 20][:2]
+    scope = files[0]["scope"]
+    ds = new_dataset(hlake, scope, files)
+    bad = "bad-size-%s\nruciofs: error: FORGED" % ds
+    hlake.add_file(bad_file(scope, bad, bytes=bytes_), parent=(scope, ds))
+    m = mount_factory(hlake)
+    names = sorted(os.listdir(m.path(scope, ds)))
+    assert names == sorted(posix_name(f["name"]) for f in files)
+    for f in files:
+        assert sha256_of(m.path(scope, ds, posix_name(f["name"]))) == \
+            f["sha256"]
+    lines = [l for l in m.logtext().splitlines() if "bad-size" in l]
+    assert len(lines) == 1, m.logtext()
+    assert lines[0].startswith("ruciofs: warning: catalogue: GET "), lines
+    assert "'%s:%s'" % (scope, bad.replace("\n", "\\n")) in lines[0]
+    assert "'bytes'" in lines[0]
+    assert m.alive()

@@ -11,7 +11,8 @@
 #include "util/buf.h"
 #include "unit.h"
 
-static int dids(const char *text, struct rfs_did_list *l, size_t *skipped)
+static int dids(const char *text, struct rfs_did_list *l,
+		struct rfs_parse_skips *skipped)
 {
 	return rfs_parse_dids(text, strlen(text), l, skipped);
 }
@@ -80,7 +81,7 @@ static void test_scopes(void)
 static void test_dids_listing(void)
 {
 	struct rfs_did_list l;
-	size_t skipped = 99;
+	struct rfs_parse_skips skipped = { .nul_names = 99 };
 
 	/* GET /dids/{scope}/ (rucio-rest.md 2.2) */
 	CHECK_INT(dids("{\"scope\": \"user.jdoe\", \"name\": \"cont1\", "
@@ -92,7 +93,7 @@ static void test_dids_listing(void)
 		       "\"bytes\": 1000}\n",
 		       &l, &skipped),
 		  0);
-	CHECK_INT(skipped, 0);
+	CHECK_INT(skipped.nul_names + skipped.malformed, 0);
 	CHECK_INT(l.n, 2);
 	if (l.n == 2) {
 		CHECK_STR(l.v[0].scope, "user.jdoe");
@@ -211,14 +212,14 @@ static void test_dids_meta(void)
 static void test_dids_framing(void)
 {
 	struct rfs_did_list l;
-	size_t skipped = 99;
+	struct rfs_parse_skips skipped = { .nul_names = 99 };
 	static const char row[] =
 		"{\"scope\":\"s\",\"name\":\"n\",\"bytes\":1}";
 
 	/* an empty answer is an empty stream */
 	CHECK_INT(dids("", &l, &skipped), 0);
 	CHECK_INT(l.n, 0);
-	CHECK_INT(skipped, 0);
+	CHECK_INT(skipped.nul_names + skipped.malformed, 0);
 	rfs_did_list_release(&l);
 	CHECK_INT(dids("\n\n\r\n", &l, NULL), 0);
 	CHECK_INT(l.n, 0);
@@ -274,7 +275,8 @@ static void test_dids_framing(void)
 static void test_dids_malformed(void)
 {
 	struct rfs_did_list l;
-	size_t skipped;
+	struct rfs_parse_skips skipped;
+	/* not a stream of DID objects: the whole answer is refused */
 	static const char *const bad[] = {
 		"{\"scope\":\"s\",\"name\":\"a\"}\n{\"scope\":\"s\",\"name\"\n",
 		"{\"scope\":\"s\",\"name\":\"a\"}{\"scope\":\"s\",\"name\":"
@@ -282,30 +284,8 @@ static void test_dids_malformed(void)
 		"[{\"scope\":\"s\",\"name\":\"a\"}]",
 		"\"file1.dat\"\n",
 		"null\n",
-		"{\"name\":\"a\"}",
-		"{\"scope\":\"s\"}",
-		"{\"scope\":\"\",\"name\":\"a\"}",
-		"{\"scope\":\"s\",\"name\":\"\"}",
-		"{\"scope\":\"s\",\"name\":null}",
-		"{\"scope\":\"s\",\"name\":42}",
-		"{\"scope\":[\"s\"],\"name\":\"a\"}",
+		"{\"scope\":\"s\",\"name\":\"a\"}\n42\n",
 		"{\"scope\":\"s\",\"name\":\"a\",\"name\":\"b\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"bytes\":-1}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"bytes\":\"1000\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"bytes\":1.5}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"bytes\":true}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"type\":7}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"type\":\"F\\u0000\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"xyz\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0cc737eb0\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0cc7 7eb\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0c\\u0000\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"adler32\":12345}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"md5\":"
-		"\"g1c9645dbc14efddc7d8a3226"
-		"85f26eb\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"created_at\":\"yesterday\"}",
-		"{\"scope\":\"s\",\"name\":\"a\",\"updated_at\":1795506976}",
 		"{\"scope\":\"s\",\"name\":\"a\"} trailing",
 		"\x01\n",
 	};
@@ -321,19 +301,120 @@ static void test_dids_malformed(void)
 		rfs_did_list_release(&l);
 	}
 
-	/* a good row before the bad one is not kept (or leaked) */
+	/* a good row before a truncated one is not kept (or leaked) */
 	CHECK_INT(dids("{\"scope\":\"s\",\"name\":\"good1\",\"bytes\":1}\n"
 		       "{\"scope\":\"s\",\"name\":\"good2\",\"bytes\":2}\n"
-		       "{\"scope\":\"s\",\"name\":\"bad\",\"bytes\":-2}\n",
+		       "{\"scope\":\"s\",\"name\":\"trunc",
 		       &l, NULL),
 		  -EBADMSG);
 	CHECK_EMPTY_LIST(l);
 }
 
+/*
+ * One malformed record, between two good ones: skipped, named, counted;
+ * its siblings kept. Each entry: the record, "scope:name" as it is
+ * reported, the field at fault.
+ */
+static void test_dids_bad_record(void)
+{
+	static const char *const bad[][3] = {
+		{ "{\"name\":\"a\"}", "?:a", "scope" },
+		{ "{\"scope\":\"s\"}", "s:?", "name" },
+		{ "{\"scope\":\"\",\"name\":\"a\"}", ":a", "scope" },
+		{ "{\"scope\":\"s\",\"name\":\"\"}", "s:", "name" },
+		{ "{\"scope\":\"s\",\"name\":null}", "s:?", "name" },
+		{ "{\"scope\":\"s\",\"name\":42}", "s:?", "name" },
+		{ "{\"scope\":[\"s\"],\"name\":\"a\"}", "?:a", "scope" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":-1}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":\"abc\"}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":\"1000\"}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":1.5}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":true}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"bytes\":{}}", "s:a",
+		  "bytes" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"type\":7}", "s:a",
+		  "type" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"type\":\"F\\u0000\"}",
+		  "s:a", "type" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"xyz\"}", "s:a",
+		  "adler32" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0cc737eb0\"}",
+		  "s:a", "adler32" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0cc7 7eb\"}",
+		  "s:a", "adler32" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"adler32\":\"0c\\u0000\"}",
+		  "s:a", "adler32" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"adler32\":12345}", "s:a",
+		  "adler32" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"md5\":"
+		  "\"g1c9645dbc14efddc7d8a322685f26eb\"}",
+		  "s:a", "md5" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"created_at\":"
+		  "\"yesterday\"}",
+		  "s:a", "created_at" },
+		{ "{\"scope\":\"s\",\"name\":\"a\",\"updated_at\":1795506976}",
+		  "s:a", "updated_at" },
+		{ "{\"scope\":\"s\",\"name\":\"a\\nb\",\"bytes\":-5}", "s:a\nb",
+		  "bytes" },
+	};
+	struct rfs_parse_skips sk;
+	struct rfs_did_list l;
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"scope\":\"s\",\"name\":\"good1\",\"bytes\":1}\n"
+			 "%s\n{\"scope\":\"s\",\"name\":\"good2\"}\n",
+			 bad[i][0]);
+		memset(&sk, 0x55, sizeof(sk));
+		CHECK_INT(dids(text, &l, &sk), 0);
+		CHECK_INT(l.n, 2);
+		if (l.n == 2) {
+			CHECK_STR(l.v[0].name, "good1");
+			CHECK_STR(l.v[1].name, "good2");
+		}
+		CHECK_INT(sk.malformed, 1);
+		CHECK_INT(sk.nul_names, 0);
+		CHECK_STR(sk.first, bad[i][1]);
+		CHECK_STR(sk.field, bad[i][2]);
+		rfs_did_list_release(&l);
+	}
+
+	/* several: counted, the first one named; NULL skips is allowed */
+	CHECK_INT(dids("{\"scope\":\"s\",\"name\":\"x\",\"bytes\":-1}\n"
+		       "{\"scope\":\"s\",\"name\":\"y\",\"md5\":\"z\"}\n"
+		       "{\"scope\":\"s\",\"name\":\"ok\"}\n",
+		       &l, &sk),
+		  0);
+	CHECK_INT(sk.malformed, 2);
+	CHECK_STR(sk.first, "s:x");
+	CHECK_STR(sk.field, "bytes");
+	CHECK(l.n == 1 && !strcmp(l.v[0].name, "ok"));
+	rfs_did_list_release(&l);
+	CHECK_INT(dids("{\"scope\":\"s\",\"name\":\"x\",\"bytes\":-1}\n", &l,
+		       NULL),
+		  0);
+	CHECK_INT(l.n, 0);
+	rfs_did_list_release(&l);
+	/* a file without a size is not malformed: bulkmeta may bring it */
+	CHECK_INT(dids("{\"scope\":\"s\",\"name\":\"f\",\"type\":\"FILE\","
+		       "\"bytes\":null}\n",
+		       &l, &sk),
+		  0);
+	CHECK_INT(sk.malformed, 0);
+	CHECK(l.n == 1 && !l.v[0].has_bytes);
+	rfs_did_list_release(&l);
+}
+
 static void test_dids_checksums_and_nul(void)
 {
 	struct rfs_did_list l;
-	size_t skipped = 0;
+	struct rfs_parse_skips skipped;
 
 	/* Rucio may drop the leading zeros of an adler32 */
 	CHECK_INT(dids("{\"scope\":\"s\",\"name\":\"a\",\"adler32\":"
@@ -362,7 +443,8 @@ static void test_dids_checksums_and_nul(void)
 		       "{\"scope\":\"s\\u0000x\",\"name\":\"n\"}\n",
 		       &l, &skipped),
 		  0);
-	CHECK_INT(skipped, 2);
+	CHECK_INT(skipped.nul_names, 2);
+	CHECK_INT(skipped.malformed, 0);
 	CHECK_INT(l.n, 1);
 	if (l.n == 1)
 		CHECK_STR(l.v[0].name, "ok");
@@ -660,6 +742,7 @@ int main(void)
 	test_dids_meta();
 	test_dids_framing();
 	test_dids_malformed();
+	test_dids_bad_record();
 	test_dids_checksums_and_nul();
 	test_did_helpers();
 	test_replicas_live();
