@@ -47,21 +47,16 @@ struct rfs_catalog {
 	double offline_until;
 };
 
-/* Could not connect at all (a slow or broken answer does not count). */
-static bool is_unreachable(int rc)
+/*
+ * Records the outcome of a contact: a server not reached at all (no
+ * connection; a slow or broken answer does not count) opens the window.
+ */
+static void note_contact(struct rfs_catalog *cat, bool unreachable)
 {
-	return rc == -ECONNREFUSED || rc == -EHOSTUNREACH;
-}
-
-/* Records the outcome of a contact: unreachable opens the window. */
-static int note_contact(struct rfs_catalog *cat, int rc)
-{
-	double until = is_unreachable(rc)
-			       ? rfs_mono_now() + cat->conf->offline_retry
-			       : 0;
+	double until =
+		unreachable ? rfs_mono_now() + cat->conf->offline_retry : 0;
 
 	__atomic_store(&cat->offline_until, &until, __ATOMIC_RELAXED);
-	return rc;
 }
 
 static bool offline(struct rfs_catalog *cat)
@@ -121,22 +116,6 @@ void rfs_catalog_free(struct rfs_catalog *cat)
 	pthread_cond_destroy(&cat->login_done);
 	pthread_mutex_destroy(&cat->lock);
 	free(cat);
-}
-
-/*
- * A timeout before the request went out means "unreachable"; after it, a
- * slow answer, which says nothing about the link. (The connect time
- * cannot tell: it is 0 on a reused connection.)
- */
-static int connect_errno(CURL *h, int curlcode)
-{
-	long sent = 0;
-
-	if (curlcode == CURLE_OPERATION_TIMEDOUT &&
-	    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) == 0 &&
-	    sent == 0)
-		return -EHOSTUNREACH;
-	return rfs_errno_from_curl(curlcode);
 }
 
 /* Generous: a big listing at a slow but steady rate still fits. */
@@ -278,6 +257,7 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	char url[2048], shown[512];
 	struct rfs_buf body;
 	long status = 0;
+	bool down = false;
 	CURL *h;
 	int rc, err;
 
@@ -299,7 +279,7 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	err = rc ? connect_errno(h, rc) : 0;
+	err = rc ? rfs_http_errno(h, rc, &down) : 0;
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
 	rfs_buf_release(&body);
@@ -308,7 +288,8 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 		rfs_log_limited(LOG_ERR, "login",
 				"catalogue login at %s failed: %s", shown,
 				curl_easy_strerror(rc));
-		rc = note_contact(cat, err);
+		note_contact(cat, down);
+		rc = err;
 	} else {
 		rc = login_result(cat, status, hdr, token, renew);
 	}
@@ -351,7 +332,7 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 	cat->login_rc = rc;
 	/* a refused or broken login is not repeated for a second by every
 	 * thread; a catalogue out of reach has its offline window instead */
-	cat->login_retry = is_unreachable(rc) ? 0 : rfs_mono_now() + 1;
+	cat->login_retry = offline(cat) ? 0 : rfs_mono_now() + 1;
 	cat->generation++;
 	cat->login_busy = false;
 	pthread_cond_broadcast(&cat->login_done);
@@ -454,6 +435,7 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	struct curl_slist *headers = NULL;
 	size_t n = strlen(cat->conf->rucio_host) + strlen(rq->path) + 1;
 	char *url = malloc(n);
+	bool down = false;
 	CURL *h = NULL;
 	int rc, err;
 
@@ -492,9 +474,10 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
 	rc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	err = rc ? connect_errno(h, rc) : 0;
+	err = rc ? rfs_http_errno(h, rc, &down) : 0;
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
+	note_contact(cat, down);
 	/* an answer over max_answer is logged once, by request() */
 	if (rc && rc != CURLE_WRITE_ERROR)
 		rfs_log_limited(LOG_ERR, rq->path, "catalogue: %s %s: %s",
@@ -526,7 +509,7 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 		rc = current_token(cat, &token, &gen);
 		if (rc)
 			return rc;
-		rc = note_contact(cat, perform(cat, rq, token, &status, hdr));
+		rc = perform(cat, rq, token, &status, hdr);
 		rfs_token_free(token);
 		if (rc == -EFBIG) {
 			rfs_log_limited(

@@ -400,6 +400,7 @@ bool rfs_unreachable(int rc)
 {
 	/* -EHOSTUNREACH also while the catalogue's offline window is open */
 	return rc == -ECONNREFUSED || rc == -ETIMEDOUT || rc == -EHOSTUNREACH ||
+	       rc == -ENETUNREACH || rc == -ENETDOWN || rc == -EHOSTDOWN ||
 	       rc == -ECONNRESET;
 }
 

@@ -368,7 +368,7 @@ static int do_get(struct http_transport *t, struct hop *hop,
 		  struct rfs_http_hdrs *hdrs, long *status, char *next)
 {
 	CURL *h = rfs_http_get(t->http);
-	int rc, trc;
+	int rc, trc, err;
 
 	if (!h)
 		return -ENOMEM;
@@ -392,6 +392,7 @@ static int do_get(struct http_transport *t, struct hop *hop,
 	rc = curl_easy_perform(h);
 	*status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	err = rc ? rfs_http_errno(h, rc, NULL) : 0;
 	if (rc == CURLE_WRITE_ERROR && s->junk)
 		rc = CURLE_OK; /* a long error page: its status says enough */
 	trc = rc ? 0 : take_target(h, *status, next, URL_MAX);
@@ -411,7 +412,7 @@ static int do_get(struct http_transport *t, struct hop *hop,
 		s->past_deadline = true;
 		return -ETIMEDOUT;
 	}
-	return rc ? rfs_errno_from_curl(rc) : trc;
+	return rc ? err : trc;
 }
 
 /* What a transfer keeps across its hops. */

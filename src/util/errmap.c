@@ -45,6 +45,21 @@ int rfs_errno_from_curl(int curlcode)
 	}
 }
 
+int rfs_errno_from_connect(long os_errno)
+{
+	switch (os_errno) {
+	case ECONNREFUSED:
+	case ENETUNREACH:
+	case EHOSTUNREACH:
+	case ETIMEDOUT:
+	case ENETDOWN:
+	case EHOSTDOWN:
+		return -(int)os_errno;
+	default: /* what curl's own code says */
+		return -ECONNREFUSED;
+	}
+}
+
 int rfs_errno_from_http(long status)
 {
 	switch (status) {
@@ -111,6 +126,12 @@ const char *rfs_errno_reason(int neg_errno)
 		return "connection reset";
 	case EHOSTUNREACH:
 		return "host unreachable";
+	case ENETUNREACH:
+		return "network unreachable";
+	case ENETDOWN:
+		return "network down";
+	case EHOSTDOWN:
+		return "host down";
 	case EPROTO:
 		return "protocol or TLS error";
 	case EACCES:

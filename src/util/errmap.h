@@ -8,6 +8,13 @@
 /* A libcurl CURLcode (passed as int so this header needs no curl.h). */
 int rfs_errno_from_curl(int curlcode);
 
+/*
+ * What the system said of a connect that failed (CURLINFO_OS_ERRNO of a
+ * CURLE_COULDNT_CONNECT): refused, network or host unreachable or down,
+ * timed out; anything else (or 0) is -ECONNREFUSED.
+ */
+int rfs_errno_from_connect(long os_errno);
+
 /* An HTTP status that is not a success for the request made. */
 int rfs_errno_from_http(long status);
 

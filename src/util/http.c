@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "util/errmap.h"
 #include "util/http.h"
 #include "util/banned.h"
 
@@ -155,6 +156,28 @@ void rfs_http_put(struct rfs_http *http, CURL *h)
 	pthread_mutex_unlock(&http->pool_lock);
 	if (h)
 		curl_easy_cleanup(h);
+}
+
+int rfs_http_errno(CURL *h, int curlcode, bool *connect_failed)
+{
+	bool down = curlcode == CURLE_COULDNT_CONNECT ||
+		    curlcode == CURLE_COULDNT_RESOLVE_HOST ||
+		    curlcode == CURLE_COULDNT_RESOLVE_PROXY;
+	long os = 0, sent = -1;
+
+	/* a timeout before the request went out is the connect's; after
+	 * it, a slow answer, which says nothing about the link (the
+	 * connect time cannot tell: it is 0 on a reused connection) */
+	if (curlcode == CURLE_OPERATION_TIMEDOUT &&
+	    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+	    sent == 0)
+		down = true;
+	if (connect_failed)
+		*connect_failed = down;
+	if (curlcode == CURLE_COULDNT_CONNECT &&
+	    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os) == CURLE_OK)
+		return rfs_errno_from_connect(os);
+	return rfs_errno_from_curl(curlcode);
 }
 
 int rfs_http_header_value(const char *line, size_t len, const char *name,

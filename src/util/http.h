@@ -35,6 +35,16 @@ void rfs_http_free(struct rfs_http *http);
 CURL *rfs_http_get(struct rfs_http *http);
 void rfs_http_put(struct rfs_http *http, CURL *h);
 
+/*
+ * The errno of a transfer on @h that failed with @curlcode, read before
+ * the handle is put back: for a failed connect, the system's own reason
+ * (refused, network or host unreachable, timed out: see
+ * rfs_errno_from_connect), else rfs_errno_from_curl's. *@connect_failed
+ * (may be NULL) says whether the server was not reached at all (no
+ * connection, name not resolved, a timeout before the request went out).
+ */
+int rfs_http_errno(CURL *h, int curlcode, bool *connect_failed);
+
 /* Response headers a request wants to see, captured by rfs_http_hdr_cb. */
 struct rfs_http_hdr {
 	const char *name;

@@ -56,6 +56,22 @@ def test_startup_errors_reach_the_terminal(lake41, tmp_path, case):
     assert "not-the-password" not in r.stderr + r.stdout
 
 
+def test_unreachable_network_is_named(lake41, tmp_path):
+    # in a network namespace of its own, loopback down, the catalogue's
+    # network is unreachable: said so, not "connection refused"
+    cfg = tmp_path / "rucio.cfg"
+    lake41.write_rucio_cfg(str(cfg))
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    r = subprocess.run(["unshare", "-n", RUCIOFS, "-o",
+                        "rucio_config=" + str(cfg), "-o",
+                        "cache_dir=" + str(tmp_path / "cache"), str(mp)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "network unreachable" in r.stderr, r.stderr
+    assert not os.path.ismount(str(mp))
+
+
 def test_daemon_mode_and_clean_unmount(lake41, tmp_path):
     r, mp = run_ruciofs(lake41, tmp_path)
     assert r.returncode == 0, r.stderr

@@ -1,13 +1,20 @@
 /*
- * Unit tests for the header helpers of src/util/http.c: what the transport
- * believes about a ranged answer comes from these two functions.
+ * Unit tests for the header helpers of src/util/http.c (what the
+ * transport believes about a ranged answer comes from them) and for the
+ * names of failed connects (util/errmap.c, rfs_http_errno, the HTTP
+ * transport), on real sockets to 127.0.0.1 only.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
+#include "conf/conf.h"
 #include "transport/transport.h"
+#include "util/errmap.h"
 #include "util/http.h"
 #include "unit.h"
 
@@ -181,10 +188,127 @@ static void test_readable_schemes(void)
 	CHECK(rfs_transports_scheme(i + 1) == NULL);
 }
 
+static void test_errno_from_connect(void)
+{
+	static const int kept[] = { ECONNREFUSED, ENETUNREACH, EHOSTUNREACH,
+				    ETIMEDOUT,	  ENETDOWN,    EHOSTDOWN };
+	static const char *const said[] = {
+		"connection refused", "network unreachable", "host unreachable",
+		"timed out",	      "network down",	     "host down"
+	};
+
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		CHECK_INT(rfs_errno_from_connect(kept[i]), -kept[i]);
+		CHECK_STR(rfs_errno_reason(-kept[i]), said[i]);
+	}
+	/* what the system did not say: curl's own meaning */
+	CHECK_INT(rfs_errno_from_connect(0), -ECONNREFUSED);
+	CHECK_INT(rfs_errno_from_connect(EPERM), -ECONNREFUSED);
+}
+
+/* One GET of @url on a fresh pool; the errno rfs_http_errno gives. */
+static int get_errno(const char *url, int *curlcode, bool *down)
+{
+	struct rfs_http_opts o = { .connect_timeout = 2, .io_timeout = 2 };
+	struct rfs_http *http = NULL;
+	CURL *h;
+	int rc;
+
+	*down = false;
+	if (rfs_http_new(&http, &o))
+		return 1;
+	h = rfs_http_get(http);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	*curlcode = curl_easy_perform(h);
+	rc = *curlcode ? rfs_http_errno(h, *curlcode, down) : 0;
+	rfs_http_put(http, h);
+	rfs_http_free(http);
+	return rc;
+}
+
+/* A port on 127.0.0.1 that nobody listens on (bound, then closed). */
+static int closed_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/*
+ * In a network namespace of its own, whose loopback is down, a connect
+ * to 127.0.0.1 is "network unreachable" at once and nothing leaves the
+ * host. Exits 0 if the daemon's helper and its HTTP transport both say
+ * so, 77 if no namespace can be made here.
+ */
+static void unreachable_child(void)
+{
+	struct rfs_transport *tp = NULL;
+	struct rfs_conf conf;
+	char buf[16];
+	struct iovec iov = { buf, sizeof(buf) };
+	struct rfs_xfer_note note = { 0 };
+	ssize_t got = 0;
+	int curlcode = 0, rc;
+	bool down;
+
+	if (unshare(CLONE_NEWNET) && unshare(CLONE_NEWUSER | CLONE_NEWNET))
+		_exit(77);
+	rc = get_errno("http://127.0.0.1:9/", &curlcode, &down);
+	rfs_conf_init(&conf);
+	if (rfs_http_transport_ops.open(&tp, &conf) == 0) {
+		got = rfs_http_transport_ops.preadv(tp, "http://127.0.0.1:9/x",
+						    NULL, &iov, 1, 0, 16,
+						    &note);
+		rfs_http_transport_ops.close(tp);
+	}
+	printf("# unreachable: curl %d, errno %d, down %d, transport %zd\n",
+	       curlcode, rc, down, got);
+	fflush(stdout);
+	_exit(curlcode == CURLE_COULDNT_CONNECT && rc == -ENETUNREACH && down &&
+			      got == -ENETUNREACH
+		      ? 0
+		      : 1);
+}
+
+static void test_connect_errors(void)
+{
+	char url[64];
+	int curlcode = 0, status = 0, rc;
+	bool down;
+	pid_t pid;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", closed_port());
+	CHECK_INT(get_errno(url, &curlcode, &down), -ECONNREFUSED);
+	CHECK_INT(curlcode, CURLE_COULDNT_CONNECT);
+	CHECK(down);
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0)
+		unreachable_child();
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (rc == 77)
+		printf("# skipped: no network namespace here\n");
+	else
+		CHECK_INT(rc, 0);
+}
+
 int main(void)
 {
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	test_header_value();
 	test_content_range();
 	test_readable_schemes();
+	test_errno_from_connect();
+	test_connect_errors();
 	return unit_done("http");
 }
