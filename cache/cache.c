@@ -159,13 +159,20 @@ static int check_layout(struct rfs_cache *c, MDB_txn *txn, bool *emptied)
 	return rc ? rc : mdb_put(txn, c->meta, &k, &v, 0);
 }
 
+/* A failed step of opening: LMDB's own code is kept to name it. */
+static int open_failed(struct rfs_cache *c, int mdb_rc)
+{
+	c->open_mdb_rc = mdb_rc;
+	return rfs_errno_from_mdb(mdb_rc);
+}
+
 static int open_dbis(struct rfs_cache *c, bool *emptied)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
 
 	if (rc)
-		return rfs_errno_from_mdb(rc);
+		return open_failed(c, rc);
 	rc = mdb_dbi_open(txn, "blk", MDB_CREATE, &c->blk);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "files", MDB_CREATE, &c->files);
@@ -177,9 +184,10 @@ static int open_dbis(struct rfs_cache *c, bool *emptied)
 		rc = check_layout(c, txn, emptied);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return rfs_errno_from_mdb(rc);
+		return open_failed(c, rc);
 	}
-	return rfs_errno_from_mdb(mdb_txn_commit(txn));
+	rc = mdb_txn_commit(txn);
+	return rc ? open_failed(c, rc) : 0;
 }
 
 /* Usage comes from the file records, so it survives restarts exactly. */
@@ -191,11 +199,11 @@ static int load_usage(struct rfs_cache *c)
 	int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
 
 	if (rc)
-		return rfs_errno_from_mdb(rc);
+		return open_failed(c, rc);
 	rc = mdb_cursor_open(txn, c->files, &cur);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return rfs_errno_from_mdb(rc);
+		return open_failed(c, rc);
 	}
 	for (int op = MDB_FIRST; !rc; op = MDB_NEXT) {
 		struct file_rec f; /* copied: LMDB data is not aligned */
@@ -211,7 +219,7 @@ static int load_usage(struct rfs_cache *c)
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND ? 0 : rfs_errno_from_mdb(rc);
+	return rc == MDB_NOTFOUND ? 0 : open_failed(c, rc);
 }
 
 static int open_env(struct rfs_cache *c, const char *dir)
@@ -235,7 +243,7 @@ static int open_env(struct rfs_cache *c, const char *dir)
 	if (!rc)
 		rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
 	if (rc)
-		return rfs_errno_from_mdb(rc);
+		return open_failed(c, rc);
 	mdb_reader_check(c->env, &dead); /* slots of a crashed daemon */
 	if (dead)
 		rfs_info("cache: cleared %d stale reader slots", dead);
@@ -301,15 +309,13 @@ static bool known_file(struct rfs_cache *c, const struct rfs_cache_id *id)
 	return read_file_rec(c, id, &f) != -ENOENT;
 }
 
-static int open_store(struct rfs_cache *c, const char *dir)
+static int open_index(struct rfs_cache *c, const char *dir)
 {
 	bool emptied = false;
-	int rc = mkdir_p(dir);
+	int rc;
 
-	if (!rc)
-		rc = rfs_bf_open(c, dir);
-	if (!rc)
-		rc = open_env(c, dir);
+	c->open_mdb_rc = 0;
+	rc = open_env(c, dir);
 	if (!rc)
 		rc = open_dbis(c, &emptied);
 	if (!rc && emptied)
@@ -318,6 +324,65 @@ static int open_store(struct rfs_cache *c, const char *dir)
 		rc = open_dbis(c, &emptied);
 	if (!rc)
 		rc = load_usage(c);
+	return rc;
+}
+
+/* LMDB's word that its file is not a sound environment. */
+static bool corrupt(int mdb_rc)
+{
+	return mdb_rc == MDB_INVALID || mdb_rc == MDB_CORRUPTED ||
+	       mdb_rc == MDB_PAGE_NOTFOUND || mdb_rc == MDB_VERSION_MISMATCH;
+}
+
+/*
+ * A corrupt index is kept for inspection under another name, and the
+ * cache starts again with an empty one rather than none: the sweep then
+ * removes the block files no record names. Its lock file goes too (it
+ * may be as bad; no other process uses it: we hold lock.ruciofs).
+ */
+static int set_aside(struct rfs_cache *c, const char *dir)
+{
+	char from[4200], to[4300], lock[4200];
+	int rc = 0;
+
+	if (c->env)
+		mdb_env_close(c->env);
+	c->env = NULL;
+	snprintf(from, sizeof(from), "%s/data.mdb", dir);
+	/* an earlier one of the same second is kept too */
+	for (int n = 0; n == 0 || (n < 100 && access(to, F_OK) == 0); n++)
+		snprintf(to, sizeof(to),
+			 n ? "%s.corrupt-%lld.%d" : "%s.corrupt-%lld", from,
+			 (long long)time(NULL), n);
+	snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+	if (rename(from, to))
+		rc = -errno;
+	else
+		unlink(lock);
+	if (rc)
+		rfs_err("cache index '%s' is corrupt (%s) and cannot be moved "
+			"aside: %s",
+			from, mdb_strerror(c->open_mdb_rc), strerror(-rc));
+	else
+		rfs_err("cache index '%s' is corrupt (%s); kept as '%s', "
+			"starting an empty cache",
+			from, mdb_strerror(c->open_mdb_rc), to);
+	return rc;
+}
+
+static int open_store(struct rfs_cache *c, const char *dir)
+{
+	int rc = mkdir_p(dir);
+
+	if (!rc)
+		rc = rfs_bf_open(c, dir);
+	if (!rc)
+		rc = open_index(c, dir);
+	if (rc && corrupt(c->open_mdb_rc)) {
+		rc = set_aside(c, dir);
+		if (!rc)
+			rc = open_index(c, dir);
+	}
 	if (!rc)
 		rfs_bf_sweep(c, known_file);
 	return rc;

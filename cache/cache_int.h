@@ -113,9 +113,10 @@ struct rfs_staged;
 struct rfs_cache {
 	MDB_env *env;
 	MDB_dbi blk, files, lru, meta;
-	int dfd;     /* the blocks/ directory */
-	int lockfd;  /* held for the daemon's life: one per directory */
-	bool direct; /* block files are written with O_DIRECT */
+	int open_mdb_rc; /* LMDB's code for a failed step of opening */
+	int dfd;	 /* the blocks/ directory */
+	int lockfd;	 /* held for the daemon's life: one per directory */
+	bool direct;	 /* block files are written with O_DIRECT */
 	struct rfs_bf_writer w; /* the writer thread's alone */
 	/* rd_lock guards the readers' open files; a leaf, held for no I/O
 	 * but close() of an unused file */

@@ -304,3 +304,30 @@ def test_random_read_fetches_its_pages_sequential_reads_ahead(lake41,
     # and every byte of the file crossed the network once, besides the
     # lone page
     assert nginx_bytes(lake41, f) - before_bytes == f["size"] + 4096
+
+
+def test_corrupt_index_is_set_aside(lake41, mount_factory):
+    files = cacheable(lake41, hi=4 << 20)[:3]
+    m = mount_factory(lake41)
+    for f in files:
+        assert sha256_of(find_path(m, f)) == f["sha256"]
+    m.unmount()
+    # LMDB's two meta pages overwritten: "not an LMDB file"
+    mdb = os.path.join(m.cache, "data.mdb")
+    with open(mdb, "r+b") as fh:
+        fh.write(b"\xa5" * 8192)
+    m2 = mount_factory(lake41, "cache_dir=" + m.cache)
+    kept = [n for n in os.listdir(m.cache) if n.startswith("data.mdb.")]
+    assert len(kept) == 1 and kept[0].startswith("data.mdb.corrupt-"), kept
+    log = m2.logtext()
+    assert "cache index '%s' is corrupt (MDB_INVALID" % mdb in log, log
+    assert os.path.join(m.cache, kept[0]) in log, log
+    assert "network only" not in log, log
+    # a cache again: read, stored, and whole in it
+    for f in files:
+        p = find_path(m2, f)
+        assert sha256_of(p) == f["sha256"]
+        deadline = time.time() + 10
+        while cached(p) < 1.0:
+            assert time.time() < deadline, (f["name"], cached(p))
+            time.sleep(0.1)

@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1699,6 +1700,83 @@ static void test_lost_bytes(const char *dir)
 	free(blocks);
 }
 
+/* How many names in @dir start with @prefix. */
+static int count_named(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Overwrites @len bytes of @path from its start with junk, or cuts the
+ * file to that much junk. */
+static int scribble(const char *path, size_t len, bool cut)
+{
+	unsigned char junk[8192];
+	int fd = open(path, O_WRONLY | (cut ? O_TRUNC : 0));
+	bool ok;
+
+	memset(junk, 0xa5, sizeof(junk));
+	ok = fd >= 0 && len <= sizeof(junk) &&
+	     pwrite(fd, junk, len, 0) == (ssize_t)len;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * An index LMDB finds corrupt (its meta pages overwritten, or a file cut
+ * short) is moved aside, kept, and the cache starts empty: it opens, the
+ * block files no record names are swept, and blocks are stored again.
+ */
+static void test_corrupt_index(const char *dir)
+{
+	struct rfs_cache_file f = { 2 * BASIC_BS, "", "user.unit:file.700",
+				    NULL };
+	struct rfs_cache_stats s;
+	struct rfs_cache_id id;
+	char *mdb = path_in(dir, "data.mdb"), *blocks;
+	struct rfs_cache *c;
+	struct stat st;
+
+	file_id(&id, 700);
+	blocks = block_file(dir, &id);
+	for (int round = 0; round < 2; round++) {
+		c = open_at(dir, 64 * MIB, BASIC_BS);
+		if (!c)
+			break;
+		CHECK_INT(put_file(c, &id, &f, 700, BASIC_BS), 0);
+		rfs_cache_flush(c);
+		CHECK_INT(count_file(c, &id, 700, f.size, BASIC_BS), 2);
+		rfs_cache_close(c);
+		CHECK(blocks && stat(blocks, &st) == 0);
+		CHECK_INT(scribble(mdb, round ? 100 : 8192, round), 0);
+
+		c = open_at(dir, 64 * MIB, BASIC_BS);
+		if (!c)
+			break;
+		CHECK_INT(count_named(dir, "data.mdb.corrupt-"), round + 1);
+		rfs_cache_stats(c, &s);
+		CHECK_U64(s.files, 0);
+		CHECK_U64(s.used, 0);
+		CHECK(blocks && stat(blocks, &st) != 0); /* swept */
+		CHECK_INT(count_file(c, &id, 700, f.size, BASIC_BS), 0);
+		CHECK_INT(put_file(c, &id, &f, 700, BASIC_BS), 0);
+		rfs_cache_flush(c);
+		CHECK_INT(count_file(c, &id, 700, f.size, BASIC_BS), 2);
+		/* the next one, of the same second, has a name of its own */
+		rfs_cache_close(c);
+	}
+	free(mdb);
+	free(blocks);
+}
+
 #define PART_BS (64 * KIB)
 
 /* rfs_cache_get_part of @n bytes at @off of block @idx of file @file. */
@@ -2171,6 +2249,7 @@ static const struct store_test store_tests[] = {
 	{ "stage", test_stage },
 	{ "stagegone", test_stage_gone },
 	{ "whole", test_whole },
+	{ "corruptindex", test_corrupt_index },
 };
 
 int main(void)
