@@ -182,20 +182,33 @@ static int load_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return rc;
 }
 
+/* Without a size no read can be clamped or checked: EIO, said once. */
+static int no_size(const struct rfs_did_rec *did)
+{
+	rfs_log_limited(LOG_ERR, did->name,
+			"open '%s:%s': the catalogue gives no size for this "
+			"file",
+			did->scope, did->name);
+	return -EIO;
+}
+
 /*
  * Offline and never opened before: no replica is known, but every block
  * may be in the cache. Reads of missing blocks fail with EIO at once.
  */
 static int cache_only(const struct rfs_did_rec *did, struct rfs_replicas **out)
 {
-	struct rfs_replicas *r = calloc(1, sizeof(*r));
+	struct rfs_replicas *r;
 
+	if (!did->has_bytes)
+		return no_size(did);
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->refs = 1;
 	r->size = did->bytes;
 	*out = r;
-	return did->has_bytes ? 0 : (free(r), -EIO);
+	return 0;
 }
 
 static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
@@ -232,6 +245,8 @@ static int from_list(struct rfs_fs *fs, const struct rfs_did_rec *did,
 		return -EIO;
 	}
 	rc = build(fs, did, rec, out);
+	if (rc == -EBADMSG) /* neither the listing nor the replicas say */
+		return no_size(did);
 	if (!rc && (*out)->n == 0) {
 		rfs_log_limited(LOG_ERR, did->name,
 				"open '%s:%s': no replica has a scheme this "

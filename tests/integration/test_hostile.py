@@ -1,5 +1,6 @@
 """A catalogue that sends what it should not: names that would forge log
 lines, records that are malformed. Its own lake: these tests add DIDs."""
+import errno
 import hashlib
 import os
 import uuid
@@ -78,3 +79,25 @@ def test_bad_record_keeps_its_siblings(hlake, mount_factory, bytes_):
     assert "'%s:%s'" % (scope, bad.replace("\n", "\\n")) in lines[0]
     assert "'bytes'" in lines[0]
     assert m.alive()
+
+
+def test_file_without_size_is_eio_and_said(hlake, mount_factory):
+    f = [g for g in replicated(hlake) if 0 < g["size"] < 1 << 20][0]
+    scope = f["scope"]
+    ds = new_dataset(hlake, scope, [f])
+    nosize = "no-size-" + ds
+    entry = bad_file(scope, nosize, bytes=None)
+    entry["replicas"] = {lakemod.RSE_NGINX: "AVAILABLE"}
+    hlake.add_file(entry, parent=(scope, ds))
+    m = mount_factory(hlake)
+    assert sorted(os.listdir(m.path(scope, ds))) == \
+        sorted([posix_name(f["name"]), nosize])
+    with pytest.raises(OSError) as e:
+        open(m.path(scope, ds, nosize), "rb").close()
+    assert e.value.errno == errno.EIO
+    lines = [l for l in m.logtext().splitlines() if nosize in l]
+    assert len(lines) == 1, m.logtext()
+    assert "the catalogue gives no size for this file" in lines[0]
+    # its sibling reads as ever
+    assert sha256_of(m.path(scope, ds, posix_name(f["name"]))) == \
+        f["sha256"]
