@@ -305,6 +305,11 @@ static int hop_open(struct hop *hop, const struct rfs_netpol *pol,
 		rc = -EPROTONOSUPPORT;
 	}
 	curl_free(scheme);
+	/* storage is authenticated by token: userinfo in a URL (a
+	 * redirect's Location) would go out as Basic auth */
+	if (!rc && (curl_url_set(hop->u, CURLUPART_USER, NULL, 0) ||
+		    curl_url_set(hop->u, CURLUPART_PASSWORD, NULL, 0)))
+		rc = -ENOMEM;
 	if (!rc)
 		rc = rfs_netpol_check_host(pol, hop->host, &hop->need_range,
 					   hop->why, sizeof(hop->why));

@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -262,3 +263,28 @@ def test_https_catalogue_does_not_warn(lake41, mount_factory):
     m = mount_factory(lake41)
     assert os.listdir(m.dir)
     assert "insecure" not in m.logtext()
+
+
+def test_no_credentials_follow_a_redirect(lake41, mount_factory):
+    """A storage server's redirect to a URL with userinfo: followed, but
+    the userinfo is neither sent (as Basic auth) nor logged."""
+    rse = "SECRETS_FS"
+    store = lake41.faultstores.get(rse) or lake41.start_faultstore(rse)
+    f = [g for g in replicated(lake41) if 0 < g["size"] < 1 << 20 and
+         g["paths"][0].count("/") >= 2][1]
+    lake41.add_replica(f["scope"], f["name"], rse)
+    store.reset()
+    store.set_fault(re.escape(f["pfn_path"]), "redirect", count=1,
+                    location="https://user:s3cr3t@127.0.0.1:%d{path}"
+                    % store.port)
+    try:
+        m = mount_factory(lake41, "rse_expression=" + rse)
+        with open(find_path(m, f), "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
+        got = store.requests(path_contains=f["pfn_path"])
+        assert [r["status"] for r in got] == [302, 206], got
+        assert not any(r["auth"] for r in got), got
+        assert "s3cr3t" not in m.logtext()
+    finally:
+        store.clear_faults()
+        lake41.remove_replica(f["scope"], f["name"], rse)
