@@ -76,7 +76,7 @@ mkdir -p build-asan
 (cd build-asan && { [ -f Makefile ] || ../configure -q --enable-sanitizers; }) &&
 	make -C build-asan -j"$jobs" >/dev/null 2>&1
 rm -f build-asan/integration-junit.xml
-ASAN_OPTIONS=detect_leaks=1 RUCIOFS_PYTEST_K="${RUCIOFS_ASAN_PYTEST_K:-test_tree_matches or test_random_preads or test_xattrs or broken_catalogue or failover or startup_errors or oidc or test_cache or test_ctl}" \
+ASAN_OPTIONS=detect_leaks=1 RUCIOFS_PYTEST_K="${RUCIOFS_ASAN_PYTEST_K:-test_tree_matches or test_random_preads or test_xattrs or broken_catalogue or failover or startup_errors or oidc or test_cache or test_ctl or test_integrity or test_slow or test_connect}" \
 	make -C build-asan -j"$jobs" check >build-asan/check.out 2>&1
 tail -n 15 build-asan/check.out
 count_unit "unit tests (asan)" build-asan
