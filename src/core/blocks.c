@@ -227,6 +227,9 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
 		return got < 0 ? (int)got : -EIO;
 	}
 	memcpy(cf.adler32, f->did.adler32, sizeof(cf.adler32));
+	/* for the whole-file sums, before the cache takes the buffers */
+	rfs_verify_offer(fs, f, run->e[0]->idx * bs, iov, (int)run->n,
+			 how->background, how->deadline);
 	for (size_t i = 0; i < run->n; i++) {
 		if (out)
 			memcpy(out + i * bs, iov[i].iov_base, iov[i].iov_len);

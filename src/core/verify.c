@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/uio.h>
 
 #include <openssl/evp.h>
 
@@ -31,7 +32,8 @@
 #define VT_BUCKETS 256
 /* a worker sums this much of one file before it lets another go first */
 #define PASS_BYTES (64u << 20)
-/* without a cache: bytes read ahead of the sum that are kept */
+/* bytes fetched or read ahead of a file's sums, kept in memory for them
+ * (so they are not read back from the disk the cache just wrote) */
 #define PIECES_MAX (64u << 20)
 /* verifiers kept with no handle because they remember a liar */
 #define KEEP_MAX 4096
@@ -189,10 +191,9 @@ static void put_verifier(struct rfs_fs *fs, struct rfs_verifier *v)
 		pthread_mutex_unlock(&fs->verify_lock);
 		return;
 	}
-	/* a file whose liar is known keeps that knowledge a while */
-	pthread_mutex_lock(&v->lock);
-	keep = v->ndemoted > 0;
-	pthread_mutex_unlock(&v->lock);
+	/* a file whose liar is known keeps that knowledge a while (read
+	 * without v->lock: the two locks are never held together) */
+	keep = __atomic_load_n(&v->ndemoted, __ATOMIC_RELAXED) > 0;
 	if (keep) {
 		v->kept_seq = ++vp->kept_seq;
 		if (++vp->nkept > KEEP_MAX)
@@ -385,7 +386,7 @@ static size_t next_block(struct rfs_fs *fs, struct rfs_verifier *v,
 	return 0;
 }
 
-/* Without a cache: the piece that holds byte @pos, taken off the list. */
+/* The piece handed over that holds byte @pos, taken off the list. */
 static struct piece *take_piece(struct rfs_verifier *v, uint64_t pos)
 {
 	struct piece **pp = &v->pieces, *p;
@@ -417,26 +418,25 @@ static bool sum_some(struct rfs_fs *fs, struct rfs_verifier *v, char *buf)
 	bool coming = false;
 
 	while (pos < v->size && done < PASS_BYTES) {
-		struct piece *p = NULL;
+		struct piece *p = take_piece(v, pos);
 		const char *data = buf;
 		size_t n;
 
 		pthread_mutex_unlock(&v->lock);
-		if (fs->cache) {
+		if (p) { /* handed over as it was fetched or read */
+			n = (size_t)(p->off + p->len - pos);
+			data = p->data + (pos - p->off);
+			coming = true;
+		} else if (fs->cache) {
 			n = next_block(fs, v, pos, buf, &coming);
 		} else {
-			pthread_mutex_lock(&v->lock);
-			p = take_piece(v, pos);
-			pthread_mutex_unlock(&v->lock);
-			n = p ? (size_t)(p->off + p->len - pos) : 0;
-			data = p ? p->data + (pos - p->off) : NULL;
-			/* a read under way may still bring it */
+			n = 0; /* a read under way may still bring it */
 			coming = __atomic_load_n(&v->reading, __ATOMIC_RELAXED);
 		}
 		if (n)
 			sum_add(v->md, &v->adler, data, n);
 		free(p);
-		pthread_cond_broadcast(&v->cv); /* a reader's room */
+		pthread_cond_broadcast(&v->cv); /* room for handing over */
 		pthread_mutex_lock(&v->lock);
 		if (!n || v->gen != gen || v->restart)
 			break;
@@ -533,7 +533,8 @@ static void demote(struct rfs_verifier *v, const char *url, time_t when)
 	v->demoted[v->ndemoted].url = strdup(url);
 	v->demoted[v->ndemoted].when = when;
 	if (v->demoted[v->ndemoted].url)
-		v->ndemoted++;
+		__atomic_store_n(&v->ndemoted, v->ndemoted + 1,
+				 __ATOMIC_RELEASE);
 }
 
 /* A liar stays known across remounts this long (seconds): a storage
@@ -1001,16 +1002,26 @@ static bool saw(const struct rfs_file *f, uint64_t b)
 /* Without a cache: @len bytes at @off for the worker, once it needs
  * them; waits for room (the sums keep pace) until @deadline. */
 static void hand_over(struct rfs_fs *fs, struct rfs_verifier *v, uint64_t off,
-		      const void *buf, size_t len, double deadline)
+		      const void *buf, size_t len, double deadline, bool wait)
 {
 	struct piece *p;
 
 	pthread_mutex_lock(&v->lock);
-	while (!v->given_up && v->state == V_SUMMING &&
-	       v->piece_bytes + len > PIECES_MAX && off + len > v->next)
+	/* room comes as the sums go on (not while they wait for a block):
+	 * a background fetch keeps pace with them, a reader does not wait */
+	while (wait && !v->given_up && !v->stalled && v->state == V_SUMMING &&
+	       off + len > v->next &&
+	       (v->piece_bytes + len > PIECES_MAX ||
+		off >= v->next + PIECES_MAX))
 		if (rfs_cond_wait_until(&v->cv, &v->lock, deadline))
-			v->given_up = true; /* read far ahead: not summed */
-	if (v->given_up || v->state != V_SUMMING || off + len <= v->next) {
+			wait = false;
+	/* only what the sums need soon: a copy far ahead is read back
+	 * from the cache when they get there */
+	if (v->given_up || v->state != V_SUMMING || off + len <= v->next ||
+	    off >= v->next + PIECES_MAX || v->piece_bytes + len > PIECES_MAX) {
+		/* without a cache, a copy not kept cannot be summed */
+		if (!fs->cache && off + len > v->next && v->state == V_SUMMING)
+			v->given_up = true;
 		pthread_mutex_unlock(&v->lock);
 		return;
 	}
@@ -1022,11 +1033,23 @@ static void hand_over(struct rfs_fs *fs, struct rfs_verifier *v, uint64_t off,
 		p->next = v->pieces;
 		v->pieces = p;
 		v->piece_bytes += len;
-	} else {
+	} else if (!fs->cache) {
 		v->given_up = true;
 	}
 	pthread_mutex_unlock(&v->lock);
 	poke(fs, v);
+}
+
+void rfs_verify_offer(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
+		      const struct iovec *iov, int n, bool wait,
+		      double deadline)
+{
+	for (int i = 0; f->v && i < n; i++) {
+		if (iov[i].iov_len)
+			hand_over(fs, f->v, off, iov[i].iov_base,
+				  iov[i].iov_len, deadline, wait);
+		off += iov[i].iov_len;
+	}
 }
 
 /* Fetches block @idx of @f again (served, but its copy never reached
@@ -1118,7 +1141,7 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 	if (!v)
 		return 0;
 	if (!fs->cache && len)
-		hand_over(fs, v, off, buf, len, deadline);
+		hand_over(fs, v, off, buf, len, deadline, true);
 	if (!fs->cache)
 		__atomic_sub_fetch(&v->reading, 1, __ATOMIC_RELAXED);
 	if (!len || off + len < v->size)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct iovec;
 struct rfs_cache_id;
 struct rfs_fs;
 struct rfs_file;
@@ -61,6 +62,15 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 bool rfs_verify_busy(const struct rfs_file *f);
 /* Whether @f's bytes matched the catalogue's checksums (or have none). */
 bool rfs_verify_is_good(const struct rfs_file *f);
+/*
+ * The @n buffers of @iov, the bytes at @off of @f just fetched: a copy of
+ * those the sums still need is kept for them, up to a bound (with @wait,
+ * until @deadline for room: background fetches keep pace with the sums),
+ * so the sums need not read them back from the disk.
+ */
+void rfs_verify_offer(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
+		      const struct iovec *iov, int n, bool wait,
+		      double deadline);
 /* Blocks @idx..@idx + @n - 1 of @f were fetched from @src and queued for
  * the cache: the worker goes on summing. */
 void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
