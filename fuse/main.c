@@ -187,7 +187,14 @@ static void tune_malloc(void)
 static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			   struct fuse_args *args)
 {
-	struct rfs_fuse ctx = { fs, NULL };
+	/* two workers at least stay free for what is at hand; one alone
+	 * (-s) never waits on the network itself */
+	struct rfs_fuse ctx = {
+		.fs = fs,
+		.inline_max = conf->singlethread      ? 0
+			      : conf->max_threads > 2 ? conf->max_threads - 2
+						      : 0,
+	};
 	struct fuse_session *se;
 	char host[512], msg[1024];
 	int rc = 1;

@@ -123,12 +123,32 @@ static void drop_job(struct rfs_job *j)
 	free(jb);
 }
 
+/*
+ * Takes (@d 1: whether one was free) or gives back (-1) one of the
+ * session workers that may wait on the network: answering inline saves
+ * the hand-over (a cold random read's round trip is its latency), as
+ * long as some workers stay free for cached data.
+ */
+static bool inline_slot(struct rfs_fuse *ctx, int d)
+{
+	if (d < 0) {
+		__atomic_sub_fetch(&ctx->inline_busy, 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	if (__atomic_add_fetch(&ctx->inline_busy, 1, __ATOMIC_RELAXED) <=
+	    ctx->inline_max)
+		return true;
+	__atomic_sub_fetch(&ctx->inline_busy, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
 /* Hands the request to a thread that may wait; on no memory, EIO. */
 static void later(fuse_req_t req, enum rfs_async_kind kind,
 		  void (*run)(struct rfs_job *), fuse_ino_t ino,
 		  const struct fuse_file_info *fi, const char *name,
 		  size_t size, off_t off)
 {
+	struct rfs_fuse *ctx = fuse_req_userdata(req);
 	size_t nl = name ? strlen(name) + 1 : 0;
 	struct job *jb = calloc(1, sizeof(*jb) + nl);
 
@@ -146,6 +166,12 @@ static void later(fuse_req_t req, enum rfs_async_kind kind,
 		memcpy(jb->name, name, nl);
 	jb->size = size;
 	jb->off = off;
+	/* a worker to spare: no hand-over (@req is gone once answered) */
+	if (inline_slot(ctx, 1)) {
+		run(&jb->j);
+		inline_slot(ctx, -1);
+		return;
+	}
 	rfs_async_run(async_of(req), kind, &jb->j);
 }
 

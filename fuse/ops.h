@@ -15,6 +15,11 @@ struct rfs_async;
 struct rfs_fuse {
 	struct rfs_fs *fs;
 	struct rfs_async *async; /* NULL: every request answered inline */
+	/* session workers that may wait on the network at once; the
+	 * others stay free for what is at hand, and past this requests
+	 * that must wait go to @async */
+	unsigned inline_max;
+	unsigned inline_busy; /* atomic */
 };
 
 extern const struct fuse_lowlevel_ops rfs_fuse_ops;

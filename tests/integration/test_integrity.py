@@ -91,7 +91,9 @@ def test_single_liar_is_tried_last_for_the_file(lake41, mount_factory,
     p = find_path(m, liar)
     eio_on_whole_read(p)
     log = m.logtext()
-    assert "served by %s (" % FAULT in log, log
+    # every block from it, or a few from the other (parallel reads)
+    assert "served by %s (" % FAULT in log or \
+        "%s (" % FAULT in log and "lied" in log, log
     store.reset()
     assert read_whole(p) == liar["sha256"]
     assert store.requests(path_contains=liar["name"]) == []
