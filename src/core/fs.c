@@ -1408,9 +1408,17 @@ static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			   size_t size, uint64_t off, double deadline)
 {
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
+	const struct rfs_source *src = NULL;
 	struct iovec iov = { buf, size };
+	uint64_t bs = fs->conf->block_size;
+	ssize_t got = rfs_replicas_readv(fs, f, &iov, 1, off, &how, &src);
 
-	return rfs_replicas_readv(fs, f, &iov, 1, off, &how, NULL);
+	/* who served them, should the whole not match */
+	if (got > 0)
+		rfs_verify_fetched(
+			fs, f, off / bs,
+			(size_t)((off + size - 1) / bs - off / bs + 1), src);
+	return got;
 }
 
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,

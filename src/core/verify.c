@@ -34,7 +34,7 @@
 #define PASS_BYTES (64u << 20)
 /* bytes fetched or read ahead of a file's sums, kept in memory for them
  * (so they are not read back from the disk the cache just wrote) */
-#define PIECES_MAX (64u << 20)
+#define PIECES_MAX (32u << 20)
 /* verifiers kept with no handle because they remember a liar */
 #define KEEP_MAX 4096
 /* replicas a mismatch is traced to, one by one, before all are blamed */
@@ -345,6 +345,18 @@ static void sum_add(EVP_MD_CTX *md, uint32_t *adler, const void *p, size_t n)
 static void mismatch(struct rfs_fs *fs, struct rfs_verifier *v, unsigned gen,
 		     const char *why);
 
+/* Generation @gen matched the catalogue's sums. */
+static void matched(struct rfs_fs *fs, struct rfs_verifier *v, unsigned gen)
+{
+	pthread_mutex_lock(&v->lock);
+	if (v->gen == gen && v->state == V_SUMMING)
+		v->state = V_GOOD;
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->lock);
+	if (fs->cache)
+		rfs_cache_mark_verified(fs->cache, &v->cid, v->size);
+}
+
 /* The whole generation @gen summed: its verdict. */
 static void conclude(struct rfs_fs *fs, struct rfs_verifier *v, unsigned gen,
 		     uint32_t adler)
@@ -356,17 +368,54 @@ static void conclude(struct rfs_fs *fs, struct rfs_verifier *v, unsigned gen,
 	pthread_mutex_lock(&fs->verify_lock);
 	*(ok ? &fs->verify->good : &fs->verify->bad) += 1;
 	pthread_mutex_unlock(&fs->verify_lock);
-	if (!ok) {
+	if (ok)
+		matched(fs, v, gen);
+	else
 		mismatch(fs, v, gen, why);
-		return;
-	}
+}
+
+/*
+ * A read that ends the file, with everything before it summed already
+ * (a small file read at once, or a stream whose sums kept pace): the
+ * rest is summed here, and a match concluded, with no hand-over to a
+ * worker. A mismatch goes to a worker, which sums the file again from
+ * the cache and looks for the liar. False when this could not be done.
+ */
+static bool sum_here(struct rfs_fs *fs, struct rfs_verifier *v, uint64_t off,
+		     const char *buf, size_t len)
+{
+	char why[256] = "";
+	uint64_t pos;
+	unsigned gen;
+	bool ok;
+
 	pthread_mutex_lock(&v->lock);
-	if (v->gen == gen && v->state == V_SUMMING)
-		v->state = V_GOOD;
-	pthread_cond_broadcast(&v->cv);
+	if (v->busy || v->restart || v->state != V_SUMMING || v->given_up ||
+	    v->next < off || v->next > off + len) {
+		pthread_mutex_unlock(&v->lock);
+		return false;
+	}
+	v->busy = true;
+	gen = v->gen;
+	pos = v->next;
 	pthread_mutex_unlock(&v->lock);
-	if (fs->cache)
-		rfs_cache_mark_verified(fs->cache, &v->cid, v->size);
+	sum_add(v->md, &v->adler, buf + (pos - off), off + len - pos);
+	ok = sums_match(v->adler32, v->md5, v->adler, v->md, why, sizeof(why));
+	pthread_mutex_lock(&v->lock);
+	v->busy = false;
+	if (v->gen == gen && !v->restart)
+		v->next = ok || !fs->cache ? v->size : 0;
+	v->restart = v->restart || (!ok && fs->cache);
+	pthread_mutex_unlock(&v->lock);
+	pthread_mutex_lock(&fs->verify_lock);
+	if (ok || !fs->cache)
+		*(ok ? &fs->verify->good : &fs->verify->bad) += 1;
+	pthread_mutex_unlock(&fs->verify_lock);
+	if (ok)
+		matched(fs, v, gen);
+	else if (!fs->cache) /* nothing to sum again from, nor a liar to seek */
+		mismatch(fs, v, gen, why);
+	return ok || !fs->cache;
 }
 
 /*
@@ -1146,7 +1195,8 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 		__atomic_sub_fetch(&v->reading, 1, __ATOMIC_RELAXED);
 	if (!len || off + len < v->size)
 		return 0;
-	poke(fs, v);
+	if (!sum_here(fs, v, off, buf, len))
+		poke(fs, v);
 	return nowait ? verdict_now(f) : await_verdict(fs, f);
 }
 

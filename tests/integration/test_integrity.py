@@ -147,6 +147,16 @@ def test_prefetch_reports_a_file_only_once_it_matched(
     assert store.requests(path_contains=liar["name"]) == []
 
 
+def test_without_a_cache_a_whole_read_is_checked_too(
+        lake41, mount_factory, store, liar):
+    store.set_fault(liar["name"], "wrongbytes", at=30 << 20, len=1)
+    m = mount_factory(lake41, LIAR_FIRST, "cache=no")
+    eio_on_whole_read(find_path(m, liar))
+    assert "served by %s (" % FAULT in m.logtext()
+    # demoted: read again from the honest replica
+    assert read_whole(find_path(m, liar)) == liar["sha256"]
+
+
 def test_partial_reads_are_served_unchecked_by_default(
         lake41, mount_factory, store, liar):
     """What the default cannot do (README): a reader of part of a file
