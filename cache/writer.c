@@ -262,6 +262,28 @@ static int del_blocks(struct rfs_cache *c, MDB_txn *txn,
 	return 0;
 }
 
+/*
+ * Every block of one file deleted and counted off; its record, read
+ * first, in @f. 1 when the file has no record (nothing to do).
+ */
+static int drop_blocks(struct rfs_cache *c, MDB_txn *txn,
+		       const struct rfs_cache_id *id, struct delta *d,
+		       struct frec *f)
+{
+	int rc = get_frec(c, txn, id, f);
+
+	if (rc)
+		return rc == MDB_NOTFOUND ? 1 : rc;
+	rc = del_blocks(c, txn, id);
+	if (rc)
+		return rc;
+	note_gone(d, id, RFS_STAGE_ALL);
+	d->used -= (int64_t)f->r.bytes;
+	if (f->r.flags & FILE_PINNED)
+		d->pinned -= (int64_t)f->r.bytes;
+	return 0;
+}
+
 /* Deletes every block, the record and the lru entry of one file. */
 static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 		      const struct rfs_cache_id *id, struct delta *d)
@@ -270,23 +292,15 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	MDB_val fk = { RFS_CACHE_ID_LEN, (void *)id->b };
 	MDB_val lkey = { sizeof(lk), lk };
 	struct frec f;
-	int rc;
+	int rc = drop_blocks(c, txn, id, d, &f);
 
-	rc = get_frec(c, txn, id, &f);
 	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	rc = del_blocks(c, txn, id);
-	if (rc)
-		return rc;
-	note_gone(d, id, RFS_STAGE_ALL);
+		return rc == 1 ? 0 : rc;
 	lru_key(lk, f.r.atime, id);
 	mdb_del(txn, c->lru, &lkey, NULL);
 	rc = mdb_del(txn, c->files, &fk, NULL);
-	d->used -= (int64_t)f.r.bytes;
 	d->files--;
 	d->evicted += f.r.bytes;
-	if (f.r.flags & FILE_PINNED)
-		d->pinned -= (int64_t)f.r.bytes;
 	return rc;
 }
 
@@ -295,17 +309,10 @@ static int drop_file(struct rfs_cache *c, MDB_txn *txn,
 		     const struct rfs_cache_id *id, struct delta *d)
 {
 	struct frec f;
-	int rc = get_frec(c, txn, id, &f);
+	int rc = drop_blocks(c, txn, id, d, &f);
 
 	if (rc)
-		return rc == MDB_NOTFOUND ? 0 : rc;
-	rc = del_blocks(c, txn, id);
-	if (rc)
-		return rc;
-	note_gone(d, id, RFS_STAGE_ALL);
-	d->used -= (int64_t)f.r.bytes;
-	if (f.r.flags & FILE_PINNED)
-		d->pinned -= (int64_t)f.r.bytes;
+		return rc == 1 ? 0 : rc;
 	f.r.bytes = 0;
 	f.r.nblocks = 0;
 	f.r.flags &= ~(FILE_VERIFIED | FILE_ADLER_ONLY);

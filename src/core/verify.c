@@ -1200,30 +1200,28 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 	return nowait ? verdict_now(f) : await_verdict(fs, f);
 }
 
-bool rfs_verify_busy(const struct rfs_file *f)
+/* Whether @f's verifier is in @state now (@none: when it has none). */
+static bool in_state(const struct rfs_file *f, enum vstate state, bool none)
 {
 	struct rfs_verifier *v = f->v;
-	bool busy;
+	bool yes;
 
 	if (!v)
-		return false;
+		return none;
 	pthread_mutex_lock(&v->lock);
-	busy = v->state == V_CHECKING;
+	yes = v->state == state;
 	pthread_mutex_unlock(&v->lock);
-	return busy;
+	return yes;
+}
+
+bool rfs_verify_busy(const struct rfs_file *f)
+{
+	return in_state(f, V_CHECKING, false);
 }
 
 bool rfs_verify_is_good(const struct rfs_file *f)
 {
-	struct rfs_verifier *v = f->v;
-	bool good;
-
-	if (!v)
-		return true;
-	pthread_mutex_lock(&v->lock);
-	good = v->state == V_GOOD;
-	pthread_mutex_unlock(&v->lock);
-	return good;
+	return in_state(f, V_GOOD, true);
 }
 
 /* Under v->lock: the index of @s among @v's sources, added if new. */

@@ -197,6 +197,20 @@ static void draw(json_t *p, double t0)
 	fflush(stdout);
 }
 
+/* Whether @o is the answer's last line; its exit status in *@rc, and
+ * its error said. */
+static bool is_done(json_t *o, const char *what, int *rc)
+{
+	const char *err = json_string_value(json_object_get(o, "error"));
+
+	if (!json_is_true(json_object_get(o, "done")))
+		return false;
+	*rc = json_is_true(json_object_get(o, "ok")) ? 0 : 1;
+	if (err)
+		fprintf(stderr, "ruciofs-ctl: %s: %s\n", what, err);
+	return true;
+}
+
 /* Reads the answer to one request; returns 0 if it ended well. */
 static int follow(int fd, const char *what, bool pin)
 {
@@ -217,16 +231,9 @@ static int follow(int fd, const char *what, bool pin)
 		}
 		if (json_object_get(o, "cached_before"))
 			before = num(o, "cached_before");
-		if (json_is_true(json_object_get(o, "done"))) {
-			const char *err =
-				json_string_value(json_object_get(o, "error"));
-
-			rc = json_is_true(json_object_get(o, "ok")) ? 0 : 1;
+		if (is_done(o, what, &rc)) {
 			if (tty && last)
 				printf("\n");
-			if (err)
-				fprintf(stderr, "ruciofs-ctl: %s: %s\n", what,
-					err);
 			json_decref(o);
 			break;
 		}
@@ -275,14 +282,7 @@ static int follow_verify(int fd, const char *what)
 			       what, (long long)num(v, "good"),
 			       (long long)num(v, "bad"),
 			       (long long)num(v, "incomplete"));
-		if (json_is_true(json_object_get(o, "done"))) {
-			const char *err =
-				json_string_value(json_object_get(o, "error"));
-
-			rc = json_is_true(json_object_get(o, "ok")) ? 0 : 1;
-			if (err)
-				fprintf(stderr, "ruciofs-ctl: %s: %s\n", what,
-					err);
+		if (is_done(o, what, &rc)) {
 			json_decref(o);
 			break;
 		}
