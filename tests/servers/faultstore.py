@@ -87,18 +87,16 @@ import email.utils
 import json
 import os
 import re
-import select
-import signal
-import socket
 import ssl
 import sys
 import threading
 import time
-import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-STOP = threading.Event()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import httpbase  # noqa: E402
+from httpbase import STOP, ClientGone  # noqa: E402
+
 MODES = ("wrongbytes", "adler_keep", "trickle", "stall", "short", "long", "bad_range", "status",
          "redirect", "drop", "delay", "none")
 CHUNK = 256 * 1024
@@ -106,7 +104,6 @@ MAX_BODY = 1024 * 1024          # admin request bodies
 MAX_LOG = 200000                # request log entries kept
 ADLER_SEARCH = 64 * 1024
 XOR_5A = bytes(b ^ 0x5A for b in range(256))
-POLL = 0.05                     # seconds between checks for client hang-up / stop
 
 REASONS = {200: "OK", 206: "Partial Content", 301: "Moved Permanently", 302: "Found",
            303: "See Other", 307: "Temporary Redirect", 308: "Permanent Redirect",
@@ -114,10 +111,6 @@ REASONS = {200: "OK", 206: "Partial Content", 301: "Moved Permanently", 302: "Fo
            405: "Method Not Allowed", 416: "Range Not Satisfiable", 429: "Too Many Requests",
            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
            504: "Gateway Timeout"}
-
-
-class ClientGone(Exception):
-    pass
 
 
 # --------------------------------------------------------------------------
@@ -224,40 +217,10 @@ def check_fault(spec):
     return out
 
 
-class Faults:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.items = []
-        self.next_id = 1
-
+class Faults(httpbase.FaultTable):
     def add(self, spec):
         f = check_fault(spec)
-        with self.lock:
-            f.update(id=self.next_id, hits=0, _rx=re.compile(f["match"]))
-            self.next_id += 1
-            self.items.append(f)
-            return f["id"]
-
-    def clear(self):
-        with self.lock:
-            self.items = []
-
-    def listing(self):
-        with self.lock:
-            return [{k: v for k, v in f.items() if not k.startswith("_")} for f in self.items]
-
-    def take(self, path):
-        """First fault whose regex matches; consumes one count."""
-        with self.lock:
-            for f in self.items:
-                if f["_rx"].search(path):
-                    f["hits"] += 1
-                    if f.get("count") is not None:
-                        f["count"] -= 1
-                        if f["count"] <= 0:
-                            self.items.remove(f)
-                    return dict(f)
-        return None
+        return self._append(f, _rx=re.compile(f["match"]))
 
 
 class RequestLog:
@@ -383,40 +346,11 @@ def bad_range(start, end, size, shift):
 # --------------------------------------------------------------------------
 # HTTP
 # --------------------------------------------------------------------------
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(httpbase.Handler):
     server_version = "ruciofs-faultstore"
-    sys_version = ""
-    timeout = 120                    # idle keep-alive connections (and blocked writes)
-    disable_nagle_algorithm = True
+    reasons = REASONS
 
-    def setup(self):
-        # TLS handshake here, in the worker thread: a slow client must not block accept()
-        self._broken = False
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.settimeout(15)
-                self.request.do_handshake()
-            except (OSError, ssl.SSLError, ValueError):
-                self._broken = True
-        super().setup()
-
-    def handle(self):
-        if self._broken:
-            return
-        try:
-            super().handle()
-        except (ConnectionError, ssl.SSLError, TimeoutError, ClientGone, OSError):
-            self.close_connection = True
-
-    def log_message(self, fmt, *args):
-        pass
-
-    def do_GET(self):
-        self._serve()
-
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_GET
-    do_PROPFIND = do_MKCOL = do_MOVE = do_COPY = do_GET
+    do_PROPFIND = do_MKCOL = do_MOVE = do_COPY = httpbase.Handler.do_GET
 
     # -- plumbing -----------------------------------------------------------------
     def _read_body(self):
@@ -432,67 +366,13 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     def _head(self, status, headers, length):
-        lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Status")),
-                 "Date: " + email.utils.formatdate(usegmt=True), "Server: " + self.server_version]
-        lines += ["%s: %s" % kv for kv in headers]
-        if length is not None:
-            lines.append("Content-Length: %d" % length)
-        if self.close_connection:
-            lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace"))
+        self._write_head(status, headers, [] if length is None else [("Content-Length", "%d" % length)])
 
     def _simple(self, status, body, headers=(), ctype="text/html"):
         body = body.encode() if isinstance(body, str) else body
         self._head(status, [("Content-Type", ctype)] + list(headers), len(body))
         if self.command != "HEAD":
             self.wfile.write(body)
-
-    def _abort(self):
-        """Close the TCP connection now (no TLS close_notify)."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-        except (OSError, ValueError):
-            pass
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except (OSError, ValueError):
-            pass
-
-    def _client_closed(self):
-        sock = self.connection
-        try:
-            r, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        if not r:
-            return False
-        try:
-            if not isinstance(sock, ssl.SSLSocket):
-                return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-            old = sock.gettimeout()
-            sock.setblocking(False)
-            try:
-                return sock.recv(1) == b""    # a byte read here is lost: callers close after
-            finally:
-                sock.settimeout(old)
-        except (ssl.SSLWantReadError, BlockingIOError):
-            return False
-        except (OSError, ValueError):
-            return True
-
-    def _wait(self, seconds):
-        """Wait `seconds` (None: forever). False if the client left or the
-        server stops first."""
-        deadline = None if seconds is None else time.monotonic() + seconds
-        while not STOP.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return True
-            if self._client_closed():
-                return False
-            STOP.wait(POLL if left is None else min(POLL, left))
-        return False
 
     def _write(self, rec, data):
         if STOP.is_set():
@@ -677,27 +557,13 @@ class Handler(BaseHTTPRequestHandler):
                          ctype="application/json")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True      # restart on the same port right after a stop
+class Server(httpbase.Server):
     request_queue_size = 1024
 
     def __init__(self, port, index, log, ssl_ctx=None):
-        self.index, self.log, self.ssl_ctx = index, log, ssl_ctx
+        self.index, self.log = index, log
         self.faults = Faults()
-        super().__init__(("127.0.0.1", port), Handler)
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        if self.ssl_ctx is not None:
-            sock = self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError, ClientGone, OSError)):
-            return
-        traceback.print_exc()
+        super().__init__(("127.0.0.1", port), Handler, ssl_ctx)
 
 
 def main(argv=None):
@@ -710,32 +576,10 @@ def main(argv=None):
     ap.add_argument("--tls-key")
     ap.add_argument("--log", help="append one JSON line per finished request")
     a = ap.parse_args(argv)
-    ctx = None
-    if a.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+    ctx = httpbase.tls_context(a.tls_cert, a.tls_key)
     server = Server(a.port, Index(a.lake_dir, a.root), RequestLog(a.log), ctx)
-    port = server.server_address[1]
-
-    def on_signal(signum, frame):
-        STOP.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, a.port_file)
-    sys.stderr.write("faultstore listening on %s://127.0.0.1:%d\n" % ("https" if ctx else "http", port))
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        STOP.set()
-        server.server_close()
-    os._exit(0)     # daemon handler threads may still be in a stall: leave now
+    httpbase.serve(server, "faultstore listening on %s://127.0.0.1:%d"
+                   % ("https" if ctx else "http", server.server_address[1]), a.port_file)
 
 
 if __name__ == "__main__":

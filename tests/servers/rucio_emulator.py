@@ -126,27 +126,23 @@ Faithfulness notes (deliberate):
 import argparse
 import ast
 import datetime
-import email.utils
 import hashlib
 import itertools
 import json
 import os
 import random
 import re
-import select
-import signal
-import socket
-import ssl
 import sys
 import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote
 from xml.sax.saxutils import escape as xml_escape
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import httpbase  # noqa: E402
+from httpbase import STOP, ClientGone  # noqa: E402
 from jwt_issuer import b64url_decode, rs256_verify  # noqa: E402
 
 STREAM = "application/x-json-stream"
@@ -180,8 +176,6 @@ DID_COLUMNS = ["scope", "name", "account", "did_type", "is_open", "monotonic", "
                "campaign", "task_id", "panda_id", "lumiblocknr", "provenance", "phys_group",
                "transient", "accessed_at", "closed_at", "eol_at", "is_archive", "constituent",
                "access_cnt", "created_at", "updated_at"]
-
-STOP = threading.Event()   # set on SIGTERM/SIGINT: hanging/streaming handlers give up
 
 
 # --------------------------------------------------------------------------
@@ -825,12 +819,7 @@ FAULT_MODES = ("malformed", "oversized", "hang", "status500", "status503", "stat
                "drop", "delay", "none")
 
 
-class Faults:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.items = []
-        self.next_id = 1
-
+class Faults(httpbase.FaultTable):
     def add(self, spec):
         if not isinstance(spec, dict):
             raise RucioError(400, "TypeError", "body must be a json dictionary")
@@ -842,34 +831,7 @@ class Faults:
         except (re.error, TypeError) as e:
             raise RucioError(400, "ValueError", "bad match regex: %s" % e)
         count = spec.get("count")
-        with self.lock:
-            f = dict(spec, id=self.next_id, hits=0)
-            f["_rx"] = rx
-            f["count"] = None if count is None else int(count)
-            self.next_id += 1
-            self.items.append(f)
-            return f["id"]
-
-    def clear(self):
-        with self.lock:
-            self.items = []
-
-    def listing(self):
-        with self.lock:
-            return [{k: v for k, v in f.items() if not k.startswith("_")} for f in self.items]
-
-    def take(self, path):
-        """First active fault whose regex matches the decoded path; consumes one count."""
-        with self.lock:
-            for f in self.items:
-                if f["_rx"].search(path):
-                    f["hits"] += 1
-                    if f["count"] is not None:
-                        f["count"] -= 1
-                        if f["count"] <= 0:
-                            self.items.remove(f)
-                    return dict(f)
-        return None
+        return self._append(dict(spec), _rx=rx, count=None if count is None else int(count))
 
 
 class Counters:
@@ -1021,6 +983,10 @@ class App:
         with self.log_lock:
             self.log_file.write(json.dumps(kv, ensure_ascii=False) + "\n")
             self.log_file.flush()
+
+    def close_log(self):
+        if self.log_file:
+            self.log_file.close()
 
     # -- routing --------------------------------------------------------------
     def _routes(self):
@@ -1827,42 +1793,12 @@ class App:
 # --------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------
-class ClientGone(Exception):
-    pass
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(httpbase.Handler):
     server_version = "ruciofs-rucio-emulator"
-    sys_version = ""
-    timeout = 120            # idle keep-alive connections are dropped after this
     wbufsize = 64 * 1024     # batch small chunks into fewer TLS records / packets
-    # Rucio runs behind Apache httpd, which sets TCP_NODELAY on every
-    # connection; without it the last short segment of each answer waits
-    # for the client's delayed ACK (40 ms) and every request looks slow.
-    disable_nagle_algorithm = True
-
-    # -- connection set-up: TLS handshake in the worker thread, not in accept()
-    def setup(self):
-        self._broken = False
-        if isinstance(self.request, ssl.SSLSocket):
-            try:
-                self.request.settimeout(15)
-                self.request.do_handshake()
-            except (OSError, ssl.SSLError, ValueError):
-                self._broken = True
-        super().setup()
-
-    def handle(self):
-        if self._broken:
-            return
-        try:
-            super().handle()
-        except (ConnectionError, ssl.SSLError, TimeoutError, ClientGone, OSError):
-            self.close_connection = True
-
-    def log_message(self, fmt, *args):   # silence stderr access logging
-        pass
+    reasons = REASONS
+    unknown_reason = "UNKNOWN"
+    poll = 0.1
 
     def handle_expect_100(self):
         # the default writes "100 Continue" into the (buffered) wfile without
@@ -1871,11 +1807,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         return True
-
-    def do_GET(self):
-        self._serve()
-
-    do_POST = do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = do_GET
 
     # -- body -------------------------------------------------------------------
     def _read_body(self):
@@ -1910,17 +1841,6 @@ class Handler(BaseHTTPRequestHandler):
         return data
 
     # -- output -------------------------------------------------------------------
-    def _write_head(self, status, headers, extra):
-        lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "UNKNOWN"))]
-        lines.append("Date: %s" % email.utils.formatdate(usegmt=True))
-        lines.append("Server: %s" % self.server_version)
-        for k, v in list(headers) + list(extra):
-            lines.append("%s: %s" % (k, v))
-        if self.close_connection:
-            lines.append("Connection: close")
-        # header values may carry UTF-8 (e.g. a DID name in ExceptionMessage)
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", errors="replace"))
-
     def _send(self, resp, head_only=False):
         if isinstance(resp, StreamResponse) and self.request_version == "HTTP/1.0":
             # no chunked encoding for HTTP/1.0: the body ends when we close
@@ -1985,7 +1905,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             app.counts.add(self.command, path, app.route_name(self.command, path))
             slow = app.slow_for(path)
-            if slow and not self._sleep(slow):
+            if slow and not self._wait(slow):
                 self.close_connection = True
                 status = 0
                 return
@@ -2019,52 +1939,18 @@ class Handler(BaseHTTPRequestHandler):
                 return types[0]
         return JSON
 
-    def _client_closed(self):
-        """True if the peer closed the connection (readable with EOF)."""
-        sock = self.connection
-        try:
-            r, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        if not r:
-            return False
-        old = sock.gettimeout()
-        try:
-            sock.setblocking(False)
-            try:
-                data = sock.recv(1)
-            finally:
-                sock.settimeout(old)   # setblocking(True) would drop the idle timeout
-            return data == b""
-        except (ssl.SSLWantReadError, BlockingIOError):
-            return False
-        except (OSError, ValueError):
-            return True
-
-    def _sleep(self, seconds):
-        """Sleep up to `seconds` (None = forever); stops early on server stop
-        or when the client hangs up. Returns True if the wait completed."""
-        deadline = None if seconds is None else time.time() + float(seconds)
-        while not STOP.is_set():
-            if deadline is not None and time.time() >= deadline:
-                return True
-            if self._client_closed():
-                return False
-            STOP.wait(0.1)
-        return False
-
     def _fault(self, fault, app, req):
         """Run a fault. Returns the status it sent, or None to continue with
         the normal answer (delay)."""
         mode = fault["mode"]
         ctype = self._content_type_for(app, req.path)
         if mode == "delay":
-            if not self._sleep(fault.get("seconds", 5)):
+            if not self._wait(fault.get("seconds", 5)):
                 self.close_connection = True
                 return 0
             return None
         if mode == "hang":
-            self._sleep(None)
+            self._wait(None)
             self.close_connection = True
             return 0
         if mode == "drop":
@@ -2138,42 +2024,13 @@ class Handler(BaseHTTPRequestHandler):
             return 200
         return None
 
-    def _abort(self):
-        """Close the TCP connection at once (no TLS close_notify, no last chunk)."""
-        try:
-            self.wfile.flush()
-        except (OSError, ValueError):
-            pass
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except (OSError, ValueError):
-            pass
 
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True        # hanging handlers must not block exit
-    block_on_close = False
-    allow_reuse_address = True   # restart on the same port right after a stop
+class Server(httpbase.Server):
     request_queue_size = 128
 
     def __init__(self, addr, app, ssl_ctx=None):
         self.app = app
-        self.ssl_ctx = ssl_ctx
-        super().__init__(addr, Handler)
-
-    def get_request(self):
-        sock, addr = self.socket.accept()
-        if self.ssl_ctx is not None:
-            # handshake later, in the worker thread (a slow client must not
-            # block the accept loop)
-            sock = self.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        return sock, addr
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError, ClientGone)):
-            return
-        traceback.print_exc()
+        super().__init__(addr, Handler, ssl_ctx)
 
 
 def main(argv=None):
@@ -2194,36 +2051,11 @@ def main(argv=None):
         lake = json.load(f)
     app = App(lake, a.flavour, a.log)
     app.set_slow(a.slow, a.slow_match)
-    ctx = None
-    if a.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+    ctx = httpbase.tls_context(a.tls_cert, a.tls_key)
     server = Server((a.host, a.port), app, ctx)
-    port = server.server_address[1]
-
-    def on_signal(signum, frame):
-        STOP.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if a.port_file:
-        tmp = a.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, a.port_file)   # readers never see a half-written file
-    sys.stderr.write("rucio emulator (flavour %s) listening on %s://%s:%d\n"
-                     % (a.flavour, "https" if ctx else "http", a.host, port))
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        STOP.set()
-        server.server_close()
-        if app.log_file:
-            app.log_file.close()
-    # daemon handler threads may still sleep in a 'hang' fault: leave at once
-    os._exit(0)
+    httpbase.serve(server, "rucio emulator (flavour %s) listening on %s://%s:%d"
+                   % (a.flavour, "https" if ctx else "http", a.host, server.server_address[1]),
+                   a.port_file, app.close_log)
 
 
 if __name__ == "__main__":
