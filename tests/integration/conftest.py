@@ -54,31 +54,25 @@ def pytest_configure(config):
         pytest.exit("ruciofs binary not found at %s" % RUCIOFS, 2)
 
 
+def new_lake(name, flavour="41", **kw):
+    """A test-profile lake working in WORK/@name, for `with` (which starts
+    and stops it); @kw as for lake.Lake (tls=False)."""
+    return lakemod.Lake(os.path.join(WORK, name), profile="test",
+                        flavour=flavour, **kw)
+
+
 @pytest.fixture(scope="session", params=["41", "1.31"])
 def lake(request):
     """One lake per Rucio flavour, shared by the tests of a session."""
-    flavour = request.param
-    workdir = os.path.join(WORK, "lake-" + flavour)
-    os.makedirs(workdir, exist_ok=True)
-    lk = lakemod.Lake(workdir, profile="test", flavour=flavour)
-    lk.start()
-    try:
+    with new_lake("lake-" + request.param, request.param) as lk:
         yield lk
-    finally:
-        lk.stop()
 
 
 @pytest.fixture(scope="session")
 def lake41():
     """A 41-flavour lake for tests that do not depend on the flavour."""
-    workdir = os.path.join(WORK, "lake-41-solo")
-    os.makedirs(workdir, exist_ok=True)
-    lk = lakemod.Lake(workdir, profile="test", flavour="41")
-    lk.start()
-    try:
+    with new_lake("lake-41-solo") as lk:
         yield lk
-    finally:
-        lk.stop()
 
 
 def is_mounted(path):

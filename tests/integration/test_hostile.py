@@ -8,20 +8,14 @@ import uuid
 import pytest
 
 import lake as lakemod
-from conftest import WORK
+from conftest import new_lake
 from rucio_client import posix_name, replicated
 
 
 @pytest.fixture(scope="module")
 def hlake():
-    workdir = os.path.join(WORK, "lake-41-hostile")
-    os.makedirs(workdir, exist_ok=True)
-    lk = lakemod.Lake(workdir, profile="test", flavour="41")
-    lk.start()
-    try:
+    with new_lake("lake-41-hostile") as lk:
         yield lk
-    finally:
-        lk.stop()
 
 
 def new_dataset(lake, scope, files=()):

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 import lake as lakemod
-from conftest import RUCIOFS, WORK
+from conftest import RUCIOFS, new_lake
 from rucio_client import find_path, replicated
 
 
@@ -212,14 +212,8 @@ def test_token_file_moved_into_the_mount(lake41, mount_factory, tmp_path):
 @pytest.fixture(scope="module")
 def plain_lake():
     """A lake without TLS: catalogue and storage on plain http://."""
-    workdir = os.path.join(WORK, "lake-41-plain")
-    os.makedirs(workdir, exist_ok=True)
-    lk = lakemod.Lake(workdir, profile="test", flavour="41", tls=False)
-    lk.start()
-    try:
+    with new_lake("lake-41-plain", tls=False) as lk:
         yield lk
-    finally:
-        lk.stop()
 
 
 INSECURE = "ruciofs: warning: insecure catalogue: plain http sends "
