@@ -28,7 +28,12 @@
 
 #include <jansson.h>
 
-#include "core/fs_int.h"
+#include "core/core.h"
+#include "core/ctl.h"
+#include "core/file.h"
+#include "core/meta.h"
+#include "core/readpath.h"
+#include "core/replicas.h"
 #include "core/verify.h"
 #include "util/log.h"
 #include "util/banned.h"

@@ -22,7 +22,11 @@
 
 #include <openssl/evp.h>
 
-#include "core/fs_int.h"
+#include "core/core.h"
+#include "core/file.h"
+#include "core/readpath.h"
+#include "core/replicas.h"
+#include "core/meta.h"
 #include "core/verify.h"
 #include "util/log.h"
 #include "util/str.h"

@@ -13,7 +13,10 @@
 #include <string.h>
 
 #include "authz/token.h"
-#include "core/fs_int.h"
+#include "core/core.h"
+#include "core/file.h"
+#include "core/meta.h"
+#include "core/replicas.h"
 #include "core/verify.h"
 #include "util/buf.h"
 #include "util/errmap.h"

@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fs_int.h"
+#include "core/core.h"
+#include "core/file.h"
+#include "core/prefetch.h"
+#include "core/readpath.h"
+#include "core/replicas.h"
 #include "core/verify.h"
 #include "util/log.h"
 #include "util/banned.h"

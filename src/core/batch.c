@@ -1,0 +1,199 @@
+/*
+ * The replicas of a file node: its own while younger than replica_ttl,
+ * or resolved with its siblings' in one catalogue request.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/batch.h"
+#include "core/core.h"
+#include "core/listing.h"
+#include "core/node.h"
+#include "core/replicas.h"
+#include "util/banned.h"
+
+/* Opens in one directory, in its order, resolve this many files at once
+ * at most: a thousand is the catalogue's limit per request. */
+#define REP_BATCH_MAX 512
+
+static bool fresh(const struct rfs_fs *fs, const struct rfs_replicas *r,
+		  double t)
+{
+	return r && rfs_mono_now() - t < fs->conf->replica_ttl;
+}
+
+/* Under table_lock: @n's entry in its directory's current listing. */
+static struct rfs_entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
+				  struct rfs_node **dir)
+{
+	struct rfs_node *p = n->parent ? rfs_node_find(fs, n->parent) : NULL;
+	struct rfs_listing *l = p ? p->list : NULL;
+
+	*dir = p;
+	if (!l || n->pidx >= l->n || !rfs_same_did(&l->e[n->pidx].rec, &n->rec))
+		return NULL;
+	return &l->e[n->pidx];
+}
+
+/*
+ * Under table_lock: the DIDs to resolve with @n's, like read-ahead for
+ * names. An open that misses right where the last batch ended (tar, cp
+ * -r, a loop over a dataset) takes 8 times more of the files that follow
+ * it in the listing; any other miss resolves its own file alone.
+ */
+static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
+		       struct rfs_did_rec *dids, size_t max, size_t *first)
+{
+	struct rfs_node *p;
+	struct rfs_entry *e = entry_of(fs, n, &p);
+	struct rfs_listing *l;
+	size_t k = 1, want;
+
+	if (!e)
+		return 0;
+	l = p->list;
+	want = n->pidx == p->rep_next && p->rep_batch ? p->rep_batch * 8 : 1;
+	want = want < max ? want : max;
+	*first = n->pidx;
+	p->rep_batch = want;
+	p->rep_next = n->pidx + 1;
+	for (size_t i = n->pidx + 1; i < l->n && k < want; i++) {
+		if (l->e[i].rec.type != RFS_DID_FILE ||
+		    fresh(fs, l->e[i].reps, l->e[i].reps_time))
+			continue;
+		if (rfs_did_rec_copy(&dids[k], &l->e[i].rec))
+			break;
+		k++;
+		p->rep_next = i + 1;
+	}
+	return k - 1; /* beside @n's own, in dids[0] */
+}
+
+/* Under table_lock: keeps what a batch resolved, for the siblings' opens. */
+static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
+		       const struct rfs_did_rec *dids, struct rfs_replicas **r,
+		       size_t k, size_t first)
+{
+	struct rfs_node *p;
+	struct rfs_listing *l = entry_of(fs, n, &p) ? p->list : NULL;
+	size_t j = 1;
+
+	for (size_t i = first + 1; l && i < l->n && j < k; i++) {
+		struct rfs_entry *e = &l->e[i];
+
+		if (!rfs_same_did(&e->rec, &dids[j]))
+			continue;
+		if (r[j]) {
+			if (e->reps)
+				rfs_replicas_put(e->reps);
+			e->reps = rfs_replicas_get(r[j]);
+			e->reps_time = rfs_mono_now();
+		}
+		j++;
+	}
+}
+
+/* Under table_lock: @r becomes @n's replica set, as resolved at @t. */
+static void adopt(struct rfs_node *n, struct rfs_replicas *r, double t,
+		  struct rfs_replicas **old)
+{
+	*old = n->reps;
+	n->reps = rfs_replicas_get(r);
+	n->reps_time = t;
+}
+
+/*
+ * Under table_lock: @n's replicas if known and fresh, its own or those
+ * resolved with a sibling's (then its own from now on).
+ */
+static bool known(struct rfs_fs *fs, struct rfs_node *n,
+		  struct rfs_replicas **out, struct rfs_replicas **old)
+{
+	struct rfs_node *p;
+	struct rfs_entry *e;
+
+	*out = NULL;
+	*old = NULL;
+	if (fresh(fs, n->reps, n->reps_time)) {
+		*out = rfs_replicas_get(n->reps);
+		return true;
+	}
+	e = entry_of(fs, n, &p);
+	if (e && fresh(fs, e->reps, e->reps_time)) {
+		adopt(n, e->reps, e->reps_time, old);
+		*out = rfs_replicas_get(e->reps);
+		return true;
+	}
+	return false;
+}
+
+/* Under table_lock: as known(), or else the DIDs to ask for in @dids. */
+static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
+			     struct rfs_replicas **out,
+			     struct rfs_did_rec *dids, size_t *first,
+			     struct rfs_replicas **old)
+{
+	if (known(fs, n, out, old))
+		return 0;
+	if (rfs_did_rec_copy(&dids[0], &n->rec))
+		return 0;
+	return 1 + batch_of(fs, n, dids, REP_BATCH_MAX, first);
+}
+
+/*
+ * The node's replicas: its own while younger than replica_ttl, or those
+ * resolved with a sibling's, or from the catalogue together with the
+ * batch of siblings batch_of() picks.
+ */
+int rfs_node_replicas(struct rfs_fs *fs, struct rfs_node *n,
+		      struct rfs_replicas **out, bool nowait)
+{
+	struct rfs_did_rec *dids;
+	struct rfs_replicas **r, *old = NULL;
+	size_t k = 0, first = 0;
+	int rc;
+
+	/* most opens find them: no batch arrays for those */
+	pthread_mutex_lock(&fs->table_lock);
+	known(fs, n, out, &old);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (old)
+		rfs_replicas_put(old);
+	if (*out)
+		return 0;
+	if (nowait)
+		return RFS_WOULD_BLOCK;
+	old = NULL;
+	dids = calloc(REP_BATCH_MAX, sizeof(*dids));
+	r = calloc(REP_BATCH_MAX, sizeof(*r));
+	rc = dids && r ? 0 : -ENOMEM;
+	pthread_mutex_lock(&fs->table_lock);
+	if (!rc)
+		k = known_or_batch(fs, n, out, dids, &first, &old);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc && !*out)
+		rc = k ? rfs_replicas_resolve_many(fs, dids, k, r) : -ENOMEM;
+	pthread_mutex_lock(&fs->table_lock);
+	if (k > 1)
+		keep_batch(fs, n, dids, r, k, first);
+	/* a cache-only set (offline, nothing known) stays with this open
+	 * only, so the next open asks the catalogue again */
+	if (!rc && !*out && r[0]->n)
+		adopt(n, r[0], rfs_mono_now(), &old);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc && !*out)
+		*out = r[0];
+	if (old)
+		rfs_replicas_put(old);
+	for (size_t i = 0; i < k; i++) {
+		rfs_did_rec_release(&dids[i]);
+		if (i && r[i])
+			rfs_replicas_put(r[i]);
+	}
+	free(dids);
+	free(r);
+	return rc;
+}

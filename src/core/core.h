@@ -1,0 +1,75 @@
+/*
+ * The filesystem object that the core's files share: each subsystem's
+ * state and its lock (the lock order is written beside each). Only
+ * src/core/ includes this; fuse/ sees core/fs.h.
+ */
+#ifndef RFS_CORE_CORE_H
+#define RFS_CORE_CORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+#include "cache/cache.h"
+#include "catalog/catalog.h"
+#include "core/fs.h"
+#include "transport/transport.h"
+#include "util/clock.h"
+
+struct rfs_fs {
+	const struct rfs_conf *conf;
+	struct rfs_catalog *cat;
+	struct rfs_transports *tps;
+	time_t start;
+
+	/* Lock order: table_lock only; it is never held across a network
+	 * call or a FUSE reply. list_cv waits for an in-flight listing. */
+	pthread_mutex_t table_lock;
+	pthread_cond_t list_cv;
+	struct rfs_node **buckets;
+	size_t nbuckets;
+	size_t nnodes;
+	struct rfs_node *root;
+
+	struct rfs_cache *cache; /* NULL: no cache, or it failed to open */
+	/* blocks being fetched, so concurrent readers wait for one fetch;
+	 * inflight_lock is a leaf lock, never held across the fetch */
+	pthread_mutex_t inflight_lock;
+	pthread_cond_t inflight_cv;
+	struct rfs_inflight *inflight;
+
+	/* counters for status: bytes from the network, per-endpoint
+	 * errors; stats_lock is a leaf lock */
+	pthread_mutex_t stats_lock;
+	uint64_t net_bytes;
+	uint64_t whole_opens; /* opens read by the kernel from the cache */
+	struct rfs_endpoint_stats {
+		char rse[64];
+		uint64_t bytes;
+		uint64_t errors;
+		uint64_t slow; /* transfers under min_rate */
+		double rate; /* bytes/s of large transfers, EWMA; 0: unknown */
+		double slow_until; /* rfs_mono_now(): last resort until then */
+		double wrr;	   /* spread picks' running credit */
+	} eps[32];
+	struct rfs_ctl *ctl;
+	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
+	/* whole-file checks (verify.c); verify_lock guards its table of
+	 * verifiers and its workers' queue, a leaf */
+	pthread_mutex_t verify_lock;
+	struct rfs_verify *verify;
+
+	/* Open files and directories: the kernel sends RELEASE after the
+	 * close, asynchronously, so some may still be open when the session
+	 * ends; rfs_fs_free() releases those. open_lock is a leaf lock. */
+	pthread_mutex_t open_lock;
+	struct rfs_file *open_files;
+	struct rfs_dir *open_dirs;
+};
+
+/* The catalogue could not be reached or did not answer (not: it said no) */
+bool rfs_unreachable(int rc);
+
+/* Network and catalogue errnos become EIO at the filesystem boundary. */
+int rfs_fs_errno(int rc);
+
+#endif

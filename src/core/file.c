@@ -1,0 +1,187 @@
+/* Open files: open, read, release; the bytes through the read path. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/batch.h"
+#include "core/core.h"
+#include "core/file.h"
+#include "core/node.h"
+#include "core/readpath.h"
+#include "core/replicas.h"
+#include "core/verify.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+/* What every file handle derives from its DID, once it has one. */
+static void file_ready(struct rfs_file *f, uint64_t ino)
+{
+	f->ino = ino;
+	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
+	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
+		 f->did.name);
+	pthread_mutex_init(&f->pf_lock, NULL);
+	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
+}
+
+int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		   struct rfs_replicas *reps, struct rfs_file **out)
+{
+	struct rfs_file *f = calloc(1, sizeof(*f));
+	int rc = f ? rfs_did_rec_copy(&f->did, rec) : -ENOMEM;
+
+	if (!rc && reps)
+		f->reps = rfs_replicas_get(reps);
+	else if (!rc)
+		rc = rfs_replicas_resolve(fs, &f->did, &f->reps);
+	if (rc) {
+		if (f)
+			rfs_did_rec_release(&f->did);
+		free(f);
+		return rc;
+	}
+	file_ready(f, rfs_ino_of(rec->scope, rec->name));
+	rc = rfs_verify_attach(fs, f);
+	if (rc) {
+		rfs_fs_release(fs, f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
+		int flags)
+{
+	struct rfs_node *n = rfs_node_get(fs, ino);
+	struct rfs_file *f;
+	int rc;
+
+	if (!n)
+		return -ESTALE;
+	f = calloc(1, sizeof(*f));
+	pthread_mutex_lock(&fs->table_lock);
+	rc = !f			       ? -ENOMEM
+	     : rfs_is_dir(n->rec.type) ? -EISDIR
+				       : rfs_did_rec_copy(&f->did, &n->rec);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc)
+		rc = rfs_node_replicas(fs, n, &f->reps, flags & RFS_NOWAIT);
+	rfs_node_put(fs, n);
+	if (rc) {
+		if (f)
+			rfs_did_rec_release(&f->did);
+		free(f);
+		return rfs_fs_errno(rc);
+	}
+	file_ready(f, ino);
+	pthread_mutex_lock(&fs->open_lock);
+	f->next = fs->open_files;
+	if (f->next)
+		f->next->prev = f;
+	fs->open_files = f;
+	pthread_mutex_unlock(&fs->open_lock);
+	rc = rfs_verify_attach(fs, f);
+	/* verify=always: not a byte before the whole matched */
+	if (!rc && fs->conf->verify_always)
+		rc = flags & RFS_NOWAIT
+			     ? rfs_verify_is_good(f) ? 0 : RFS_WOULD_BLOCK
+			     : rfs_verify_whole(fs, f);
+	if (rc) {
+		rfs_fs_release(fs, f);
+		return rfs_fs_errno(rc);
+	}
+	*out = f;
+	return 0;
+}
+
+/* Without a cache: the reader's range, straight from a replica. */
+static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+			   size_t size, uint64_t off, double deadline)
+{
+	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
+	const struct rfs_source *src = NULL;
+	struct iovec iov = { buf, size };
+	uint64_t bs = fs->conf->block_size;
+	ssize_t got = rfs_replicas_readv(fs, f, &iov, 1, off, &how, &src);
+
+	/* who served them, should the whole not match */
+	if (got > 0)
+		rfs_verify_fetched(
+			fs, f, off / bs,
+			(size_t)((off + size - 1) / bs - off / bs + 1), src);
+	return got;
+}
+
+ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+		    size_t size, uint64_t off, int flags)
+{
+	double deadline = rfs_mono_now() + fs->conf->read_timeout;
+	uint64_t fsize = f->reps->size;
+	bool nowait = flags & RFS_NOWAIT;
+	ssize_t got;
+	int rc;
+
+	if (off >= fsize || size == 0)
+		return 0;
+	if (size > fsize - off)
+		size = fsize - off;
+	if (nowait && (!fs->cache || rfs_verify_busy(f)))
+		return RFS_WOULD_BLOCK;
+	rc = rfs_verify_before_read(fs, f, off, size, deadline);
+	if (rc)
+		return rc;
+	if (fs->cache)
+		got = rfs_blocks_read(fs, f, buf, size, off, deadline, nowait);
+	else
+		got = read_direct(fs, f, buf, size, off, deadline);
+	/* the read that ends the file is answered once the whole matched */
+	if (got == RFS_WOULD_BLOCK)
+		rc = rfs_verify_after_read(fs, f, off, buf, 0, deadline, false);
+	else
+		rc = rfs_verify_after_read(fs, f, off, buf,
+					   got > 0 ? (size_t)got : 0, deadline,
+					   nowait);
+	if (rc)
+		return rc;
+	return got < 0 ? rfs_fs_errno((int)got) : got;
+}
+
+bool rfs_fs_keep_pages(struct rfs_fs *fs, struct rfs_file *f)
+{
+	return rfs_verify_keep_pages(fs, f);
+}
+
+void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else if (fs->open_files == f)
+		fs->open_files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&fs->open_lock);
+	rfs_verify_detach(fs, f);
+	pthread_mutex_destroy(&f->pf_lock);
+	rfs_replicas_put(f->reps);
+	rfs_did_rec_release(&f->did);
+	free(f);
+}
+
+int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f)
+{
+	if (!fs->cache || !fs->conf->passthrough || !f->reps->size)
+		return -ENOENT;
+	return rfs_cache_open_whole(fs->cache, &f->cid, f->reps->size);
+}
+
+void rfs_fs_count_whole(struct rfs_fs *fs)
+{
+	pthread_mutex_lock(&fs->stats_lock);
+	fs->whole_opens++;
+	pthread_mutex_unlock(&fs->stats_lock);
+}

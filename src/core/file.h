@@ -1,0 +1,44 @@
+/* An open file as the read path sees it (file.c, readpath.c, prefetch.c,
+ * verify.c). */
+#ifndef RFS_CORE_FILE_H
+#define RFS_CORE_FILE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "cache/cache.h"
+#include "catalog/parse.h"
+
+struct rfs_fs;
+struct rfs_replicas;
+struct rfs_verifier;
+
+struct rfs_file {
+	struct rfs_file *prev, *next; /* fs->open_files, under open_lock */
+	uint64_t ino;
+	struct rfs_did_rec did;
+	struct rfs_replicas *reps;
+	struct rfs_cache_id cid; /* identity of the bytes in the cache */
+	char didstr[520];	 /* "scope:name" for the cache's records */
+
+	/* the whole-file check of these bytes (verify.c), NULL: none */
+	struct rfs_verifier *v;
+	unsigned vgen;	/* generation first served to it, 0: none yet */
+	uint64_t *seen; /* blocks served to it (a bitmap), or NULL */
+	uint64_t nseen;
+
+	/* read-ahead state (prefetch.c), under pf_lock, a leaf lock */
+	pthread_mutex_t pf_lock;
+	uint64_t pf_next;      /* the block a sequential reader reads next */
+	uint64_t pf_run;       /* blocks read in sequence so far */
+	uint64_t pf_window;    /* blocks to keep fetched ahead */
+	uint64_t pf_ahead;     /* the last block queued ahead */
+	uint64_t pf_little[4]; /* blocks read in part at random, plus one */
+	unsigned pf_nlittle;
+};
+
+/* A file as the read path wants it, for a DID from a /files listing,
+ * with its replicas @reps (borrowed) or, if NULL, resolved now. */
+int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		   struct rfs_replicas *reps, struct rfs_file **out);
+
+#endif

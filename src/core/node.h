@@ -1,0 +1,69 @@
+/* The inode table (node.c). */
+#ifndef RFS_CORE_NODE_H
+#define RFS_CORE_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "catalog/parse.h"
+
+struct rfs_fs;
+struct rfs_attr;
+struct rfs_entry;
+struct rfs_listing;
+struct rfs_replicas;
+
+struct rfs_node {
+	uint64_t ino;
+	uint64_t nlookup; /* the kernel's references */
+	unsigned refs;	  /* ours: operations in progress, open handles */
+	struct rfs_did_rec rec;
+	struct rfs_listing *list;
+	double list_time;
+	bool list_busy; /* a thread is fetching the listing */
+	/* after a failed fetch: its error, served without asking again
+	 * until list_retry (monotonic seconds), so that a catalogue that does
+	 * not answer costs one timeout, not one per access or per waiter */
+	int list_rc;
+	double list_retry;
+	struct rfs_replicas *reps;
+	double reps_time;
+	/* the directory it was last looked up in, and its place there: a
+	 * hint for resolving siblings' replicas together */
+	uint64_t parent;
+	size_t pidx;
+	/* as a directory: the batch of its files' replicas resolved next,
+	 * and the entry a sequential opener would miss next */
+	size_t rep_batch;
+	size_t rep_next;
+	struct rfs_node *next; /* hash chain */
+};
+
+static inline bool rfs_is_dir(enum rfs_did_type t)
+{
+	return t != RFS_DID_FILE;
+}
+
+/* Under table_lock: the node of @ino, or NULL. */
+struct rfs_node *rfs_node_find(struct rfs_fs *fs, uint64_t ino);
+/* Under table_lock. */
+void rfs_node_insert(struct rfs_fs *fs, struct rfs_node *n);
+void rfs_node_free(struct rfs_node *n);
+/* Under table_lock: frees @n once neither the kernel nor we use it. */
+void rfs_node_maybe_free(struct rfs_fs *fs, struct rfs_node *n);
+bool rfs_same_did(const struct rfs_did_rec *a, const struct rfs_did_rec *b);
+/*
+ * Under table_lock: the node of listing entry @e, made if needed, its
+ * record updated from the fresher listing.
+ */
+int rfs_node_for_entry(struct rfs_fs *fs, const struct rfs_entry *e,
+		       struct rfs_node **out);
+/* The node of @ino with one more of our references, or NULL. */
+struct rfs_node *rfs_node_get(struct rfs_fs *fs, uint64_t ino);
+void rfs_node_put(struct rfs_fs *fs, struct rfs_node *n);
+/* Under table_lock (the record may be replaced by a lookup). */
+void rfs_fill_attr(struct rfs_fs *fs, uint64_t ino, const struct rfs_did_rec *r,
+		   struct rfs_attr *a);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * The replica layer (replicas.c): a file's replicas as the catalogue
+ * lists them, kept for offline use, ranked by measured speed and health,
+ * and read from, one after the other until one answers right.
+ */
+#ifndef RFS_CORE_REPLICAS_H
+#define RFS_CORE_REPLICAS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include "catalog/parse.h"
+#include "util/buf.h"
+
+struct rfs_fs;
+struct rfs_file;
+struct rfs_transport;
+
+/*
+ * Who fetches, and so how the first replica is picked: the fastest for a
+ * reader waiting on it; weighted by speed for background fetches
+ * (read-ahead, prefetch), so a stream draws on every good replica at
+ * once. Background fetches also wait for room in the cache's queue.
+ */
+enum rfs_pick { RFS_PICK_BEST, RFS_PICK_SPREAD };
+
+/* How a fetch goes. */
+struct rfs_how {
+	enum rfs_pick pick;
+	/* rfs_mono_now() by which the bytes must be here, 0: none */
+	double deadline;
+	/* a source URL not to try at all (finding which replica lied) */
+	const char *exclude;
+	/* waits for room in the cache's queue rather than leave a block
+	 * uncached: read-ahead, prefetch and the whole-file checks */
+	bool background;
+};
+
+/* One replica URL and the transport that can read it. */
+struct rfs_source {
+	char *url; /* normalised for the transport, Rucio's fragment cut */
+	char *rse;
+	struct rfs_transport *tp;
+	/* the RSE asks for one range per request (Rucio's
+	 * simulate_multirange): for vector reads */
+	bool no_multirange;
+};
+
+/*
+ * The replicas of one file as the catalogue listed them, in the order
+ * they are tried. Shared by the inode and every open handle: refcounted.
+ */
+struct rfs_replicas {
+	unsigned refs; /* atomic */
+	uint64_t size;
+	size_t n;
+	struct rfs_source *src;
+	size_t skipped;	    /* PFNs with no transport in this build */
+	unsigned preferred; /* atomic: the last source that answered */
+};
+
+/* One more transfer of @bytes in @secs from endpoint @rse, that
+ * ended with @rc (0 or a negative errno) */
+void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
+		  double secs);
+
+int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+			 struct rfs_replicas **out);
+/*
+ * Resolves @n DIDs in one catalogue request; @out[i] is NULL for one the
+ * catalogue lists no readable replica of. Returns @dids[0]'s outcome:
+ * 0, or its errno as rfs_replicas_resolve() gives it.
+ */
+int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
+			      size_t n, struct rfs_replicas **out);
+void rfs_replicas_put(struct rfs_replicas *r);
+struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
+/*
+ * The bytes at @off of @f into @iov, from its replicas in the order
+ * @how and their health say; one log line if all fail. *@served (may be
+ * NULL) is the source that answered, valid while @f holds its replicas.
+ */
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   const struct rfs_how *how,
+			   const struct rfs_source **served);
+/* The URLs in try order, one per line. */
+int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
+
+#endif
