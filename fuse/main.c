@@ -18,6 +18,7 @@
 
 #include "conf/conf.h"
 #include "core/fs.h"
+#include "ctl/server.h"
 #include "fuse/async.h"
 #include "fuse/ops.h"
 #include "fuse/passthrough.h"
@@ -195,9 +196,10 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			      : conf->max_threads > 2 ? conf->max_threads - 2
 						      : 0,
 	};
+	struct rfs_ctl *ctl = NULL;
 	struct fuse_session *se;
 	char host[512], msg[1024];
-	int rc = 1;
+	int rc = 1, err;
 
 	se = fuse_session_new(args, &rfs_fuse_ops, sizeof(rfs_fuse_ops), &ctx);
 	if (!se)
@@ -216,6 +218,10 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 	if (!conf->foreground && cleartext(conf, msg, sizeof(msg)))
 		rfs_warn("%s", msg); /* the terminal had it before */
 	rfs_fs_start(fs);
+	if (rfs_fs_has_cache(fs) &&
+	    (err = rfs_ctl_start(&ctl, fs, conf->cache_dir)))
+		rfs_err("control socket in '%s' not available: %s",
+			conf->cache_dir, rfs_errno_reason(err));
 	/* none: every request waits on a session worker, as before */
 	if (rfs_async_new(&ctx.async, ASYNC_THREADS))
 		rfs_err("no threads for requests that wait on the network");
@@ -226,6 +232,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			 "mount's Rucio identity");
 	rc = run_loop(se, conf) ? 1 : 0;
 	rfs_async_free(ctx.async);
+	rfs_ctl_stop(ctl); /* its clients' tasks use the core */
 	rfs_pt_clear();
 	rfs_info("unmounting %s", conf->mountpoint);
 out_unmount:

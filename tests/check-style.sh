@@ -28,6 +28,12 @@ for dir in src/util src/conf src/catalog src/transport src/authz cache; do
 		rc=1
 	fi
 done
+# the control socket is a client of the core's public API, not a part of it
+bad=$(grep -lE '#include *"core/' src/ctl/*.[ch] 2>/dev/null | xargs -r grep -lE '#include *"core/[^f]|#include *"core/f[^s]' 2>/dev/null)
+if [ -n "$bad" ]; then
+	echo "style: src/ctl may include core/fs.h only: $bad"
+	rc=1
+fi
 if [ -d cache ]; then
 	bad=$(grep -lE '#include *"(transport|catalog)/' cache/*.[ch] 2>/dev/null)
 	[ -z "$bad" ] || { echo "style: cache/ must not know transports: $bad"; rc=1; }

@@ -51,7 +51,7 @@ struct rfs_fs {
 		double slow_until; /* rfs_mono_now(): last resort until then */
 		double wrr;	   /* spread picks' running credit */
 	} eps[32];
-	struct rfs_ctl *ctl;
+	char ctl_path[108];	       /* the control socket, "": none */
 	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
 	/* whole-file checks (verify.c); verify_lock guards its table of
 	 * verifiers and its workers' queue, a leaf */

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "core/core.h"
-#include "core/ctl.h"
 #include "core/file.h"
 #include "core/listing.h"
 #include "core/node.h"
@@ -137,7 +136,6 @@ void rfs_fs_free(struct rfs_fs *fs)
 	if (fs->root && !fs->nnodes)
 		rfs_node_free(fs->root);
 	free(fs->buckets);
-	rfs_ctl_stop(fs);
 	rfs_prefetch_stop(fs);
 	rfs_verify_stop(fs);
 	rfs_cache_close(fs->cache);
@@ -187,10 +185,6 @@ void rfs_fs_start(struct rfs_fs *fs)
 		fs->cache = NULL;
 		return;
 	}
-	rc = rfs_ctl_start(fs);
-	if (rc)
-		rfs_err("control socket in '%s' not available: %s", cc.dir,
-			rfs_errno_reason(rc));
 	if (fs->conf->readahead && rfs_prefetch_start(fs))
 		rfs_err("no read-ahead workers: reads fetch only what they "
 			"need");
@@ -223,4 +217,15 @@ void rfs_fs_statfs(struct rfs_fs *fs, struct rfs_statfs *out)
 {
 	out->bsize = 4096;
 	out->namemax = NAME_MAX;
+}
+
+bool rfs_fs_has_cache(const struct rfs_fs *fs)
+{
+	return fs->cache != NULL;
+}
+
+void rfs_fs_set_ctl_path(struct rfs_fs *fs, const char *path)
+{
+	/* before the session serves, or after it stopped: no reader */
+	snprintf(fs->ctl_path, sizeof(fs->ctl_path), "%s", path ? path : "");
 }

@@ -137,6 +137,75 @@ int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out);
 
 void rfs_fs_statfs(struct rfs_fs *fs, struct rfs_statfs *out);
 
+/* ---- what ruciofs-ctl asks of a mount (tasks.c) ---- */
+
+/* How far a long task (prefetch, scrub) got. */
+struct rfs_task_progress {
+	uint64_t files, files_done;
+	uint64_t bytes, bytes_done;
+	uint64_t cached_before; /* bytes a prefetch found cached already */
+};
+
+/* Who hears of a task's progress; false from either: the client went
+ * away, and the task stops. */
+struct rfs_task_cb {
+	/* @force: a file is done (else it may be said less often) */
+	bool (*progress)(void *arg, const struct rfs_task_progress *p,
+			 bool force);
+	/* a cached file a scrub found wrong (and dropped) */
+	bool (*bad)(void *arg, const char *did, const char *why);
+	void *arg;
+};
+
+/*
+ * Fills the cache with every file below "scope:name" not there yet,
+ * pinned with @pin, each checked whole; *@out: what was done. Fills @msg
+ * on an error (-EIO: some files failed; -ECONNABORTED: stopped).
+ */
+int rfs_fs_prefetch(struct rfs_fs *fs, const char *did, bool pin,
+		    const struct rfs_task_cb *cb, struct rfs_task_progress *out,
+		    char *msg, size_t mlen);
+int rfs_fs_unpin(struct rfs_fs *fs, const char *did, char *msg, size_t mlen);
+int rfs_fs_evict(struct rfs_fs *fs, const char *did, char *msg, size_t mlen);
+
+struct rfs_scrub_result {
+	uint64_t good, bad, incomplete;
+};
+/*
+ * Checks the cached files below "scope:name" (NULL: every cached file)
+ * against the catalogue's checksums again; a copy that does not match is
+ * dropped and told to @cb. -EBADMSG when one did not.
+ */
+int rfs_fs_scrub(struct rfs_fs *fs, const char *did,
+		 const struct rfs_task_cb *cb, struct rfs_scrub_result *out,
+		 char *msg, size_t mlen);
+
+/* A snapshot for ruciofs-ctl status. */
+struct rfs_endpoint_info {
+	char rse[64];
+	uint64_t bytes, errors, slow;
+	double rate; /* bytes/s, 0: not measured */
+	bool last_resort;
+};
+struct rfs_fs_stats {
+	const char *cache_dir; /* the mount's, valid while it is */
+	uint64_t block_size, quota, used, pinned, files;
+	uint64_t hits, misses, cache_bytes, net_bytes;
+	uint64_t corrupt, evicted, dropped, staged;
+	uint64_t whole_opens;
+	uint64_t written, write_us, wait_us;
+	uint64_t matched, wrong; /* whole-file checks */
+	bool offline;
+	size_t nendpoints;
+	struct rfs_endpoint_info endpoints[32];
+};
+/* -ENOTSUP without a cache. */
+int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out);
+bool rfs_fs_has_cache(const struct rfs_fs *fs);
+/* Where the control socket listens, told in the hidden xattr
+ * user.ruciofs.ctl; NULL: none. */
+void rfs_fs_set_ctl_path(struct rfs_fs *fs, const char *path);
+
 /*
  * DID name -> one POSIX path component: '/' (allowed in names since Rucio
  * 38) becomes U+FF0F FULLWIDTH SOLIDUS. Returns -EINVAL for names that

@@ -6,7 +6,6 @@
 
 #include "core/batch.h"
 #include "core/core.h"
-#include "core/ctl.h"
 #include "core/node.h"
 #include "core/replicas.h"
 #include "util/banned.h"
@@ -113,8 +112,8 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 	}
 	/* hidden (not listed): where ruciofs-ctl finds this mount's socket */
 	if (!strcmp(name, "user.ruciofs.ctl")) {
-		rc = rfs_ctl_path(fs) ? rfs_buf_addstr(out, rfs_ctl_path(fs))
-				      : -ENODATA;
+		rc = fs->ctl_path[0] ? rfs_buf_addstr(out, fs->ctl_path)
+				     : -ENODATA;
 		rfs_node_put(fs, n);
 		return rc;
 	}
