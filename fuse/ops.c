@@ -34,6 +34,17 @@ static struct rfs_async *async_of(fuse_req_t req)
 	return ((struct rfs_fuse *)fuse_req_userdata(req))->async;
 }
 
+/* Who asks: the request's uid, gid and pid, as the core credits them;
+ * NULL when out of memory. */
+static struct rfs_cred *caller(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct rfs_cred *who = NULL;
+
+	rfs_fs_caller(fs_of(req), c->uid, c->gid, c->pid, &who);
+	return who;
+}
+
 static void reply_err(fuse_req_t req, int rc)
 {
 	int e = rc < 0 ? -rc : rc;
@@ -108,6 +119,7 @@ static void reply_lookup(fuse_req_t req, int rc, const struct rfs_attr *a)
 struct job {
 	struct rfs_job j; /* first */
 	fuse_req_t req;
+	struct rfs_cred *who; /* a reference of the job's own */
 	fuse_ino_t ino;
 	struct fuse_file_info fi;
 	size_t size;
@@ -115,12 +127,18 @@ struct job {
 	char name[]; /* lookup, getxattr */
 };
 
+static void free_job(struct job *jb)
+{
+	rfs_fs_cred_put(jb->who);
+	free(jb);
+}
+
 static void drop_job(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 
 	reply_err(jb->req, -EIO);
-	free(jb);
+	free_job(jb);
 }
 
 /*
@@ -144,9 +162,9 @@ static bool inline_slot(struct rfs_fuse *ctx, int d)
 
 /* Hands the request to a thread that may wait; on no memory, EIO. */
 static void later(fuse_req_t req, enum rfs_async_kind kind,
-		  void (*run)(struct rfs_job *), fuse_ino_t ino,
-		  const struct fuse_file_info *fi, const char *name,
-		  size_t size, off_t off)
+		  void (*run)(struct rfs_job *), struct rfs_cred *who,
+		  fuse_ino_t ino, const struct fuse_file_info *fi,
+		  const char *name, size_t size, off_t off)
 {
 	struct rfs_fuse *ctx = fuse_req_userdata(req);
 	size_t nl = name ? strlen(name) + 1 : 0;
@@ -159,6 +177,7 @@ static void later(fuse_req_t req, enum rfs_async_kind kind,
 	jb->j.run = run;
 	jb->j.drop = drop_job;
 	jb->req = req;
+	jb->who = who ? rfs_fs_cred_get(who) : NULL;
 	jb->ino = ino;
 	if (fi)
 		jb->fi = *fi;
@@ -179,22 +198,27 @@ static void run_lookup(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 	struct rfs_attr a;
-	int rc = rfs_fs_lookup(fs_of(jb->req), jb->ino, jb->name, &a, 0);
+	int rc = rfs_fs_lookup(fs_of(jb->req), jb->who, jb->ino, jb->name, &a,
+			       0);
 
 	reply_lookup(jb->req, rc, &a);
-	free(jb);
+	free_job(jb);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct rfs_cred *who = caller(req);
 	struct rfs_attr a;
-	int rc = rfs_fs_lookup(fs_of(req), parent, name, &a, RFS_NOWAIT);
+	int rc = who ? rfs_fs_lookup(fs_of(req), who, parent, name, &a,
+				     RFS_NOWAIT)
+		     : -ENOMEM;
 
 	if (rc == RFS_WOULD_BLOCK)
-		later(req, RFS_ASYNC_LIST, run_lookup, parent, NULL, name, 0,
-		      0);
+		later(req, RFS_ASYNC_LIST, run_lookup, who, parent, NULL, name,
+		      0, 0);
 	else
 		reply_lookup(req, rc, &a);
+	rfs_fs_cred_put(who);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -216,7 +240,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct rfs_attr a;
 	struct stat st;
-	int rc = rfs_fs_getattr(fs_of(req), ino, &a);
+	struct rfs_cred *who = caller(req);
+	int rc = who ? rfs_fs_getattr(fs_of(req), who, ino, &a) : -ENOMEM;
+
+	rfs_fs_cred_put(who);
 
 	if (rc) {
 		reply_err(req, rc);
@@ -243,22 +270,26 @@ static void run_opendir(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 	struct rfs_dir *d = NULL;
-	int rc = rfs_fs_opendir(fs_of(jb->req), jb->ino, &d, 0);
+	int rc = rfs_fs_opendir(fs_of(jb->req), jb->who, jb->ino, &d, 0);
 
 	reply_opendir(jb->req, rc, d, &jb->fi);
-	free(jb);
+	free_job(jb);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct rfs_cred *who = caller(req);
 	struct rfs_dir *d = NULL;
-	int rc = rfs_fs_opendir(fs_of(req), ino, &d, RFS_NOWAIT);
+	int rc = who ? rfs_fs_opendir(fs_of(req), who, ino, &d, RFS_NOWAIT)
+		     : -ENOMEM;
 
 	if (rc == RFS_WOULD_BLOCK)
-		later(req, RFS_ASYNC_LIST, run_opendir, ino, fi, NULL, 0, 0);
+		later(req, RFS_ASYNC_LIST, run_opendir, who, ino, fi, NULL, 0,
+		      0);
 	else
 		reply_opendir(req, rc, d, fi);
+	rfs_fs_cred_put(who);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -427,15 +458,16 @@ static void run_open(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 	struct rfs_file *f = NULL;
-	int rc = rfs_fs_open(fs_of(jb->req), jb->ino, &f, 0);
+	int rc = rfs_fs_open(fs_of(jb->req), jb->who, jb->ino, &f, 0);
 
 	reply_open(jb->req, jb->ino, rc, f, &jb->fi);
-	free(jb);
+	free_job(jb);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct rfs_file *f = NULL;
+	struct rfs_cred *who;
 	int rc;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
@@ -443,15 +475,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, -EROFS);
 		return;
 	}
-	rc = rfs_fs_open(fs_of(req), ino, &f, RFS_NOWAIT);
+	who = caller(req);
+	rc = who ? rfs_fs_open(fs_of(req), who, ino, &f, RFS_NOWAIT) : -ENOMEM;
 	if (rc == RFS_WOULD_BLOCK)
-		later(req, RFS_ASYNC_OPEN, run_open, ino, fi, NULL, 0, 0);
+		later(req, RFS_ASYNC_OPEN, run_open, who, ino, fi, NULL, 0, 0);
 	else
 		reply_open(req, ino, rc, f, fi);
+	rfs_fs_cred_put(who);
 }
 
 /* A read, answered here or, if it must wait, handed on: true when
- * answered. */
+ * answered. The bytes are fetched as the file's opener, as POSIX reads
+ * use the open file's credentials, not the reading process's. */
 static bool do_read(fuse_req_t req, struct rfs_file *f, size_t size, off_t off,
 		    int flags)
 {
@@ -485,14 +520,15 @@ static void run_read(struct rfs_job *j)
 	struct job *jb = (struct job *)j;
 
 	do_read(jb->req, file_of(&jb->fi), jb->size, jb->off, 0);
-	free(jb);
+	free_job(jb);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	if (!do_read(req, file_of(fi), size, off, RFS_NOWAIT))
-		later(req, RFS_ASYNC_READ, run_read, ino, fi, NULL, size, off);
+		later(req, RFS_ASYNC_READ, run_read, NULL, ino, fi, NULL, size,
+		      off);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -532,14 +568,14 @@ static void reply_xattr(fuse_req_t req, size_t size, int rc,
 }
 
 /* A getxattr, answered here or handed on: true when answered. */
-static bool do_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			size_t size, int flags)
+static bool do_getxattr(fuse_req_t req, struct rfs_cred *who, fuse_ino_t ino,
+			const char *name, size_t size, int flags)
 {
 	struct rfs_buf b;
 	int rc;
 
 	rfs_buf_init(&b, MAX_XATTR);
-	rc = rfs_fs_getxattr(fs_of(req), ino, name, &b, flags);
+	rc = rfs_fs_getxattr(fs_of(req), who, ino, name, &b, flags);
 	if (rc != RFS_WOULD_BLOCK)
 		reply_xattr(req, size, rc, &b);
 	rfs_buf_release(&b);
@@ -550,16 +586,21 @@ static void run_getxattr(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 
-	do_getxattr(jb->req, jb->ino, jb->name, jb->size, 0);
-	free(jb);
+	do_getxattr(jb->req, jb->who, jb->ino, jb->name, jb->size, 0);
+	free_job(jb);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	if (!do_getxattr(req, ino, name, size, RFS_NOWAIT))
-		later(req, RFS_ASYNC_OPEN, run_getxattr, ino, NULL, name, size,
-		      0);
+	struct rfs_cred *who = caller(req);
+
+	if (!who)
+		reply_err(req, -ENOMEM);
+	else if (!do_getxattr(req, who, ino, name, size, RFS_NOWAIT))
+		later(req, RFS_ASYNC_OPEN, run_getxattr, who, ino, NULL, name,
+		      size, 0);
+	rfs_fs_cred_put(who);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)

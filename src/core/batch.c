@@ -148,8 +148,9 @@ static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
  * resolved with a sibling's, or from the catalogue together with the
  * batch of siblings batch_of() picks.
  */
-int rfs_node_replicas(struct rfs_fs *fs, struct rfs_node *n,
-		      struct rfs_replicas **out, bool nowait)
+int rfs_node_replicas(struct rfs_fs *fs, struct rfs_cred *who,
+		      struct rfs_node *n, struct rfs_replicas **out,
+		      bool nowait)
 {
 	struct rfs_did_rec *dids;
 	struct rfs_replicas **r, *old = NULL;
@@ -175,7 +176,8 @@ int rfs_node_replicas(struct rfs_fs *fs, struct rfs_node *n,
 		k = known_or_batch(fs, n, out, dids, &first, &old);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc && !*out)
-		rc = k ? rfs_replicas_resolve_many(fs, dids, k, r) : -ENOMEM;
+		rc = k ? rfs_replicas_resolve_many(fs, who, dids, k, r)
+		       : -ENOMEM;
 	pthread_mutex_lock(&fs->table_lock);
 	if (k > 1)
 		keep_batch(fs, n, dids, r, k, first);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+struct rfs_cred;
 struct rfs_fs;
 struct rfs_node;
 struct rfs_replicas;
@@ -13,7 +14,8 @@ struct rfs_replicas;
  * resolved with a sibling's, or from the catalogue together with a batch
  * of siblings; with @nowait, RFS_WOULD_BLOCK rather than ask.
  */
-int rfs_node_replicas(struct rfs_fs *fs, struct rfs_node *n,
-		      struct rfs_replicas **out, bool nowait);
+int rfs_node_replicas(struct rfs_fs *fs, struct rfs_cred *who,
+		      struct rfs_node *n, struct rfs_replicas **out,
+		      bool nowait);
 
 #endif

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "authz/cred.h"
 #include "core/core.h"
 #include "core/listing.h"
 #include "core/node.h"
@@ -15,6 +16,7 @@
 struct rfs_dir {
 	struct rfs_dir *prev, *next; /* fs->open_dirs, under open_lock */
 	struct rfs_fs *fs;
+	struct rfs_cred *who; /* who opened it */
 	struct rfs_node *node;
 	struct rfs_listing *list;
 };
@@ -38,8 +40,8 @@ static int ref_entry(struct rfs_fs *fs, uint64_t parent, size_t idx,
 	return rc;
 }
 
-int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
-		  struct rfs_attr *out, int flags)
+int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
+		  const char *name, struct rfs_attr *out, int flags)
 {
 	struct rfs_node *p = rfs_node_get(fs, parent);
 	struct rfs_listing *l = NULL;
@@ -73,8 +75,8 @@ int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
 	return rc;
 }
 
-int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out,
-		   int flags)
+int rfs_fs_opendir(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		   struct rfs_dir **out, int flags)
 {
 	struct rfs_node *n = rfs_node_get(fs, ino);
 	struct rfs_dir *d;
@@ -91,6 +93,7 @@ int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out,
 		return rfs_fs_errno(rc);
 	}
 	d->fs = fs;
+	d->who = rfs_cred_get(who);
 	d->node = n; /* keeps the node for "." while open */
 	pthread_mutex_lock(&fs->open_lock);
 	d->next = fs->open_dirs;
@@ -163,5 +166,6 @@ void rfs_fs_releasedir(struct rfs_dir *d)
 	pthread_mutex_unlock(&fs->open_lock);
 	rfs_listing_put(d->list);
 	rfs_node_put(d->fs, d->node);
+	rfs_cred_put(d->who);
 	free(d);
 }

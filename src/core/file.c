@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz/cred.h"
 #include "core/batch.h"
 #include "core/core.h"
 #include "core/file.h"
@@ -17,33 +18,36 @@
 #include "util/banned.h"
 
 /* What every file handle derives from its DID, once it has one. */
-static void file_ready(struct rfs_file *f, uint64_t ino)
+static void file_ready(struct rfs_file *f, uint64_t ino, struct rfs_cred *who)
 {
 	f->ino = ino;
-	rfs_cache_id_of(&f->cid, f->did.scope, f->did.name, f->did.adler32);
-	snprintf(f->didstr, sizeof(f->didstr), "%s:%s", f->did.scope,
-		 f->did.name);
+	f->t.who = rfs_cred_get(who);
+	rfs_cache_id_of(&f->t.cid, f->t.did.scope, f->t.did.name,
+			f->t.did.adler32);
+	snprintf(f->t.didstr, sizeof(f->t.didstr), "%s:%s", f->t.did.scope,
+		 f->t.did.name);
 	pthread_mutex_init(&f->pf_lock, NULL);
 	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
 }
 
-int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-		   struct rfs_replicas *reps, struct rfs_file **out)
+int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
+		   const struct rfs_did_rec *rec, struct rfs_replicas *reps,
+		   struct rfs_file **out)
 {
 	struct rfs_file *f = calloc(1, sizeof(*f));
-	int rc = f ? rfs_did_rec_copy(&f->did, rec) : -ENOMEM;
+	int rc = f ? rfs_did_rec_copy(&f->t.did, rec) : -ENOMEM;
 
 	if (!rc && reps)
-		f->reps = rfs_replicas_get(reps);
+		f->t.reps = rfs_replicas_get(reps);
 	else if (!rc)
-		rc = rfs_replicas_resolve(fs, &f->did, &f->reps);
+		rc = rfs_replicas_resolve(fs, who, &f->t.did, &f->t.reps);
 	if (rc) {
 		if (f)
-			rfs_did_rec_release(&f->did);
+			rfs_did_rec_release(&f->t.did);
 		free(f);
 		return rc;
 	}
-	file_ready(f, rfs_ino_of(rec->scope, rec->name));
+	file_ready(f, rfs_ino_of(rec->scope, rec->name), who);
 	rc = rfs_verify_attach(fs, f);
 	if (rc) {
 		rfs_fs_release(fs, f);
@@ -53,8 +57,8 @@ int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 	return 0;
 }
 
-int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
-		int flags)
+int rfs_fs_open(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		struct rfs_file **out, int flags)
 {
 	struct rfs_node *n = rfs_node_get(fs, ino);
 	struct rfs_file *f;
@@ -66,18 +70,19 @@ int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
 	pthread_mutex_lock(&fs->table_lock);
 	rc = !f			       ? -ENOMEM
 	     : rfs_is_dir(n->rec.type) ? -EISDIR
-				       : rfs_did_rec_copy(&f->did, &n->rec);
+				       : rfs_did_rec_copy(&f->t.did, &n->rec);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc)
-		rc = rfs_node_replicas(fs, n, &f->reps, flags & RFS_NOWAIT);
+		rc = rfs_node_replicas(fs, who, n, &f->t.reps,
+				       flags & RFS_NOWAIT);
 	rfs_node_put(fs, n);
 	if (rc) {
 		if (f)
-			rfs_did_rec_release(&f->did);
+			rfs_did_rec_release(&f->t.did);
 		free(f);
 		return rfs_fs_errno(rc);
 	}
-	file_ready(f, ino);
+	file_ready(f, ino, who);
 	pthread_mutex_lock(&fs->open_lock);
 	f->next = fs->open_files;
 	if (f->next)
@@ -106,12 +111,12 @@ static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 	const struct rfs_source *src = NULL;
 	struct iovec iov = { buf, size };
 	uint64_t bs = fs->conf->block_size;
-	ssize_t got = rfs_replicas_readv(fs, f, &iov, 1, off, &how, &src);
+	ssize_t got = rfs_replicas_readv(fs, &f->t, &iov, 1, off, &how, &src);
 
 	/* who served them, should the whole not match */
 	if (got > 0)
 		rfs_verify_fetched(
-			fs, f, off / bs,
+			fs, &f->t, off / bs,
 			(size_t)((off + size - 1) / bs - off / bs + 1), src);
 	return got;
 }
@@ -120,7 +125,7 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off, int flags)
 {
 	double deadline = rfs_mono_now() + fs->conf->read_timeout;
-	uint64_t fsize = f->reps->size;
+	uint64_t fsize = f->t.reps->size;
 	bool nowait = flags & RFS_NOWAIT;
 	ssize_t got;
 	int rc;
@@ -167,16 +172,39 @@ void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 	pthread_mutex_unlock(&fs->open_lock);
 	rfs_verify_detach(fs, f);
 	pthread_mutex_destroy(&f->pf_lock);
-	rfs_replicas_put(f->reps);
-	rfs_did_rec_release(&f->did);
+	rfs_replicas_put(f->t.reps);
+	rfs_did_rec_release(&f->t.did);
+	rfs_cred_put(f->t.who);
 	free(f);
+}
+
+int rfs_target_copy(struct rfs_target *to, const struct rfs_target *from)
+{
+	memset(to, 0, sizeof(*to));
+	if (rfs_did_rec_copy(&to->did, &from->did))
+		return -ENOMEM;
+	to->reps = rfs_replicas_get(from->reps);
+	to->cid = from->cid;
+	memcpy(to->didstr, from->didstr, sizeof(to->didstr));
+	to->who = rfs_cred_get(from->who);
+	return 0;
+}
+
+void rfs_target_release(struct rfs_fs *fs, struct rfs_target *t)
+{
+	rfs_verify_unshare(fs, t);
+	if (t->reps)
+		rfs_replicas_put(t->reps);
+	rfs_did_rec_release(&t->did);
+	rfs_cred_put(t->who);
+	memset(t, 0, sizeof(*t));
 }
 
 int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f)
 {
-	if (!fs->cache || !fs->conf->passthrough || !f->reps->size)
+	if (!fs->cache || !fs->conf->passthrough || !f->t.reps->size)
 		return -ENOENT;
-	return rfs_cache_open_whole(fs->cache, &f->cid, f->reps->size);
+	return rfs_cache_open_whole(fs->cache, &f->t.cid, f->t.reps->size);
 }
 
 void rfs_fs_count_whole(struct rfs_fs *fs)

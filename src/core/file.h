@@ -8,20 +8,31 @@
 #include "cache/cache.h"
 #include "catalog/parse.h"
 
+struct rfs_cred;
 struct rfs_fs;
 struct rfs_replicas;
 struct rfs_verifier;
 
-struct rfs_file {
-	struct rfs_file *prev, *next; /* fs->open_files, under open_lock */
-	uint64_t ino;
+/*
+ * What a fetch needs of a file, and no more: an open file has one, and
+ * a read-ahead job a copy of its own (each holds its references).
+ */
+struct rfs_target {
 	struct rfs_did_rec did;
 	struct rfs_replicas *reps;
 	struct rfs_cache_id cid; /* identity of the bytes in the cache */
 	char didstr[520];	 /* "scope:name" for the cache's records */
-
 	/* the whole-file check of these bytes (verify.c), NULL: none */
 	struct rfs_verifier *v;
+	struct rfs_cred *who; /* whom the bytes are fetched for */
+};
+
+/* An open file: its target, and what its reads have done. */
+struct rfs_file {
+	struct rfs_target t;
+	struct rfs_file *prev, *next; /* fs->open_files, under open_lock */
+	uint64_t ino;
+
 	unsigned vgen;	/* generation first served to it, 0: none yet */
 	uint64_t *seen; /* blocks served to it (a bitmap), or NULL */
 	uint64_t nseen;
@@ -37,8 +48,13 @@ struct rfs_file {
 };
 
 /* A file as the read path wants it, for a DID from a /files listing,
- * with its replicas @reps (borrowed) or, if NULL, resolved now. */
-int rfs_fs_file_of(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-		   struct rfs_replicas *reps, struct rfs_file **out);
+ * with its replicas @reps (borrowed) or, if NULL, resolved now, read for
+ * @who. */
+int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
+		   const struct rfs_did_rec *rec, struct rfs_replicas *reps,
+		   struct rfs_file **out);
+/* A copy of @from for a job of its own (references taken). */
+int rfs_target_copy(struct rfs_target *to, const struct rfs_target *from);
+void rfs_target_release(struct rfs_fs *fs, struct rfs_target *t);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "authz/cred.h"
 #include "core/core.h"
 #include "core/file.h"
 #include "core/listing.h"
@@ -228,4 +229,24 @@ void rfs_fs_set_ctl_path(struct rfs_fs *fs, const char *path)
 {
 	/* before the session serves, or after it stopped: no reader */
 	snprintf(fs->ctl_path, sizeof(fs->ctl_path), "%s", path ? path : "");
+}
+
+int rfs_fs_caller(struct rfs_fs *fs, uid_t uid, gid_t gid, pid_t pid,
+		  struct rfs_cred **out)
+{
+	/* every caller presents the mount's own identity: per-user IAM
+	 * identities (issue 17) replace this one mapping */
+	(void)fs;
+	*out = rfs_cred_new(uid, gid, pid, "mount");
+	return *out ? 0 : -ENOMEM;
+}
+
+struct rfs_cred *rfs_fs_cred_get(struct rfs_cred *who)
+{
+	return rfs_cred_get(who);
+}
+
+void rfs_fs_cred_put(struct rfs_cred *who)
+{
+	rfs_cred_put(who);
 }

@@ -35,6 +35,8 @@
 struct rfs_fs;
 struct rfs_dir;
 struct rfs_file;
+/* Who asks (authz/cred.h): made by rfs_fs_caller, one per request. */
+struct rfs_cred;
 
 struct rfs_attr {
 	uint64_t ino;
@@ -82,15 +84,29 @@ int rfs_fs_check(struct rfs_fs *fs);
  */
 bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc);
 
+/*
+ * The credential of a caller (its uid, gid and pid from the request):
+ * every entry point below that can reach the network or serve bytes is
+ * handed one. Today every caller presents the mount's own identity; this
+ * is the one place that decides it. Release with rfs_fs_cred_put.
+ */
+int rfs_fs_caller(struct rfs_fs *fs, uid_t uid, gid_t gid, pid_t pid,
+		  struct rfs_cred **out);
+struct rfs_cred *rfs_fs_cred_get(struct rfs_cred *who);
+/* NULL is fine. */
+void rfs_fs_cred_put(struct rfs_cred *who);
+
 /* Counts one kernel reference on success, released by rfs_fs_forget. */
-int rfs_fs_lookup(struct rfs_fs *fs, uint64_t parent, const char *name,
-		  struct rfs_attr *out, int flags);
+int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
+		  const char *name, struct rfs_attr *out, int flags);
 void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup);
-int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out);
+int rfs_fs_getattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		   struct rfs_attr *out);
 
 /* A snapshot of a directory, stable while open (readdir offsets). */
-int rfs_fs_opendir(struct rfs_fs *fs, uint64_t ino, struct rfs_dir **out,
-		   int flags);
+/* The directory keeps @who for its readdirs. */
+int rfs_fs_opendir(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		   struct rfs_dir **out, int flags);
 /*
  * Entry @idx ("." and ".." first). @name is valid until releasedir.
  * Returns -ENOENT past the end.
@@ -109,9 +125,11 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 void rfs_fs_releasedir(struct rfs_dir *d);
 
 /* Resolves replicas for a file: -EISDIR for a collection. */
-int rfs_fs_open(struct rfs_fs *fs, uint64_t ino, struct rfs_file **out,
-		int flags);
-/* Exactly min(size, file_size - off) bytes, 0 at or past EOF. */
+/* The file keeps @who: its bytes are fetched for the one who opened it. */
+int rfs_fs_open(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		struct rfs_file **out, int flags);
+/* Exactly min(size, file_size - off) bytes, 0 at or past EOF, fetched
+ * as the file's opener. */
 ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off, int flags);
 void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f);
@@ -130,8 +148,8 @@ int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f);
 void rfs_fs_count_whole(struct rfs_fs *fs);
 
 /* The value of attribute @name in @out; -ENODATA if it has none. */
-int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
-		    struct rfs_buf *out, int flags);
+int rfs_fs_getxattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		    const char *name, struct rfs_buf *out, int flags);
 /* NUL-separated names, as listxattr(2) wants them. */
 int rfs_fs_listxattr(struct rfs_fs *fs, uint64_t ino, struct rfs_buf *out);
 
@@ -162,11 +180,13 @@ struct rfs_task_cb {
  * pinned with @pin, each checked whole; *@out: what was done. Fills @msg
  * on an error (-EIO: some files failed; -ECONNABORTED: stopped).
  */
-int rfs_fs_prefetch(struct rfs_fs *fs, const char *did, bool pin,
-		    const struct rfs_task_cb *cb, struct rfs_task_progress *out,
-		    char *msg, size_t mlen);
-int rfs_fs_unpin(struct rfs_fs *fs, const char *did, char *msg, size_t mlen);
-int rfs_fs_evict(struct rfs_fs *fs, const char *did, char *msg, size_t mlen);
+int rfs_fs_prefetch(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		    bool pin, const struct rfs_task_cb *cb,
+		    struct rfs_task_progress *out, char *msg, size_t mlen);
+int rfs_fs_unpin(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		 char *msg, size_t mlen);
+int rfs_fs_evict(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		 char *msg, size_t mlen);
 
 struct rfs_scrub_result {
 	uint64_t good, bad, incomplete;
@@ -176,7 +196,7 @@ struct rfs_scrub_result {
  * against the catalogue's checksums again; a copy that does not match is
  * dropped and told to @cb. -EBADMSG when one did not.
  */
-int rfs_fs_scrub(struct rfs_fs *fs, const char *did,
+int rfs_fs_scrub(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
 		 const struct rfs_task_cb *cb, struct rfs_scrub_result *out,
 		 char *msg, size_t mlen);
 

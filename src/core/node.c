@@ -183,7 +183,8 @@ void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup)
 	pthread_mutex_unlock(&fs->table_lock);
 }
 
-int rfs_fs_getattr(struct rfs_fs *fs, uint64_t ino, struct rfs_attr *out)
+int rfs_fs_getattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		   struct rfs_attr *out)
 {
 	struct rfs_node *n;
 	int rc = 0;

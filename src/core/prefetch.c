@@ -33,8 +33,8 @@
 #define PF_QUEUE_BYTES (64u << 20)
 
 struct pf_job {
-	struct rfs_file f; /* a private handle: replicas ref, DID copy */
-	uint64_t idx;	   /* a run of @n blocks from @idx */
+	struct rfs_target t; /* its own: references taken */
+	uint64_t idx;	     /* a run of @n blocks from @idx */
 	size_t n;
 	size_t bytes;
 	bool disk; /* stored: staged from the disk, not fetched */
@@ -54,9 +54,7 @@ struct rfs_prefetch {
 
 static void free_job(struct rfs_fs *fs, struct pf_job *j)
 {
-	rfs_verify_detach(fs, &j->f);
-	rfs_replicas_put(j->f.reps);
-	rfs_did_rec_release(&j->f.did);
+	rfs_target_release(fs, &j->t);
 	free(j);
 }
 
@@ -72,16 +70,16 @@ static void run_job(struct rfs_fs *fs, struct pf_job *j)
 	if (j->disk) {
 		uint64_t bad;
 
-		if (rfs_cache_stage(fs->cache, &j->f.cid, j->idx, j->n,
-				    j->f.reps->size, &bad))
-			rfs_blocks_say_corrupt(&j->f, bad);
+		if (rfs_cache_stage(fs->cache, &j->t.cid, j->idx, j->n,
+				    j->t.reps->size, &bad))
+			rfs_blocks_say_corrupt(&j->t, bad);
 		return;
 	}
 	while (idx < end) {
 		int got = 1;
 
-		if (!rfs_cache_has(fs->cache, &j->f.cid, idx))
-			got = rfs_blocks_fetch(fs, &j->f, idx,
+		if (!rfs_cache_has(fs->cache, &j->t.cid, idx))
+			got = rfs_blocks_fetch(fs, &j->t, idx,
 					       (size_t)(end - idx), NULL, &how);
 		if (got < 0)
 			break; /* the reader will meet the error itself */
@@ -173,17 +171,14 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	if (full)
 		return false;
 	j = calloc(1, sizeof(*j));
-	if (!j || rfs_did_rec_copy(&j->f.did, &f->did)) {
+	if (!j || rfs_target_copy(&j->t, &f->t)) {
 		free(j);
 		pthread_mutex_lock(&pf->lock);
 		pf->pending -= bytes;
 		pthread_mutex_unlock(&pf->lock);
 		return false;
 	}
-	j->f.reps = rfs_replicas_get(f->reps);
-	rfs_verify_share(fs, &j->f, f);
-	j->f.cid = f->cid;
-	memcpy(j->f.didstr, f->didstr, sizeof(j->f.didstr));
+	rfs_verify_share(fs, &j->t, &f->t);
 	j->idx = idx;
 	j->n = n;
 	j->bytes = bytes;
@@ -208,11 +203,11 @@ static uint64_t run_of(struct rfs_fs *fs, struct rfs_file *f, uint64_t b,
 {
 	uint64_t n = 1;
 
-	*stored = rfs_cache_has(fs->cache, &f->cid, b);
-	*bytes = rfs_block_len(f, fs->conf->block_size, b);
+	*stored = rfs_cache_has(fs->cache, &f->t.cid, b);
+	*bytes = rfs_block_len(&f->t, fs->conf->block_size, b);
 	while (b + n <= to && n < max &&
-	       rfs_cache_has(fs->cache, &f->cid, b + n) == *stored) {
-		*bytes += rfs_block_len(f, fs->conf->block_size, b + n);
+	       rfs_cache_has(fs->cache, &f->t.cid, b + n) == *stored) {
+		*bytes += rfs_block_len(&f->t, fs->conf->block_size, b + n);
 		n++;
 	}
 	return n;
@@ -245,11 +240,11 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last)
 {
-	uint64_t bs = fs->conf->block_size, size = f->reps->size;
+	uint64_t bs = fs->conf->block_size, size = f->t.reps->size;
 	uint64_t nblocks = (size + bs - 1) / bs, from, to;
 	uint64_t max = PF_WINDOW_MAX / bs ? PF_WINDOW_MAX / bs : 1;
 
-	if (!fs->prefetch || f->reps->n == 0)
+	if (!fs->prefetch || f->t.reps->n == 0)
 		return;
 	pthread_mutex_lock(&f->pf_lock);
 	if (first == f->pf_next || first + 1 == f->pf_next)

@@ -73,7 +73,7 @@ static void put_inflight(struct rfs_inflight *e)
 	free(e);
 }
 
-void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx)
+void rfs_blocks_say_corrupt(const struct rfs_target *f, uint64_t idx)
 {
 	rfs_log_limited(LOG_WARNING, "cache-crc",
 			"cache: block %llu of %s failed its checksum; "
@@ -86,8 +86,8 @@ void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx)
  * block that failed its checksum was dropped there; it is said here,
  * where the file's name is known.
  */
-static int cache_get(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx,
-		     size_t blen, size_t off, void *buf, size_t n)
+static int cache_get(struct rfs_fs *fs, const struct rfs_target *f,
+		     uint64_t idx, size_t blen, size_t off, void *buf, size_t n)
 {
 	int rc = rfs_cache_get_part(fs->cache, &f->cid, idx, blen, off, buf, n);
 
@@ -102,7 +102,7 @@ static int cache_get(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx,
  * quota); the caller fetches it itself.
  */
 static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
-		    const struct rfs_file *f, char *out, double deadline)
+		    const struct rfs_target *f, char *out, double deadline)
 {
 	uint64_t idx = e->idx;
 	size_t len = e->len;
@@ -129,7 +129,7 @@ static int wait_for(struct rfs_fs *fs, struct rfs_inflight *e,
 	return rc;
 }
 
-size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx)
+size_t rfs_block_len(const struct rfs_target *f, uint64_t bs, uint64_t idx)
 {
 	uint64_t left = f->reps->size - idx * bs;
 
@@ -146,7 +146,7 @@ struct run {
  * Under inflight_lock: registers fetches of blocks @first.. (at most @n),
  * stopping short of one that is under way already.
  */
-static int start_run(struct rfs_fs *fs, const struct rfs_file *f,
+static int start_run(struct rfs_fs *fs, const struct rfs_target *f,
 		     uint64_t first, size_t n, struct run *run)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
@@ -204,7 +204,7 @@ static void free_bufs(struct iovec *iov, size_t n)
  * own buffer, handed to the cache; copied to @out (the run's bytes, laid
  * end to end) for a reader.
  */
-static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
+static int fetch_run(struct rfs_fs *fs, struct rfs_target *f, struct run *run,
 		     char *out, const struct rfs_how *how,
 		     const struct rfs_source **src)
 {
@@ -253,7 +253,7 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, struct run *run,
  * ended between our caller's cache lookup and our registration, so look
  * once more. The first block is copied to @out if it is there.
  */
-static size_t still_missing(struct rfs_fs *fs, const struct rfs_file *f,
+static size_t still_missing(struct rfs_fs *fs, const struct rfs_target *f,
 			    const struct run *run, char *out)
 {
 	size_t k = 0;
@@ -268,7 +268,7 @@ static size_t still_missing(struct rfs_fs *fs, const struct rfs_file *f,
 	return k;
 }
 
-int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		     size_t n, char *out, const struct rfs_how *how)
 {
 	const struct rfs_source *src = NULL;
@@ -304,8 +304,9 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return rc ? rc : (int)(k ? k : 1);
 }
 
-int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-			   size_t n, char *out, const struct rfs_how *how)
+int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_target *f,
+			   uint64_t idx, size_t n, char *out,
+			   const struct rfs_how *how)
 {
 	int rc = -EAGAIN;
 
@@ -315,7 +316,7 @@ int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 }
 
 /* Block @idx of @f into @out (its whole length), which is not cached. */
-static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+static int fetch_block(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		       char *out, double deadline)
 {
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
@@ -328,7 +329,7 @@ static int fetch_block(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
  * Whole blocks @idx.. of the @left bytes a reader wants at @out, up to
  * the first one cached: fetched as one run. Returns the bytes filled.
  */
-static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+static ssize_t get_run(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		       char *out, size_t left, double deadline, bool nowait)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
@@ -362,7 +363,7 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 #define PAGE 4096u
 
 /* Whether block @idx is cached or being fetched. */
-static bool known(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx)
+static bool known(struct rfs_fs *fs, const struct rfs_target *f, uint64_t idx)
 {
 	bool yes = rfs_cache_has(fs->cache, &f->cid, idx);
 
@@ -383,11 +384,12 @@ static bool known(struct rfs_fs *fs, const struct rfs_file *f, uint64_t idx)
  * hands a stream's requests to whichever reader it likes). Returns 1
  * when this is not such a read.
  */
-static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
+static int get_little(struct rfs_fs *fs, struct rfs_file *file, uint64_t pos,
 		      size_t n, size_t blen, char *out, char *tmp,
 		      double deadline)
 {
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
+	struct rfs_target *f = &file->t;
 	uint64_t bs = rfs_cache_block_size(fs->cache), idx = pos / bs;
 	uint64_t from = pos / PAGE * PAGE, end = idx * bs + blen;
 	uint64_t to = (pos + n + PAGE - 1) / PAGE * PAGE;
@@ -395,7 +397,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 	ssize_t got;
 
 	if (n * 2 > blen || idx == 0 || known(fs, f, idx) ||
-	    known(fs, f, idx - 1) || !rfs_prefetch_wants_little(f, idx))
+	    known(fs, f, idx - 1) || !rfs_prefetch_wants_little(file, idx))
 		return 1;
 	to = to < end ? to : end;
 	iov.iov_base = tmp;
@@ -407,10 +409,11 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *f, uint64_t pos,
 	return 0;
 }
 
-ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
+ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
 			size_t size, uint64_t off, double deadline, bool nowait)
 {
 	uint64_t bs = rfs_cache_block_size(fs->cache);
+	struct rfs_target *f = &file->t;
 	char *tmp = NULL;
 	size_t done = 0;
 	int rc = 0;
@@ -442,8 +445,8 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		}
 		if (!tmp)
 			tmp = malloc(bs);
-		rc = tmp ? get_little(fs, f, pos, n, blen, (char *)buf + done,
-				      tmp, deadline)
+		rc = tmp ? get_little(fs, file, pos, n, blen,
+				      (char *)buf + done, tmp, deadline)
 			 : -ENOMEM;
 		if (rc == 1) {
 			rc = fetch_block(fs, f, idx, tmp, deadline);
@@ -454,6 +457,6 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 	}
 	free(tmp);
 	if (!rc && size)
-		rfs_prefetch_after(fs, f, off / bs, (off + size - 1) / bs);
+		rfs_prefetch_after(fs, file, off / bs, (off + size - 1) / bs);
 	return rc ? rc : (ssize_t)done;
 }

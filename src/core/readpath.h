@@ -13,10 +13,11 @@
 
 struct rfs_fs;
 struct rfs_file;
+struct rfs_target;
 struct rfs_how;
 
 /* Bytes in block @idx of @f (the last one may be short). */
-size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx);
+size_t rfs_block_len(const struct rfs_target *f, uint64_t bs, uint64_t idx);
 
 /* Most blocks fetched in one request. */
 #define RFS_RUN_MAX 64
@@ -29,12 +30,13 @@ size_t rfs_block_len(const struct rfs_file *f, uint64_t bs, uint64_t idx);
  * before this one read it (call again). Read-ahead (@out NULL) returns at
  * once when @idx is being fetched.
  */
-int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		     size_t n, char *out, const struct rfs_how *how);
 /* As rfs_blocks_fetch, asked again (a few times, then -EIO) while the
  * fetch it waited for lost its blocks. */
-int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
-			   size_t n, char *out, const struct rfs_how *how);
+int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_target *f,
+			   uint64_t idx, size_t n, char *out,
+			   const struct rfs_how *how);
 /* With @nowait, RFS_WOULD_BLOCK rather than reach the network. */
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 			size_t size, uint64_t off, double deadline,
@@ -43,6 +45,6 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 bool rfs_blocks_in_flight(struct rfs_fs *fs, const struct rfs_cache_id *id,
 			  uint64_t idx);
 /* The one log line for block @idx of @f found corrupt (and dropped). */
-void rfs_blocks_say_corrupt(const struct rfs_file *f, uint64_t idx);
+void rfs_blocks_say_corrupt(const struct rfs_target *f, uint64_t idx);
 
 #endif

@@ -262,7 +262,8 @@ static int from_list(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return rc;
 }
 
-int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+int rfs_replicas_resolve(struct rfs_fs *fs, struct rfs_cred *who,
+			 const struct rfs_did_rec *did,
 			 struct rfs_replicas **out)
 {
 	struct rfs_replica_list l = { NULL, 0 };
@@ -277,8 +278,9 @@ int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
 	return rc;
 }
 
-int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
-			      size_t n, struct rfs_replicas **out)
+int rfs_replicas_resolve_many(struct rfs_fs *fs, struct rfs_cred *who,
+			      const struct rfs_did_rec *dids, size_t n,
+			      struct rfs_replicas **out)
 {
 	struct rfs_replica_list l = { NULL, 0 };
 	const struct rfs_replica_rec *rec;
@@ -287,10 +289,10 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
 	for (size_t i = 0; i < n; i++)
 		out[i] = NULL;
 	if (n == 1)
-		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
+		return rfs_replicas_resolve(fs, who, &dids[0], &out[0]);
 	rc = fetch_replicas(fs, dids, n, &l);
 	if (rc) /* the one asked for goes on alone, offline too */
-		return rfs_replicas_resolve(fs, &dids[0], &out[0]);
+		return rfs_replicas_resolve(fs, who, &dids[0], &out[0]);
 	for (size_t i = 0; i < l.n; i++)
 		save_replicas(fs, &l.v[i]);
 	rc = from_list(fs, &dids[0], &l, &out[0]);
@@ -416,7 +418,7 @@ static int ranked_cmp(const void *a, const void *b)
  * lately, or that lied about this file, comes last, still tried before a
  * read fails. Ties keep the catalogue's order.
  */
-static void rank_sources(struct rfs_fs *fs, const struct rfs_file *f,
+static void rank_sources(struct rfs_fs *fs, const struct rfs_target *f,
 			 enum rfs_pick pick, struct ranked *order)
 {
 	const struct rfs_replicas *r = f->reps;
@@ -485,7 +487,7 @@ static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
 }
 
 /* The sources to try, in order, or NULL when out of memory. */
-static struct ranked *try_order(struct rfs_fs *fs, const struct rfs_file *f,
+static struct ranked *try_order(struct rfs_fs *fs, const struct rfs_target *f,
 				const struct rfs_how *how, size_t *n)
 {
 	struct ranked *order = calloc(f->reps->n, sizeof(*order));
@@ -502,7 +504,7 @@ static struct ranked *try_order(struct rfs_fs *fs, const struct rfs_file *f,
 	return order;
 }
 
-ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 			   const struct iovec *iov, int iovcnt, uint64_t off,
 			   const struct rfs_how *how,
 			   const struct rfs_source **served)

@@ -12,8 +12,9 @@
 #include "catalog/parse.h"
 #include "util/buf.h"
 
+struct rfs_cred;
 struct rfs_fs;
-struct rfs_file;
+struct rfs_target;
 struct rfs_transport;
 
 /*
@@ -64,15 +65,17 @@ struct rfs_replicas {
 void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		  double secs);
 
-int rfs_replicas_resolve(struct rfs_fs *fs, const struct rfs_did_rec *did,
+int rfs_replicas_resolve(struct rfs_fs *fs, struct rfs_cred *who,
+			 const struct rfs_did_rec *did,
 			 struct rfs_replicas **out);
 /*
  * Resolves @n DIDs in one catalogue request; @out[i] is NULL for one the
  * catalogue lists no readable replica of. Returns @dids[0]'s outcome:
  * 0, or its errno as rfs_replicas_resolve() gives it.
  */
-int rfs_replicas_resolve_many(struct rfs_fs *fs, const struct rfs_did_rec *dids,
-			      size_t n, struct rfs_replicas **out);
+int rfs_replicas_resolve_many(struct rfs_fs *fs, struct rfs_cred *who,
+			      const struct rfs_did_rec *dids, size_t n,
+			      struct rfs_replicas **out);
 void rfs_replicas_put(struct rfs_replicas *r);
 struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
 /*
@@ -80,7 +83,7 @@ struct rfs_replicas *rfs_replicas_get(struct rfs_replicas *r);
  * @how and their health say; one log line if all fail. *@served (may be
  * NULL) is the source that answered, valid while @f holds its replicas.
  */
-ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_file *f,
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 			   const struct iovec *iov, int iovcnt, uint64_t off,
 			   const struct rfs_how *how,
 			   const struct rfs_source **served);

@@ -25,8 +25,8 @@
  * cannot be reached, the answer kept last time, so that a prefetch of
  * what is cached whole still succeeds offline.
  */
-static int list_files(struct rfs_fs *fs, const struct rfs_did_rec *rec,
-		      struct rfs_did_list *l)
+static int list_files(struct rfs_fs *fs, struct rfs_cred *who,
+		      const struct rfs_did_rec *rec, struct rfs_did_list *l)
 {
 	int rc = rfs_catalog_list_files(fs->cat, rec->scope, rec->name, l);
 	struct rfs_buf b;
@@ -49,7 +49,8 @@ static int list_files(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 }
 
 /* Every file below "scope:name", once each. */
-static int expand(struct rfs_fs *fs, const char *did, struct rfs_did_list *l)
+static int expand(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		  struct rfs_did_list *l)
 {
 	const char *colon = strchr(did, ':');
 	char scope[256];
@@ -61,7 +62,7 @@ static int expand(struct rfs_fs *fs, const char *did, struct rfs_did_list *l)
 	memcpy(scope, did, colon - did);
 	scope[colon - did] = '\0';
 	rec.name = (char *)colon + 1;
-	rc = list_files(fs, &rec, l);
+	rc = list_files(fs, who, &rec, l);
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		for (size_t j = i + 1; j < l->n;) {
 			if (strcmp(l->v[i].scope, l->v[j].scope) ||
@@ -111,7 +112,7 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		     size_t max, char *buf)
 {
 	uint64_t bs = fs->conf->block_size;
-	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
+	uint64_t nblocks = (f->t.reps->size + bs - 1) / bs;
 	size_t n = 1;
 
 	struct rfs_how how = { .pick = RFS_PICK_SPREAD,
@@ -120,9 +121,9 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 			       .background = true };
 
 	while (n < max && idx + n < nblocks &&
-	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
+	       !rfs_cache_has(fs->cache, &f->t.cid, idx + n))
 		n++;
-	return rfs_blocks_fetch_retry(fs, f, idx, n, buf, &how);
+	return rfs_blocks_fetch_retry(fs, &f->t, idx, n, buf, &how);
 }
 
 /*
@@ -138,18 +139,18 @@ static int fill_pass(struct rfs_fs *fs, struct rfs_file *f, size_t max,
 	int rc = 0;
 
 	*fetched = 0;
-	while (!rc && idx * bs < f->reps->size && !p->gone) {
+	while (!rc && idx * bs < f->t.reps->size && !p->gone) {
 		int got = 1;
 
-		if (rfs_cache_has(fs->cache, &f->cid, idx))
+		if (rfs_cache_has(fs->cache, &f->t.cid, idx))
 			p->n.cached_before +=
-				first ? rfs_block_len(f, bs, idx) : 0;
+				first ? rfs_block_len(&f->t, bs, idx) : 0;
 		else if ((got = fetch_run(fs, f, idx, max, buf)) > 0)
 			*fetched += (size_t)got;
 		rc = got < 0 ? got : 0;
 		for (int i = 0; i < got; i++, idx++)
 			p->n.bytes_done +=
-				first ? rfs_block_len(f, bs, idx) : 0;
+				first ? rfs_block_len(&f->t, bs, idx) : 0;
 		report(p, false);
 	}
 	return rc;
@@ -165,14 +166,15 @@ static int fill_pass(struct rfs_fs *fs, struct rfs_file *f, size_t max,
  * block taken for there (a copy read ahead from the disk for a reader,
  * say) but never stored would otherwise be reported fetched.
  */
-static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
-			 struct rfs_replicas *reps, struct progress *p)
+static int prefetch_file(struct rfs_fs *fs, struct rfs_cred *who,
+			 const struct rfs_did_rec *r, struct rfs_replicas *reps,
+			 struct progress *p)
 {
 	uint64_t bs = fs->conf->block_size;
 	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1, fetched = 1;
 	struct rfs_file *f = NULL;
 	char *buf;
-	int rc = rfs_fs_file_of(fs, r, reps, &f);
+	int rc = rfs_fs_file_of(fs, who, r, reps, &f);
 
 	max = max < RFS_RUN_MAX ? max : RFS_RUN_MAX;
 	buf = rc ? NULL : malloc(max * bs);
@@ -183,7 +185,7 @@ static int prefetch_file(struct rfs_fs *fs, const struct rfs_did_rec *r,
 		rfs_log_limited(LOG_WARNING, "ctl-prefetch",
 				"prefetch '%s': %zu blocks were still not "
 				"stored at its last check",
-				f->didstr, fetched);
+				f->t.didstr, fetched);
 		rc = -EIO;
 	}
 	/* fetched is not enough for a site about to go offline: the whole
@@ -270,8 +272,9 @@ static size_t not_whole(struct rfs_fs *fs, const struct rfs_did_list *l,
 	return n;
 }
 
-static int do_prefetch(struct rfs_fs *fs, const struct rfs_did_list *l,
-		       bool pin, const struct rfs_task_cb *cb,
+static int do_prefetch(struct rfs_fs *fs, struct rfs_cred *who,
+		       const struct rfs_did_list *l, bool pin,
+		       const struct rfs_task_cb *cb,
 		       struct rfs_task_progress *out, char *msg, size_t mlen)
 {
 	struct progress p = { .n = { .files = l->n }, .cb = cb };
@@ -304,12 +307,13 @@ static int do_prefetch(struct rfs_fs *fs, const struct rfs_did_list *l,
 			put_all(reps, nreps);
 			base = i;
 			nreps = n - i < CTL_REP_BATCH ? n - i : CTL_REP_BATCH;
-			rfs_replicas_resolve_many(fs, &todo[i], nreps, reps);
+			rfs_replicas_resolve_many(fs, who, &todo[i], nreps,
+						  reps);
 		}
 		file_info(&todo[i], &id, &cf, didstr, sizeof(didstr));
 		if (pin)
 			rfs_cache_pin(fs->cache, &id, &cf, true);
-		if (prefetch_file(fs, &todo[i], reps[i - base], &p)) {
+		if (prefetch_file(fs, who, &todo[i], reps[i - base], &p)) {
 			failed++;
 			snprintf(msg, mlen,
 				 "%d files could not be fetched (last: %.200s)",
@@ -440,8 +444,8 @@ static int do_verify(struct rfs_fs *fs, const struct rfs_did_list *l,
 }
 
 /* The files below "scope:name" into @l, or the reason in @msg. */
-static int files_of(struct rfs_fs *fs, const char *did, struct rfs_did_list *l,
-		    char *msg, size_t mlen)
+static int files_of(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		    struct rfs_did_list *l, char *msg, size_t mlen)
 {
 	int rc;
 
@@ -450,7 +454,7 @@ static int files_of(struct rfs_fs *fs, const char *did, struct rfs_did_list *l,
 		snprintf(msg, mlen, "this mount has no cache");
 		return -ENOTSUP;
 	}
-	rc = expand(fs, did, l);
+	rc = expand(fs, who, did, l);
 	if (!rc && l->n == 0)
 		rc = -ENOENT;
 	if (rc)
@@ -460,25 +464,25 @@ static int files_of(struct rfs_fs *fs, const char *did, struct rfs_did_list *l,
 	return rc;
 }
 
-int rfs_fs_prefetch(struct rfs_fs *fs, const char *did, bool pin,
-		    const struct rfs_task_cb *cb, struct rfs_task_progress *out,
-		    char *msg, size_t mlen)
+int rfs_fs_prefetch(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		    bool pin, const struct rfs_task_cb *cb,
+		    struct rfs_task_progress *out, char *msg, size_t mlen)
 {
 	struct rfs_did_list l;
-	int rc = files_of(fs, did, &l, msg, mlen);
+	int rc = files_of(fs, who, did, &l, msg, mlen);
 
 	memset(out, 0, sizeof(*out));
 	if (!rc)
-		rc = do_prefetch(fs, &l, pin, cb, out, msg, mlen);
+		rc = do_prefetch(fs, who, &l, pin, cb, out, msg, mlen);
 	rfs_did_list_release(&l);
 	return rc;
 }
 
-static int each(struct rfs_fs *fs, const char *did, const char *op, char *msg,
-		size_t mlen)
+static int each(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		const char *op, char *msg, size_t mlen)
 {
 	struct rfs_did_list l;
-	int rc = files_of(fs, did, &l, msg, mlen);
+	int rc = files_of(fs, who, did, &l, msg, mlen);
 
 	if (!rc) {
 		rc = do_each(fs, &l, op);
@@ -488,17 +492,19 @@ static int each(struct rfs_fs *fs, const char *did, const char *op, char *msg,
 	return rc;
 }
 
-int rfs_fs_unpin(struct rfs_fs *fs, const char *did, char *msg, size_t mlen)
+int rfs_fs_unpin(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		 char *msg, size_t mlen)
 {
-	return each(fs, did, "unpin", msg, mlen);
+	return each(fs, who, did, "unpin", msg, mlen);
 }
 
-int rfs_fs_evict(struct rfs_fs *fs, const char *did, char *msg, size_t mlen)
+int rfs_fs_evict(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
+		 char *msg, size_t mlen)
 {
-	return each(fs, did, "evict", msg, mlen);
+	return each(fs, who, did, "evict", msg, mlen);
 }
 
-int rfs_fs_scrub(struct rfs_fs *fs, const char *did,
+int rfs_fs_scrub(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
 		 const struct rfs_task_cb *cb, struct rfs_scrub_result *out,
 		 char *msg, size_t mlen)
 {
@@ -512,7 +518,7 @@ int rfs_fs_scrub(struct rfs_fs *fs, const char *did,
 	}
 	if (!did)
 		return do_verify(fs, NULL, cb, out, msg, mlen);
-	rc = files_of(fs, did, &l, msg, mlen);
+	rc = files_of(fs, who, did, &l, msg, mlen);
 	if (!rc)
 		rc = do_verify(fs, &l, cb, out, msg, mlen);
 	rfs_did_list_release(&l);

@@ -22,6 +22,7 @@
 
 #include <openssl/evp.h>
 
+#include "authz/cred.h"
 #include "core/core.h"
 #include "core/file.h"
 #include "core/readpath.h"
@@ -98,6 +99,7 @@ struct rfs_verifier {
 	} * demoted; /* lied about this file: tried last */
 	size_t ndemoted;
 	struct rfs_did_rec rec;	   /* for private handles (finding a liar) */
+	struct rfs_cred *who;	   /* whom they fetch for: its first opener */
 	struct rfs_replicas *reps; /* the latest replica set seen */
 	struct piece *pieces;	   /* without a cache: read ahead of @next */
 	size_t piece_bytes;
@@ -151,6 +153,7 @@ static void free_verifier(struct rfs_verifier *v)
 	free(v->demoted);
 	free_pieces(v);
 	rfs_did_rec_release(&v->rec);
+	rfs_cred_put(v->who);
 	if (v->reps)
 		rfs_replicas_put(v->reps);
 	pthread_cond_destroy(&v->cv);
@@ -218,19 +221,20 @@ static struct rfs_verifier *new_verifier(struct rfs_fs *fs,
 	if (!v)
 		return NULL;
 	v->md = EVP_MD_CTX_new();
-	if (!v->md || rfs_did_rec_copy(&v->rec, &f->did)) {
+	if (!v->md || rfs_did_rec_copy(&v->rec, &f->t.did)) {
 		EVP_MD_CTX_free(v->md);
 		free(v);
 		return NULL;
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->cv, NULL);
-	v->cid = f->cid;
-	v->size = f->reps->size;
+	v->cid = f->t.cid;
+	v->size = f->t.reps->size;
 	v->bs = (uint32_t)fs->conf->block_size;
-	memcpy(v->adler32, f->did.adler32, sizeof(v->adler32));
-	memcpy(v->md5, f->did.md5, sizeof(v->md5));
-	snprintf(v->did, sizeof(v->did), "%s", f->didstr);
+	memcpy(v->adler32, f->t.did.adler32, sizeof(v->adler32));
+	memcpy(v->md5, f->t.did.md5, sizeof(v->md5));
+	snprintf(v->did, sizeof(v->did), "%s", f->t.didstr);
+	v->who = f->t.who ? rfs_cred_get(f->t.who) : NULL;
 	v->gen = 1;
 	v->restart = true;
 	return v;
@@ -676,7 +680,7 @@ static int private_file(struct rfs_fs *fs, struct rfs_verifier *v,
 	if (!reps)
 		return -ENOENT;
 	/* it finds @v in the table, and holds it like any handle */
-	rc = rfs_fs_file_of(fs, &v->rec, reps, out);
+	rc = rfs_fs_file_of(fs, v->who, &v->rec, reps, out);
 	rfs_replicas_put(reps);
 	return rc;
 }
@@ -743,7 +747,7 @@ static bool test_suspect(struct rfs_fs *fs, struct rfs_verifier *v,
 		if (rfs_cache_has(fs->cache, &v->cid, i))
 			continue;
 		how.deadline = rfs_mono_now() + fs->conf->read_timeout;
-		rc = rfs_blocks_fetch_retry(fs, f, i, 1, buf, &how);
+		rc = rfs_blocks_fetch_retry(fs, &f->t, i, 1, buf, &how);
 		rc = rc < 0 ? rc : 0;
 	}
 	rfs_cache_flush(fs->cache);
@@ -921,12 +925,12 @@ int rfs_verify_attach(struct rfs_fs *fs, struct rfs_file *f)
 	struct rfs_verifier *v, *made = NULL;
 	bool fresh = false;
 
-	f->v = NULL;
-	if (!vp || (!f->did.adler32[0] && !f->did.md5[0]))
+	f->t.v = NULL;
+	if (!vp || (!f->t.did.adler32[0] && !f->t.did.md5[0]))
 		return 0;
 	for (;;) {
 		pthread_mutex_lock(&fs->verify_lock);
-		v = find_verifier(vp, &f->cid);
+		v = find_verifier(vp, &f->t.cid);
 		if (!v && made) {
 			v = made;
 			v->refs = 1;
@@ -945,17 +949,17 @@ int rfs_verify_attach(struct rfs_fs *fs, struct rfs_file *f)
 	if (made)
 		free_verifier(made);
 	pthread_mutex_lock(&v->lock);
-	if (v->reps != f->reps && f->reps->n) {
+	if (v->reps != f->t.reps && f->t.reps->n) {
 		if (v->reps)
 			rfs_replicas_put(v->reps);
-		v->reps = rfs_replicas_get(f->reps);
+		v->reps = rfs_replicas_get(f->t.reps);
 	}
 	pthread_mutex_unlock(&v->lock);
-	f->v = v;
+	f->t.v = v;
 	if (fresh && fs->cache)
 		load_demotions(fs, v);
 	if (!fresh || !fs->cache ||
-	    rfs_cache_file_info(fs->cache, &f->cid, &ci))
+	    rfs_cache_file_info(fs->cache, &f->t.cid, &ci))
 		return 0;
 	/* checked before (this mount or an earlier one): nothing to sum;
 	 * stored whole but not checked (an older version's cache): now */
@@ -969,8 +973,8 @@ int rfs_verify_attach(struct rfs_fs *fs, struct rfs_file *f)
 	return 0;
 }
 
-void rfs_verify_share(struct rfs_fs *fs, struct rfs_file *to,
-		      const struct rfs_file *from)
+void rfs_verify_share(struct rfs_fs *fs, struct rfs_target *to,
+		      const struct rfs_target *from)
 {
 	to->v = from->v;
 	if (!to->v)
@@ -981,11 +985,16 @@ void rfs_verify_share(struct rfs_fs *fs, struct rfs_file *to,
 	pthread_mutex_unlock(&fs->verify_lock);
 }
 
+void rfs_verify_unshare(struct rfs_fs *fs, struct rfs_target *t)
+{
+	if (t->v)
+		put_verifier(fs, t->v);
+	t->v = NULL;
+}
+
 void rfs_verify_detach(struct rfs_fs *fs, struct rfs_file *f)
 {
-	if (f->v)
-		put_verifier(fs, f->v);
-	f->v = NULL;
+	rfs_verify_unshare(fs, &f->t);
 	free(f->seen);
 	f->seen = NULL;
 }
@@ -1005,7 +1014,7 @@ static void note_seen(struct rfs_file *f, uint64_t first, uint64_t last);
 int rfs_verify_before_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 			   size_t len, double deadline)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	int rc = 0;
 
 	if (!v)
@@ -1093,7 +1102,7 @@ static void hand_over(struct rfs_fs *fs, struct rfs_verifier *v, uint64_t off,
 	poke(fs, v);
 }
 
-void rfs_verify_offer(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
+void rfs_verify_offer(struct rfs_fs *fs, struct rfs_target *f, uint64_t off,
 		      const struct iovec *iov, int n, bool wait,
 		      double deadline)
 {
@@ -1113,8 +1122,8 @@ static int refill(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	struct rfs_how how = { .pick = RFS_PICK_BEST,
 			       .deadline = deadline,
 			       .background = true };
-	char *buf = rfs_cache_buf_alloc(f->v->bs);
-	int rc = buf ? rfs_blocks_fetch_retry(fs, f, idx, 1, buf, &how)
+	char *buf = rfs_cache_buf_alloc(f->t.v->bs);
+	int rc = buf ? rfs_blocks_fetch_retry(fs, &f->t, idx, 1, buf, &how)
 		     : -ENOMEM;
 
 	rfs_cache_buf_free(buf);
@@ -1129,7 +1138,7 @@ static int refill(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
  */
 static int await_verdict(struct rfs_fs *fs, struct rfs_file *f)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	double limit = rfs_mono_now() + fs->conf->read_timeout;
 	uint64_t seen_next = UINT64_MAX;
 	int rc = 1;
@@ -1173,7 +1182,7 @@ static int await_verdict(struct rfs_fs *fs, struct rfs_file *f)
 /* The verdict if it is in already (0 or -EIO), else RFS_WOULD_BLOCK. */
 static int verdict_now(struct rfs_file *f)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	int rc = RFS_WOULD_BLOCK;
 
 	pthread_mutex_lock(&v->lock);
@@ -1189,7 +1198,7 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 			  const void *buf, size_t len, double deadline,
 			  bool nowait)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 
 	if (!v)
 		return 0;
@@ -1207,7 +1216,7 @@ int rfs_verify_after_read(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
 /* Whether @f's verifier is in @state now (@none: when it has none). */
 static bool in_state(const struct rfs_file *f, enum vstate state, bool none)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	bool yes;
 
 	if (!v)
@@ -1256,7 +1265,7 @@ static uint16_t source_index(struct rfs_verifier *v, const struct rfs_source *s)
 	return (uint16_t)++v->nurls;
 }
 
-void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 			size_t n, const struct rfs_source *src)
 {
 	struct rfs_verifier *v = f->v;
@@ -1282,7 +1291,7 @@ void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	poke(fs, v);
 }
 
-bool rfs_verify_demoted(const struct rfs_file *f, const char *url)
+bool rfs_verify_demoted(const struct rfs_target *f, const char *url)
 {
 	struct rfs_verifier *v = f->v;
 	bool yes = false;
@@ -1298,7 +1307,7 @@ bool rfs_verify_demoted(const struct rfs_file *f, const char *url)
 
 bool rfs_verify_keep_pages(struct rfs_fs *fs, struct rfs_file *f)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	bool keep;
 
 	if (!v)
@@ -1314,7 +1323,7 @@ bool rfs_verify_keep_pages(struct rfs_fs *fs, struct rfs_file *f)
 static int fetch_all(struct rfs_fs *fs, struct rfs_file *f)
 {
 	uint64_t bs = fs->conf->block_size;
-	uint64_t nb = (f->reps->size + bs - 1) / bs;
+	uint64_t nb = (f->t.reps->size + bs - 1) / bs;
 	struct rfs_how how = { .pick = RFS_PICK_SPREAD, .background = true };
 	char *buf = rfs_cache_buf_alloc(RFS_RUN_MAX * bs);
 	int rc = buf ? 0 : -ENOMEM;
@@ -1322,15 +1331,15 @@ static int fetch_all(struct rfs_fs *fs, struct rfs_file *f)
 	for (uint64_t i = 0; !rc && i < nb;) {
 		size_t n = 1;
 
-		if (rfs_cache_has(fs->cache, &f->cid, i)) {
+		if (rfs_cache_has(fs->cache, &f->t.cid, i)) {
 			i++;
 			continue;
 		}
 		while (n < RFS_RUN_MAX && i + n < nb &&
-		       !rfs_cache_has(fs->cache, &f->cid, i + n))
+		       !rfs_cache_has(fs->cache, &f->t.cid, i + n))
 			n++;
 		how.deadline = rfs_mono_now() + fs->conf->read_timeout;
-		rc = rfs_blocks_fetch_retry(fs, f, i, n, buf, &how);
+		rc = rfs_blocks_fetch_retry(fs, &f->t, i, n, buf, &how);
 		i += rc > 0 ? (uint64_t)rc : 0;
 		rc = rc < 0 ? rc : 0;
 	}
@@ -1340,14 +1349,14 @@ static int fetch_all(struct rfs_fs *fs, struct rfs_file *f)
 
 int rfs_verify_whole(struct rfs_fs *fs, struct rfs_file *f)
 {
-	struct rfs_verifier *v = f->v;
+	struct rfs_verifier *v = f->t.v;
 	int rc = 0;
 
 	if (!v || !fs->cache)
 		return 0;
 	/* each round that fails demotes a liar; one more than the
 	 * replicas is enough for every one of them to have been tried */
-	for (size_t round = 0; round <= f->reps->n; round++) {
+	for (size_t round = 0; round <= f->t.reps->n; round++) {
 		pthread_mutex_lock(&v->lock);
 		while (v->state == V_CHECKING)
 			pthread_cond_wait(&v->cv, &v->lock);

@@ -23,6 +23,7 @@ struct iovec;
 struct rfs_cache_id;
 struct rfs_fs;
 struct rfs_file;
+struct rfs_target;
 struct rfs_source;
 
 int rfs_verify_start(struct rfs_fs *fs);
@@ -34,9 +35,11 @@ void rfs_verify_stop(struct rfs_fs *fs);
  * bytes, made if needed; none when the catalogue has no checksum for it.
  */
 int rfs_verify_attach(struct rfs_fs *fs, struct rfs_file *f);
-/* Shares @from's verifier with @to, a private copy (read-ahead jobs). */
-void rfs_verify_share(struct rfs_fs *fs, struct rfs_file *to,
-		      const struct rfs_file *from);
+/* Shares @from's verifier with @to, a job's own target; let go of it
+ * with rfs_verify_unshare. */
+void rfs_verify_share(struct rfs_fs *fs, struct rfs_target *to,
+		      const struct rfs_target *from);
+void rfs_verify_unshare(struct rfs_fs *fs, struct rfs_target *t);
 void rfs_verify_detach(struct rfs_fs *fs, struct rfs_file *f);
 
 /*
@@ -68,16 +71,16 @@ bool rfs_verify_is_good(const struct rfs_file *f);
  * until @deadline for room: background fetches keep pace with the sums),
  * so the sums need not read them back from the disk.
  */
-void rfs_verify_offer(struct rfs_fs *fs, struct rfs_file *f, uint64_t off,
+void rfs_verify_offer(struct rfs_fs *fs, struct rfs_target *f, uint64_t off,
 		      const struct iovec *iov, int n, bool wait,
 		      double deadline);
 /* Blocks @idx..@idx + @n - 1 of @f were fetched from @src and queued for
  * the cache: the worker goes on summing. */
-void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
+void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 			size_t n, const struct rfs_source *src);
 /* Whether @url served bytes of @f's file that did not match: such a
  * replica is tried last for this file. */
-bool rfs_verify_demoted(const struct rfs_file *f, const char *url);
+bool rfs_verify_demoted(const struct rfs_target *f, const char *url);
 /*
  * Whether an open of @f may let the kernel keep the file's pages: not
  * once a generation was found wrong (the kernel may hold its pages);

@@ -93,8 +93,8 @@ static int xattr_value(const struct rfs_did_rec *r, enum xattr_id id,
 	}
 }
 
-int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
-		    struct rfs_buf *out, int flags)
+int rfs_fs_getxattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		    const char *name, struct rfs_buf *out, int flags)
 {
 	struct rfs_node *n = rfs_node_get(fs, ino);
 	struct rfs_did_rec rec = { 0 };
@@ -129,7 +129,7 @@ int rfs_fs_getxattr(struct rfs_fs *fs, uint64_t ino, const char *name,
 	if (!rc && id == X_CACHED) {
 		rc = cached_fraction(fs, &rec, out);
 	} else if (!rc && id == X_REPLICAS) {
-		rc = rfs_node_replicas(fs, n, &r, flags & RFS_NOWAIT);
+		rc = rfs_node_replicas(fs, who, n, &r, flags & RFS_NOWAIT);
 		if (!rc) {
 			rc = rfs_replicas_describe(r, out);
 			rfs_replicas_put(r);

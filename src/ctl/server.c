@@ -62,7 +62,8 @@ struct client {
 	struct rfs_ctl *ctl;
 	int fd;
 	int slot;
-	double last; /* the last progress line */
+	double last;	      /* the last progress line */
+	struct rfs_cred *who; /* the peer, owned; NULL until checked */
 };
 
 /* One JSON line to the client; takes @o. False once the client is gone. */
@@ -173,7 +174,8 @@ static int do_prefetch(struct client *c, const char *did, bool pin, char *msg,
 {
 	struct rfs_task_cb cb = { on_progress, NULL, c };
 	struct rfs_task_progress p;
-	int rc = rfs_fs_prefetch(c->ctl->fs, did, pin, &cb, &p, msg, mlen);
+	int rc = rfs_fs_prefetch(c->ctl->fs, c->who, did, pin, &cb, &p, msg,
+				 mlen);
 
 	if (rc != -ECONNABORTED && p.files)
 		send_json(c->fd, json_pack("{s:I}", "cached_before",
@@ -185,7 +187,7 @@ static int do_verify(struct client *c, const char *did, char *msg, size_t mlen)
 {
 	struct rfs_task_cb cb = { on_progress, on_bad, c };
 	struct rfs_scrub_result r;
-	int rc = rfs_fs_scrub(c->ctl->fs, did, &cb, &r, msg, mlen);
+	int rc = rfs_fs_scrub(c->ctl->fs, c->who, did, &cb, &r, msg, mlen);
 
 	if (rc != -ECONNABORTED && rc != -ENOTSUP && rc != -ENOENT &&
 	    rc != -EINVAL)
@@ -219,23 +221,28 @@ static void serve(struct client *c, json_t *req)
 	else if (!strcmp(op, "verify"))
 		rc = do_verify(c, did, msg, sizeof(msg));
 	else if (!strcmp(op, "unpin"))
-		rc = rfs_fs_unpin(fs, did, msg, sizeof(msg));
+		rc = rfs_fs_unpin(fs, c->who, did, msg, sizeof(msg));
 	else if (!strcmp(op, "evict"))
-		rc = rfs_fs_evict(fs, did, msg, sizeof(msg));
+		rc = rfs_fs_evict(fs, c->who, did, msg, sizeof(msg));
 	else
 		rc = -EINVAL, snprintf(msg, sizeof(msg), "unknown request");
 	if (rc != -ECONNABORTED)
 		send_done(c->fd, rc, msg[0] ? msg : NULL);
 }
 
-static bool peer_allowed(struct rfs_fs *fs, int fd)
+/* Only root and the mounting user may drive the cache; the work is then
+ * done as that peer, so a pin reads with the peer's own credentials. */
+static bool peer_allowed(struct client *c)
 {
+	struct rfs_fs *fs = c->ctl->fs;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return false;
-	return cred.uid == 0 || cred.uid == rfs_fs_conf(fs)->uid;
+	if (cred.uid != 0 && cred.uid != rfs_fs_conf(fs)->uid)
+		return false;
+	return rfs_fs_caller(fs, cred.uid, cred.gid, cred.pid, &c->who) == 0;
 }
 
 static json_t *read_request(int fd)
@@ -267,6 +274,7 @@ static void client_done(struct rfs_ctl *ctl, struct client *c)
 	if (--ctl->nclients == 0)
 		pthread_cond_broadcast(&ctl->idle);
 	pthread_mutex_unlock(&ctl->lock);
+	rfs_fs_cred_put(c->who);
 	free(c);
 }
 
@@ -276,7 +284,7 @@ static void *client_main(void *arg)
 	struct rfs_ctl *ctl = c->ctl;
 	json_t *req;
 
-	if (!peer_allowed(ctl->fs, c->fd)) {
+	if (!peer_allowed(c)) {
 		send_done(c->fd, -EACCES, "only the mounting user and root");
 	} else if ((req = read_request(c->fd))) {
 		serve(c, req);

@@ -1,0 +1,33 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "authz/cred.h"
+#include "util/banned.h"
+
+struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid, const char *key)
+{
+	struct rfs_cred *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->refs = 1;
+	c->uid = uid;
+	c->gid = gid;
+	c->pid = pid;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	return c;
+}
+
+struct rfs_cred *rfs_cred_get(struct rfs_cred *c)
+{
+	__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void rfs_cred_put(struct rfs_cred *c)
+{
+	if (c && !__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
+		free(c);
+}

@@ -1,0 +1,32 @@
+/*
+ * Who asks: a caller's credential, made in fuse/ (through the core) from
+ * each request's context and handed to every core entry point that can
+ * reach the network or serve bytes; kept on open files, in read-ahead
+ * jobs and in control-socket tasks. Refcounted: whoever keeps one takes
+ * a reference.
+ *
+ * Today every caller maps to the mount's own identity (the key "mount");
+ * per-user identities (issue 17) replace that one mapping.
+ */
+#ifndef RFS_AUTHZ_CRED_H
+#define RFS_AUTHZ_CRED_H
+
+#include <sys/types.h>
+
+struct rfs_cred {
+	unsigned refs; /* atomic */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid; /* 0: not a process (the daemon's own tasks) */
+	/* a stable key of the identity presented: what sessions, cached
+	 * replica lists and the like are kept apart by */
+	char key[96];
+};
+
+/* A new credential (one reference), or NULL when out of memory. */
+struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid, const char *key);
+struct rfs_cred *rfs_cred_get(struct rfs_cred *c);
+/* Drops a reference; NULL is fine. */
+void rfs_cred_put(struct rfs_cred *c);
+
+#endif
