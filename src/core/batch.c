@@ -40,13 +40,16 @@ static struct rfs_entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
 
 /*
  * Under table_lock: the DIDs to resolve with @n's, like read-ahead for
- * names. An open that misses right where the last batch ended (tar, cp
- * -r, a loop over a dataset) takes 8 times more of the files that follow
- * it in the listing; any other miss resolves its own file alone.
+ * names. tar, cp -r and a loop over a dataset open many files of one
+ * directory, in whatever order they walk it (cp -r goes by inode), so
+ * growth follows membership, not position: each miss in a directory
+ * within replica_ttl of the last takes 8 times more of its files that
+ * are not known yet, the ones after @n in the listing first, wrapping.
  */
 static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
 		       struct rfs_did_rec *dids, size_t max, size_t *first)
 {
+	double now = rfs_mono_now();
 	struct rfs_node *p;
 	struct rfs_entry *e = entry_of(fs, n, &p);
 	struct rfs_listing *l;
@@ -55,19 +58,22 @@ static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
 	if (!e)
 		return 0;
 	l = p->list;
-	want = n->pidx == p->rep_next && p->rep_batch ? p->rep_batch * 8 : 1;
+	want = p->rep_batch && now - p->rep_time < fs->conf->replica_ttl
+		       ? p->rep_batch * 8
+		       : 1;
 	want = want < max ? want : max;
 	*first = n->pidx;
 	p->rep_batch = want;
-	p->rep_next = n->pidx + 1;
-	for (size_t i = n->pidx + 1; i < l->n && k < want; i++) {
-		if (l->e[i].rec.type != RFS_DID_FILE ||
-		    fresh(fs, l->e[i].reps, l->e[i].reps_time))
+	p->rep_time = now;
+	for (size_t s = 1; s < l->n && k < want; s++) {
+		struct rfs_entry *o = &l->e[(n->pidx + s) % l->n];
+
+		if (o->rec.type != RFS_DID_FILE ||
+		    fresh(fs, o->reps, o->reps_time))
 			continue;
-		if (rfs_did_rec_copy(&dids[k], &l->e[i].rec))
+		if (rfs_did_rec_copy(&dids[k], &o->rec))
 			break;
 		k++;
-		p->rep_next = i + 1;
 	}
 	return k - 1; /* beside @n's own, in dids[0] */
 }
@@ -81,8 +87,8 @@ static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
 	struct rfs_listing *l = entry_of(fs, n, &p) ? p->list : NULL;
 	size_t j = 1;
 
-	for (size_t i = first + 1; l && i < l->n && j < k; i++) {
-		struct rfs_entry *e = &l->e[i];
+	for (size_t s = 1; l && s < l->n && j < k; s++) {
+		struct rfs_entry *e = &l->e[(first + s) % l->n];
 
 		if (!rfs_same_did(&e->rec, &dids[j]))
 			continue;

@@ -33,10 +33,10 @@ struct rfs_node {
 	 * hint for resolving siblings' replicas together */
 	uint64_t parent;
 	size_t pidx;
-	/* as a directory: the batch of its files' replicas resolved next,
-	 * and the entry a sequential opener would miss next */
+	/* as a directory: how many of its files' replicas the last miss in
+	 * it resolved, and when (monotonic seconds) */
 	size_t rep_batch;
-	size_t rep_next;
+	double rep_time;
 	struct rfs_node *next; /* hash chain */
 };
 

@@ -224,6 +224,28 @@ def test_concurrent_readers(lake, mnt):
     assert not errors
 
 
+def test_cp_r_of_a_dataset_resolves_replicas_in_batches(
+        lake, mount_factory, tmp_path):
+    """cp -r opens a directory's files in inode order, which is not the
+    listing's: batching follows membership of the directory, so the
+    replicas of a 100-file dataset still come in a few requests (1, 8,
+    64, ... files), not one per file."""
+    m = mount_factory(lake)
+    want = {f["name"]: f for f in manifest_files(lake)
+            if "cta:many_files" in f["datasets"]}
+    d = m.path("cta", "many_files")
+    listing = os.listdir(d)
+    by_inode = sorted(listing, key=lambda n: os.stat(os.path.join(d, n)).st_ino)
+    assert by_inode != listing  # else this test proves nothing new
+    lake.reset_counts()
+    subprocess.run(["cp", "-r", d, str(tmp_path / "copy")], check=True,
+                   timeout=120)
+    for name, f in want.items():
+        with open(tmp_path / "copy" / name, "rb") as fh:
+            assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"], name
+    assert catalogue_requests(lake, "/replicas/list") <= 5
+
+
 def test_single_replica_files(lake, mnt):
     for name in ("xrd_only.dat", "nginx_only.dat"):
         f = [f for f in manifest_files(lake) if f["name"] == name][0]
