@@ -1,8 +1,9 @@
 /*
  * Unit tests for the header helpers of src/util/http.c (what the
  * transport believes about a ranged answer comes from them) and for the
- * names of failed connects (util/errmap.c, rfs_http_errno, the HTTP
- * transport), on real sockets to 127.0.0.1 only.
+ * errno of curl's failures (util/errmap_curl.c; the names of failed
+ * connects through rfs_http_errno and the HTTP transport, on real sockets
+ * to 127.0.0.1 only).
  */
 #include "config.h"
 
@@ -206,6 +207,40 @@ static void test_errno_from_connect(void)
 	CHECK_INT(rfs_errno_from_connect(EPERM), -ECONNREFUSED);
 }
 
+static void test_errno_from_curl(void)
+{
+	static const struct {
+		CURLcode from;
+		int to;
+	} t[] = {
+		{ CURLE_OK, -EIO }, /* asked about a failure that was not */
+		{ CURLE_OUT_OF_MEMORY, -ENOMEM },
+		{ CURLE_OPERATION_TIMEDOUT, -ETIMEDOUT },
+		{ CURLE_COULDNT_RESOLVE_HOST, -EHOSTUNREACH },
+		{ CURLE_COULDNT_RESOLVE_PROXY, -EHOSTUNREACH },
+		{ CURLE_COULDNT_CONNECT, -ECONNREFUSED },
+		{ CURLE_SEND_ERROR, -ECONNRESET },
+		{ CURLE_RECV_ERROR, -ECONNRESET },
+		{ CURLE_GOT_NOTHING, -ECONNRESET },
+		{ CURLE_PEER_FAILED_VERIFICATION, -EPROTO },
+		{ CURLE_SSL_CONNECT_ERROR, -EPROTO },
+		{ CURLE_SSL_CACERT_BADFILE, -EPROTO },
+		{ CURLE_SSL_CERTPROBLEM, -EPROTO },
+		{ CURLE_WRITE_ERROR, -EFBIG },
+		{ CURLE_PARTIAL_FILE, -EPIPE },
+		{ CURLE_UNSUPPORTED_PROTOCOL, -EINVAL },
+		{ CURLE_URL_MALFORMAT, -EINVAL },
+		{ CURLE_TOO_MANY_REDIRECTS, -EIO },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		CHECK_INT(rfs_errno_from_curl(t[i].from), t[i].to);
+	/* every code curl has, and those it may add, is a failure */
+	for (int c = 0; c < CURL_LAST + 16; c++)
+		if (rfs_errno_from_curl(c) >= 0)
+			CHECK_INT(c, -1);
+}
+
 /* One GET of @url on a fresh pool; the errno rfs_http_errno gives. */
 static int get_errno(const char *url, int *curlcode, bool *down)
 {
@@ -309,6 +344,7 @@ int main(void)
 	test_content_range();
 	test_readable_schemes();
 	test_errno_from_connect();
+	test_errno_from_curl();
 	test_connect_errors();
 	return unit_done("http");
 }
