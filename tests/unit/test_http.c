@@ -170,6 +170,33 @@ static void test_content_range(void)
 	CHECK_INT(cr("").rc, -EINVAL);
 }
 
+/*
+ * The registry's life around daemonizing: --version names libcurl (the
+ * daemon no longer asks curl itself), a short buffer stays a string, and
+ * transports without a start hook start.
+ */
+static void test_transport_life(void)
+{
+	struct rfs_transports *ts = NULL;
+	struct rfs_conf conf;
+	char v[512], small[8] = "xxxxxxx";
+
+	rfs_transports_versions(v, sizeof(v));
+	CHECK_STR(v, curl_version());
+	CHECK(!strncmp(v, "libcurl/", 8));
+	rfs_transports_versions(small, sizeof(small));
+	CHECK_STR(small, "libcurl");
+	rfs_transports_versions(small, 0); /* nothing written */
+	CHECK_STR(small, "libcurl");
+
+	rfs_conf_init(&conf);
+	CHECK_INT(rfs_transports_open(&ts, &conf), 0);
+	if (ts)
+		CHECK_INT(rfs_transports_start(ts), 0);
+	rfs_transports_close(ts);
+	rfs_conf_release(&conf);
+}
+
 /* What the catalogue is asked for by default: every scheme read here. */
 static void test_readable_schemes(void)
 {
@@ -339,12 +366,14 @@ static void test_connect_errors(void)
 
 int main(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CHECK_INT(rfs_transports_global_init(), 0);
 	test_header_value();
 	test_content_range();
 	test_readable_schemes();
 	test_errno_from_connect();
 	test_errno_from_curl();
 	test_connect_errors();
+	test_transport_life();
+	rfs_transports_global_cleanup();
 	return unit_done("http");
 }
