@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include <curl/curl.h>
-
 #include "conf/conf.h"
 #include "core/fs.h"
 #include "ctl/server.h"
@@ -78,8 +76,11 @@ static int load_conf(struct rfs_conf *conf, int argc, char **argv,
 		return 1;
 	}
 	if (!rc && action == RFS_CONF_VERSION) {
+		char libs[512];
+
+		rfs_fs_versions(libs, sizeof(libs));
 		printf("ruciofs %s (libfuse %s, %s)\n", PACKAGE_VERSION,
-		       fuse_pkgversion(), curl_version());
+		       fuse_pkgversion(), libs);
 		return 1;
 	}
 	if (!rc)
@@ -290,14 +291,18 @@ int main(int argc, char **argv)
 	}
 	/* The daemon must outlive a peer closing a socket under OpenSSL */
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+	rc = rfs_fs_global_init();
+	if (rc) {
+		fprintf(stderr, "ruciofs: cannot set up the network: %s\n",
+			rfs_errno_reason(rc));
 		goto out;
+	}
 	rc = rfs_fs_new(&fs, &conf);
 	if (!rc)
 		rc = rfs_fs_prepare(fs, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "ruciofs: %s\n", err[0] ? err : strerror(-rc));
-		goto out_curl;
+		goto out_global;
 	}
 	rc = rfs_fs_check(fs);
 	rfs_url_for_log(host, sizeof(host), conf.rucio_host);
@@ -311,13 +316,13 @@ int main(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "ruciofs: cannot use the catalogue at %s: %s\n",
 			host, rfs_errno_reason(rc));
-		goto out_curl;
+		goto out_global;
 	}
 	if (fuse_args_from(&conf, &extra, argv[0], &args) == 0)
 		status = mount_and_serve(fs, &conf, &args);
-out_curl:
+out_global:
 	rfs_fs_free(fs);
-	curl_global_cleanup();
+	rfs_fs_global_cleanup();
 out:
 	fuse_opt_free_args(&args);
 	rfs_strv_release(&extra);

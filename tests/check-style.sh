@@ -1,7 +1,8 @@
 #!/bin/bash
 # House rules a machine can check: libfuse's clang-format layout, and
 # dependencies that point one way (only fuse/ sees FUSE; cache/ sees
-# neither FUSE nor transports; nothing below core/ sees core/).
+# neither FUSE nor transports; nothing below core/ sees core/; transports
+# and the catalogue do not see each other; only the HTTP code sees curl).
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 rc=0
@@ -28,14 +29,36 @@ for dir in src/util src/conf src/catalog src/transport src/authz cache; do
 		rc=1
 	fi
 done
-# the control socket is a client of the core's public API, not a part of it
-bad=$(grep -lE '#include *"core/' src/ctl/*.[ch] 2>/dev/null | xargs -r grep -lE '#include *"core/[^f]|#include *"core/f[^s]' 2>/dev/null)
-if [ -n "$bad" ]; then
-	echo "style: src/ctl may include core/fs.h only: $bad"
-	rc=1
-fi
-if [ -d cache ]; then
-	bad=$(grep -lE '#include *"(transport|catalog)/' cache/*.[ch] 2>/dev/null)
-	[ -z "$bad" ] || { echo "style: cache/ must not know transports: $bad"; rc=1; }
-fi
+# reject WHY ERE FILE...: the files that include a header matching ERE
+reject() {
+	local why=$1 re=$2 bad
+	shift 2
+	[ $# -gt 0 ] || return 0 # grep would read stdin
+	bad=$(grep -lE "#include *[<\"]($re)" "$@" 2>/dev/null | tr '\n' ' ')
+	if [ -n "$bad" ]; then
+		echo "style: $why: $bad"
+		rc=1
+	fi
+}
+# the FUSE layer and the control socket are clients of the core's public
+# API, not parts of it
+for dir in fuse src/ctl; do
+	bad=$(grep -HE '#include *"core/' "$dir"/*.[ch] 2>/dev/null |
+		grep -v '"core/fs\.h"' | cut -d: -f1 | sort -u | tr '\n' ' ')
+	if [ -n "$bad" ]; then
+		echo "style: $dir may include core/fs.h only: $bad"
+		rc=1
+	fi
+done
+reject "cache/ must not know transports" '(transport|catalog)/' cache/*.[ch]
+# a transport is handed what it needs, the catalogue reads no bytes
+reject "transports must not know the catalogue, authz or the core" \
+	'(catalog|authz|core)/' src/transport/*.[ch]
+reject "the catalogue must not know transports" 'transport/' src/catalog/*.[ch]
+# libcurl stays behind the HTTP utilities, the HTTP transport and the
+# catalogue (util/http.h includes curl.h); the tests may use it
+curl_ok='^(src/util/http\.[ch]|src/util/errmap_curl\.c|src/transport/http\.c|src/catalog/catalog\.c)$'
+reject "only the HTTP code may include curl" 'curl/|util/http\.h' \
+	$(echo "$files" | tr ' ' '\n' | grep -E '^(src|fuse|cache)/' |
+		grep -vE "$curl_ok")
 exit $rc

@@ -76,6 +76,22 @@ static int ask_readable_schemes(struct rfs_catalog *cat)
 	return rc;
 }
 
+/* The catalogue's libcurl is the HTTP transport's: set up with it. */
+int rfs_fs_global_init(void)
+{
+	return rfs_transports_global_init();
+}
+
+void rfs_fs_global_cleanup(void)
+{
+	rfs_transports_global_cleanup();
+}
+
+void rfs_fs_versions(char *out, size_t len)
+{
+	rfs_transports_versions(out, len);
+}
+
 int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 {
 	struct rfs_fs *fs = calloc(1, sizeof(*fs));
@@ -173,6 +189,7 @@ void rfs_fs_start(struct rfs_fs *fs)
 	};
 	int rc;
 
+	rfs_transports_start(fs->tps); /* a failure is logged there */
 	if (rfs_verify_start(fs))
 		rfs_err("no verify workers: whole files are not checked "
 			"against the catalogue's checksums");

@@ -58,6 +58,16 @@ struct rfs_statfs {
 	uint64_t namemax;
 };
 
+/*
+ * Once per process, before rfs_fs_new and while only one thread runs:
+ * the global state of the libraries the catalogue and the transports
+ * use (libcurl). Cleanup after the last rfs_fs_free.
+ */
+int rfs_fs_global_init(void);
+void rfs_fs_global_cleanup(void);
+/* Those libraries and their versions, for --version ("libcurl/..."). */
+void rfs_fs_versions(char *out, size_t len);
+
 /* Borrows @conf for the lifetime of the fs. Contacts nobody. */
 int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf);
 void rfs_fs_free(struct rfs_fs *fs);
@@ -69,9 +79,9 @@ const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs);
  */
 int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen);
 /*
- * After daemonizing (LMDB must not cross a fork): opens the block cache.
- * A cache that fails to open is logged and the mount reads from the
- * network only.
+ * After daemonizing (LMDB and threads must not cross a fork): starts the
+ * transports, opens the block cache. A cache that fails to open is
+ * logged and the mount reads from the network only.
  */
 void rfs_fs_start(struct rfs_fs *fs);
 

@@ -2,11 +2,14 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "transport/transport.h"
+#include "util/errmap.h"
+#include "util/log.h"
 #include "util/banned.h"
 
 /* The registry: a new transport is one more line here. */
@@ -18,6 +21,32 @@ static const struct rfs_transport_ops *const all_ops[] = {
 struct rfs_transports {
 	struct rfs_transport *t[NOPS];
 };
+
+static void cleanup_first(size_t n)
+{
+	while (n--)
+		if (all_ops[n]->global_cleanup)
+			all_ops[n]->global_cleanup();
+}
+
+int rfs_transports_global_init(void)
+{
+	for (size_t i = 0; i < NOPS; i++) {
+		int rc =
+			all_ops[i]->global_init ? all_ops[i]->global_init() : 0;
+
+		if (rc) {
+			cleanup_first(i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void rfs_transports_global_cleanup(void)
+{
+	cleanup_first(NOPS);
+}
 
 int rfs_transports_open(struct rfs_transports **out,
 			const struct rfs_conf *conf)
@@ -35,6 +64,25 @@ int rfs_transports_open(struct rfs_transports **out,
 	}
 	*out = ts;
 	return 0;
+}
+
+int rfs_transports_start(struct rfs_transports *ts)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < NOPS; i++) {
+		int rc = all_ops[i]->start ? all_ops[i]->start(ts->t[i]) : 0;
+
+		if (rc) {
+			/* after daemonizing nothing exits: the mount goes
+			 * on, and the ranges it fails go to other replicas */
+			rfs_err("transport %s cannot start: %s",
+				all_ops[i]->name, rfs_errno_reason(rc));
+			if (!first)
+				first = rc;
+		}
+	}
+	return first;
 }
 
 void rfs_transports_close(struct rfs_transports *ts)
@@ -77,4 +125,24 @@ struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,
 				return ts->t[i];
 	}
 	return NULL;
+}
+
+void rfs_transports_versions(char *out, size_t len)
+{
+	size_t used = 0;
+
+	if (!len)
+		return;
+	out[0] = '\0';
+	for (size_t i = 0; i < NOPS && used < len; i++) {
+		const char *v =
+			all_ops[i]->version ? all_ops[i]->version() : NULL;
+		int n;
+
+		if (!v || !v[0])
+			continue;
+		n = snprintf(out + used, len - used, "%s%s", used ? ", " : "",
+			     v);
+		used = n < 0 ? len : used + (size_t)n;
+	}
 }

@@ -37,10 +37,30 @@ struct rfs_xfer_note {
 	char why[192];
 };
 
+/*
+ * A transport's life, in the daemon's start-up order (every hook but
+ * open, preadv and close may be NULL):
+ *   global_init    once per process, before anything else of it runs and
+ *                  while the process has one thread (libraries' global
+ *                  state: curl_global_init);
+ *   open           before daemonizing, so its errors reach the terminal:
+ *                  no threads (fuse_daemonize forks; they would be lost);
+ *   start          after daemonizing: threads may start here (an I/O
+ *                  thread, a library's callbacks); one that fails is
+ *                  logged, and its preadv must then fail every read;
+ *   preadv         from any thread, once started;
+ *   close          at unmount, after every read has returned;
+ *   global_cleanup once, after every transport is closed.
+ */
 struct rfs_transport_ops {
 	const char *name;
 	const char *const *schemes; /* NULL-terminated, e.g. "https" */
+	int (*global_init)(void);
+	void (*global_cleanup)(void);
+	/* its library and version for --version, e.g. "libcurl/7.88.1" */
+	const char *(*version)(void);
 	int (*open)(struct rfs_transport **out, const struct rfs_conf *conf);
+	int (*start)(struct rfs_transport *t);
 	/*
 	 * Reads the bytes at @off of a file of @file_size bytes into the
 	 * @iovcnt buffers of @iov, in order, in one request: a run of cache
@@ -69,9 +89,25 @@ struct rfs_transport {
 /* All transports of this build, opened together. */
 struct rfs_transports;
 
+/*
+ * Every transport's global_init, in registry order; on a failure, those
+ * done are cleaned up again. Once per process, before any open; the
+ * catalogue's libcurl is set up here too (util/http.c is shared).
+ */
+int rfs_transports_global_init(void);
+void rfs_transports_global_cleanup(void);
+
 int rfs_transports_open(struct rfs_transports **out,
 			const struct rfs_conf *conf);
+/*
+ * After daemonizing: starts each transport. One that fails is logged and
+ * the others are started still; returns the first error.
+ */
+int rfs_transports_start(struct rfs_transports *ts);
 void rfs_transports_close(struct rfs_transports *ts);
+
+/* "libcurl/7.88.1 OpenSSL/3.0.11 ..." for every transport, ", "-joined. */
+void rfs_transports_versions(char *out, size_t len);
 
 /*
  * The @i-th URL scheme some transport of this build reads (a static

@@ -32,6 +32,23 @@ struct rfs_http {
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
+int rfs_http_global_init(void)
+{
+	CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	return rc == CURLE_OK ? 0 : rfs_errno_from_curl(rc);
+}
+
+void rfs_http_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+const char *rfs_http_version(void)
+{
+	return curl_version();
+}
+
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access,
 		       void *userp)
 {

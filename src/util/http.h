@@ -24,6 +24,17 @@ struct rfs_http_opts {
 
 struct rfs_http;
 
+/*
+ * libcurl's global state, for the catalogue and the HTTP transport both:
+ * once per process, before any pool is made and while no other thread
+ * runs (curl_global_init is not thread-safe). Cleanup after the last pool
+ * is freed.
+ */
+int rfs_http_global_init(void);
+void rfs_http_global_cleanup(void);
+/* "libcurl/x.y.z OpenSSL/..." (static), for --version. */
+const char *rfs_http_version(void);
+
 /* Copies what it needs from @opts. */
 int rfs_http_new(struct rfs_http **out, const struct rfs_http_opts *opts);
 void rfs_http_free(struct rfs_http *http);

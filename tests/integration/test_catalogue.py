@@ -31,6 +31,7 @@ def test_help_and_version():
     assert r.returncode == 0 and "rucio_host" in r.stdout
     r = subprocess.run([RUCIOFS, "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("ruciofs ")
+    assert "libcurl/" in r.stdout  # from the transports, through the core
 
 
 @pytest.mark.parametrize("case", ["no-host", "bad-option", "wrong-password",

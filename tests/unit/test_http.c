@@ -1,8 +1,9 @@
 /*
  * Unit tests for the header helpers of src/util/http.c (what the
  * transport believes about a ranged answer comes from them) and for the
- * names of failed connects (util/errmap.c, rfs_http_errno, the HTTP
- * transport), on real sockets to 127.0.0.1 only.
+ * errno of curl's failures (util/errmap_curl.c; the names of failed
+ * connects through rfs_http_errno and the HTTP transport, on real sockets
+ * to 127.0.0.1 only).
  */
 #include "config.h"
 
@@ -169,6 +170,33 @@ static void test_content_range(void)
 	CHECK_INT(cr("").rc, -EINVAL);
 }
 
+/*
+ * The registry's life around daemonizing: --version names libcurl (the
+ * daemon no longer asks curl itself), a short buffer stays a string, and
+ * transports without a start hook start.
+ */
+static void test_transport_life(void)
+{
+	struct rfs_transports *ts = NULL;
+	struct rfs_conf conf;
+	char v[512], small[8] = "xxxxxxx";
+
+	rfs_transports_versions(v, sizeof(v));
+	CHECK_STR(v, curl_version());
+	CHECK(!strncmp(v, "libcurl/", 8));
+	rfs_transports_versions(small, sizeof(small));
+	CHECK_STR(small, "libcurl");
+	rfs_transports_versions(small, 0); /* nothing written */
+	CHECK_STR(small, "libcurl");
+
+	rfs_conf_init(&conf);
+	CHECK_INT(rfs_transports_open(&ts, &conf), 0);
+	if (ts)
+		CHECK_INT(rfs_transports_start(ts), 0);
+	rfs_transports_close(ts);
+	rfs_conf_release(&conf);
+}
+
 /* What the catalogue is asked for by default: every scheme read here. */
 static void test_readable_schemes(void)
 {
@@ -204,6 +232,40 @@ static void test_errno_from_connect(void)
 	/* what the system did not say: curl's own meaning */
 	CHECK_INT(rfs_errno_from_connect(0), -ECONNREFUSED);
 	CHECK_INT(rfs_errno_from_connect(EPERM), -ECONNREFUSED);
+}
+
+static void test_errno_from_curl(void)
+{
+	static const struct {
+		CURLcode from;
+		int to;
+	} t[] = {
+		{ CURLE_OK, -EIO }, /* asked about a failure that was not */
+		{ CURLE_OUT_OF_MEMORY, -ENOMEM },
+		{ CURLE_OPERATION_TIMEDOUT, -ETIMEDOUT },
+		{ CURLE_COULDNT_RESOLVE_HOST, -EHOSTUNREACH },
+		{ CURLE_COULDNT_RESOLVE_PROXY, -EHOSTUNREACH },
+		{ CURLE_COULDNT_CONNECT, -ECONNREFUSED },
+		{ CURLE_SEND_ERROR, -ECONNRESET },
+		{ CURLE_RECV_ERROR, -ECONNRESET },
+		{ CURLE_GOT_NOTHING, -ECONNRESET },
+		{ CURLE_PEER_FAILED_VERIFICATION, -EPROTO },
+		{ CURLE_SSL_CONNECT_ERROR, -EPROTO },
+		{ CURLE_SSL_CACERT_BADFILE, -EPROTO },
+		{ CURLE_SSL_CERTPROBLEM, -EPROTO },
+		{ CURLE_WRITE_ERROR, -EFBIG },
+		{ CURLE_PARTIAL_FILE, -EPIPE },
+		{ CURLE_UNSUPPORTED_PROTOCOL, -EINVAL },
+		{ CURLE_URL_MALFORMAT, -EINVAL },
+		{ CURLE_TOO_MANY_REDIRECTS, -EIO },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		CHECK_INT(rfs_errno_from_curl(t[i].from), t[i].to);
+	/* every code curl has, and those it may add, is a failure */
+	for (int c = 0; c < CURL_LAST + 16; c++)
+		if (rfs_errno_from_curl(c) >= 0)
+			CHECK_INT(c, -1);
 }
 
 /* One GET of @url on a fresh pool; the errno rfs_http_errno gives. */
@@ -304,11 +366,14 @@ static void test_connect_errors(void)
 
 int main(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CHECK_INT(rfs_transports_global_init(), 0);
 	test_header_value();
 	test_content_range();
 	test_readable_schemes();
 	test_errno_from_connect();
+	test_errno_from_curl();
 	test_connect_errors();
+	test_transport_life();
+	rfs_transports_global_cleanup();
 	return unit_done("http");
 }
