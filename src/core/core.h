@@ -1,7 +1,15 @@
 /*
  * The filesystem object that the core's files share: each subsystem's
- * state and its lock (the lock order is written beside each). Only
- * src/core/ includes this; fuse/ sees core/fs.h.
+ * state and its lock. Only src/core/ includes this; fuse/ sees
+ * core/fs.h.
+ *
+ * Lock order, outermost first: an open file's pf_lock (file.h), then at
+ * most one of the prefetch queue's lock, verify_lock, or the cache's
+ * own (its calls take them inside). Every other core lock is a leaf:
+ * table_lock, inflight_lock, stats_lock, open_lock, verify_lock, a
+ * verifier's lock, the prefetch queue's lock. No core lock is held
+ * across a network wait or a FUSE reply; only pf_lock is held across
+ * cache reads (LMDB read transactions, never a write).
  */
 #ifndef RFS_CORE_CORE_H
 #define RFS_CORE_CORE_H
@@ -17,12 +25,17 @@
 
 struct rfs_fs {
 	const struct rfs_conf *conf;
+	/* the one block size: the cache's, and the unit of every fetch,
+	 * read-ahead and whole-file check (the cache is rebuilt if its own
+	 * differs) */
+	uint64_t bs;
 	struct rfs_catalog *cat;
 	struct rfs_transports *tps;
 	time_t start;
 
-	/* Lock order: table_lock only; it is never held across a network
-	 * call or a FUSE reply. list_cv waits for an in-flight listing. */
+	/* the inode table and listings; table_lock is a leaf (it takes no
+	 * other lock, calls no cache). list_cv waits for an in-flight
+	 * listing. */
 	pthread_mutex_t table_lock;
 	pthread_cond_t list_cv;
 	struct rfs_node **buckets;
@@ -54,7 +67,8 @@ struct rfs_fs {
 	char ctl_path[108];	       /* the control socket, "": none */
 	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
 	/* whole-file checks (verify.c); verify_lock guards its table of
-	 * verifiers and its workers' queue, a leaf */
+	 * verifiers and its workers' queue, a leaf (taken inside a file's
+	 * pf_lock too) */
 	pthread_mutex_t verify_lock;
 	struct rfs_verify *verify;
 
@@ -65,6 +79,12 @@ struct rfs_fs {
 	struct rfs_file *open_files;
 	struct rfs_dir *open_dirs;
 };
+
+/* Blocks in a file of @size bytes. */
+static inline uint64_t rfs_nblocks(const struct rfs_fs *fs, uint64_t size)
+{
+	return (size + fs->bs - 1) / fs->bs;
+}
 
 /* The catalogue could not be reached or did not answer (not: it said no) */
 bool rfs_unreachable(int rc);

@@ -110,7 +110,7 @@ static ssize_t read_direct(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	const struct rfs_source *src = NULL;
 	struct iovec iov = { buf, size };
-	uint64_t bs = fs->conf->block_size;
+	uint64_t bs = fs->bs;
 	ssize_t got = rfs_replicas_readv(fs, &f->t, &iov, 1, off, &how, &src);
 
 	/* who served them, should the whole not match */

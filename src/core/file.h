@@ -37,7 +37,10 @@ struct rfs_file {
 	uint64_t *seen; /* blocks served to it (a bitmap), or NULL */
 	uint64_t nseen;
 
-	/* read-ahead state (prefetch.c), under pf_lock, a leaf lock */
+	/* read-ahead state (prefetch.c), under pf_lock. Not a leaf: held
+	 * while the runs to queue are looked up in the cache (its lock and
+	 * LMDB read transactions) and queued (the prefetch queue's lock,
+	 * verify_lock); no lock is held when it is taken. */
 	pthread_mutex_t pf_lock;
 	uint64_t pf_next;      /* the block a sequential reader reads next */
 	uint64_t pf_run;       /* blocks read in sequence so far */

@@ -100,6 +100,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	if (!fs)
 		return -ENOMEM;
 	fs->conf = conf;
+	fs->bs = conf->block_size;
 	fs->start = time(NULL);
 	pthread_mutex_init(&fs->table_lock, NULL);
 	pthread_cond_init(&fs->list_cv, NULL);
@@ -185,7 +186,7 @@ void rfs_fs_start(struct rfs_fs *fs)
 	struct rfs_cache_conf cc = {
 		.dir = fs->conf->cache_dir,
 		.quota = fs->conf->cache_size,
-		.block_size = (uint32_t)fs->conf->block_size,
+		.block_size = (uint32_t)fs->bs,
 	};
 	int rc;
 

@@ -44,7 +44,8 @@ struct pf_job {
 struct rfs_prefetch {
 	pthread_t workers[PF_WORKERS];
 	int nworkers;
-	/* lock guards the queue; a leaf lock, never held during a fetch */
+	/* lock guards the queue; a leaf (taken inside a file's pf_lock),
+	 * never held during a fetch */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct pf_job *head, *tail;
@@ -194,31 +195,12 @@ static bool enqueue(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 	return true;
 }
 
-/*
- * The run of blocks from @b (at most @max >= 1, not past @to >= @b) that
- * are stored, or not, as @b is (*@stored); its length and bytes.
- */
-static uint64_t run_of(struct rfs_fs *fs, struct rfs_file *f, uint64_t b,
-		       uint64_t to, uint64_t max, bool *stored, size_t *bytes)
-{
-	uint64_t n = 1;
-
-	*stored = rfs_cache_has(fs->cache, &f->t.cid, b);
-	*bytes = rfs_block_len(&f->t, fs->conf->block_size, b);
-	while (b + n <= to && n < max &&
-	       rfs_cache_has(fs->cache, &f->t.cid, b + n) == *stored) {
-		*bytes += rfs_block_len(&f->t, fs->conf->block_size, b + n);
-		n++;
-	}
-	return n;
-}
-
 /* Queues blocks @from..@to of @f as runs: those stored to be staged,
  * the others to be fetched. The last queued. */
 static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 			   uint64_t to)
 {
-	uint64_t bs = fs->conf->block_size;
+	uint64_t bs = fs->bs;
 	uint64_t run_max = PF_RUN_BYTES / bs ? PF_RUN_BYTES / bs : 1;
 	uint64_t b = from, queued = from - 1;
 
@@ -227,7 +209,10 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 	while (b <= to) {
 		bool stored;
 		size_t bytes;
-		uint64_t n = run_of(fs, f, b, to, run_max, &stored, &bytes);
+		uint64_t n = rfs_blocks_run(
+			fs, &f->t, b,
+			(size_t)(to - b + 1 < run_max ? to - b + 1 : run_max),
+			SIZE_MAX, &stored, &bytes);
 
 		if (!enqueue(fs, f, b, (size_t)n, bytes, stored))
 			break;
@@ -240,8 +225,8 @@ static uint64_t queue_runs(struct rfs_fs *fs, struct rfs_file *f, uint64_t from,
 void rfs_prefetch_after(struct rfs_fs *fs, struct rfs_file *f, uint64_t first,
 			uint64_t last)
 {
-	uint64_t bs = fs->conf->block_size, size = f->t.reps->size;
-	uint64_t nblocks = (size + bs - 1) / bs, from, to;
+	uint64_t bs = fs->bs, size = f->t.reps->size;
+	uint64_t nblocks = rfs_nblocks(fs, size), from, to;
 	uint64_t max = PF_WINDOW_MAX / bs ? PF_WINDOW_MAX / bs : 1;
 
 	if (!fs->prefetch || f->t.reps->n == 0)

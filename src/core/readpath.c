@@ -149,7 +149,7 @@ struct run {
 static int start_run(struct rfs_fs *fs, const struct rfs_target *f,
 		     uint64_t first, size_t n, struct run *run)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache);
+	uint64_t bs = fs->bs;
 
 	run->n = 0;
 	for (size_t i = 0; i < n && i < RFS_RUN_MAX; i++) {
@@ -208,7 +208,7 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_target *f, struct run *run,
 		     char *out, const struct rfs_how *how,
 		     const struct rfs_source **src)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache);
+	uint64_t bs = fs->bs;
 	struct rfs_cache_file cf = { f->reps->size, "", f->didstr, f->did.md5 };
 	struct iovec iov[RFS_RUN_MAX];
 	size_t total = 0;
@@ -325,6 +325,30 @@ static int fetch_block(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 	return rc > 0 ? 0 : rc;
 }
 
+size_t rfs_blocks_run(struct rfs_fs *fs, const struct rfs_target *f,
+		      uint64_t idx, size_t max, size_t max_bytes, bool *stored,
+		      size_t *bytes)
+{
+	uint64_t nblocks = rfs_nblocks(fs, f->reps->size);
+	bool first = rfs_cache_has(fs->cache, &f->cid, idx);
+	size_t n = 1, sum = rfs_block_len(f, fs->bs, idx);
+
+	while (n < max && idx + n < nblocks) {
+		size_t len = rfs_block_len(f, fs->bs, idx + n);
+
+		if (sum + len > max_bytes ||
+		    rfs_cache_has(fs->cache, &f->cid, idx + n) != first)
+			break;
+		sum += len;
+		n++;
+	}
+	if (stored)
+		*stored = first;
+	if (bytes)
+		*bytes = sum;
+	return n;
+}
+
 /*
  * Whole blocks @idx.. of the @left bytes a reader wants at @out, up to
  * the first one cached: fetched as one run. Returns the bytes filled.
@@ -332,10 +356,9 @@ static int fetch_block(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 static ssize_t get_run(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		       char *out, size_t left, double deadline, bool nowait)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache);
-	uint64_t nblocks = (f->reps->size + bs - 1) / bs;
+	uint64_t bs = fs->bs;
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
-	size_t n = 1, bytes;
+	size_t n, bytes;
 	int rc;
 
 	if (cache_get(fs, f, idx, rfs_block_len(f, bs, idx), 0, out,
@@ -343,10 +366,7 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		return (ssize_t)rfs_block_len(f, bs, idx);
 	if (nowait)
 		return RFS_WOULD_BLOCK;
-	while (n < RFS_RUN_MAX && idx + n < nblocks &&
-	       n * bs + rfs_block_len(f, bs, idx + n) <= left &&
-	       !rfs_cache_has(fs->cache, &f->cid, idx + n))
-		n++;
+	n = rfs_blocks_run(fs, f, idx, RFS_RUN_MAX, left, NULL, NULL);
 	rc = rfs_blocks_fetch(fs, f, idx, n, out, &how);
 	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
 		rc = fetch_block(fs, f, idx, out, deadline);
@@ -390,7 +410,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *file, uint64_t pos,
 {
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	struct rfs_target *f = &file->t;
-	uint64_t bs = rfs_cache_block_size(fs->cache), idx = pos / bs;
+	uint64_t bs = fs->bs, idx = pos / bs;
 	uint64_t from = pos / PAGE * PAGE, end = idx * bs + blen;
 	uint64_t to = (pos + n + PAGE - 1) / PAGE * PAGE;
 	struct iovec iov;
@@ -412,7 +432,7 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *file, uint64_t pos,
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
 			size_t size, uint64_t off, double deadline, bool nowait)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache);
+	uint64_t bs = fs->bs;
 	struct rfs_target *f = &file->t;
 	char *tmp = NULL;
 	size_t done = 0;

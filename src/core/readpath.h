@@ -23,6 +23,16 @@ size_t rfs_block_len(const struct rfs_target *f, uint64_t bs, uint64_t idx);
 #define RFS_RUN_MAX 64
 
 /*
+ * The run of blocks from @idx of @f that are all stored in the cache, or
+ * all not, as @idx is (*@stored, unless NULL): its length in blocks, at
+ * most @max (>= 1) and not past the file's end nor, beyond its first
+ * block, @max_bytes; its bytes in *@bytes unless NULL.
+ */
+size_t rfs_blocks_run(struct rfs_fs *fs, const struct rfs_target *f,
+		      uint64_t idx, size_t max, size_t max_bytes, bool *stored,
+		      size_t *bytes);
+
+/*
  * Fetches blocks @idx.. (up to @n, stopping short of one being fetched
  * already) in one request, once for all waiters, stores them and copies
  * them to @out unless NULL. Returns how many blocks it got, or a negative

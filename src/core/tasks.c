@@ -111,18 +111,12 @@ static void report(struct progress *p, bool force)
 static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 		     size_t max, char *buf)
 {
-	uint64_t bs = fs->conf->block_size;
-	uint64_t nblocks = (f->t.reps->size + bs - 1) / bs;
-	size_t n = 1;
-
 	struct rfs_how how = { .pick = RFS_PICK_SPREAD,
 			       .deadline =
 				       rfs_mono_now() + fs->conf->read_timeout,
 			       .background = true };
+	size_t n = rfs_blocks_run(fs, &f->t, idx, max, SIZE_MAX, NULL, NULL);
 
-	while (n < max && idx + n < nblocks &&
-	       !rfs_cache_has(fs->cache, &f->t.cid, idx + n))
-		n++;
 	return rfs_blocks_fetch_retry(fs, &f->t, idx, n, buf, &how);
 }
 
@@ -135,7 +129,7 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_file *f, uint64_t idx,
 static int fill_pass(struct rfs_fs *fs, struct rfs_file *f, size_t max,
 		     char *buf, struct progress *p, bool first, size_t *fetched)
 {
-	uint64_t bs = fs->conf->block_size, idx = 0;
+	uint64_t bs = fs->bs, idx = 0;
 	int rc = 0;
 
 	*fetched = 0;
@@ -170,7 +164,7 @@ static int prefetch_file(struct rfs_fs *fs, struct rfs_cred *who,
 			 const struct rfs_did_rec *r, struct rfs_replicas *reps,
 			 struct progress *p)
 {
-	uint64_t bs = fs->conf->block_size;
+	uint64_t bs = fs->bs;
 	size_t max = CTL_RUN_BYTES / bs ? CTL_RUN_BYTES / bs : 1, fetched = 1;
 	struct rfs_file *f = NULL;
 	char *buf;
@@ -535,7 +529,7 @@ int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out)
 		return -ENOTSUP;
 	rfs_cache_stats(fs->cache, &st);
 	out->cache_dir = fs->conf->cache_dir;
-	out->block_size = fs->conf->block_size;
+	out->block_size = fs->bs;
 	out->quota = st.quota;
 	out->used = st.used;
 	out->pinned = st.pinned;

@@ -70,7 +70,7 @@ struct rfs_verifier {
 	/* fixed at creation */
 	struct rfs_cache_id cid;
 	uint64_t size;
-	uint32_t bs;
+	uint32_t bs; /* fs->bs, for the code that has only @v */
 	char adler32[9];
 	char md5[33];
 	char did[520];
@@ -230,7 +230,7 @@ static struct rfs_verifier *new_verifier(struct rfs_fs *fs,
 	pthread_cond_init(&v->cv, NULL);
 	v->cid = f->t.cid;
 	v->size = f->t.reps->size;
-	v->bs = (uint32_t)fs->conf->block_size;
+	v->bs = (uint32_t)fs->bs;
 	memcpy(v->adler32, f->t.did.adler32, sizeof(v->adler32));
 	memcpy(v->md5, f->t.did.md5, sizeof(v->md5));
 	snprintf(v->did, sizeof(v->did), "%s", f->t.didstr);
@@ -547,7 +547,7 @@ static void *worker_main(void *arg)
 {
 	struct rfs_fs *fs = arg;
 	struct rfs_verify *vp = fs->verify;
-	char *buf = rfs_cache_buf_alloc(fs->conf->block_size);
+	char *buf = rfs_cache_buf_alloc(fs->bs);
 
 	pthread_setname_np(pthread_self(), "rfs-verify");
 	pthread_mutex_lock(&fs->verify_lock);
@@ -694,7 +694,7 @@ static int sum_cached(struct rfs_fs *fs, const struct rfs_cache_id *id,
 		      uint64_t size, const char *adler32, const char *md5,
 		      char *buf, char *why, size_t len)
 {
-	uint32_t bs = (uint32_t)fs->conf->block_size, adler;
+	uint32_t bs = (uint32_t)fs->bs, adler;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int rc = md && sum_init(md, &adler) ? 0 : -ENOMEM;
 
@@ -1322,22 +1322,21 @@ bool rfs_verify_keep_pages(struct rfs_fs *fs, struct rfs_file *f)
 /* Every block of @f not cached, fetched (spread over the replicas). */
 static int fetch_all(struct rfs_fs *fs, struct rfs_file *f)
 {
-	uint64_t bs = fs->conf->block_size;
-	uint64_t nb = (f->t.reps->size + bs - 1) / bs;
+	uint64_t bs = fs->bs;
+	uint64_t nb = rfs_nblocks(fs, f->t.reps->size);
 	struct rfs_how how = { .pick = RFS_PICK_SPREAD, .background = true };
 	char *buf = rfs_cache_buf_alloc(RFS_RUN_MAX * bs);
 	int rc = buf ? 0 : -ENOMEM;
 
 	for (uint64_t i = 0; !rc && i < nb;) {
-		size_t n = 1;
+		bool stored;
+		size_t n = rfs_blocks_run(fs, &f->t, i, RFS_RUN_MAX, SIZE_MAX,
+					  &stored, NULL);
 
-		if (rfs_cache_has(fs->cache, &f->t.cid, i)) {
-			i++;
+		if (stored) {
+			i += n;
 			continue;
 		}
-		while (n < RFS_RUN_MAX && i + n < nb &&
-		       !rfs_cache_has(fs->cache, &f->t.cid, i + n))
-			n++;
 		how.deadline = rfs_mono_now() + fs->conf->read_timeout;
 		rc = rfs_blocks_fetch_retry(fs, &f->t, i, n, buf, &how);
 		i += rc > 0 ? (uint64_t)rc : 0;
@@ -1439,7 +1438,7 @@ int rfs_verify_cached(struct rfs_fs *fs, const struct rfs_cache_id *id,
 		      uint64_t size, const char *adler32, const char *md5,
 		      char *why, size_t len)
 {
-	char *buf = rfs_cache_buf_alloc(fs->conf->block_size);
+	char *buf = rfs_cache_buf_alloc(fs->bs);
 	int rc = buf ? sum_cached(fs, id, size, adler32, md5, buf, why, len)
 		     : -ENOMEM;
 

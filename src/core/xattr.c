@@ -55,7 +55,7 @@ static bool has_xattr(const struct rfs_fs *fs, const struct rfs_did_rec *r,
 static int cached_fraction(struct rfs_fs *fs, const struct rfs_did_rec *r,
 			   struct rfs_buf *out)
 {
-	uint64_t bs = rfs_cache_block_size(fs->cache), nblocks, total;
+	uint64_t nblocks, total;
 	struct rfs_cache_id id;
 	bool pinned;
 	int rc;
@@ -64,7 +64,7 @@ static int cached_fraction(struct rfs_fs *fs, const struct rfs_did_rec *r,
 	rc = rfs_cache_file_state(fs->cache, &id, &nblocks, &pinned);
 	if (rc)
 		return rc;
-	total = (r->bytes + bs - 1) / bs;
+	total = rfs_nblocks(fs, r->bytes);
 	if (nblocks > total)
 		nblocks = total;
 	return rfs_buf_printf(out, "%.3f",
