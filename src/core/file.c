@@ -17,9 +17,12 @@
 #include "util/log.h"
 #include "util/banned.h"
 
-/* What every file handle derives from its DID, once it has one. */
-static void file_ready(struct rfs_file *f, uint64_t ino, struct rfs_cred *who)
+/* What every file handle derives from its DID and replicas. */
+static int file_ready(struct rfs_fs *fs, struct rfs_file *f, uint64_t ino,
+		      struct rfs_cred *who)
 {
+	int rc = rfs_handles_new(fs, who, f->t.reps->n, &f->t.hs);
+
 	f->ino = ino;
 	f->t.who = rfs_cred_get(who);
 	rfs_cache_id_of(&f->t.cid, f->t.did.scope, f->t.did.name,
@@ -28,6 +31,7 @@ static void file_ready(struct rfs_file *f, uint64_t ino, struct rfs_cred *who)
 		 f->t.did.name);
 	pthread_mutex_init(&f->pf_lock, NULL);
 	f->pf_next = UINT64_MAX; /* no read yet: the first is not "next" */
+	return rc;
 }
 
 int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
@@ -47,8 +51,9 @@ int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
 		free(f);
 		return rc;
 	}
-	file_ready(f, rfs_ino_of(rec->scope, rec->name), who);
-	rc = rfs_verify_attach(fs, f);
+	rc = file_ready(fs, f, rfs_ino_of(rec->scope, rec->name), who);
+	if (!rc)
+		rc = rfs_verify_attach(fs, f);
 	if (rc) {
 		rfs_fs_release(fs, f);
 		return rc;
@@ -82,14 +87,15 @@ int rfs_fs_open(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		free(f);
 		return rfs_fs_errno(rc);
 	}
-	file_ready(f, ino, who);
+	rc = file_ready(fs, f, ino, who);
 	pthread_mutex_lock(&fs->open_lock);
 	f->next = fs->open_files;
 	if (f->next)
 		f->next->prev = f;
 	fs->open_files = f;
 	pthread_mutex_unlock(&fs->open_lock);
-	rc = rfs_verify_attach(fs, f);
+	if (!rc)
+		rc = rfs_verify_attach(fs, f);
 	/* verify=always: not a byte before the whole matched */
 	if (!rc && fs->conf->verify_always)
 		rc = flags & RFS_NOWAIT
@@ -175,6 +181,7 @@ void rfs_fs_release(struct rfs_fs *fs, struct rfs_file *f)
 	rfs_replicas_put(f->t.reps);
 	rfs_did_rec_release(&f->t.did);
 	rfs_cred_put(f->t.who);
+	rfs_handles_put(f->t.hs);
 	free(f);
 }
 
@@ -187,6 +194,7 @@ int rfs_target_copy(struct rfs_target *to, const struct rfs_target *from)
 	to->cid = from->cid;
 	memcpy(to->didstr, from->didstr, sizeof(to->didstr));
 	to->who = rfs_cred_get(from->who);
+	to->hs = rfs_handles_get(from->hs);
 	return 0;
 }
 
@@ -197,6 +205,7 @@ void rfs_target_release(struct rfs_fs *fs, struct rfs_target *t)
 		rfs_replicas_put(t->reps);
 	rfs_did_rec_release(&t->did);
 	rfs_cred_put(t->who);
+	rfs_handles_put(t->hs);
 	memset(t, 0, sizeof(*t));
 }
 

@@ -24,7 +24,8 @@ struct rfs_target {
 	char didstr[520];	 /* "scope:name" for the cache's records */
 	/* the whole-file check of these bytes (verify.c), NULL: none */
 	struct rfs_verifier *v;
-	struct rfs_cred *who; /* whom the bytes are fetched for */
+	struct rfs_cred *who;	/* whom the bytes are fetched for */
+	struct rfs_handles *hs; /* transport handles on its replicas, as @who */
 };
 
 /* An open file: its target, and what its reads have done. */

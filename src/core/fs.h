@@ -225,6 +225,9 @@ struct rfs_fs_stats {
 	uint64_t whole_opens;
 	uint64_t written, write_us, wait_us;
 	uint64_t matched, wrong; /* whole-file checks */
+	/* transport sessions (endpoint, identity): with files open on them,
+	 * and kept for the next */
+	size_t sessions_busy, sessions_idle;
 	bool offline;
 	size_t nendpoints;
 	struct rfs_endpoint_info endpoints[32];

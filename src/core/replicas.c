@@ -1,9 +1,10 @@
 /*
- * The read path: one file's replicas, tried in the catalogue's order from
- * the one that last answered. A replica that fails (refused, timed out,
- * HTTP error, wrong or short body) hands the same range to the next; only
- * when every replica failed does the read fail, with one log line that
- * says why for each.
+ * The replica layer: one file's replicas, ranked by speed and health and
+ * read through a transport handle each, opened at the first read as the
+ * file's opener. A replica that fails (refused, timed out, HTTP error,
+ * wrong or short body) hands the same range to the next; only when every
+ * replica failed does the read fail, with one log line that says why for
+ * each. The slow-transfer policy is here, not in the transports.
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz/cred.h"
 #include "authz/token.h"
 #include "core/core.h"
 #include "core/file.h"
@@ -62,7 +64,7 @@ static int add_source(struct rfs_fs *fs, struct rfs_replicas *r,
 	if (!raw)
 		return -ENOMEM;
 	rfs_buf_init(&url, 16384);
-	rc = rfs_url_normalize(&url, raw);
+	rc = rfs_transport_normalize(tp, &url, raw);
 	free(raw);
 	if (rc) {
 		rfs_buf_release(&url);
@@ -457,26 +459,125 @@ static void rank_sources(struct rfs_fs *fs, const struct rfs_target *f,
 	qsort(order, n, sizeof(*order), ranked_cmp);
 }
 
+struct rfs_handles {
+	unsigned refs; /* atomic */
+	struct rfs_fs *fs;
+	struct rfs_cred *who;
+	struct rfs_who tw; /* what transports see of @who */
+	/* lock guards h[]; a leaf, never held across a handle's open */
+	pthread_mutex_t lock;
+	size_t n;
+	struct rfs_tfile *h[]; /* per source, NULL until its first read */
+};
+
+/* The credential a transport presents for @arg's identity. */
+static int storage_bearer(void *arg, char **out)
+{
+	struct rfs_handles *hs = arg;
+
+	return rfs_catalog_storage_token(hs->fs->cat, out);
+}
+
+int rfs_handles_new(struct rfs_fs *fs, struct rfs_cred *who, size_t n,
+		    struct rfs_handles **out)
+{
+	struct rfs_handles *hs = calloc(1, sizeof(*hs) + n * sizeof(hs->h[0]));
+
+	*out = hs;
+	if (!hs)
+		return -ENOMEM;
+	hs->refs = 1;
+	hs->fs = fs;
+	hs->who = rfs_cred_get(who);
+	hs->tw.key = who->key;
+	hs->tw.bearer = storage_bearer;
+	hs->tw.arg = hs;
+	pthread_mutex_init(&hs->lock, NULL);
+	hs->n = n;
+	return 0;
+}
+
+struct rfs_handles *rfs_handles_get(struct rfs_handles *hs)
+{
+	if (hs)
+		__atomic_add_fetch(&hs->refs, 1, __ATOMIC_RELAXED);
+	return hs;
+}
+
+void rfs_handles_put(struct rfs_handles *hs)
+{
+	if (!hs || __atomic_sub_fetch(&hs->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	for (size_t i = 0; i < hs->n; i++)
+		rfs_transport_close_file(hs->fs->tps, hs->h[i]);
+	pthread_mutex_destroy(&hs->lock);
+	rfs_cred_put(hs->who);
+	free(hs);
+}
+
+/* The handle on source @i of @f, opened now if this is its first read. */
+static int handle_of(struct rfs_fs *fs, const struct rfs_target *f, size_t i,
+		     struct rfs_tfile **out)
+{
+	struct rfs_handles *hs = f->hs;
+	const struct rfs_source *s = &f->reps->src[i];
+	struct rfs_tfile *mine;
+	int rc;
+
+	pthread_mutex_lock(&hs->lock);
+	*out = hs->h[i];
+	pthread_mutex_unlock(&hs->lock);
+	if (*out)
+		return 0;
+	rc = rfs_transport_open_file(fs->tps, s->tp, s->url, &hs->tw, &mine);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&hs->lock);
+	if (!hs->h[i])
+		hs->h[i] = mine, mine = NULL;
+	*out = hs->h[i];
+	pthread_mutex_unlock(&hs->lock);
+	rfs_transport_close_file(fs->tps, mine); /* another opened it first */
+	return 0;
+}
+
+/* Transfers still under min_rate a second after they began are given
+ * up: connection set-up is not streaming. */
+#define SLOW_GRACE 1.0
+
+static bool fast_enough(void *arg, uint64_t got, double secs)
+{
+	const struct rfs_fs *fs = arg;
+
+	return secs < SLOW_GRACE ||
+	       (double)got / secs >= (double)fs->conf->min_rate;
+}
+
 /*
- * One attempt on source @s; counts it for the endpoint's speed. Unless
- * it is the @last hope, a transfer under min_rate is given up, and one
- * may take half of what is left of the read's time at most: a replica
+ * One attempt on source @i of @f; counts it for the endpoint's speed.
+ * Unless it is the @last hope, a transfer under min_rate is given up, and
+ * one may take half of what is left of the read's time at most: a replica
  * slower than that is left for a faster one before the read's deadline.
  */
-static ssize_t try_source(struct rfs_fs *fs, struct rfs_replicas *r,
-			  struct rfs_source *s, const char *bearer,
-			  const struct iovec *iov, int iovcnt, size_t size,
-			  uint64_t off, bool last, double deadline,
+static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
+			  size_t i, const struct iovec *iov, int iovcnt,
+			  size_t size, uint64_t off, bool last, double deadline,
 			  struct rfs_xfer_note *note)
 {
+	struct rfs_source *s = &f->reps->src[i];
 	double t0 = rfs_mono_now();
+	struct rfs_tfile *h;
 	ssize_t got;
 
-	note->min_rate = last ? 0 : fs->conf->min_rate;
+	memset(note, 0, sizeof(*note));
+	note->go_on = !last && fs->conf->min_rate ? fast_enough : NULL;
+	note->go_on_arg = fs;
 	note->deadline =
 		deadline && !last ? t0 + (deadline - t0) / 2 : deadline;
-	got = s->tp->ops->preadv(s->tp, s->url, bearer, iov, iovcnt, off,
-				 r->size, note);
+	got = handle_of(fs, f, i, &h);
+	if (!got)
+		got = rfs_transport_preadv(h, iov, iovcnt, off, f->reps->size,
+					   note);
 
 	rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
 		     got == (ssize_t)size ? 0
@@ -512,12 +613,10 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 	struct rfs_replicas *r = f->reps;
 	size_t size = rfs_iov_len(iov, iovcnt), n = 0, i;
 	struct ranked *order = NULL;
-	char *bearer = NULL;
 	char why[2048] = "";
-	struct rfs_xfer_note note;
+	struct rfs_xfer_note note = { 0 };
 	ssize_t got = -EIO;
 	double t0;
-	int rc;
 
 	if (r->n == 0) {
 		rfs_log_limited(LOG_ERR, "offline-miss",
@@ -526,21 +625,16 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 				f->did.scope, f->did.name);
 		return -EIO;
 	}
-	rc = rfs_catalog_storage_token(fs->cat, &bearer);
-	if (rc)
-		return rc;
 	order = try_order(fs, f, how, &n);
-	if (!order) {
-		rfs_token_free(bearer);
+	if (!order)
 		return -ENOMEM;
-	}
 	for (i = 0; i < n; i++) {
 		struct rfs_source *s = &r->src[order[i].idx];
 
 		if (how->deadline && rfs_mono_now() >= how->deadline)
 			break;
 		t0 = rfs_mono_now();
-		got = try_source(fs, r, s, bearer, iov, iovcnt, size, off,
+		got = try_source(fs, f, order[i].idx, iov, iovcnt, size, off,
 				 i + 1 == n, how->deadline, &note);
 		if (got == (ssize_t)size) {
 			__atomic_store_n(&r->preferred, order[i].idx,
@@ -560,7 +654,6 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 		got = -ETIMEDOUT;
 	}
 	free(order);
-	rfs_token_free(bearer);
 	if (got < 0 || why[0])
 		log_outcome(&f->did, off, size, n, got < 0, why);
 	return got;

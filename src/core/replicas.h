@@ -14,6 +14,7 @@
 
 struct rfs_cred;
 struct rfs_fs;
+struct rfs_handles;
 struct rfs_target;
 struct rfs_transport;
 
@@ -89,5 +90,15 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 			   const struct rfs_source **served);
 /* The URLs in try order, one per line. */
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
+
+/*
+ * The transport handles on a file's @n replicas, each opened at its first
+ * read, for @who: made with an open file, shared (counted) with its
+ * read-ahead jobs, closed with the last of them.
+ */
+int rfs_handles_new(struct rfs_fs *fs, struct rfs_cred *who, size_t n,
+		    struct rfs_handles **out);
+struct rfs_handles *rfs_handles_get(struct rfs_handles *h);
+void rfs_handles_put(struct rfs_handles *h);
 
 #endif

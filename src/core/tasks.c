@@ -546,6 +546,8 @@ int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out)
 	out->staged = st.staged;
 	out->offline = rfs_catalog_offline(fs->cat);
 	rfs_verify_counts(fs, &out->matched, &out->wrong);
+	rfs_transports_sessions(fs->tps, &out->sessions_busy,
+				&out->sessions_idle);
 	pthread_mutex_lock(&fs->stats_lock);
 	out->net_bytes = fs->net_bytes;
 	out->whole_opens = fs->whole_opens;

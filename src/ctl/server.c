@@ -140,6 +140,10 @@ static json_t *status_json(struct rfs_fs *fs)
 				      (json_int_t)st.matched, "wrong",
 				      (json_int_t)st.wrong));
 	json_object_set_new(o, "staged", json_integer((json_int_t)st.staged));
+	json_object_set_new(o, "sessions",
+			    json_pack("{s:I,s:I}", "busy",
+				      (json_int_t)st.sessions_busy, "idle",
+				      (json_int_t)st.sessions_idle));
 	return o;
 }
 

@@ -392,6 +392,9 @@ static void print_status(json_t *s)
 	       "not\n",
 	       (long long)num(json_object_get(s, "checksums"), "matched"),
 	       (long long)num(json_object_get(s, "checksums"), "wrong"));
+	printf("sessions      %lld with open files, %lld kept for the next\n",
+	       (long long)num(json_object_get(s, "sessions"), "busy"),
+	       (long long)num(json_object_get(s, "sessions"), "idle"));
 	printf("catalogue     %s\n", json_is_true(json_object_get(s, "offline"))
 					     ? "offline"
 					     : "online");

@@ -9,6 +9,11 @@
  * curl: each hop's host is checked against the connection policy
  * (util/net.h) before any connection, each address before connect(),
  * and the bearer token goes with a hop only when the policy allows it.
+ *
+ * Sessions hold nothing here: a bearer token rides on each request, never
+ * on a connection, so identities share curl's pool of kept-alive
+ * connections safely, and the token is asked for only when a hop may
+ * carry it (never for plain http).
  */
 #include "config.h"
 
@@ -51,7 +56,9 @@ struct sink {
 	size_t want;
 	size_t got;
 	bool overflow;
-	uint64_t min_rate; /* bytes/s; 0: any rate will do */
+	/* the read path's slow-transfer policy (rfs_xfer_note) */
+	bool (*go_on)(void *arg, uint64_t got, double secs);
+	void *go_on_arg;
 	bool too_slow;
 	double deadline; /* rfs_mono_now(); 0: none */
 	bool past_deadline;
@@ -59,9 +66,6 @@ struct sink {
 	bool junk;   /* not 200/206: the body is dropped */
 	size_t junk_len;
 };
-
-/* Judged only after this long: connection set-up is not streaming. */
-#define SLOW_GRACE_US 1000000
 
 static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
@@ -77,11 +81,10 @@ static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 		s->past_deadline = true;
 		return 1;
 	}
-	if (!s->min_rate ||
-	    curl_easy_getinfo(s->h, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK ||
-	    us < SLOW_GRACE_US)
+	if (!s->go_on ||
+	    curl_easy_getinfo(s->h, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
 		return 0;
-	if ((double)dlnow * 1e6 / (double)us >= (double)s->min_rate)
+	if (s->go_on(s->go_on_arg, (uint64_t)dlnow, (double)us / 1e6))
 		return 0;
 	s->too_slow = true;
 	return 1; /* aborts: another replica will do better */
@@ -388,9 +391,9 @@ static int do_get(struct http_transport *t, struct hop *hop,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, hdrs);
 	s->h = h;
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS,
-			 s->min_rate || s->deadline ? 0L : 1L);
+			 s->go_on || s->deadline ? 0L : 1L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION,
-			 s->min_rate || s->deadline ? progress_cb : NULL);
+			 s->go_on || s->deadline ? progress_cb : NULL);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, s);
 	if (s->deadline) /* also while connecting, when no callback runs */
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, deadline_ms(s));
@@ -423,7 +426,9 @@ static int do_get(struct http_transport *t, struct hop *hop,
 /* What a transfer keeps across its hops. */
 struct xfer {
 	struct http_transport *t;
-	const char *bearer;
+	const struct rfs_who *who;
+	char *bearer; /* asked of @who once a hop may carry it */
+	bool asked;
 	uint64_t off;
 	size_t len;
 	struct sink *s;
@@ -449,12 +454,15 @@ static int one_hop(struct xfer *x, const char *url, int n, long *status,
 	    snprintf(x->origin, sizeof(x->origin), "%s", hop.host) >=
 		    (int)sizeof(x->origin))
 		rc = -ENAMETOOLONG;
-	if (!rc) {
-		token = x->bearer && rfs_netpol_token_ok(&x->t->pol, x->origin,
-							 hop.host, hop.tls);
+	token = !rc && x->who && x->who->bearer &&
+		rfs_netpol_token_ok(&x->t->pol, x->origin, hop.host, hop.tls);
+	if (token && !x->asked) {
+		x->asked = true;
+		rc = x->who->bearer(x->who->arg, &x->bearer);
+	}
+	if (!rc)
 		rc = set_headers(&headers, x->off, x->len,
 				 token ? x->bearer : NULL);
-	}
 	sink_restart(x->s);
 	if (!rc)
 		rc = do_get(x->t, &hop, headers, x->s, x->hdrs, status, next);
@@ -465,19 +473,19 @@ static int one_hop(struct xfer *x, const char *url, int n, long *status,
 	return rc;
 }
 
-static ssize_t http_preadv(struct rfs_transport *base, const char *url,
-			   const char *bearer, const struct iovec *iov,
-			   int iovcnt, uint64_t off, uint64_t file_size,
-			   struct rfs_xfer_note *note)
+static ssize_t http_preadv(struct rfs_transport *base, struct rfs_tfile *f,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   uint64_t file_size, struct rfs_xfer_note *note)
 {
 	struct rfs_http_hdr cr = { .name = "Content-Range" };
 	struct rfs_http_hdrs hdrs = { &cr, 1 };
 	struct sink s = { .iov = iov,
 			  .iovcnt = iovcnt,
-			  .min_rate = note->min_rate,
+			  .go_on = note->go_on,
+			  .go_on_arg = note->go_on_arg,
 			  .deadline = note->deadline };
 	struct xfer x = { .t = (struct http_transport *)base,
-			  .bearer = bearer,
+			  .who = f->who,
 			  .off = off,
 			  .len = rfs_iov_len(iov, iovcnt),
 			  .s = &s,
@@ -489,11 +497,11 @@ static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 
 	note->target[0] = note->why[0] = '\0';
 	note->got = 0;
-	note->past_deadline = false;
+	note->past_deadline = note->given_up = false;
 	if (x.len == 0)
 		return 0;
 	s.want = x.len;
-	rc = real_url(url, cur, sizeof(cur));
+	rc = real_url(f->url, cur, sizeof(cur));
 	for (n = 0; !rc; n++) {
 		rc = one_hop(&x, cur, n, &status, next);
 		if (rc || !next[0])
@@ -510,19 +518,32 @@ static ssize_t http_preadv(struct rfs_transport *base, const char *url,
 		rc = check_answer(status, &cr, &s, off, file_size);
 	note->got = s.got;
 	note->past_deadline = s.past_deadline;
+	note->given_up = s.too_slow;
+	if (x.bearer) {
+		rfs_wipe(x.bearer, strlen(x.bearer));
+		free(x.bearer);
+	}
 	return rc ? rc : (ssize_t)x.len;
 }
 
 static const char *const http_schemes[] = { "https", "davs", "http", "dav",
 					    NULL };
 
+/* A PFN may hold what a URL may not (spaces, '#', UTF-8): encoded. */
+static int http_normalize(struct rfs_buf *out, const char *pfn)
+{
+	return rfs_url_normalize(out, pfn);
+}
+
 const struct rfs_transport_ops rfs_http_transport_ops = {
 	.name = "http",
 	.schemes = http_schemes,
+	.caps = RFS_TP_TLS,
 	.global_init = rfs_http_global_init,
 	.global_cleanup = rfs_http_global_cleanup,
 	.version = rfs_http_version,
 	.open = http_open,
+	.normalize = http_normalize,
 	.preadv = http_preadv,
 	.close = http_close,
 };

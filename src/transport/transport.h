@@ -12,23 +12,44 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct rfs_buf;
 struct rfs_conf;
 struct rfs_transport;
+struct rfs_tsession;
+
+/*
+ * Whom a transport reads for, borrowed for as long as a file handle
+ * opened with it lives. Transports know no identity object: a key that
+ * names the identity (sessions are kept per endpoint and key, so two
+ * identities never share a logged-in connection) and a way to get the
+ * credential to present, asked for when one is needed.
+ */
+struct rfs_who {
+	const char *key;
+	/* the bearer token to present now, a string the caller wipes and
+	 * frees; *out NULL: present none. 0 or a negative errno. */
+	int (*bearer)(void *arg, char **out);
+	void *arg;
+};
 
 /*
  * One transfer: the limits the read path sets (a transport honours them
  * whatever its protocol), and what it tells the log beyond its errno.
  */
 struct rfs_xfer_note {
-	/* in: a transfer still under this many bytes/s after a second of
-	 * it is given up with -ETIMEDOUT (0: never) */
-	uint64_t min_rate;
 	/* in: rfs_mono_now() by which it ends, or is given up with
-	 * -ETIMEDOUT (0: none) */
+	 * -ETIMEDOUT (0: none); also while connecting */
 	double deadline;
-	/* out: body bytes received, and whether the deadline cut it */
+	/* in: the read path's slow-transfer policy: asked about once a
+	 * second with the body bytes so far and the seconds since the
+	 * transfer began; false gives it up with -ETIMEDOUT (NULL: never) */
+	bool (*go_on)(void *arg, uint64_t got, double secs);
+	void *go_on_arg;
+	/* out: body bytes received, and whether the deadline cut it or the
+	 * policy gave it up */
 	uint64_t got;
 	bool past_deadline;
+	bool given_up;
 	/* out: the redirect target last followed, without its query; "" if
 	 * none */
 	char target[512];
@@ -37,9 +58,43 @@ struct rfs_xfer_note {
 	char why[192];
 };
 
+/* What a transport can do, for the read path to choose how to ask. */
+enum {
+	/* several discontiguous ranges in one request (xrootd readv,
+	 * HTTP multi-range) */
+	RFS_TP_VECTOR = 1u << 0,
+	/* it can talk TLS, so a bearer token may go with it */
+	RFS_TP_TLS = 1u << 1,
+};
+
 /*
- * A transport's life, in the daemon's start-up order (every hook but
- * open, preadv and close may be NULL):
+ * A session: what a transport keeps per (endpoint, identity), shared by
+ * every file handle of that pair (a logged-in xrootd connection). The
+ * registry finds or makes one for each open_file and keeps it a while
+ * when unused.
+ */
+struct rfs_tsession {
+	struct rfs_transport *tp;
+	char endpoint[264]; /* "scheme://host:port", as the URL spelled it */
+	char key[96];	    /* rfs_who.key */
+	void *priv;	    /* the transport's own */
+	/* the registry's, under its lock */
+	unsigned refs;
+	int state; /* 0: opening, 1: ready, < 0: its open failed */
+	double idle_since;
+	struct rfs_tsession *next;
+};
+
+/* One replica file opened for reading through its session. */
+struct rfs_tfile {
+	struct rfs_tsession *sess;
+	char *url;		   /* as the transport normalised it */
+	const struct rfs_who *who; /* borrowed: outlives the handle */
+	void *priv;		   /* the transport's own (an xrootd fhandle) */
+};
+
+/*
+ * A transport's life, in the daemon's start-up order:
  *   global_init    once per process, before anything else of it runs and
  *                  while the process has one thread (libraries' global
  *                  state: curl_global_init);
@@ -47,37 +102,50 @@ struct rfs_xfer_note {
  *                  no threads (fuse_daemonize forks; they would be lost);
  *   start          after daemonizing: threads may start here (an I/O
  *                  thread, a library's callbacks); one that fails is
- *                  logged, and its preadv must then fail every read;
- *   preadv         from any thread, once started;
- *   close          at unmount, after every read has returned;
+ *                  logged, and its reads must then fail;
+ *   session_open, open_file, preadv, close_file, session_close
+ *                  from any thread, once started;
+ *   close          at unmount, after every file handle is closed;
  *   global_cleanup once, after every transport is closed.
+ * Only open and preadv are required.
  */
 struct rfs_transport_ops {
 	const char *name;
 	const char *const *schemes; /* NULL-terminated, e.g. "https" */
+	unsigned caps;		    /* RFS_TP_* */
 	int (*global_init)(void);
 	void (*global_cleanup)(void);
 	/* its library and version for --version, e.g. "libcurl/7.88.1" */
 	const char *(*version)(void);
 	int (*open)(struct rfs_transport **out, const struct rfs_conf *conf);
 	int (*start)(struct rfs_transport *t);
+	/* A catalogue PFN as this transport wants to be handed it (HTTP
+	 * percent-encodes what a URL may not hold); NULL: as it is. */
+	int (*normalize)(struct rfs_buf *out, const char *pfn);
+	/* @s->endpoint and @s->key are set; fills @s->priv (a login). May
+	 * wait on the network: the registry holds no lock meanwhile. */
+	int (*session_open)(struct rfs_transport *t, struct rfs_tsession *s,
+			    const struct rfs_who *who);
+	void (*session_close)(struct rfs_transport *t, struct rfs_tsession *s);
+	/* @f->sess, url and who are set; fills @f->priv (a remote open). */
+	int (*open_file)(struct rfs_transport *t, struct rfs_tfile *f);
 	/*
 	 * Reads the bytes at @off of a file of @file_size bytes into the
 	 * @iovcnt buffers of @iov, in order, in one request: a run of cache
 	 * blocks crosses the network once, each into its own buffer. The
 	 * caller clamps, so off + their total <= file_size. Returns the
 	 * total, or a negative errno: a wrong, short or long answer is an
-	 * error, never a partial count. @bearer (may be NULL) is borrowed.
-	 * The limits in @note (min_rate, deadline) are honoured, so another
-	 * replica can take the range. Redirects are followed by the
-	 * transport itself, each hop checked against the connection policy
-	 * and given the token only when allowed; @note says where the last
-	 * one went, why a hop was refused, and how much came.
+	 * error, never a partial count. The limits in @note (deadline,
+	 * go_on) are honoured, so another replica can take the range.
+	 * Redirects are followed by the transport itself, each hop checked
+	 * against the connection policy and given the credential only when
+	 * allowed; @note says where the last one went, why a hop was
+	 * refused, and how much came.
 	 */
-	ssize_t (*preadv)(struct rfs_transport *t, const char *url,
-			  const char *bearer, const struct iovec *iov,
-			  int iovcnt, uint64_t off, uint64_t file_size,
-			  struct rfs_xfer_note *note);
+	ssize_t (*preadv)(struct rfs_transport *t, struct rfs_tfile *f,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  uint64_t file_size, struct rfs_xfer_note *note);
+	void (*close_file)(struct rfs_transport *t, struct rfs_tfile *f);
 	void (*close)(struct rfs_transport *t);
 };
 
@@ -119,6 +187,27 @@ const char *rfs_transports_scheme(size_t i);
 /* The transport for @url's scheme, or NULL if none serves it. */
 struct rfs_transport *rfs_transports_find(struct rfs_transports *ts,
 					  const char *url);
+
+/* @pfn as @t wants it into @out (appended). */
+int rfs_transport_normalize(const struct rfs_transport *t, struct rfs_buf *out,
+			    const char *pfn);
+
+/*
+ * A handle on @url (normalised for @t) for @who, through the session of
+ * (its endpoint, who->key), made if there is none. Several threads may
+ * open handles at once; one session is opened once for all of them.
+ */
+int rfs_transport_open_file(struct rfs_transports *ts, struct rfs_transport *t,
+			    const char *url, const struct rfs_who *who,
+			    struct rfs_tfile **out);
+ssize_t rfs_transport_preadv(struct rfs_tfile *f, const struct iovec *iov,
+			     int iovcnt, uint64_t off, uint64_t file_size,
+			     struct rfs_xfer_note *note);
+/* Closes the handle; its session stays a while for the next one. */
+void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f);
+/* Sessions in use and kept (for status). */
+void rfs_transports_sessions(struct rfs_transports *ts, size_t *busy,
+			     size_t *idle);
 
 extern const struct rfs_transport_ops rfs_http_transport_ops;
 

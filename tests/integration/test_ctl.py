@@ -317,3 +317,24 @@ def test_unmount_during_a_prefetch_is_clean(lake41, mount_factory):
     assert time.time() - t < 10
     out, err = p.communicate(timeout=10)
     assert p.returncode != 0
+
+
+def test_reads_go_through_one_session_per_endpoint(lake41, mount_factory):
+    """A transport session per (endpoint, identity): files open on one
+    endpoint share it, and it is kept when they close, for the next."""
+    m = mount_factory(lake41, "rse_expression=NGINX_DISK")
+    d, files = dataset_of(lake41, lo=2)
+    assert status(m)["sessions"] == {"busy": 0, "idle": 0}
+    handles = [open(find_path(m, f), "rb") for f in files[:2]]
+    try:
+        for fh, f in zip(handles, files):
+            assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
+        assert status(m)["sessions"] == {"busy": 1, "idle": 0}
+    finally:
+        for fh in handles:
+            fh.close()
+    # RELEASE reaches the daemon after close() returns
+    wait_until(lambda: status(m)["sessions"] == {"busy": 0, "idle": 1},
+               "the session is kept once its files are closed")
+    assert "sessions      0 with open files, 1 kept" in \
+        ctl("-m", m.dir, "status").stdout

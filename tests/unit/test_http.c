@@ -326,8 +326,10 @@ static void unreachable_child(void)
 	rc = get_errno("http://127.0.0.1:9/", &curlcode, &down);
 	rfs_conf_init(&conf);
 	if (rfs_http_transport_ops.open(&tp, &conf) == 0) {
-		got = rfs_http_transport_ops.preadv(tp, "http://127.0.0.1:9/x",
-						    NULL, &iov, 1, 0, 16,
+		char url[] = "http://127.0.0.1:9/x";
+		struct rfs_tfile f = { .url = url };
+
+		got = rfs_http_transport_ops.preadv(tp, &f, &iov, 1, 0, 16,
 						    &note);
 		rfs_http_transport_ops.close(tp);
 	}
