@@ -18,7 +18,10 @@
 struct rfs_token_source {
 	char *env_token; /* $BEARER_TOKEN at start, wiped on free */
 	char *files[3];	 /* candidate files, in discovery order */
-	char where[320];
+	/* the last source that gave a token: "$BEARER_TOKEN" or one of
+	 * files[], which live as long as @ts; read and set atomically, as
+	 * any thread may find a token while another logs where it was */
+	const char *where;
 	char *forbidden; /* the mountpoint: no token file may be in it */
 
 	/* protects the cache below; never held during file I/O, so a slow
@@ -370,8 +373,8 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 	ts->cached = copy;
 	ts->cached_st = st;
 	ts->cached_idx = copy ? i : -1;
-	snprintf(ts->where, sizeof(ts->where), "%s", ts->files[i]);
 	pthread_mutex_unlock(&ts->lock);
+	__atomic_store_n(&ts->where, ts->files[i], __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -383,7 +386,8 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 	if (ts->env_token) {
 		rc = dup_clean(ts->env_token, out);
 		if (rc != -ENOENT) {
-			snprintf(ts->where, sizeof(ts->where), "$BEARER_TOKEN");
+			__atomic_store_n(&ts->where, "$BEARER_TOKEN",
+					 __ATOMIC_RELEASE);
 			return rc;
 		}
 	}
@@ -397,12 +401,14 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 
 const char *rfs_token_source_where(struct rfs_token_source *ts)
 {
-	if (!ts->where[0]) {
+	const char *where = __atomic_load_n(&ts->where, __ATOMIC_ACQUIRE);
+
+	if (!where) {
 		if (ts->env_token)
 			return "$BEARER_TOKEN";
 		return ts->files[0] ? ts->files[0] : "(none)";
 	}
-	return ts->where;
+	return where;
 }
 
 int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir)

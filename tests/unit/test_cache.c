@@ -24,6 +24,7 @@
 #include <lmdb.h>
 
 #include "cache/cache.h"
+#include "cache/cache_int.h"
 #include "unit.h"
 
 #define KIB 1024u
@@ -233,6 +234,62 @@ static uint32_t ref_adler32(uint32_t adler, const unsigned char *p, size_t len)
 	return (uint32_t)(b << 16 | a);
 }
 
+#define FIRST_THREADS 16
+#define FIRST_LEN (64 * 1024)
+
+struct first_use {
+	pthread_barrier_t *go;
+	const unsigned char *buf;
+	uint32_t crc;
+};
+
+static void *first_use_main(void *arg)
+{
+	struct first_use *u = arg;
+
+	pthread_barrier_wait(u->go);
+	u->crc = rfs_crc32c_portable(0, u->buf, FIRST_LEN);
+	return NULL;
+}
+
+/*
+ * The portable CRC's table is built at first use: threads that all come
+ * at once must each get the right value, and (under ThreadSanitizer) none
+ * may read the table while another writes it. Runs before anything else
+ * uses that path.
+ */
+static void test_crc32c_first_use(void)
+{
+	struct first_use u[FIRST_THREADS];
+	pthread_t th[FIRST_THREADS];
+	unsigned char *buf = malloc(FIRST_LEN);
+	pthread_barrier_t go;
+	uint32_t want;
+	int started = 0;
+
+	if (!buf || pthread_barrier_init(&go, NULL, FIRST_THREADS)) {
+		CHECK(!"first use: no buffer or barrier");
+		free(buf);
+		return;
+	}
+	fill(buf, FIRST_LEN, 5, 5);
+	want = ref_crc32c(0, buf, FIRST_LEN);
+	for (int i = 0; i < FIRST_THREADS; i++) {
+		u[i] = (struct first_use){ &go, buf, 0 };
+		started += pthread_create(&th[i], NULL, first_use_main,
+					  &u[i]) == 0;
+	}
+	/* a thread that did not start would leave the others at the
+	 * barrier: nothing to join then, the alarm ends the test */
+	CHECK_INT(started, FIRST_THREADS);
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_U64(u[i].crc, want);
+	}
+	pthread_barrier_destroy(&go);
+	free(buf);
+}
+
 static void test_crc32c(void)
 {
 	static const size_t lens[] = { 0,    1,	   3,	 7,    8,    9,
@@ -268,6 +325,11 @@ static void test_crc32c(void)
 		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
 			CHECK_U64(rfs_crc32c(0, buf + off, lens[i]),
 				  ref_crc32c(0, buf + off, lens[i]));
+	/* and the path of CPUs without it, on this one too */
+	for (off = 0; off < 8; off++)
+		for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+			CHECK_U64(rfs_crc32c_portable(7, buf + off, lens[i]),
+				  ref_crc32c(7, buf + off, lens[i]));
 
 	/* Long buffers run in three lanes joined by shifts: a block's worth
 	 * and odd sizes around it match the bytewise definition, each twice
@@ -2313,6 +2375,7 @@ int main(void)
 	if (child_counts == MAP_FAILED)
 		child_counts = NULL;
 
+	test_crc32c_first_use();
 	test_crc32c();
 	test_adler32();
 	test_id_of();

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -503,6 +504,64 @@ static void test_inside_mount(void)
 	free(mnt);
 }
 
+#define WHERE_THREADS 8
+#define WHERE_ROUNDS 2000
+
+struct where_worker {
+	struct rfs_token_source *ts;
+	pthread_t th;
+	int bad; /* wrong tokens or places: CHECK is not thread-safe */
+};
+
+static void *where_main(void *arg)
+{
+	struct where_worker *w = arg;
+
+	for (int i = 0; i < WHERE_ROUNDS; i++) {
+		char *t = NULL;
+
+		if (rfs_token_source_get(w->ts, &t) || !t ||
+		    strcmp(t, "from-env"))
+			w->bad++;
+		rfs_token_free(t);
+		if (strcmp(rfs_token_source_where(w->ts), "$BEARER_TOKEN"))
+			w->bad++;
+	}
+	return NULL;
+}
+
+/*
+ * Any thread may fetch a token while another logs where it came from:
+ * both at once, from many threads, give the right answers (and, under
+ * ThreadSanitizer, race on nothing).
+ */
+static void test_where_threads(void)
+{
+	struct where_worker w[WHERE_THREADS];
+	struct rfs_token_source *ts = NULL;
+	int started = 0;
+
+	clear_env();
+	setenv("BEARER_TOKEN", "from-env", 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	if (!ts)
+		goto out;
+	for (int i = 0; i < WHERE_THREADS; i++) {
+		w[i] = (struct where_worker){ ts, 0, 0 };
+		started +=
+			pthread_create(&w[i].th, NULL, where_main, &w[i]) == 0;
+	}
+	CHECK_INT(started, WHERE_THREADS);
+	for (int i = 0; i < WHERE_THREADS; i++) {
+		if (i < started)
+			pthread_join(w[i].th, NULL);
+		CHECK_INT(w[i].bad, 0);
+	}
+out:
+	rfs_token_source_free(ts);
+	clear_env();
+}
+
 int main(void)
 {
 	char tmp_bt[64];
@@ -520,6 +579,7 @@ int main(void)
 		test_unsafe_files();
 		test_discovery();
 		test_inside_mount();
+		test_where_threads();
 	}
 	unit_rmtree(tmpdir);
 	free(tmpdir);
