@@ -489,6 +489,9 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 /* A 401 means the token expired early or was revoked: refresh once. */
 static void invalidate_token(struct rfs_catalog *cat, unsigned gen)
 {
+	/* a token file may hold a new one already: look now, not in 1 s */
+	if (cat->tokens)
+		rfs_token_source_stale(cat->tokens);
 	pthread_mutex_lock(&cat->lock);
 	if (cat->generation == gen)
 		cat->renew_at = 0;
