@@ -1,6 +1,7 @@
 """Talking to the catalogue: authentication, failures, limits."""
 import errno
 import os
+import re
 import subprocess
 import time
 
@@ -167,6 +168,58 @@ def test_userpass_token_renewed(lake41, mount_factory):
         os.listdir(m.path(s))
     logins1 = userpass_logins(lake41)
     assert logins1 > logins0
+
+
+def after(lines, i, what):
+    """The index of the first line past @i that holds @what."""
+    for j in range(i + 1, len(lines)):
+        if what in lines[j]:
+            return j
+    raise AssertionError("no %r after line %d:\n%s" %
+                         (what, i, "\n".join(lines[i + 1:])[-3000:]))
+
+
+def test_401_and_login_in_the_debug_log(lake41, mount_factory):
+    m = mount_factory(lake41, args=("-d",))
+    scopes = os.listdir(m.dir)
+    lines = m.logtext().splitlines()
+    first = after(lines, -1, "logged in as 'alice'")
+    lake41.admin("POST", "expire_tokens")
+    for s in scopes:  # not listed yet: each asks the catalogue
+        os.listdir(m.path(s))
+    lines = m.logtext().splitlines()
+    i = after(lines, first, "HTTP 401")
+    assert "logging in again" in lines[i], lines[i]
+    j = after(lines, i, "logged in as 'alice'")
+    assert "renewal in" in lines[j]
+    text = "\n".join(lines)
+    # the emulator's tokens are ACCOUNT-IDENTITY-APPID-HEX
+    assert not re.search(r"alice-\S*[0-9a-f]{32}", text)
+    assert "alice-secret" not in text
+
+
+def test_401_and_new_bearer_token_in_the_debug_log(lake41, mount_factory,
+                                                   tmp_path):
+    tok = tmp_path / "token"
+    old = lake41.issuer.mint("alice", lifetime=3600)
+    tok.write_text(old + "\n")
+    os.chmod(tok, 0o600)
+    m = mount_factory(lake41, "token_file=" + str(tok), args=("-d",),
+                      cfg_kw={"auth_type": "oidc"})
+    scopes = os.listdir(m.dir)
+    new = lake41.issuer.mint("alice", lifetime=3600)
+    tok.write_text(new + "\n")
+    lake41.admin("POST", "expire_tokens")
+    for s in scopes:
+        os.listdir(m.path(s))
+    lines = m.logtext().splitlines()
+    i = after(lines, -1, "HTTP 401")
+    assert "looking for a new bearer token" in lines[i], lines[i]
+    j = after(lines, i, "bearer token from " + str(tok))
+    assert "HTTP 200" in lines[after(lines, j, "catalogue: GET")]
+    text = "\n".join(lines)
+    for t in (old, new):
+        assert t not in text and t.split(".")[2] not in text
 
 
 def test_oidc_token_file_reread(lake41, mount_factory, tmp_path):
