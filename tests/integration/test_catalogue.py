@@ -320,15 +320,18 @@ def test_parallel_accesses_share_one_timeout(lake41, mount_factory):
     f, d, other = fault_dataset(lake41)
     did = os.getxattr(m.path(d), "user.rucio.did").decode()
     scope, name = did.split(":", 1)
-    lake41.set_fault("/dids/%s/%s/dids" % (scope, name), "hang")
-    took = []
+    fid = lake41.set_fault("/dids/%s/%s/dids" % (scope, name), "hang")
+    took, errs = [], []
+    go = threading.Barrier(5)
 
     def one():
+        go.wait()
         t = time.time()
         try:
             os.listdir(m.path(d))
-        except OSError:
-            pass
+            errs.append(None)
+        except OSError as e:
+            errs.append(e.errno)
         took.append(time.time() - t)
 
     try:
@@ -337,7 +340,12 @@ def test_parallel_accesses_share_one_timeout(lake41, mount_factory):
             t.start()
         for t in ts:
             t.join()
+        hits = [x["hits"] for x in lake41.admin("GET", "faults")
+                if x["id"] == fid]
     finally:
         lake41.clear_faults()
-    # one fetch, one timeout (about io_timeout), shared by all five
+    # one fetch reached the hanging catalogue, and its timeout (about
+    # io_timeout) was every access's answer: EIO, not a listing
+    assert hits == [1], hits
+    assert errs == [errno.EIO] * 5, errs
     assert max(took) < 6, took
