@@ -1430,8 +1430,8 @@ static void test_full_disk(const char *dir)
 
 	if (mkdir(dir, 0700) ||
 	    mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m")) {
-		printf("# skip: full disk (cannot mount a tmpfs: %s)\n",
-		       strerror(errno));
+		UNIT_SKIP("full disk (cannot mount a tmpfs: %s)",
+			  strerror(errno));
 		return;
 	}
 	cache = path_in(dir, "cache");
@@ -2283,7 +2283,7 @@ static void test_whole(const char *dir)
 	if (!c)
 		return;
 	if (setxattr(dir, "user.probe", "1", 1, 0) && errno == ENOTSUP) {
-		printf("# skip: whole files (no user xattrs here)\n");
+		UNIT_SKIP("whole files (no user xattrs here)");
 		rfs_cache_close(c);
 		return;
 	}

@@ -427,8 +427,8 @@ static void test_discovery(void)
 		CHECK_INT(rc, 0);
 		CHECK_STR(v, "tokenLATE");
 	} else {
-		printf("# skipped: /tmp/bt_u%u exists on this machine\n",
-		       (unsigned)geteuid());
+		UNIT_SKIP("/tmp/bt_u%u exists on this machine",
+			  (unsigned)geteuid());
 	}
 	rfs_token_source_free(ts);
 	ts = NULL;
