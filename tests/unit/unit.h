@@ -16,18 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Checks for undefined behaviour only mean something under the sanitizers. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNIT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNIT_SANITIZED 1
-#endif
-#endif
-#ifndef UNIT_SANITIZED
-#define UNIT_SANITIZED 0
-#endif
-
 static int unit_failed;
 static int unit_count;
 static int unit_skipped;
