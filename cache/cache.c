@@ -622,22 +622,20 @@ static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* A read of @len bytes of @id served: counted, and the file used. */
-static void hit(struct rfs_cache *c, const struct rfs_cache_id *id, size_t len)
+void rfs_cache_count_reads(struct rfs_cache *c, uint64_t hits,
+			   uint64_t hit_bytes, uint64_t misses)
 {
 	pthread_mutex_lock(&c->lock);
-	c->st.hits++;
-	c->st.hit_bytes += len;
-	touch_locked(c, id);
+	c->st.hits += hits;
+	c->st.hit_bytes += hit_bytes;
+	c->st.misses += misses;
 	pthread_mutex_unlock(&c->lock);
 }
 
-void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt)
+void rfs_cache_count_corrupt(struct rfs_cache *c)
 {
 	pthread_mutex_lock(&c->lock);
-	c->st.misses++;
-	if (corrupt)
-		c->st.corrupt++;
+	c->st.corrupt++;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -717,8 +715,8 @@ static int read_pages(struct rfs_cache *c, const struct rfs_cache_id *id,
 }
 
 /*
- * As rfs_cache_get_part; a @peek (a whole-file check) counts no hit and
- * leaves a staged block to the reader it was staged for.
+ * As rfs_cache_get_part; a @peek (a whole-file check) marks no use of the
+ * file and leaves a staged block to the reader it was staged for.
  */
 static int get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 		    uint64_t idx, size_t blen, size_t off, void *buf, size_t n,
@@ -739,7 +737,7 @@ static int get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 		rc = rfs_cache_stage_get(c, id, idx, blen, off, buf, n);
 	/* a warm stream reads from staging: its file is in use */
 	if (rc == 1 && !peek)
-		hit(c, id, n);
+		touch(c, id);
 	if (rc)
 		return rc == 1 ? 0 : rc;
 	/* whole pages are read and checked; the caller's part copied */
@@ -761,12 +759,10 @@ static int get_part(struct rfs_cache *c, const struct rfs_cache_id *id,
 	 * cannot be opened now (-EIO: out of descriptors, say) is kept. */
 	if (had_header && (rc == -ENOENT || rc == -EBADMSG))
 		rfs_cache_drop_block(c, id, idx);
-	if (peek)
-		return rc;
-	if (rc == 0)
-		hit(c, id, n);
-	else
-		rfs_cache_count_miss(c, rc == -EBADMSG);
+	if (rc == -EBADMSG)
+		rfs_cache_count_corrupt(c);
+	if (rc == 0 && !peek)
+		touch(c, id);
 	return rc;
 }
 

@@ -58,12 +58,12 @@ struct rfs_cache_stats {
 	uint64_t used;	 /* block bytes stored */
 	uint64_t pinned; /* block bytes of pinned files */
 	uint64_t files;
-	uint64_t hits;
-	uint64_t misses;
-	uint64_t hit_bytes;
-	uint64_t corrupt; /* blocks dropped for a bad checksum */
-	uint64_t evicted; /* bytes evicted */
-	uint64_t dropped; /* blocks that could not be stored */
+	uint64_t hits;	    /* blocks readers found (rfs_cache_count_reads) */
+	uint64_t misses;    /* blocks readers had to wait for */
+	uint64_t hit_bytes; /* bytes the hits served */
+	uint64_t corrupt;   /* blocks dropped for a bad checksum */
+	uint64_t evicted;   /* bytes evicted */
+	uint64_t dropped;   /* blocks that could not be stored */
 	/* whether the cache's disk keeps up with the network: */
 	uint64_t written;  /* block bytes the writer stored */
 	uint64_t write_us; /* time it spent writing them */
@@ -92,6 +92,7 @@ uint32_t rfs_cache_block_size(const struct rfs_cache *c);
  * Copies block @idx of @id into @buf, which must hold @len bytes, the
  * block's length. Returns 0, -ENOENT if absent, -EBADMSG if it failed its
  * checksum (it is dropped and counted; the caller fetches it again).
+ * Counts no hit or miss: see rfs_cache_count_reads.
  */
 int rfs_cache_get(struct rfs_cache *c, const struct rfs_cache_id *id,
 		  uint64_t idx, void *buf, size_t len);
@@ -223,6 +224,16 @@ int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,
 		       size_t *len, time_t *stored);
 
 void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out);
+
+/*
+ * Counts what one read met: @hits blocks found in the store (@hit_bytes
+ * bytes served from them) and @misses blocks it had to wait for. Lookups
+ * count nothing themselves: a reader may look a block up several times
+ * (a read asked first without waiting, then again; a look before its
+ * fetch), and the hit ratio is what readers saw, once each.
+ */
+void rfs_cache_count_reads(struct rfs_cache *c, uint64_t hits,
+			   uint64_t hit_bytes, uint64_t misses);
 
 /* CRC32C (Castagnoli), hardware-accelerated where the CPU has it. */
 uint32_t rfs_crc32c(uint32_t crc, const void *buf, size_t len);

@@ -195,8 +195,10 @@ int rfs_cache_get_crcs(struct rfs_cache *c, const struct rfs_cache_id *id,
 		       uint64_t idx, size_t len, size_t first, size_t n,
 		       uint32_t *crcs);
 bool rfs_cache_pages_ok(const char *p, size_t len, const uint32_t *crcs);
-/* A read the cache could not serve; @corrupt: a block failed its CRCs. */
-void rfs_cache_count_miss(struct rfs_cache *c, bool corrupt);
+/* rfs_crc32c without the CPU's instruction, whatever the CPU: for tests. */
+uint32_t rfs_crc32c_portable(uint32_t crc, const void *buf, size_t len);
+/* A block failed its CRCs and was dropped. */
+void rfs_cache_count_corrupt(struct rfs_cache *c);
 
 /* stage.c: bytes [@off, @off + @n) of block @idx, if staged (waiting for
  * a staging read under way): 1; 0 when not staged; -EINVAL when staged

@@ -163,7 +163,7 @@ static size_t load(struct rfs_cache *c, struct rfs_staged **ents, size_t n,
 			continue;
 		if (k < m) {
 			rfs_cache_drop_block(c, &ents[k]->id, ents[k]->idx);
-			rfs_cache_count_miss(c, true);
+			rfs_cache_count_corrupt(c);
 			*bad_idx = bad++ ? *bad_idx : ents[k]->idx;
 		}
 		rfs_cache_buf_free(ents[k]->data);

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The whole test suite, as CI runs it. Each stage adds its counts; the last
-# line is "N passed, N failed" and the exit status is non-zero on failure.
+# line is "N passed, N failed, N skipped" and the exit status is non-zero on
+# failure. A check this machine cannot run is skipped, never passed.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,39 +9,46 @@ cd "$top"
 jobs=$(nproc)
 passed=0
 failed=0
+skipped=0
 failures=()
 
 stage() { printf '\n==== %s ====\n' "$*"; }
 
-count() { # count NAME PASSED FAILED
+count() { # count NAME PASSED FAILED [SKIPPED]
 	passed=$((passed + $2))
 	failed=$((failed + $3))
+	skipped=$((skipped + ${4:-0}))
 	[ "$3" -eq 0 ] || failures+=("$1: $3 failed")
-	printf -- '-- %s: %d passed, %d failed\n' "$1" "$2" "$3"
+	printf -- '-- %s: %d passed, %d failed, %d skipped\n' "$1" "$2" "$3" \
+		"${4:-0}"
 }
 
-# Unit-test checks, from the "# name: N checks, M failed" lines.
+# Unit-test checks, from the "# name: N checks, M failed, K skipped" lines
+# (K: groups of checks this machine could not run, see UNIT_SKIP).
 count_unit() { # count_unit LABEL BUILDDIR
-	local p=0 f=0 n m
-	while read -r _ _ n _ m _; do
+	local p=0 f=0 s=0 n m k
+	while read -r _ _ n _ m _ k _; do
 		p=$((p + n - m))
 		f=$((f + m))
-	done < <(cat "$2"/tests/unit/*.log 2>/dev/null | grep -E '^# [a-z_]+: [0-9]+ checks, [0-9]+ failed$')
+		s=$((s + k))
+	done < <(cat "$2"/tests/unit/*.log 2>/dev/null |
+		grep -E '^# [a-z_]+: [0-9]+ checks, [0-9]+ failed, [0-9]+ skipped$')
 	# a unit program that crashed prints no summary: count it as failed
 	for trs in "$2"/tests/unit/*.trs; do
 		grep -q ':test-result: PASS' "$trs" || {
 			grep -q 'checks,' "${trs%.trs}.log" || f=$((f + 1))
 		}
 	done
-	count "$1" "$p" "$f"
+	count "$1" "$p" "$f" "$s"
 }
 
 # Programs of automake's harness outside tests/unit (the corpus replays).
 count_trs() { # count_trs LABEL DIR
-	local p f
+	local p f s
 	p=$(grep -l ':test-result: PASS' "$2"/*.trs 2>/dev/null | wc -l)
 	f=$(grep -lE ':test-result: (FAIL|ERROR)' "$2"/*.trs 2>/dev/null | wc -l)
-	count "$1" "$p" "$f"
+	s=$(grep -l ':test-result: SKIP' "$2"/*.trs 2>/dev/null | wc -l)
+	count "$1" "$p" "$f" "$s"
 }
 
 count_junit() { # count_junit LABEL FILE
@@ -56,7 +64,7 @@ get = lambda k: sum(int(x.get(k, 0)) for x in suites)
 print(get("tests"), get("failures"), get("errors"), get("skipped"))
 PY
 )
-	count "$1" $((t - fl - e - s)) $((fl + e))
+	count "$1" $((t - fl - e - s)) $((fl + e)) "$s"
 }
 
 stage "style: clang-format and module boundaries"
@@ -102,5 +110,5 @@ fi
 
 stage "summary"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -8,17 +8,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "authz/token.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/banned.h"
 
+/* How long a token read from a file is served before the file is looked
+ * at again: every range request asks for it, and a look is a path walk
+ * of lstat()s (plus a read when it changed). */
+#define RECHECK_SECONDS 1.0
+
 struct rfs_token_source {
 	char *env_token; /* $BEARER_TOKEN at start, wiped on free */
 	char *files[3];	 /* candidate files, in discovery order */
-	char where[320];
+	/* the last source that gave a token: "$BEARER_TOKEN" or one of
+	 * files[], which live as long as @ts; read and set atomically, as
+	 * any thread may find a token while another logs where it was */
+	const char *where;
 	char *forbidden; /* the mountpoint: no token file may be in it */
 
 	/* protects the cache below; never held during file I/O, so a slow
@@ -27,6 +39,8 @@ struct rfs_token_source {
 	char *cached;
 	struct stat cached_st;
 	int cached_idx;
+	double recheck_at; /* monotonic; 0: look at the files next time */
+	long long expires; /* the cached JWT's "exp" (epoch s), or 0 */
 };
 
 static int add_file(struct rfs_token_source *ts, size_t *n, const char *path)
@@ -170,6 +184,74 @@ static int read_token_file(const char *path, struct stat *st, char **out)
 		*out = buf;
 	else
 		free(buf);
+	return rc;
+}
+
+/* base64url (RFC 4648 section 5), padding optional; -1 on a bad byte */
+static int b64url_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* Decodes the @len characters at @in into @out (room for len * 3 / 4). */
+static int b64url_decode(const char *in, size_t len, unsigned char *out,
+			 size_t *outlen)
+{
+	unsigned acc = 0;
+	size_t n = 0;
+	int bits = 0;
+
+	while (len && in[len - 1] == '=')
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64url_value(in[i]);
+
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6 | (unsigned)v) & 0xffffff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[n++] = (unsigned char)(acc >> bits);
+		}
+	}
+	*outlen = n;
+	return 0;
+}
+
+int rfs_token_jwt_exp(const char *token, long long *exp)
+{
+	const char *p = strchr(token, '.'), *q = p ? strchr(p + 1, '.') : NULL;
+	size_t len = q ? (size_t)(q - p - 1) : 0, n;
+	unsigned char *buf;
+	json_t *claims, *e;
+	int rc;
+
+	if (!q || !rfs_token_is_jwt(token) || len > RFS_TOKEN_MAX)
+		return -EINVAL;
+	buf = malloc(len * 3 / 4 + 1);
+	if (!buf)
+		return -ENOMEM;
+	rc = b64url_decode(p + 1, len, buf, &n);
+	claims = rc ? NULL : json_loadb((const char *)buf, n, 0, NULL);
+	e = json_object_get(claims, "exp");
+	/* RFC 7519 allows a fraction; IAM and our issuer send integers */
+	if (json_is_integer(e))
+		*exp = (long long)json_integer_value(e);
+	else if (json_is_real(e) && json_real_value(e) > 0 &&
+		 json_real_value(e) < 1e15)
+		*exp = (long long)json_real_value(e);
+	rc = !json_is_object(claims) ? -EINVAL
+	     : json_is_number(e)     ? 0
+				     : -ENOENT;
+	json_decref(claims);
+	free(buf);
 	return rc;
 }
 
@@ -335,14 +417,42 @@ static int from_cache(struct rfs_token_source *ts, int i, const char *path,
 	    same_file(&st, &ts->cached_st)) {
 		*out = strdup(ts->cached);
 		rc = *out ? 0 : -ENOMEM;
+		ts->recheck_at = rfs_mono_now() + RECHECK_SECONDS;
 	}
 	pthread_mutex_unlock(&ts->lock);
 	return rc;
 }
 
+/*
+ * The token found last, if the files were looked at less than a second
+ * ago and it is not a JWT past its expiry (that one is looked for again
+ * at once: a renewed file must not wait a second more).
+ */
+static int from_memory(struct rfs_token_source *ts, char **out)
+{
+	int rc = -ESTALE;
+
+	pthread_mutex_lock(&ts->lock);
+	if (ts->cached && rfs_mono_now() < ts->recheck_at &&
+	    (!ts->expires || (long long)time(NULL) < ts->expires)) {
+		*out = strdup(ts->cached);
+		rc = *out ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return rc;
+}
+
+void rfs_token_source_stale(struct rfs_token_source *ts)
+{
+	pthread_mutex_lock(&ts->lock);
+	ts->recheck_at = 0;
+	pthread_mutex_unlock(&ts->lock);
+}
+
 static int from_file(struct rfs_token_source *ts, int i, char **out)
 {
 	char path[PATH_MAX], *raw = NULL, *copy;
+	long long exp = 0;
 	struct stat st;
 	int rc = real_path(ts->forbidden, ts->files[i], path, sizeof(path));
 
@@ -365,13 +475,17 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 	if (rc)
 		return rc;
 	copy = strdup(*out);
+	if (rfs_token_jwt_exp(*out, &exp))
+		exp = 0;
 	pthread_mutex_lock(&ts->lock);
 	rfs_token_free(ts->cached);
 	ts->cached = copy;
 	ts->cached_st = st;
 	ts->cached_idx = copy ? i : -1;
-	snprintf(ts->where, sizeof(ts->where), "%s", ts->files[i]);
+	ts->expires = exp;
+	ts->recheck_at = rfs_mono_now() + RECHECK_SECONDS;
 	pthread_mutex_unlock(&ts->lock);
+	__atomic_store_n(&ts->where, ts->files[i], __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -383,10 +497,13 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 	if (ts->env_token) {
 		rc = dup_clean(ts->env_token, out);
 		if (rc != -ENOENT) {
-			snprintf(ts->where, sizeof(ts->where), "$BEARER_TOKEN");
+			__atomic_store_n(&ts->where, "$BEARER_TOKEN",
+					 __ATOMIC_RELEASE);
 			return rc;
 		}
 	}
+	if (from_memory(ts, out) == 0)
+		return 0;
 	for (int i = 0; i < 3 && ts->files[i]; i++) {
 		rc = from_file(ts, i, out);
 		if (rc != -ENOENT)
@@ -397,12 +514,14 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 
 const char *rfs_token_source_where(struct rfs_token_source *ts)
 {
-	if (!ts->where[0]) {
+	const char *where = __atomic_load_n(&ts->where, __ATOMIC_ACQUIRE);
+
+	if (!where) {
 		if (ts->env_token)
 			return "$BEARER_TOKEN";
 		return ts->files[0] ? ts->files[0] : "(none)";
 	}
-	return ts->where;
+	return where;
 }
 
 int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir)

@@ -24,7 +24,10 @@ void rfs_token_source_free(struct rfs_token_source *ts);
 
 /*
  * A fresh copy of the current token in *@out (free with rfs_token_free()).
- * Re-reads the file if it changed since the last call. A source that is
+ * A token from a file is kept in memory: the files are looked at again
+ * once a second at most (a changed file is read again), at once when the
+ * token is a JWT past its "exp" or after rfs_token_source_stale(). A
+ * source that is
  * missing or blank moves discovery to the next step. Returns -ENOENT if no
  * step found a token, -EACCES if the file is not owned by us (or root) or
  * is accessible to group or others, -EINVAL if it holds bytes a token
@@ -41,6 +44,9 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out);
  */
 int rfs_token_source_forbid(struct rfs_token_source *ts, const char *dir);
 
+/* The token was refused (a 401): the next get looks at the files again. */
+void rfs_token_source_stale(struct rfs_token_source *ts);
+
 /* Where the token came from, for messages (never the token itself). */
 const char *rfs_token_source_where(struct rfs_token_source *ts);
 
@@ -49,6 +55,14 @@ void rfs_token_free(char *token);
 
 /* True for a compact JWS (three base64url parts): usable at storage too. */
 bool rfs_token_is_jwt(const char *token);
+
+/*
+ * The "exp" claim (seconds since the epoch) of JWT @token into *@exp; its
+ * signature is not checked (the token is ours, read from our own file).
+ * Returns 0, -ENOENT when it has none, -EINVAL when @token is not a JWT
+ * or its payload is not a JSON object.
+ */
+int rfs_token_jwt_exp(const char *token, long long *exp);
 
 /*
  * Checks and strips a token read from a file or variable, in place

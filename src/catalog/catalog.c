@@ -322,6 +322,15 @@ static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
 	pthread_mutex_unlock(&cat->lock);
 
 	rc = do_userpass(cat, &token, &renew);
+	/* never the token: who logged in, and until when it is used */
+	if (rc)
+		rfs_dbg("catalogue: login as '%s' at %s: %s",
+			cat->conf->username, cat->conf->auth_host,
+			rfs_errno_reason(rc));
+	else
+		rfs_dbg("catalogue: logged in as '%s' at %s; renewal in %lld s",
+			cat->conf->username, cat->conf->auth_host,
+			(long long)(renew - time(NULL)));
 
 	pthread_mutex_lock(&cat->lock);
 	if (!rc) {
@@ -489,6 +498,9 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 /* A 401 means the token expired early or was revoked: refresh once. */
 static void invalidate_token(struct rfs_catalog *cat, unsigned gen)
 {
+	/* a token file may hold a new one already: look now, not in 1 s */
+	if (cat->tokens)
+		rfs_token_source_stale(cat->tokens);
 	pthread_mutex_lock(&cat->lock);
 	if (cat->generation == gen)
 		cat->renew_at = 0;
@@ -497,6 +509,8 @@ static void invalidate_token(struct rfs_catalog *cat, unsigned gen)
 
 static int request(struct rfs_catalog *cat, const struct request *rq)
 {
+	const char *again = cat->tokens ? "looking for a new bearer token"
+					: "logging in again";
 	struct rfs_http_hdr hdr[H_COUNT];
 	long status = 0;
 	unsigned gen;
@@ -509,6 +523,9 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 		rc = current_token(cat, &token, &gen);
 		if (rc)
 			return rc;
+		if (attempt && cat->tokens)
+			rfs_dbg("catalogue: bearer token from %s",
+				rfs_token_source_where(cat->tokens));
 		rc = perform(cat, rq, token, &status, hdr);
 		rfs_token_free(token);
 		if (rc == -EFBIG) {
@@ -524,6 +541,12 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 			return rc;
 		if (status != 401)
 			break;
+		rfs_dbg("catalogue: %s %s: HTTP 401 %s%s%s; %s", rq->method,
+			rq->path,
+			hdr[H_EXC_CLASS].seen ? hdr[H_EXC_CLASS].value : "",
+			hdr[H_EXC_MSG].seen ? ": " : "",
+			hdr[H_EXC_MSG].seen ? hdr[H_EXC_MSG].value : "",
+			attempt ? "refused again" : again);
 		invalidate_token(cat, gen);
 	}
 	rfs_dbg("catalogue: %s %s%s%s: HTTP %ld, %zu bytes", rq->method,

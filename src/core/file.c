@@ -131,6 +131,7 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		    size_t size, uint64_t off, int flags)
 {
 	double deadline = rfs_mono_now() + fs->conf->read_timeout;
+	struct rfs_read_tally t = { 0 };
 	uint64_t fsize = f->t.reps->size;
 	bool nowait = flags & RFS_NOWAIT;
 	ssize_t got;
@@ -146,7 +147,8 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 	if (rc)
 		return rc;
 	if (fs->cache)
-		got = rfs_blocks_read(fs, f, buf, size, off, deadline, nowait);
+		got = rfs_blocks_read(fs, f, buf, size, off, deadline, nowait,
+				      &t);
 	else
 		got = read_direct(fs, f, buf, size, off, deadline);
 	/* the read that ends the file is answered once the whole matched */
@@ -156,6 +158,9 @@ ssize_t rfs_fs_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
 		rc = rfs_verify_after_read(fs, f, off, buf,
 					   got > 0 ? (size_t)got : 0, deadline,
 					   nowait);
+	/* a read asked again, waiting, counts once: the last time */
+	if (fs->cache && rc != RFS_WOULD_BLOCK && got != RFS_WOULD_BLOCK)
+		rfs_cache_count_reads(fs->cache, t.hits, t.hit_bytes, t.misses);
 	if (rc)
 		return rc;
 	return got < 0 ? rfs_fs_errno((int)got) : got;

@@ -354,7 +354,8 @@ size_t rfs_blocks_run(struct rfs_fs *fs, const struct rfs_target *f,
  * the first one cached: fetched as one run. Returns the bytes filled.
  */
 static ssize_t get_run(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
-		       char *out, size_t left, double deadline, bool nowait)
+		       char *out, size_t left, double deadline, bool nowait,
+		       struct rfs_read_tally *t)
 {
 	uint64_t bs = fs->bs;
 	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
@@ -362,12 +363,17 @@ static ssize_t get_run(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 	int rc;
 
 	if (cache_get(fs, f, idx, rfs_block_len(f, bs, idx), 0, out,
-		      rfs_block_len(f, bs, idx)) == 0)
+		      rfs_block_len(f, bs, idx)) == 0) {
+		t->hits++;
+		t->hit_bytes += rfs_block_len(f, bs, idx);
 		return (ssize_t)rfs_block_len(f, bs, idx);
+	}
 	if (nowait)
 		return RFS_WOULD_BLOCK;
 	n = rfs_blocks_run(fs, f, idx, RFS_RUN_MAX, left, NULL, NULL);
 	rc = rfs_blocks_fetch(fs, f, idx, n, out, &how);
+	/* each block it filled, or the one it could not, was a miss */
+	t->misses += rc > 0 ? (uint64_t)rc : 1;
 	if (rc == -EAGAIN) { /* its fetcher lost it: one block at a time */
 		rc = fetch_block(fs, f, idx, out, deadline);
 		return rc ? rc : (ssize_t)rfs_block_len(f, bs, idx);
@@ -430,7 +436,8 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *file, uint64_t pos,
 }
 
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
-			size_t size, uint64_t off, double deadline, bool nowait)
+			size_t size, uint64_t off, double deadline, bool nowait,
+			struct rfs_read_tally *t)
 {
 	uint64_t bs = fs->bs;
 	struct rfs_target *f = &file->t;
@@ -448,7 +455,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
 
 		if (skip == 0 && n == blen) { /* whole blocks: no copy */
 			got = get_run(fs, f, idx, (char *)buf + done,
-				      size - done, deadline, nowait);
+				      size - done, deadline, nowait, t);
 			rc = got < 0 ? (int)got : 0;
 			done += got > 0 ? (size_t)got : 0;
 			continue;
@@ -456,6 +463,8 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
 		/* cached: only the pages it needs are read and checked */
 		if (cache_get(fs, f, idx, blen, skip, (char *)buf + done, n) ==
 		    0) {
+			t->hits++;
+			t->hit_bytes += n;
 			done += n;
 			continue;
 		}
@@ -463,6 +472,7 @@ ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *file, void *buf,
 			rc = RFS_WOULD_BLOCK;
 			break;
 		}
+		t->misses++;
 		if (!tmp)
 			tmp = malloc(bs);
 		rc = tmp ? get_little(fs, file, pos, n, blen,

@@ -47,10 +47,17 @@ int rfs_blocks_fetch(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 int rfs_blocks_fetch_retry(struct rfs_fs *fs, struct rfs_target *f,
 			   uint64_t idx, size_t n, char *out,
 			   const struct rfs_how *how);
-/* With @nowait, RFS_WOULD_BLOCK rather than reach the network. */
+/* What one read met in the cache, counted once it is answered. */
+struct rfs_read_tally {
+	uint64_t hits, hit_bytes, misses;
+};
+/*
+ * With @nowait, RFS_WOULD_BLOCK rather than reach the network. Adds to
+ * @t each block the read found (a hit) or had to wait for (a miss).
+ */
 ssize_t rfs_blocks_read(struct rfs_fs *fs, struct rfs_file *f, void *buf,
-			size_t size, uint64_t off, double deadline,
-			bool nowait);
+			size_t size, uint64_t off, double deadline, bool nowait,
+			struct rfs_read_tally *t);
 /* Whether block @idx of the file @id is being fetched now. */
 bool rfs_blocks_in_flight(struct rfs_fs *fs, const struct rfs_cache_id *id,
 			  uint64_t idx);

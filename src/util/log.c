@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,25 +56,78 @@ static const char *level_name(int level)
 	}
 }
 
-/*
- * Every line is escaped here, the one place all lines pass: DID names,
- * URLs and server messages come from servers, and a newline in one
- * would forge a line of its own.
- */
-void rfs_vlog(int level, const char *fmt, va_list ap)
-{
-	char raw[1024], line[1536];
+/* A line's bytes before escaping: debug lines carry whole requests. */
+#define LINE_MAX_BYTES 1024
+#define DEBUG_LINE_MAX_BYTES (64 * 1024)
 
-	if (level > log_max)
-		return;
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	rfs_escape_controls(line, sizeof(line), raw);
+static void emit(int level, const char *line, size_t more)
+{
+	char tail[48] = "";
+
+	if (more)
+		snprintf(tail, sizeof(tail), "... (%zu bytes more)", more);
 	if (log_sink == RFS_LOG_SYSLOG) {
-		syslog(level, "%s", line);
+		syslog(level, "%s%s", line, tail);
 		return;
 	}
 	/* One fprintf per line so lines from threads do not interleave. */
-	fprintf(stderr, "ruciofs: %s: %s\n", level_name(level), line);
+	fprintf(stderr, "ruciofs: %s: %s%s\n", level_name(level), line, tail);
+}
+
+/* Escapes @len bytes at @raw (cut from @total) and emits them. */
+static void emit_raw(int level, const char *raw, size_t len, size_t total)
+{
+	char small[4 * LINE_MAX_BYTES + 1];
+	/* every byte may become a four-byte escape */
+	char *line = 4 * len < sizeof(small) ? small : malloc(4 * len + 1);
+
+	if (!line) {
+		emit(level, "(a log line too long for the memory left)", total);
+		return;
+	}
+	rfs_escape_controls(line, 4 * len + 1, raw);
+	emit(level, line, total - len);
+	if (line != small)
+		free(line);
+}
+
+/*
+ * Every line is escaped here, the one place all lines pass: DID names,
+ * URLs and server messages come from servers, and a newline in one
+ * would forge a line of its own. A line past its bound is cut and says
+ * how much was left out.
+ */
+void rfs_vlog(int level, const char *fmt, va_list ap)
+{
+	size_t cap = level >= LOG_DEBUG ? DEBUG_LINE_MAX_BYTES : LINE_MAX_BYTES;
+	char raw[LINE_MAX_BYTES], *big;
+	va_list again;
+	int n;
+
+	if (level > log_max)
+		return;
+	va_copy(again, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
+	if (n < 0) {
+		va_end(again);
+		return;
+	}
+	if ((size_t)n < sizeof(raw) || cap <= sizeof(raw)) {
+		va_end(again);
+		emit_raw(level, raw, strlen(raw), (size_t)n);
+		return;
+	}
+	/* a long debug line: formatted again, whole up to its bound */
+	big = malloc((size_t)n < cap ? (size_t)n + 1 : cap);
+	if (big)
+		vsnprintf(big, (size_t)n < cap ? (size_t)n + 1 : cap, fmt,
+			  again);
+	va_end(again);
+	if (big)
+		emit_raw(level, big, strlen(big), (size_t)n);
+	else
+		emit_raw(level, raw, strlen(raw), (size_t)n);
+	free(big);
 }
 
 void rfs_log(int level, const char *fmt, ...)

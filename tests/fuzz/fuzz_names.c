@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
 
 #include "authz/token.h"
@@ -34,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *s = fuzz_str(data, size), *copy = fuzz_str(data, size), *t;
 	size_t outlen = 1 + size % 300;
 	char *out = malloc(outlen);
+	long long exp;
 	uint64_t ino;
+	int rc;
 
 	if (!out)
 		abort();
@@ -63,6 +66,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dots += *p == '.';
 		FUZZ_CHECK(dots == 2 && !strpbrk(s, " \t\r\n+/"));
 	}
+	rc = rfs_token_jwt_exp(s, &exp);
+	FUZZ_CHECK(rc == 0 || rc == -ENOENT || rc == -EINVAL || rc == -ENOMEM);
+	FUZZ_CHECK(rc == -EINVAL || rfs_token_is_jwt(s));
 	free(out);
 	free(copy);
 	free(s);

@@ -1,6 +1,7 @@
 """Talking to the catalogue: authentication, failures, limits."""
 import errno
 import os
+import re
 import subprocess
 import time
 
@@ -169,6 +170,58 @@ def test_userpass_token_renewed(lake41, mount_factory):
     assert logins1 > logins0
 
 
+def after(lines, i, what):
+    """The index of the first line past @i that holds @what."""
+    for j in range(i + 1, len(lines)):
+        if what in lines[j]:
+            return j
+    raise AssertionError("no %r after line %d:\n%s" %
+                         (what, i, "\n".join(lines[i + 1:])[-3000:]))
+
+
+def test_401_and_login_in_the_debug_log(lake41, mount_factory):
+    m = mount_factory(lake41, args=("-d",))
+    scopes = os.listdir(m.dir)
+    lines = m.logtext().splitlines()
+    first = after(lines, -1, "logged in as 'alice'")
+    lake41.admin("POST", "expire_tokens")
+    for s in scopes:  # not listed yet: each asks the catalogue
+        os.listdir(m.path(s))
+    lines = m.logtext().splitlines()
+    i = after(lines, first, "HTTP 401")
+    assert "logging in again" in lines[i], lines[i]
+    j = after(lines, i, "logged in as 'alice'")
+    assert "renewal in" in lines[j]
+    text = "\n".join(lines)
+    # the emulator's tokens are ACCOUNT-IDENTITY-APPID-HEX
+    assert not re.search(r"alice-\S*[0-9a-f]{32}", text)
+    assert "alice-secret" not in text
+
+
+def test_401_and_new_bearer_token_in_the_debug_log(lake41, mount_factory,
+                                                   tmp_path):
+    tok = tmp_path / "token"
+    old = lake41.issuer.mint("alice", lifetime=3600)
+    tok.write_text(old + "\n")
+    os.chmod(tok, 0o600)
+    m = mount_factory(lake41, "token_file=" + str(tok), args=("-d",),
+                      cfg_kw={"auth_type": "oidc"})
+    scopes = os.listdir(m.dir)
+    new = lake41.issuer.mint("alice", lifetime=3600)
+    tok.write_text(new + "\n")
+    lake41.admin("POST", "expire_tokens")
+    for s in scopes:
+        os.listdir(m.path(s))
+    lines = m.logtext().splitlines()
+    i = after(lines, -1, "HTTP 401")
+    assert "looking for a new bearer token" in lines[i], lines[i]
+    j = after(lines, i, "bearer token from " + str(tok))
+    assert "HTTP 200" in lines[after(lines, j, "catalogue: GET")]
+    text = "\n".join(lines)
+    for t in (old, new):
+        assert t not in text and t.split(".")[2] not in text
+
+
 def test_oidc_token_file_reread(lake41, mount_factory, tmp_path):
     tok = tmp_path / "token"
     tok.write_text(lake41.issuer.mint("alice", lifetime=3600) + "\n")
@@ -267,15 +320,18 @@ def test_parallel_accesses_share_one_timeout(lake41, mount_factory):
     f, d, other = fault_dataset(lake41)
     did = os.getxattr(m.path(d), "user.rucio.did").decode()
     scope, name = did.split(":", 1)
-    lake41.set_fault("/dids/%s/%s/dids" % (scope, name), "hang")
-    took = []
+    fid = lake41.set_fault("/dids/%s/%s/dids" % (scope, name), "hang")
+    took, errs = [], []
+    go = threading.Barrier(5)
 
     def one():
+        go.wait()
         t = time.time()
         try:
             os.listdir(m.path(d))
-        except OSError:
-            pass
+            errs.append(None)
+        except OSError as e:
+            errs.append(e.errno)
         took.append(time.time() - t)
 
     try:
@@ -284,7 +340,12 @@ def test_parallel_accesses_share_one_timeout(lake41, mount_factory):
             t.start()
         for t in ts:
             t.join()
+        hits = [x["hits"] for x in lake41.admin("GET", "faults")
+                if x["id"] == fid]
     finally:
         lake41.clear_faults()
-    # one fetch, one timeout (about io_timeout), shared by all five
+    # one fetch reached the hanging catalogue, and its timeout (about
+    # io_timeout) was every access's answer: EIO, not a listing
+    assert hits == [1], hits
+    assert errs == [errno.EIO] * 5, errs
     assert max(took) < 6, took

@@ -1,6 +1,7 @@
 """ruciofs-ctl: prefetch with progress, pins, eviction, status."""
 import hashlib
 import json
+import mmap
 import os
 import pty
 import re
@@ -338,3 +339,40 @@ def test_reads_go_through_one_session_per_endpoint(lake41, mount_factory):
                "the session is kept once its files are closed")
     assert "sessions      0 with open files, 1 kept" in \
         ctl("-m", m.dir, "status").stdout
+
+
+def read_blocks_direct(path, bs):
+    """Reads @path one block at a time with O_DIRECT, so that each read
+    reaches the daemon as one read of one whole block (no page cache, no
+    kernel read-ahead). Returns the bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, bs)  # page-aligned, as O_DIRECT wants
+    out = bytearray()
+    try:
+        while True:
+            n = os.preadv(fd, [buf], len(out))
+            out += buf[:n]
+            if n < bs:
+                return bytes(out)
+    finally:
+        os.close(fd)
+        buf.close()
+
+
+def test_status_counts_each_block_read_once(lake41, mount_factory):
+    # a reader's miss is looked up more than once (the nowait pass, the
+    # waiting pass, once more before the fetch): it must count once
+    bs = 64 << 10
+    m = mount_factory(lake41, "readahead=no", "passthrough=no",
+                      "block_size=64K")
+    f = next(f for f in replicated(lake41) if 4 * bs < f["size"] < 2 << 20)
+    nblocks = (f["size"] + bs - 1) // bs
+    data = read_blocks_direct(find_path(m, f), bs)
+    assert hashlib.md5(data).hexdigest() == f["md5"]
+    st = status(m)
+    assert (st["hits"], st["misses"]) == (0, nblocks)
+    data = read_blocks_direct(find_path(m, f), bs)
+    assert hashlib.md5(data).hexdigest() == f["md5"]
+    st = status(m)
+    assert (st["hits"], st["misses"]) == (nblocks, nblocks)
+    assert st["cache_bytes"] == f["size"]

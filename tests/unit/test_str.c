@@ -1,14 +1,17 @@
 /*
- * Unit tests for src/util/str.c and src/util/buf.c: the URL encoders, the
- * value parsers behind every option and catalogue date, and the capped
- * buffer that holds every answer we read from the network.
+ * Unit tests for src/util/str.c, src/util/buf.c and src/util/log.c: the
+ * URL encoders, the value parsers behind every option and catalogue date,
+ * the capped buffer that holds every answer we read from the network, and
+ * how long a log line may be.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 #include "util/buf.h"
+#include "util/log.h"
 #include "util/str.h"
 #include "unit.h"
 
@@ -640,8 +643,10 @@ static void test_buf_unbounded(void)
 }
 
 /*
- * A year of INT_MIN must be rejected without signed overflow in the
- * "tm_year -= 1900" (UBSan aborts the child in a sanitizer build).
+ * A year of INT_MIN must be rejected, and without signed overflow in the
+ * "tm_year -= 1900": every build checks the answer, and in a sanitizer
+ * build UBSan also aborts the child on the overflow. So the check counts
+ * the same everywhere.
  */
 static void time_int_min_child(void)
 {
@@ -654,11 +659,83 @@ static void time_int_min_child(void)
 
 static void test_parse_time_overflow(void)
 {
-	if (!UNIT_SANITIZED) {
-		printf("# skipped: the year overflow check needs UBSan\n");
-		return;
-	}
 	CHECK(unit_in_child(time_int_min_child));
+}
+
+/*
+ * What rfs_log writes to stderr for one line of @text at @level, in
+ * @out (NUL-terminated, cut to @outlen); returns its length or -1.
+ */
+static long log_line(int level, const char *text, char *out, size_t outlen)
+{
+	int fd = memfd_create("log", 0), saved;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	fflush(stderr);
+	saved = dup(2);
+	if (saved < 0 || dup2(fd, 2) < 0) {
+		close(fd);
+		return -1;
+	}
+	rfs_log(level, "%s", text);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, outlen - 1, 0);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/*
+ * A debug line shows a whole request (a bulk POST's body is tens of KiB)
+ * up to 64 KiB, and says how much it left out past that; other lines stay
+ * short, and say so too.
+ */
+static void test_log_lengths(void)
+{
+	size_t big = 100000, out_len = 2 * big;
+	char *text = malloc(big + 1), *out = malloc(out_len), want[64];
+	long n;
+
+	if (!text || !out) {
+		CHECK(!"no memory");
+		goto out;
+	}
+	rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	memset(text, 'a', big);
+	text[big] = '\0';
+	text[5000] = '\n'; /* escaped: one byte more in the line */
+
+	text[10000] = '\0';
+	n = log_line(LOG_DEBUG, text, out, out_len);
+	CHECK_INT(n, strlen("ruciofs: debug: ") + 10001 + 1);
+	CHECK(!strncmp(out, "ruciofs: debug: aaa", 19));
+	CHECK(strstr(out, "a\\na") && !strstr(out, "more)"));
+	CHECK(n > 0 && out[n - 2] == 'a' && out[n - 1] == '\n');
+	text[10000] = 'a';
+
+	n = log_line(LOG_DEBUG, text, out, out_len);
+	snprintf(want, sizeof(want), "a... (%zu bytes more)\n",
+		 big - (64 * 1024 - 1));
+	CHECK_INT(n, strlen("ruciofs: debug: ") + 64 * 1024 - 1 + 1 +
+			     strlen(want) - 1);
+	CHECK(n > 0 && !strcmp(out + n - strlen(want), want));
+
+	text[2000] = '\0';
+	n = log_line(LOG_INFO, text, out, out_len);
+	CHECK_STR(out + strlen("ruciofs: info: ") + 1023,
+		  "... (977 bytes more)\n");
+	CHECK_INT(n, strlen("ruciofs: info: ") + 1023 +
+			     strlen("... (977 bytes more)\n"));
+
+	n = log_line(LOG_INFO, "short", out, out_len);
+	CHECK_STR(out, "ruciofs: info: short\n");
+out:
+	free(text);
+	free(out);
 }
 
 int main(void)
@@ -680,5 +757,6 @@ int main(void)
 	test_buf_grow();
 	test_buf_take();
 	test_buf_unbounded();
+	test_log_lengths();
 	return unit_done("str");
 }

@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -21,6 +23,45 @@
 
 static char *tmpdir;
 static bool tmp_bt_exists; /* /tmp/bt_u<uid> is there: leave it alone */
+
+/*
+ * Every lstat and open of the code under test goes through these
+ * (-Wl,--wrap, see Makefile.am): how often it looks at token files under
+ * @looked_under. _FILE_OFFSET_BITS=64 names them lstat64 and open64.
+ */
+static const char *looked_under;
+static unsigned long looks;
+
+int __real_lstat64(const char *path, struct stat *st);
+int __wrap_lstat64(const char *path, struct stat *st);
+int __real_open64(const char *path, int flags, ...);
+int __wrap_open64(const char *path, int flags, ...);
+
+static void count_look(const char *path)
+{
+	if (looked_under && !strncmp(path, looked_under, strlen(looked_under)))
+		__atomic_add_fetch(&looks, 1, __ATOMIC_RELAXED);
+}
+
+int __wrap_lstat64(const char *path, struct stat *st)
+{
+	count_look(path);
+	return __real_lstat64(path, st);
+}
+
+int __wrap_open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	count_look(path);
+	return __real_open64(path, flags, mode);
+}
 
 static void test_clean(void)
 {
@@ -101,13 +142,18 @@ static int rewrite(const char *path, const char *text, time_t mtime)
 	return rc;
 }
 
-/* The token the source gives now, or "" plus the error in *@rc. */
+/*
+ * The token the source gives now, or "" plus the error in *@rc. The
+ * source looks at its files again first: these checks are about what a
+ * look finds, not about how often it looks (test_looks_once_a_second).
+ */
 static const char *get(struct rfs_token_source *ts, int *rc)
 {
 	static char out[RFS_TOKEN_MAX + 1];
 	char *t = (char *)0x1;
 
 	out[0] = '\0';
+	rfs_token_source_stale(ts);
 	*rc = rfs_token_source_get(ts, &t);
 	if (*rc == 0 && t) {
 		snprintf(out, sizeof(out), "%s", t);
@@ -381,8 +427,8 @@ static void test_discovery(void)
 		CHECK_INT(rc, 0);
 		CHECK_STR(v, "tokenLATE");
 	} else {
-		printf("# skipped: /tmp/bt_u%u exists on this machine\n",
-		       (unsigned)geteuid());
+		UNIT_SKIP("/tmp/bt_u%u exists on this machine",
+			  (unsigned)geteuid());
 	}
 	rfs_token_source_free(ts);
 	ts = NULL;
@@ -503,6 +549,229 @@ static void test_inside_mount(void)
 	free(mnt);
 }
 
+/* A JWT whose payload is {"exp":@exp} (no signature: not checked). */
+static void make_jwt(char *out, size_t len, long long exp)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+				  "opqrstuvwxyz0123456789-_";
+	char json[64];
+	size_t n = (size_t)snprintf(json, sizeof(json), "{\"exp\":%lld}", exp);
+	size_t o = (size_t)snprintf(out, len, "eyJhbGciOiJSUzI1NiJ9.");
+
+	for (size_t i = 0; i < n && o + 5 < len; i += 3) {
+		unsigned v = (unsigned char)json[i] << 16;
+
+		v |= i + 1 < n ? (unsigned char)json[i + 1] << 8 : 0;
+		v |= i + 2 < n ? (unsigned char)json[i + 2] : 0;
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		if (i + 1 < n)
+			out[o++] = b64[(v >> 6) & 63];
+		if (i + 2 < n)
+			out[o++] = b64[v & 63];
+	}
+	snprintf(out + o, len - o, ".c2ln");
+}
+
+/* Replaces @path by a new file (a new inode, as oidc-agent does). */
+static bool replace(const char *path, const char *text)
+{
+	char *next = unit_write(tmpdir, "replace.new", text, 0600);
+	bool ok = next && rename(next, path) == 0;
+
+	free(next);
+	return ok;
+}
+
+/* The token straight from rfs_token_source_get, in @out. */
+static int get_now(struct rfs_token_source *ts, char *out, size_t len)
+{
+	char *t = NULL;
+	int rc = rfs_token_source_get(ts, &t);
+
+	snprintf(out, len, "%s", t ? t : "");
+	rfs_token_free(t);
+	return rc;
+}
+
+/* Polls until @ts gives @want; returns the seconds it took, or -1. */
+static double picked_up_after(struct rfs_token_source *ts, const char *want)
+{
+	struct timespec t0, t;
+	char got[RFS_TOKEN_MAX + 1];
+	double s = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (s < 3) {
+		if (get_now(ts, got, sizeof(got)) == 0 && !strcmp(got, want))
+			return s;
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		s = (double)(t.tv_sec - t0.tv_sec) +
+		    (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+	}
+	return -1;
+}
+
+/*
+ * Every range request asks for the token: the files are looked at no
+ * more than once a second, yet a replaced file is picked up within
+ * about a second, and an expired JWT is looked for again at once.
+ */
+static void test_looks_once_a_second(void)
+{
+	struct rfs_token_source *ts = NULL;
+	char *path = unit_write(tmpdir, "often.tok", "tokenAAA\n", 0600);
+	char got[RFS_TOKEN_MAX + 1], jwt1[256], jwt2[256];
+	unsigned long before;
+	double took;
+
+	CHECK(path != NULL);
+	if (!path)
+		return;
+	clear_env();
+	CHECK_INT(rfs_token_source_new(&ts, path), 0);
+	if (!ts)
+		goto out;
+	looked_under = tmpdir;
+	CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	CHECK_STR(got, "tokenAAA");
+	/* the hook sees the first read, or it proves nothing below */
+	CHECK(looks > 0);
+	before = looks;
+	for (int i = 0; i < 1000; i++)
+		CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	printf("# %lu looks at the token file for 1000 gets\n", looks - before);
+	/* at most one look more, should a second pass during the loop */
+	CHECK(looks - before <= 2);
+
+	CHECK(replace(path, "tokenBBB\n"));
+	took = picked_up_after(ts, "tokenBBB");
+	printf("# a replaced file picked up after %.2f s\n", took);
+	CHECK(took >= 0 && took < 1.5);
+
+	/* asked to look again (a 401): at once */
+	CHECK(replace(path, "tokenCCC\n"));
+	rfs_token_source_stale(ts);
+	CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	CHECK_STR(got, "tokenCCC");
+
+	/* a JWT past its "exp" is looked for again on every call */
+	make_jwt(jwt1, sizeof(jwt1), (long long)time(NULL) - 10);
+	make_jwt(jwt2, sizeof(jwt2), (long long)time(NULL) + 3600);
+	CHECK(replace(path, jwt1));
+	rfs_token_source_stale(ts);
+	CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	CHECK_STR(got, jwt1);
+	CHECK(replace(path, jwt2));
+	CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	CHECK_STR(got, jwt2);
+	/* and a live one is kept like any token */
+	before = looks;
+	for (int i = 0; i < 1000; i++)
+		CHECK_INT(get_now(ts, got, sizeof(got)), 0);
+	CHECK(looks - before <= 2);
+	CHECK_STR(got, jwt2);
+out:
+	looked_under = NULL;
+	rfs_token_source_free(ts);
+	unlink(path);
+	free(path);
+}
+
+static void test_jwt_exp(void)
+{
+	char jwt[256];
+	long long exp = 0;
+
+	make_jwt(jwt, sizeof(jwt), 1700000000LL);
+	CHECK_INT(rfs_token_jwt_exp(jwt, &exp), 0);
+	CHECK_INT(exp, 1700000000LL);
+	/* header {"alg":"none"}, payload {"sub":"x","exp":1.5e9} padded */
+	CHECK_INT(rfs_token_jwt_exp("eyJhbGciOiJub25lIn0."
+				    "eyJzdWIiOiJ4IiwiZXhwIjoxLjVlOX0=.c2ln",
+				    &exp),
+		  0);
+	CHECK_INT(exp, 1500000000LL);
+	/* {"sub":"x"}: no expiry */
+	CHECK_INT(rfs_token_jwt_exp("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln",
+				    &exp),
+		  -ENOENT);
+	/* {"exp":"soon"}: not a number */
+	CHECK_INT(rfs_token_jwt_exp("e30.eyJleHAiOiJzb29uIn0.c2ln", &exp),
+		  -ENOENT);
+	/* [1] and broken JSON and base64 */
+	CHECK_INT(rfs_token_jwt_exp("e30.WzFd.c2ln", &exp), -EINVAL);
+	CHECK_INT(rfs_token_jwt_exp("e30.eyJleHAi.c2ln", &exp), -EINVAL);
+	CHECK_INT(rfs_token_jwt_exp("e30.e=30.c2ln", &exp), -EINVAL);
+	CHECK_INT(rfs_token_jwt_exp("e30..c2ln", &exp), -EINVAL);
+	/* Rucio's own tokens are opaque */
+	CHECK_INT(
+		rfs_token_jwt_exp(
+			"root-ddmlab-unknown-8fea57f57e66416e8cd30b4197455723",
+			&exp),
+		-EINVAL);
+	CHECK_INT(rfs_token_jwt_exp("", &exp), -EINVAL);
+}
+
+#define WHERE_THREADS 8
+#define WHERE_ROUNDS 2000
+
+struct where_worker {
+	struct rfs_token_source *ts;
+	pthread_t th;
+	int bad; /* wrong tokens or places: CHECK is not thread-safe */
+};
+
+static void *where_main(void *arg)
+{
+	struct where_worker *w = arg;
+
+	for (int i = 0; i < WHERE_ROUNDS; i++) {
+		char *t = NULL;
+
+		if (rfs_token_source_get(w->ts, &t) || !t ||
+		    strcmp(t, "from-env"))
+			w->bad++;
+		rfs_token_free(t);
+		if (strcmp(rfs_token_source_where(w->ts), "$BEARER_TOKEN"))
+			w->bad++;
+	}
+	return NULL;
+}
+
+/*
+ * Any thread may fetch a token while another logs where it came from:
+ * both at once, from many threads, give the right answers (and, under
+ * ThreadSanitizer, race on nothing).
+ */
+static void test_where_threads(void)
+{
+	struct where_worker w[WHERE_THREADS];
+	struct rfs_token_source *ts = NULL;
+	int started = 0;
+
+	clear_env();
+	setenv("BEARER_TOKEN", "from-env", 1);
+	CHECK_INT(rfs_token_source_new(&ts, NULL), 0);
+	if (!ts)
+		goto out;
+	for (int i = 0; i < WHERE_THREADS; i++) {
+		w[i] = (struct where_worker){ ts, 0, 0 };
+		started +=
+			pthread_create(&w[i].th, NULL, where_main, &w[i]) == 0;
+	}
+	CHECK_INT(started, WHERE_THREADS);
+	for (int i = 0; i < WHERE_THREADS; i++) {
+		if (i < started)
+			pthread_join(w[i].th, NULL);
+		CHECK_INT(w[i].bad, 0);
+	}
+out:
+	rfs_token_source_free(ts);
+	clear_env();
+}
+
 int main(void)
 {
 	char tmp_bt[64];
@@ -513,6 +782,7 @@ int main(void)
 
 	test_clean();
 	test_is_jwt();
+	test_jwt_exp();
 	tmpdir = unit_mkdtemp("token");
 	CHECK(tmpdir != NULL);
 	if (tmpdir) {
@@ -520,6 +790,8 @@ int main(void)
 		test_unsafe_files();
 		test_discovery();
 		test_inside_mount();
+		test_where_threads();
+		test_looks_once_a_second();
 	}
 	unit_rmtree(tmpdir);
 	free(tmpdir);
