@@ -61,4 +61,13 @@ curl_ok='^(src/util/http\.[ch]|src/util/errmap_curl\.c|src/transport/http\.c|src
 reject "only the HTTP code may include curl" 'curl/|util/http\.h' \
 	$(echo "$files" | tr ' ' '\n' | grep -E '^(src|fuse|cache)/' |
 		grep -vE "$curl_ok")
+# credentials are found and renewed in authz/ alone: the catalogue and
+# the transports are handed an identity and never fetch a token
+bad=$(grep -lE 'rfs_token_source_|rfs_token_jwt_exp' \
+	$(echo "$files" | tr ' ' '\n' | grep -E '^(src|fuse|cache)/' |
+		grep -v '^src/authz/') 2>/dev/null | tr '\n' ' ')
+if [ -n "$bad" ]; then
+	echo "style: only src/authz/ may look for tokens: $bad"
+	rc=1
+fi
 exit $rc

@@ -6,7 +6,8 @@
 #include "authz/cred.h"
 #include "util/banned.h"
 
-struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid, const char *key)
+struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid,
+			      struct rfs_identity *id)
 {
 	struct rfs_cred *c = calloc(1, sizeof(*c));
 
@@ -16,7 +17,7 @@ struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid, const char *key)
 	c->uid = uid;
 	c->gid = gid;
 	c->pid = pid;
-	snprintf(c->key, sizeof(c->key), "%s", key);
+	c->id = id;
 	return c;
 }
 

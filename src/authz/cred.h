@@ -5,26 +5,31 @@
  * jobs and in control-socket tasks. Refcounted: whoever keeps one takes
  * a reference.
  *
- * Today every caller maps to the mount's own identity (the key "mount");
- * per-user identities (issue 17) replace that one mapping.
+ * It names the identity to present (identity.h). Today every caller maps
+ * to the mount's own (key "mount", in rfs_fs_caller); per-user identities
+ * (issue 17) replace that one mapping.
  */
 #ifndef RFS_AUTHZ_CRED_H
 #define RFS_AUTHZ_CRED_H
 
 #include <sys/types.h>
 
+struct rfs_identity;
+
 struct rfs_cred {
 	unsigned refs; /* atomic */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid; /* 0: not a process (the daemon's own tasks) */
-	/* a stable key of the identity presented: what sessions, cached
-	 * replica lists and the like are kept apart by */
-	char key[96];
+	/* the identity presented, borrowed: the mount keeps every one for
+	 * its life. Its key (rfs_identity_key) is what transport sessions
+	 * and the like are kept apart by. */
+	struct rfs_identity *id;
 };
 
 /* A new credential (one reference), or NULL when out of memory. */
-struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid, const char *key);
+struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid,
+			      struct rfs_identity *id);
 struct rfs_cred *rfs_cred_get(struct rfs_cred *c);
 /* Drops a reference; NULL is fine. */
 void rfs_cred_put(struct rfs_cred *c);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "authz/identity.h"
 #include "authz/token.h"
 #include "catalog/catalog.h"
 #include "util/clock.h"
@@ -26,20 +27,7 @@
 struct rfs_catalog {
 	const struct rfs_conf *conf;
 	struct rfs_http *http;
-	struct rfs_token_source *tokens; /* RFS_AUTH_TOKEN only */
-	struct rfs_strv schemes;	 /* asked of /replicas/list */
-
-	/* Protects the userpass token. Never held during a request: one
-	 * thread logs in (login_busy), the others wait on login_done. */
-	pthread_mutex_t lock;
-	pthread_cond_t login_done;
-	bool login_busy;
-	int login_rc;
-	double login_retry; /* monotonic: a failed login is not retried
-			       before this */
-	char *token;
-	time_t renew_at;
-	unsigned generation; /* bumped by every login */
+	struct rfs_strv schemes; /* asked of /replicas/list */
 
 	/* atomic: until when the catalogue counts as unreachable (monotonic
 	 * seconds); requests meanwhile fail at once, so an offline site
@@ -88,15 +76,9 @@ int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf)
 		return -ENOMEM;
 	cat->conf = conf;
 	rfs_strv_init(&cat->schemes);
-	pthread_mutex_init(&cat->lock, NULL);
-	pthread_cond_init(&cat->login_done, NULL);
 	rc = rfs_catalog_set_schemes(cat, &conf->schemes);
 	if (!rc)
 		rc = rfs_http_new(&cat->http, &hopts);
-	if (!rc && conf->auth_type == RFS_AUTH_TOKEN)
-		rc = rfs_token_source_new(&cat->tokens, conf->token_file);
-	if (!rc && cat->tokens)
-		rc = rfs_token_source_forbid(cat->tokens, conf->mountpoint);
 	if (rc) {
 		rfs_catalog_free(cat);
 		return rc;
@@ -110,11 +92,7 @@ void rfs_catalog_free(struct rfs_catalog *cat)
 	if (!cat)
 		return;
 	rfs_http_free(cat->http);
-	rfs_token_source_free(cat->tokens);
-	rfs_token_free(cat->token);
 	rfs_strv_release(&cat->schemes);
-	pthread_cond_destroy(&cat->login_done);
-	pthread_mutex_destroy(&cat->lock);
 	free(cat);
 }
 
@@ -212,7 +190,7 @@ static time_t renew_time(time_t now, time_t expires)
 	return expires - early;
 }
 
-static int login_result(struct rfs_catalog *cat, long status,
+static int login_result(const struct rfs_catalog *cat, long status,
 			struct rfs_http_hdr *h, char **token, time_t *renew)
 {
 	time_t now = time(NULL), expires;
@@ -249,7 +227,7 @@ static int login_result(struct rfs_catalog *cat, long status,
 	return *token ? 0 : -ENOMEM;
 }
 
-static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
+int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 {
 	struct rfs_http_hdr hdr[H_COUNT];
 	struct rfs_http_hdrs hdrs = { hdr, H_COUNT };
@@ -297,129 +275,12 @@ static int do_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	return rc;
 }
 
-/*
- * Logs in once for everybody: concurrent callers that find a login under
- * way wait for it rather than starting their own.
- */
-static int userpass_login(struct rfs_catalog *cat, unsigned seen_generation)
-{
-	char *token = NULL;
-	time_t renew = 0;
-	int rc;
-
-	pthread_mutex_lock(&cat->lock);
-	while (cat->login_busy)
-		pthread_cond_wait(&cat->login_done, &cat->lock);
-	/* someone just tried (their result is ours), or a login failed
-	 * moments ago: no new attempt, no new log line */
-	if (cat->generation != seen_generation ||
-	    (cat->login_rc && rfs_mono_now() < cat->login_retry)) {
-		rc = cat->login_rc;
-		pthread_mutex_unlock(&cat->lock);
-		return rc;
-	}
-	cat->login_busy = true;
-	pthread_mutex_unlock(&cat->lock);
-
-	rc = do_userpass(cat, &token, &renew);
-	/* never the token: who logged in, and until when it is used */
-	if (rc)
-		rfs_dbg("catalogue: login as '%s' at %s: %s",
-			cat->conf->username, cat->conf->auth_host,
-			rfs_errno_reason(rc));
-	else
-		rfs_dbg("catalogue: logged in as '%s' at %s; renewal in %lld s",
-			cat->conf->username, cat->conf->auth_host,
-			(long long)(renew - time(NULL)));
-
-	pthread_mutex_lock(&cat->lock);
-	if (!rc) {
-		rfs_token_free(cat->token);
-		cat->token = token;
-		cat->renew_at = renew;
-	}
-	cat->login_rc = rc;
-	/* a refused or broken login is not repeated for a second by every
-	 * thread; a catalogue out of reach has its offline window instead */
-	cat->login_retry = offline(cat) ? 0 : rfs_mono_now() + 1;
-	cat->generation++;
-	cat->login_busy = false;
-	pthread_cond_broadcast(&cat->login_done);
-	pthread_mutex_unlock(&cat->lock);
-	return rc;
-}
-
-/* Errors of the token source mean "no credential", never "no file". */
-static int token_errno(int rc)
-{
-	return rc == -ENOMEM ? rc : -EACCES;
-}
-
-/* A copy of the token to send, logging in first when needed. */
-static int current_token(struct rfs_catalog *cat, char **out, unsigned *gen)
-{
-	bool fresh;
-	int rc;
-
-	if (cat->tokens) {
-		*gen = 0;
-		rc = rfs_token_source_get(cat->tokens, out);
-		if (rc)
-			rfs_log_limited(LOG_ERR, "token",
-					"no usable bearer token (%s): %s",
-					rfs_token_source_where(cat->tokens),
-					rfs_errno_reason(rc));
-		return rc ? token_errno(rc) : 0;
-	}
-	pthread_mutex_lock(&cat->lock);
-	fresh = cat->token && time(NULL) < cat->renew_at;
-	*gen = cat->generation;
-	*out = fresh ? strdup(cat->token) : NULL;
-	pthread_mutex_unlock(&cat->lock);
-	if (fresh)
-		return *out ? 0 : -ENOMEM;
-	rc = userpass_login(cat, *gen);
-	if (rc)
-		return rc;
-	/* the token just obtained is used at least once, whatever its
-	 * renewal time says */
-	pthread_mutex_lock(&cat->lock);
-	*gen = cat->generation;
-	*out = cat->token ? strdup(cat->token) : NULL;
-	pthread_mutex_unlock(&cat->lock);
-	return *out ? 0 : -EACCES;
-}
-
-int rfs_catalog_login(struct rfs_catalog *cat)
-{
-	unsigned gen;
-	char *token;
-	int rc = current_token(cat, &token, &gen);
-
-	rfs_token_free(token);
-	return rc;
-}
-
-int rfs_catalog_storage_token(struct rfs_catalog *cat, char **out)
-{
-	int rc;
-
-	*out = NULL;
-	if (!cat->tokens)
-		return 0;
-	rc = rfs_token_source_get(cat->tokens, out);
-	if (rc == 0 && !rfs_token_is_jwt(*out)) {
-		rfs_token_free(*out);
-		*out = NULL;
-	}
-	return rc == -ENOENT ? 0 : rc ? token_errno(rc) : 0;
-}
-
 /* ---- requests ---- */
 
 struct request {
-	const char *method; /* "GET" or "POST" */
-	const char *path;   /* escaped, starting with '/' */
+	struct rfs_identity *who; /* whose token goes with it */
+	const char *method;	  /* "GET" or "POST" */
+	const char *path;	  /* escaped, starting with '/' */
 	const char *accept;
 	const char *body; /* JSON, for POST */
 	struct rfs_buf *out;
@@ -495,22 +356,11 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	return err;
 }
 
-/* A 401 means the token expired early or was revoked: refresh once. */
-static void invalidate_token(struct rfs_catalog *cat, unsigned gen)
-{
-	/* a token file may hold a new one already: look now, not in 1 s */
-	if (cat->tokens)
-		rfs_token_source_stale(cat->tokens);
-	pthread_mutex_lock(&cat->lock);
-	if (cat->generation == gen)
-		cat->renew_at = 0;
-	pthread_mutex_unlock(&cat->lock);
-}
-
 static int request(struct rfs_catalog *cat, const struct request *rq)
 {
-	const char *again = cat->tokens ? "looking for a new bearer token"
-					: "logging in again";
+	bool file = !rfs_identity_logs_in(rq->who);
+	const char *again =
+		file ? "looking for a new bearer token" : "logging in again";
 	struct rfs_http_hdr hdr[H_COUNT];
 	long status = 0;
 	unsigned gen;
@@ -520,12 +370,12 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 	if (offline(cat))
 		return -EHOSTUNREACH;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		rc = current_token(cat, &token, &gen);
+		rc = rfs_identity_catalog_token(rq->who, &token, &gen);
 		if (rc)
 			return rc;
-		if (attempt && cat->tokens)
+		if (attempt && file)
 			rfs_dbg("catalogue: bearer token from %s",
-				rfs_token_source_where(cat->tokens));
+				rfs_identity_where(rq->who));
 		rc = perform(cat, rq, token, &status, hdr);
 		rfs_token_free(token);
 		if (rc == -EFBIG) {
@@ -547,7 +397,8 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 			hdr[H_EXC_MSG].seen ? ": " : "",
 			hdr[H_EXC_MSG].seen ? hdr[H_EXC_MSG].value : "",
 			attempt ? "refused again" : again);
-		invalidate_token(cat, gen);
+		/* expired early or revoked: a new one, once */
+		rfs_identity_refused(rq->who, gen);
 	}
 	rfs_dbg("catalogue: %s %s%s%s: HTTP %ld, %zu bytes", rq->method,
 		rq->path, rq->body ? " " : "", rq->body ? rq->body : "", status,
@@ -621,11 +472,11 @@ static int parse_dids(const struct request *rq, struct rfs_did_list *out)
 	return 0;
 }
 
-static int get_dids(struct rfs_catalog *cat, const char *path,
-		    struct rfs_did_list *out)
+static int get_dids(struct rfs_catalog *cat, struct rfs_identity *who,
+		    const char *path, struct rfs_did_list *out)
 {
 	struct rfs_buf body;
-	struct request rq = { "GET", path, ACCEPT_STREAM, NULL, &body };
+	struct request rq = { who, "GET", path, ACCEPT_STREAM, NULL, &body };
 	int rc;
 
 	rfs_buf_init(&body, cat->conf->max_answer);
@@ -636,10 +487,13 @@ static int get_dids(struct rfs_catalog *cat, const char *path,
 	return rc;
 }
 
-int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out)
+int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_identity *who,
+			    struct rfs_did_list *out)
 {
 	struct rfs_buf body;
-	struct request rq = { "GET", "/scopes/", ACCEPT_JSON, NULL, &body };
+	struct request rq = {
+		who, "GET", "/scopes/", ACCEPT_JSON, NULL, &body
+	};
 	int rc;
 
 	rfs_buf_init(&body, cat->conf->max_answer);
@@ -655,8 +509,8 @@ int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out)
 }
 
 /* GET /dids/{scope}/[{name}{suffix}] as a list of DIDs. */
-static int list_dids(struct rfs_catalog *cat, const char *scope,
-		     const char *name, const char *suffix,
+static int list_dids(struct rfs_catalog *cat, struct rfs_identity *who,
+		     const char *scope, const char *name, const char *suffix,
 		     struct rfs_did_list *out)
 {
 	struct rfs_buf path;
@@ -665,21 +519,22 @@ static int list_dids(struct rfs_catalog *cat, const char *scope,
 	rfs_buf_init(&path, 4096);
 	rc = did_path(&path, scope, name, suffix);
 	if (!rc)
-		rc = get_dids(cat, path.data, out);
+		rc = get_dids(cat, who, path.data, out);
 	rfs_buf_release(&path);
 	return rc;
 }
 
-int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
-			 struct rfs_did_list *out)
+int rfs_catalog_list_top(struct rfs_catalog *cat, struct rfs_identity *who,
+			 const char *scope, struct rfs_did_list *out)
 {
-	return list_dids(cat, scope, NULL, NULL, out);
+	return list_dids(cat, who, scope, NULL, NULL, out);
 }
 
-int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
-			     const char *name, struct rfs_did_list *out)
+int rfs_catalog_list_content(struct rfs_catalog *cat, struct rfs_identity *who,
+			     const char *scope, const char *name,
+			     struct rfs_did_list *out)
 {
-	return list_dids(cat, scope, name, "/dids", out);
+	return list_dids(cat, who, scope, name, "/dids", out);
 }
 
 static char *dids_body(const struct rfs_did_list *l, size_t from, size_t n,
@@ -755,12 +610,12 @@ static void merge_meta(struct rfs_did_list *l, size_t from, size_t n,
 	}
 }
 
-static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_did_list *l,
-			  size_t from, size_t n)
+static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_identity *who,
+			  struct rfs_did_list *l, size_t from, size_t n)
 {
 	struct rfs_buf body;
-	struct request rq = { "POST", "/dids/bulkmeta", ACCEPT_STREAM, NULL,
-			      &body };
+	struct request rq = { who,	     "POST", "/dids/bulkmeta",
+			      ACCEPT_STREAM, NULL,   &body };
 	struct rfs_did_list meta;
 	char *req = dids_body(l, from, n, "inherit", json_false());
 	int rc;
@@ -786,6 +641,7 @@ static int bulkmeta_batch(struct rfs_catalog *cat, struct rfs_did_list *l,
 
 struct fill_job {
 	struct rfs_catalog *cat;
+	struct rfs_identity *who;
 	struct rfs_did_list *l; /* each batch writes its own records only */
 	size_t next;		/* atomic: the next batch's first record */
 	int rc;			/* atomic: the first error */
@@ -802,7 +658,7 @@ static void *fill_worker(void *arg)
 		if (from >= j->l->n)
 			break;
 		n = j->l->n - from < BULK_MAX ? j->l->n - from : BULK_MAX;
-		rc = bulkmeta_batch(j->cat, j->l, from, n);
+		rc = bulkmeta_batch(j->cat, j->who, j->l, from, n);
 		none = 0;
 		if (rc)
 			__atomic_compare_exchange_n(&j->rc, &none, rc, false,
@@ -817,9 +673,10 @@ static void *fill_worker(void *arg)
  * kept-alive connections, they cost the time of three, on a server with
  * several workers (Rucio runs many). The caller's thread works too.
  */
-int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l)
+int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_identity *who,
+			  struct rfs_did_list *l)
 {
-	struct fill_job j = { cat, l, 0, 0 };
+	struct fill_job j = { cat, who, l, 0, 0 };
 	size_t batches = (l->n + BULK_MAX - 1) / BULK_MAX, nt = 0;
 	pthread_t t[BULK_PAR - 1];
 
@@ -874,12 +731,13 @@ out:
 }
 
 int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
+				   struct rfs_identity *who,
 				   const struct rfs_did_rec *dids, size_t n,
 				   struct rfs_replica_list *out)
 {
 	struct rfs_buf body;
-	struct request rq = { "POST", "/replicas/list", ACCEPT_STREAM, NULL,
-			      &body };
+	struct request rq = { who,	     "POST", "/replicas/list",
+			      ACCEPT_STREAM, NULL,   &body };
 	char *req;
 	int rc;
 
@@ -902,19 +760,21 @@ int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
 	return rc;
 }
 
-int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
-			      const char *name, struct rfs_replica_list *out)
+int rfs_catalog_list_replicas(struct rfs_catalog *cat, struct rfs_identity *who,
+			      const char *scope, const char *name,
+			      struct rfs_replica_list *out)
 {
 	struct rfs_did_rec did = { .scope = (char *)scope,
 				   .name = (char *)name };
 
-	return rfs_catalog_list_replicas_many(cat, &did, 1, out);
+	return rfs_catalog_list_replicas_many(cat, who, &did, 1, out);
 }
 
-int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
-			   const char *name, struct rfs_did_list *out)
+int rfs_catalog_list_files(struct rfs_catalog *cat, struct rfs_identity *who,
+			   const char *scope, const char *name,
+			   struct rfs_did_list *out)
 {
-	int rc = list_dids(cat, scope, name, "/files", out);
+	int rc = list_dids(cat, who, scope, name, "/files", out);
 
 	for (size_t i = 0; !rc && i < out->n; i++)
 		out->v[i].type = RFS_DID_FILE;

@@ -1,18 +1,21 @@
 /*
- * The Rucio catalogue client: authentication (userpass tokens renewed
- * before they expire, or a WLCG bearer token used directly), and the calls
- * the filesystem needs. Every call is synchronous and bounded by the
+ * The Rucio catalogue client: the calls the filesystem needs, each made
+ * as the identity it is handed (authz/identity.h: the token to show, and
+ * a new one after a 401), and the userpass login exchange that identities
+ * which log in use. Every call is synchronous and bounded by the
  * configured timeouts; no lock is held while one waits on the network.
  */
 #ifndef RFS_CATALOG_H
 #define RFS_CATALOG_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "catalog/parse.h"
 #include "conf/conf.h"
 
 struct rfs_catalog;
+struct rfs_identity;
 
 /* Borrows @conf for the catalogue's lifetime. Contacts nobody. */
 int rfs_catalog_new(struct rfs_catalog **out, const struct rfs_conf *conf);
@@ -25,25 +28,33 @@ void rfs_catalog_free(struct rfs_catalog *cat);
  */
 bool rfs_catalog_offline(struct rfs_catalog *cat);
 
-/* Makes sure a valid token is at hand (logs in if needed). */
-int rfs_catalog_login(struct rfs_catalog *cat);
+/*
+ * GET /auth/userpass with the configured user name, password, account and
+ * VO: a token in *@token (free with rfs_token_free) and when to renew it,
+ * a quarter of its lifetime early (5 minutes at most).
+ */
+int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew);
 
 /* GET /scopes/ */
-int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_did_list *out);
+int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_identity *who,
+			    struct rfs_did_list *out);
 /* GET /dids/{scope}/: DIDs with no parent in the same scope */
-int rfs_catalog_list_top(struct rfs_catalog *cat, const char *scope,
-			 struct rfs_did_list *out);
+int rfs_catalog_list_top(struct rfs_catalog *cat, struct rfs_identity *who,
+			 const char *scope, struct rfs_did_list *out);
 /* GET /dids/{scope}/{name}/dids: direct children */
-int rfs_catalog_list_content(struct rfs_catalog *cat, const char *scope,
-			     const char *name, struct rfs_did_list *out);
+int rfs_catalog_list_content(struct rfs_catalog *cat, struct rfs_identity *who,
+			     const char *scope, const char *name,
+			     struct rfs_did_list *out);
 /* GET /dids/{scope}/{name}/files: every file below a DID (or itself). */
-int rfs_catalog_list_files(struct rfs_catalog *cat, const char *scope,
-			   const char *name, struct rfs_did_list *out);
+int rfs_catalog_list_files(struct rfs_catalog *cat, struct rfs_identity *who,
+			   const char *scope, const char *name,
+			   struct rfs_did_list *out);
 /*
  * POST /dids/bulkmeta for every record of @l, in batches; fills in
  * created/updated times and missing sizes and checksums in place.
  */
-int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l);
+int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_identity *who,
+			  struct rfs_did_list *l);
 /*
  * The replica schemes asked of POST /replicas/list from now on, copied
  * (at creation: -o schemes). Rucio returns no PFN of a scheme not asked
@@ -53,20 +64,15 @@ int rfs_catalog_fill_meta(struct rfs_catalog *cat, struct rfs_did_list *l);
 int rfs_catalog_set_schemes(struct rfs_catalog *cat,
 			    const struct rfs_strv *schemes);
 /* POST /replicas/list for one file, with the configured schemes/sort. */
-int rfs_catalog_list_replicas(struct rfs_catalog *cat, const char *scope,
-			      const char *name, struct rfs_replica_list *out);
+int rfs_catalog_list_replicas(struct rfs_catalog *cat, struct rfs_identity *who,
+			      const char *scope, const char *name,
+			      struct rfs_replica_list *out);
 /* The same for @n (1..RFS_REPLICAS_MANY_MAX) DIDs in one request; the
  * answer's order is the catalogue's, not @dids'. */
 #define RFS_REPLICAS_MANY_MAX 1000 /* Rucio's schema limit */
 int rfs_catalog_list_replicas_many(struct rfs_catalog *cat,
+				   struct rfs_identity *who,
 				   const struct rfs_did_rec *dids, size_t n,
 				   struct rfs_replica_list *out);
-
-/*
- * A copy of the token to show storage endpoints (as Authorization: Bearer),
- * or NULL in *@out when the catalogue token is not a JWT (userpass tokens
- * mean nothing to storage). Free with rfs_token_free().
- */
-int rfs_catalog_storage_token(struct rfs_catalog *cat, char **out);
 
 #endif

@@ -30,6 +30,8 @@ struct rfs_fs {
 	 * differs) */
 	uint64_t bs;
 	struct rfs_catalog *cat;
+	/* the mount's own identity: every caller's, until issue 17 */
+	struct rfs_identity *mount_id;
 	struct rfs_transports *tps;
 	time_t start;
 

@@ -51,7 +51,7 @@ int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
 
 	if (!p)
 		return -ESTALE;
-	rc = rfs_node_listing(fs, p, &l, flags & RFS_NOWAIT);
+	rc = rfs_node_listing(fs, who, p, &l, flags & RFS_NOWAIT);
 	if (rc) {
 		rfs_node_put(fs, p);
 		return rfs_fs_errno(rc);
@@ -68,7 +68,7 @@ int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
 		rfs_listing_put(l);
 		return RFS_WOULD_BLOCK;
 	}
-	rfs_entry_times(fs, p, l, idx);
+	rfs_entry_times(fs, who, p, l, idx);
 	rc = ref_entry(fs, parent, idx, e, out);
 	rfs_node_put(fs, p);
 	rfs_listing_put(l);
@@ -85,7 +85,7 @@ int rfs_fs_opendir(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 	if (!n)
 		return -ESTALE;
 	d = calloc(1, sizeof(*d));
-	rc = d ? rfs_node_listing(fs, n, &d->list, flags & RFS_NOWAIT)
+	rc = d ? rfs_node_listing(fs, who, n, &d->list, flags & RFS_NOWAIT)
 	       : -ENOMEM;
 	if (rc) {
 		free(d);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "authz/cred.h"
+#include "authz/identity.h"
+#include "authz/token.h"
 #include "core/core.h"
 #include "core/file.h"
 #include "core/listing.h"
@@ -92,6 +94,14 @@ void rfs_fs_versions(char *out, size_t len)
 	rfs_transports_versions(out, len);
 }
 
+/* The login exchange of identities that log in is the catalogue's. */
+static int login_via_catalog(void *arg, char **token, time_t *renew)
+{
+	struct rfs_fs *fs = arg;
+
+	return rfs_catalog_userpass(fs->cat, token, renew);
+}
+
 int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 {
 	struct rfs_fs *fs = calloc(1, sizeof(*fs));
@@ -122,6 +132,10 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 		goto fail;
 	rfs_node_insert(fs, fs->root);
 	rc = rfs_catalog_new(&fs->cat, conf);
+	if (!rc)
+		rc = rfs_identity_new(
+			&fs->mount_id, conf, "mount",
+			&(struct rfs_login){ login_via_catalog, fs });
 	if (!rc)
 		rc = rfs_transports_open(&fs->tps, conf);
 	if (!rc && !conf->schemes.n)
@@ -158,6 +172,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	rfs_verify_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
+	rfs_identity_free(fs->mount_id);
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);
@@ -222,11 +237,14 @@ bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc)
 int rfs_fs_check(struct rfs_fs *fs)
 {
 	struct rfs_did_list dl;
-	int rc = rfs_catalog_login(fs->cat);
+	unsigned gen;
+	char *token;
+	int rc = rfs_identity_catalog_token(fs->mount_id, &token, &gen);
 
+	rfs_token_free(token);
 	if (rc)
 		return rc;
-	rc = rfs_catalog_list_scopes(fs->cat, &dl);
+	rc = rfs_catalog_list_scopes(fs->cat, fs->mount_id, &dl);
 	if (!rc)
 		rfs_did_list_release(&dl);
 	return rc;
@@ -254,8 +272,7 @@ int rfs_fs_caller(struct rfs_fs *fs, uid_t uid, gid_t gid, pid_t pid,
 {
 	/* every caller presents the mount's own identity: per-user IAM
 	 * identities (issue 17) replace this one mapping */
-	(void)fs;
-	*out = rfs_cred_new(uid, gid, pid, "mount");
+	*out = rfs_cred_new(uid, gid, pid, fs->mount_id);
 	return *out ? 0 : -ENOMEM;
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz/cred.h"
 #include "core/core.h"
 #include "core/listing.h"
 #include "core/meta.h"
@@ -197,22 +198,24 @@ static bool times_later(const struct rfs_did_list *dl)
 	return dl->n > 0;
 }
 
-static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+static int fetch_children(struct rfs_fs *fs, struct rfs_cred *who,
+			  const struct rfs_did_rec *rec,
 			  struct rfs_did_list *dl, bool *lazy)
 {
+	struct rfs_identity *id = who->id;
 	int rc;
 
 	*lazy = false;
 	switch (rec->type) {
 	case RFS_DID_ROOT:
-		return rfs_catalog_list_scopes(fs->cat, dl);
+		return rfs_catalog_list_scopes(fs->cat, id, dl);
 	case RFS_DID_SCOPE:
-		rc = rfs_catalog_list_top(fs->cat, rec->scope, dl);
+		rc = rfs_catalog_list_top(fs->cat, id, rec->scope, dl);
 		break;
 	case RFS_DID_DATASET:
 	case RFS_DID_CONTAINER:
-		rc = rfs_catalog_list_content(fs->cat, rec->scope, rec->name,
-					      dl);
+		rc = rfs_catalog_list_content(fs->cat, id, rec->scope,
+					      rec->name, dl);
 		break;
 	default:
 		return -ENOTDIR;
@@ -223,7 +226,7 @@ static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 	/* Times (and the sizes and checksums a scope's listing lacks) come
 	 * in bulk: a listing costs a request per thousand entries, not one
 	 * per entry. Without them the entries still show, dated at mount. */
-	if (!*lazy && dl->n && rfs_catalog_fill_meta(fs->cat, dl))
+	if (!*lazy && dl->n && rfs_catalog_fill_meta(fs->cat, id, dl))
 		rfs_log_limited(LOG_WARNING, "bulkmeta",
 				"no metadata for the entries of '%s%s%s'",
 				rec->scope, rec->name ? ":" : "",
@@ -267,7 +270,8 @@ static int load_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
  * A listing from the catalogue, or, when it cannot be reached, the copy
  * kept in the cache (*@offline is then true).
  */
-static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+static int fetch_listing(struct rfs_fs *fs, struct rfs_cred *who,
+			 const struct rfs_did_rec *rec,
 			 struct rfs_listing **out, bool *offline)
 {
 	struct rfs_did_list dl;
@@ -276,7 +280,7 @@ static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 
 	*offline = false;
 	rfs_did_list_init(&dl);
-	rc = fetch_children(fs, rec, &dl, &lazy);
+	rc = fetch_children(fs, who, rec, &dl, &lazy);
 	if (!rc) {
 		save_children(fs, rec, &dl);
 	} else if (rfs_unreachable_or_busy(rc) &&
@@ -334,8 +338,8 @@ static int fetch_done(struct rfs_fs *fs, struct rfs_node *n, int rc,
  * share it, success or failure. When the catalogue cannot be reached or
  * does not answer, an older listing is served.
  */
-int rfs_node_listing(struct rfs_fs *fs, struct rfs_node *n,
-		     struct rfs_listing **out, bool nowait)
+int rfs_node_listing(struct rfs_fs *fs, struct rfs_cred *who,
+		     struct rfs_node *n, struct rfs_listing **out, bool nowait)
 {
 	struct rfs_did_rec rec;
 	struct rfs_listing *fresh = NULL;
@@ -373,7 +377,7 @@ int rfs_node_listing(struct rfs_fs *fs, struct rfs_node *n,
 	pthread_mutex_unlock(&fs->table_lock);
 
 	if (!rc)
-		rc = fetch_listing(fs, &rec, &fresh, &offline);
+		rc = fetch_listing(fs, who, &rec, &fresh, &offline);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n->list_busy = false;
@@ -451,8 +455,8 @@ static void resave_listing(struct rfs_fs *fs, const struct rfs_did_rec *dir,
  * does not answer, the entries are dated at mount, as an eager listing's
  * would be.
  */
-void rfs_entry_times(struct rfs_fs *fs, struct rfs_node *dir,
-		     struct rfs_listing *l, size_t idx)
+void rfs_entry_times(struct rfs_fs *fs, struct rfs_cred *who,
+		     struct rfs_node *dir, struct rfs_listing *l, size_t idx)
 {
 	struct rfs_did_list dl;
 	struct rfs_did_rec parent;
@@ -481,7 +485,7 @@ void rfs_entry_times(struct rfs_fs *fs, struct rfs_node *dir,
 	pthread_mutex_unlock(&fs->table_lock);
 
 	if (!rc)
-		rc = rfs_catalog_fill_meta(fs->cat, &dl);
+		rc = rfs_catalog_fill_meta(fs->cat, who->id, &dl);
 	if (rc)
 		rfs_log_limited(LOG_WARNING, "bulkmeta",
 				"no times for the entries of '%s%s%s'",

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "authz/cred.h"
+#include "authz/identity.h"
 #include "authz/token.h"
 #include "core/core.h"
 #include "core/file.h"
@@ -147,10 +148,11 @@ static void drop_userinfo(struct rfs_replica_list *l)
 		}
 }
 
-static int fetch_replicas(struct rfs_fs *fs, const struct rfs_did_rec *dids,
-			  size_t n, struct rfs_replica_list *l)
+static int fetch_replicas(struct rfs_fs *fs, struct rfs_cred *who,
+			  const struct rfs_did_rec *dids, size_t n,
+			  struct rfs_replica_list *l)
 {
-	int rc = rfs_catalog_list_replicas_many(fs->cat, dids, n, l);
+	int rc = rfs_catalog_list_replicas_many(fs->cat, who->id, dids, n, l);
 
 	if (!rc)
 		drop_userinfo(l);
@@ -216,10 +218,11 @@ static int cache_only(const struct rfs_did_rec *did, struct rfs_replicas **out)
 	return 0;
 }
 
-static int list_replicas(struct rfs_fs *fs, const struct rfs_did_rec *did,
+static int list_replicas(struct rfs_fs *fs, struct rfs_cred *who,
+			 const struct rfs_did_rec *did,
 			 struct rfs_replica_list *l, bool *offline)
 {
-	int rc = fetch_replicas(fs, did, 1, l);
+	int rc = fetch_replicas(fs, who, did, 1, l);
 	const struct rfs_replica_rec *rec;
 
 	*offline = false;
@@ -272,7 +275,7 @@ int rfs_replicas_resolve(struct rfs_fs *fs, struct rfs_cred *who,
 	bool offline;
 	int rc;
 
-	rc = list_replicas(fs, did, &l, &offline);
+	rc = list_replicas(fs, who, did, &l, &offline);
 	if (rc)
 		return offline && fs->cache ? cache_only(did, out) : rc;
 	rc = from_list(fs, did, &l, out);
@@ -292,7 +295,7 @@ int rfs_replicas_resolve_many(struct rfs_fs *fs, struct rfs_cred *who,
 		out[i] = NULL;
 	if (n == 1)
 		return rfs_replicas_resolve(fs, who, &dids[0], &out[0]);
-	rc = fetch_replicas(fs, dids, n, &l);
+	rc = fetch_replicas(fs, who, dids, n, &l);
 	if (rc) /* the one asked for goes on alone, offline too */
 		return rfs_replicas_resolve(fs, who, &dids[0], &out[0]);
 	for (size_t i = 0; i < l.n; i++)
@@ -475,7 +478,7 @@ static int storage_bearer(void *arg, char **out)
 {
 	struct rfs_handles *hs = arg;
 
-	return rfs_catalog_storage_token(hs->fs->cat, out);
+	return rfs_identity_storage_token(hs->who->id, out);
 }
 
 int rfs_handles_new(struct rfs_fs *fs, struct rfs_cred *who, size_t n,
@@ -489,7 +492,7 @@ int rfs_handles_new(struct rfs_fs *fs, struct rfs_cred *who, size_t n,
 	hs->refs = 1;
 	hs->fs = fs;
 	hs->who = rfs_cred_get(who);
-	hs->tw.key = who->key;
+	hs->tw.key = rfs_identity_key(who->id);
 	hs->tw.bearer = storage_bearer;
 	hs->tw.arg = hs;
 	pthread_mutex_init(&hs->lock, NULL);

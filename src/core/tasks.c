@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authz/cred.h"
 #include "core/core.h"
 #include "core/file.h"
 #include "core/meta.h"
@@ -28,7 +29,8 @@
 static int list_files(struct rfs_fs *fs, struct rfs_cred *who,
 		      const struct rfs_did_rec *rec, struct rfs_did_list *l)
 {
-	int rc = rfs_catalog_list_files(fs->cat, rec->scope, rec->name, l);
+	int rc = rfs_catalog_list_files(fs->cat, who->id, rec->scope, rec->name,
+					l);
 	struct rfs_buf b;
 	size_t len;
 	char *val;

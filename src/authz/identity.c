@@ -1,0 +1,216 @@
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "authz/identity.h"
+#include "authz/token.h"
+#include "util/clock.h"
+#include "util/errmap.h"
+#include "util/log.h"
+#include "util/banned.h"
+
+struct rfs_identity {
+	char key[96];
+	char where[320];
+	struct rfs_token_source *tokens; /* a token found: RFS_AUTH_TOKEN */
+	struct rfs_login login;		 /* or one logged in for */
+	const struct rfs_conf *conf;
+
+	/* lock guards the logged-in token; a leaf, never held during a
+	 * login: one thread logs in (login_busy), the others wait on
+	 * login_done */
+	pthread_mutex_t lock;
+	pthread_cond_t login_done;
+	bool login_busy;
+	int login_rc;
+	double login_retry; /* monotonic: a failed login is not retried
+			       before this */
+	char *token;
+	time_t renew_at;
+	unsigned generation; /* bumped by every login */
+};
+
+int rfs_identity_new(struct rfs_identity **out, const struct rfs_conf *conf,
+		     const char *key, const struct rfs_login *login)
+{
+	struct rfs_identity *id = calloc(1, sizeof(*id));
+	int rc = 0;
+
+	if (!id)
+		return -ENOMEM;
+	snprintf(id->key, sizeof(id->key), "%s", key);
+	id->conf = conf;
+	id->login = *login;
+	pthread_mutex_init(&id->lock, NULL);
+	pthread_cond_init(&id->login_done, NULL);
+	if (conf->auth_type == RFS_AUTH_TOKEN) {
+		rc = rfs_token_source_new(&id->tokens, conf->token_file);
+		if (!rc)
+			rc = rfs_token_source_forbid(id->tokens,
+						     conf->mountpoint);
+	} else {
+		snprintf(id->where, sizeof(id->where), "userpass login as '%s'",
+			 conf->username);
+	}
+	if (rc) {
+		rfs_identity_free(id);
+		return rc;
+	}
+	*out = id;
+	return 0;
+}
+
+void rfs_identity_free(struct rfs_identity *id)
+{
+	if (!id)
+		return;
+	rfs_token_source_free(id->tokens);
+	rfs_token_free(id->token);
+	pthread_cond_destroy(&id->login_done);
+	pthread_mutex_destroy(&id->lock);
+	free(id);
+}
+
+const char *rfs_identity_key(const struct rfs_identity *id)
+{
+	return id->key;
+}
+
+bool rfs_identity_logs_in(const struct rfs_identity *id)
+{
+	return !id->tokens;
+}
+
+const char *rfs_identity_where(struct rfs_identity *id)
+{
+	return id->tokens ? rfs_token_source_where(id->tokens) : id->where;
+}
+
+/*
+ * Logs in once for everybody: concurrent callers that find a login under
+ * way wait for it rather than starting their own.
+ */
+static int log_in(struct rfs_identity *id, unsigned seen_generation)
+{
+	const struct rfs_conf *conf = id->conf;
+	char *token = NULL;
+	time_t renew = 0;
+	int rc;
+
+	pthread_mutex_lock(&id->lock);
+	while (id->login_busy)
+		pthread_cond_wait(&id->login_done, &id->lock);
+	/* someone just tried (their result is ours), or a login failed
+	 * moments ago: no new attempt, no new log line */
+	if (id->generation != seen_generation ||
+	    (id->login_rc && rfs_mono_now() < id->login_retry)) {
+		rc = id->login_rc;
+		pthread_mutex_unlock(&id->lock);
+		return rc;
+	}
+	id->login_busy = true;
+	pthread_mutex_unlock(&id->lock);
+
+	rc = id->login.login(id->login.arg, &token, &renew);
+	/* never the token: who logged in, and until when it is used */
+	if (rc)
+		rfs_dbg("catalogue: login as '%s' at %s: %s", conf->username,
+			conf->auth_host, rfs_errno_reason(rc));
+	else
+		rfs_dbg("catalogue: logged in as '%s' at %s; renewal in %lld s",
+			conf->username, conf->auth_host,
+			(long long)(renew - time(NULL)));
+
+	pthread_mutex_lock(&id->lock);
+	if (!rc) {
+		rfs_token_free(id->token);
+		id->token = token;
+		id->renew_at = renew;
+	}
+	id->login_rc = rc;
+	/* a refused or broken login is not repeated for a second by every
+	 * thread; a catalogue out of reach has its offline window anyway */
+	id->login_retry = rfs_mono_now() + 1;
+	id->generation++;
+	id->login_busy = false;
+	pthread_cond_broadcast(&id->login_done);
+	pthread_mutex_unlock(&id->lock);
+	return rc;
+}
+
+/* Errors of the token source mean "no credential", never "no file". */
+static int token_errno(int rc)
+{
+	return rc == -ENOMEM ? rc : -EACCES;
+}
+
+static int found_token(struct rfs_identity *id, char **out)
+{
+	int rc = rfs_token_source_get(id->tokens, out);
+
+	if (rc)
+		rfs_log_limited(LOG_ERR, "token",
+				"no usable bearer token (%s): %s",
+				rfs_token_source_where(id->tokens),
+				rfs_errno_reason(rc));
+	return rc ? token_errno(rc) : 0;
+}
+
+int rfs_identity_catalog_token(struct rfs_identity *id, char **out,
+			       unsigned *gen)
+{
+	bool fresh;
+	int rc;
+
+	*out = NULL;
+	*gen = 0;
+	if (id->tokens)
+		return found_token(id, out);
+	pthread_mutex_lock(&id->lock);
+	fresh = id->token && time(NULL) < id->renew_at;
+	*gen = id->generation;
+	*out = fresh ? strdup(id->token) : NULL;
+	pthread_mutex_unlock(&id->lock);
+	if (fresh)
+		return *out ? 0 : -ENOMEM;
+	rc = log_in(id, *gen);
+	if (rc)
+		return rc;
+	/* the token just obtained is used at least once, whatever its
+	 * renewal time says */
+	pthread_mutex_lock(&id->lock);
+	*gen = id->generation;
+	*out = id->token ? strdup(id->token) : NULL;
+	pthread_mutex_unlock(&id->lock);
+	return *out ? 0 : -EACCES;
+}
+
+void rfs_identity_refused(struct rfs_identity *id, unsigned gen)
+{
+	/* a token file may hold a new one already: look now, not in 1 s */
+	if (id->tokens)
+		rfs_token_source_stale(id->tokens);
+	pthread_mutex_lock(&id->lock);
+	if (id->generation == gen)
+		id->renew_at = 0;
+	pthread_mutex_unlock(&id->lock);
+}
+
+int rfs_identity_storage_token(struct rfs_identity *id, char **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!id->tokens)
+		return 0;
+	rc = rfs_token_source_get(id->tokens, out);
+	if (rc == 0 && !rfs_token_is_jwt(*out)) {
+		rfs_token_free(*out);
+		*out = NULL;
+	}
+	return rc == -ENOENT ? 0 : rc ? token_errno(rc) : 0;
+}

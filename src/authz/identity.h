@@ -1,0 +1,61 @@
+/*
+ * An identity: the credential presented to the catalogue and to storage,
+ * found (a WLCG token file or discovery) or obtained (a userpass login,
+ * renewed before it expires, once for all concurrent callers). The
+ * catalogue and the transports are handed one and never fetch a
+ * credential themselves. Today there is one, the mount's own; per-user
+ * identities (issue 17) add more, one per key.
+ */
+#ifndef RFS_AUTHZ_IDENTITY_H
+#define RFS_AUTHZ_IDENTITY_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "conf/conf.h"
+
+struct rfs_identity;
+
+/*
+ * The catalogue's login exchange, for an identity that logs in with a
+ * user name and password (authz does not speak Rucio): fills a token,
+ * owned by the caller, and when to renew it. 0 or a negative errno.
+ */
+struct rfs_login {
+	int (*login)(void *arg, char **token, time_t *renew);
+	void *arg;
+};
+
+/*
+ * The identity @conf describes (auth_type, token_file, username), known by
+ * @key. @login is copied; it is called only for userpass. Contacts nobody.
+ */
+int rfs_identity_new(struct rfs_identity **out, const struct rfs_conf *conf,
+		     const char *key, const struct rfs_login *login);
+void rfs_identity_free(struct rfs_identity *id);
+
+const char *rfs_identity_key(const struct rfs_identity *id);
+/* True when it logs in (userpass), false when it finds a token. */
+bool rfs_identity_logs_in(const struct rfs_identity *id);
+/* Where its token came from, for messages (never the token). */
+const char *rfs_identity_where(struct rfs_identity *id);
+
+/*
+ * A copy of the token to show the catalogue (free with rfs_token_free),
+ * logging in first when there is none or it is due for renewal. *@gen
+ * names the login it came from, for rfs_identity_refused().
+ */
+int rfs_identity_catalog_token(struct rfs_identity *id, char **out,
+			       unsigned *gen);
+/* The catalogue refused the token of login @gen (HTTP 401): the next
+ * call looks for a new one (a token file), or logs in again. */
+void rfs_identity_refused(struct rfs_identity *id, unsigned gen);
+
+/*
+ * A copy of the bearer token to show storage endpoints, or NULL in *@out
+ * when the identity has none that storage understands (a userpass token
+ * is not a JWT). Free with rfs_token_free().
+ */
+int rfs_identity_storage_token(struct rfs_identity *id, char **out);
+
+#endif
