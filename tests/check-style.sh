@@ -56,9 +56,9 @@ reject "transports must not know the catalogue, authz or the core" \
 	'(catalog|authz|core)/' src/transport/*.[ch]
 reject "the catalogue must not know transports" 'transport/' src/catalog/*.[ch]
 # libcurl stays behind the HTTP utilities, the HTTP transport and the
-# catalogue (util/http.h includes curl.h); the tests may use it
-curl_ok='^(src/util/http\.[ch]|src/util/errmap_curl\.c|src/transport/http\.c|src/catalog/catalog\.c)$'
-reject "only the HTTP code may include curl" 'curl/|util/http\.h' \
+# catalogue (util/http_client.h includes curl.h); the tests may use it
+curl_ok='^(src/util/http_client\.[ch]|src/util/errmap_curl\.c|src/transport/http\.c|src/catalog/catalog\.c)$'
+reject "only the HTTP code may include curl" 'curl/|util/http_client\.h' \
 	$(echo "$files" | tr ' ' '\n' | grep -E '^(src|fuse|cache)/' |
 		grep -vE "$curl_ok")
 # credentials are found and renewed in authz/ alone: the catalogue and

@@ -14,7 +14,7 @@
 #include "catalog/catalog.h"
 #include "util/clock.h"
 #include "util/errmap.h"
-#include "util/http.h"
+#include "util/http_client.h"
 #include "util/log.h"
 #include "util/str.h"
 #include "util/banned.h"

@@ -29,7 +29,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/errmap.h"
-#include "util/http.h"
+#include "util/http_client.h"
 #include "util/log.h"
 #include "util/net.h"
 #include "util/str.h"

@@ -160,7 +160,7 @@ struct rfs_transports;
 /*
  * Every transport's global_init, in registry order; on a failure, those
  * done are cleaned up again. Once per process, before any open; the
- * catalogue's libcurl is set up here too (util/http.c is shared).
+ * catalogue's libcurl is set up here too (util/http_client.c is shared).
  */
 int rfs_transports_global_init(void);
 void rfs_transports_global_cleanup(void);

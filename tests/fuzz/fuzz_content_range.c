@@ -7,7 +7,7 @@
 
 #include <errno.h>
 
-#include "util/http.h"
+#include "util/http_client.h"
 #include "fuzz.h"
 
 static void check_range(const char *v)

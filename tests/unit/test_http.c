@@ -1,5 +1,5 @@
 /*
- * Unit tests for the header helpers of src/util/http.c (what the
+ * Unit tests for the header helpers of src/util/http_client.c (what the
  * transport believes about a ranged answer comes from them) and for the
  * errno of curl's failures (util/errmap_curl.c; the names of failed
  * connects through rfs_http_errno and the HTTP transport, on real sockets
@@ -16,7 +16,7 @@
 #include "conf/conf.h"
 #include "transport/transport.h"
 #include "util/errmap.h"
-#include "util/http.h"
+#include "util/http_client.h"
 #include "unit.h"
 
 /* rfs_http_header_value on a C string, value into a static buffer. */

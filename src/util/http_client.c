@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "util/errmap.h"
-#include "util/http.h"
+#include "util/http_client.h"
 #include "util/banned.h"
 
 #define POOL_MAX_IDLE 64

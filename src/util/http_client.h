@@ -3,8 +3,8 @@
  * a pool of easy handles (each keeps its own live connections), the common
  * timeouts and CA settings, and header parsing.
  */
-#ifndef RFS_HTTP_H
-#define RFS_HTTP_H
+#ifndef RFS_UTIL_HTTP_CLIENT_H
+#define RFS_UTIL_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
