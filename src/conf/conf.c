@@ -49,6 +49,7 @@ enum opt_type {
 	OPT_STR,
 	OPT_SECRET,
 	OPT_STRV,
+	OPT_URLS, /* separated by blanks or commas: ':' is in a URL */
 	OPT_NETLIST,
 	OPT_DURATION,
 	OPT_SIZE,
@@ -104,8 +105,16 @@ static const struct opt opts[] = {
 	OPT("readahead", OPT_BOOL, readahead),
 	OPT("passthrough", OPT_BOOL, passthrough),
 	OPT("verify", OPT_STR, verify),
+	OPT("identity", OPT_STR, identity),
+	OPT("token_issuer", OPT_URLS, token_issuers),
+	OPT("token_audience", OPT_URLS, token_audiences),
+	OPT("token_env", OPT_BOOL, token_env),
+	OPT("authz_offline", OPT_DURATION, authz_offline),
+	OPT("idmap", OPT_STR, idmap),
+	OPT("anonymous", OPT_STR, anonymous),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+_Static_assert(NOPTS <= 64, "cli_mask has a bit per option");
 
 /* Mount options of fstab and mount(8) that mean nothing to FUSE. */
 static const char *const discarded[] = { "_netdev",  "noauto", "auto",
@@ -118,6 +127,9 @@ void rfs_conf_init(struct rfs_conf *conf)
 	rfs_strv_init(&conf->schemes);
 	rfs_strv_init(&conf->storage_hosts);
 	rfs_strv_init(&conf->deny_nets);
+	rfs_strv_init(&conf->token_issuers);
+	rfs_strv_init(&conf->token_audiences);
+	conf->authz_offline = 86400;
 	conf->connect_timeout = 10;
 	conf->io_timeout = 30;
 	conf->low_speed_limit = 1024;
@@ -158,6 +170,8 @@ void rfs_conf_release(struct rfs_conf *conf)
 	rfs_strv_release(&conf->schemes);
 	rfs_strv_release(&conf->storage_hosts);
 	rfs_strv_release(&conf->deny_nets);
+	rfs_strv_release(&conf->token_issuers);
+	rfs_strv_release(&conf->token_audiences);
 	free(conf->config_path);
 	free(conf->mountpoint);
 	conf->config_path = conf->mountpoint = NULL;
@@ -216,6 +230,8 @@ static int set_value(struct rfs_conf *conf, const struct opt *o,
 		return set_strv(field, value, ",: ");
 	case OPT_NETLIST:
 		return set_strv(field, value, ",; \t");
+	case OPT_URLS:
+		return set_strv(field, value, ", \t\n");
 	case OPT_DURATION:
 		return rfs_parse_duration(value, field);
 	case OPT_SIZE:
@@ -448,8 +464,14 @@ static int ini_key(const char *section, const char *key, const char *value,
 	struct ini_ctx *c = ctx;
 	size_t idx;
 
-	/* Only [client] belongs to us; the rest of rucio.cfg is the CLI's */
-	if (strcmp(section, "client") != 0 || !find_opt(key, &idx))
+	/* [client] is the Rucio client's, which we read too; [ruciofs] is
+	 * ours alone; the rest of rucio.cfg is the CLI's */
+	if (!strcmp(section, "ruciofs") && !strcmp(key, "token_issuers"))
+		key = "token_issuer";
+	if (!strcmp(section, "ruciofs") && !strcmp(key, "token_audiences"))
+		key = "token_audience";
+	if ((strcmp(section, "client") && strcmp(section, "ruciofs")) ||
+	    !find_opt(key, &idx))
 		return 0;
 	if (c->conf->cli_mask & (1ull << idx))
 		return 0; /* -o wins over the file */
@@ -672,6 +694,75 @@ static int check_verify(struct rfs_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* Issuers are compared exactly and their keys fetched over HTTPS. */
+static int check_issuers(const struct rfs_conf *conf, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < conf->token_issuers.n; i++) {
+		const char *iss = conf->token_issuers.v[i];
+
+		if (strncmp(iss, "https://", 8) || strlen(iss) > 400) {
+			snprintf(err, errlen,
+				 "token_issuer '%.200s' is not an https:// URL "
+				 "(of at most 400 bytes)",
+				 iss);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Who reads: a mount by root shared with allow_other runs per caller
+ * (each caller's own token), unless identity=mount; any other mount is
+ * its owner's alone.
+ */
+static int check_identity(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	const char *id = conf->identity;
+	const char *anon = conf->anonymous ? conf->anonymous : "none";
+
+	if (id && strcmp(id, "caller") && strcmp(id, "mount")) {
+		snprintf(err, errlen, "identity must be caller or mount");
+		return -EINVAL;
+	}
+	if (strcmp(anon, "none") && strcmp(anon, "names")) {
+		snprintf(err, errlen, "anonymous must be none or names");
+		return -EINVAL;
+	}
+	conf->anonymous_names = !strcmp(anon, "names");
+	conf->per_caller = id ? !strcmp(id, "caller")
+			      : conf->allow_other && geteuid() == 0;
+	if (conf->per_caller && !conf->allow_other) {
+		snprintf(err, errlen,
+			 "identity=caller needs allow_other: without it the "
+			 "mount is its owner's alone");
+		return -EINVAL;
+	}
+	if (conf->per_caller && geteuid() != 0) {
+		snprintf(err, errlen,
+			 "identity=caller needs a mount by root (it reads "
+			 "each caller's token file as that caller)");
+		return -EINVAL;
+	}
+	if (conf->per_caller && !conf->token_issuers.n) {
+		snprintf(err, errlen,
+			 "allow_other shares this mount: give token_issuer=URL "
+			 "so each caller reads with their own token, or "
+			 "identity=mount to let every user read as this mount");
+		return -EINVAL;
+	}
+	if (conf->authz_offline < 0 || conf->authz_offline > 30 * 86400) {
+		snprintf(err, errlen, "authz_offline must be in [0, 30d]");
+		return -EINVAL;
+	}
+	if (conf->idmap && access(conf->idmap, R_OK)) {
+		snprintf(err, errlen, "idmap '%s': %s", conf->idmap,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	return check_issuers(conf, err, errlen);
+}
+
 /* storage_hosts and deny_nets: the transport builds the same policy */
 static int check_net(const struct rfs_conf *conf, char *err, size_t errlen)
 {
@@ -753,6 +844,8 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		rc = check_verify(conf, err, errlen);
 	if (!rc)
 		rc = check_net(conf, err, errlen);
+	if (!rc)
+		rc = check_identity(conf, err, errlen);
 	if (rc)
 		return rc;
 	return check_mountpoint(conf, err, errlen);
@@ -842,6 +935,23 @@ void rfs_conf_usage(const char *progname)
 	       "                           file waits for its checksums)\n"
 	       "    -o read_timeout=T      a read gets EIO past this, all "
 	       "replicas tried (60s)\n"
+	       "\n"
+	       "shared mounts (root, allow_other: each caller reads with their "
+	       "own token):\n"
+	       "    -o identity=mount      every caller reads as this mount "
+	       "instead\n"
+	       "    -o token_issuer=URLS   accepted token issuers, "
+	       "blank-separated (needed)\n"
+	       "    -o token_audience=A    accepted audiences beyond WLCG's "
+	       "\"any\"\n"
+	       "    -o token_env=yes       also BEARER_TOKEN(_FILE) from the "
+	       "caller's environment\n"
+	       "    -o authz_offline=T     offline, an online \"may read\" "
+	       "stays valid this long (1d)\n"
+	       "    -o idmap=FILE          owners shown: IAM groups, subjects, "
+	       "accounts, scopes\n"
+	       "    -o anonymous=names     callers without a token see names "
+	       "(default: nothing)\n"
 	       "\n"
 	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
 	       progname);

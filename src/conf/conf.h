@@ -72,6 +72,17 @@ struct rfs_conf {
 	char *verify;	    /* "complete" (default) or "always" */
 	bool verify_always; /* derived by validate */
 
+	/* shared mounts (issue 17) */
+	char *identity;	 /* "caller" or "mount"; NULL: derived */
+	bool per_caller; /* derived: each caller reads as their own token */
+	struct rfs_strv token_issuers;	 /* accepted issuers, exact "iss" */
+	struct rfs_strv token_audiences; /* accepted beyond WLCG's "any" */
+	bool token_env;	      /* the caller's environment may name a token */
+	double authz_offline; /* an online "yes" kept this long offline */
+	char *idmap;	      /* the identity map file */
+	char *anonymous;      /* callers without a token: "none", "names" */
+	bool anonymous_names; /* derived */
+
 	/* command line */
 	char *mountpoint;
 	bool foreground;

@@ -833,6 +833,99 @@ static void test_validate(void)
 }
 
 /* The daemon changes to / when it detaches: the path must be absolute. */
+/* Shared mounts: who reads is derived from allow_other and root. */
+static void test_identity(void)
+{
+	struct cli c;
+	const char *base = "rucio_host=https://h," UP;
+	char o[512];
+
+	if (geteuid() != 0) {
+		UNIT_SKIP("identity: per-caller mounts need root");
+		return;
+	}
+	/* a mount by root shared with allow_other needs issuers */
+	snprintf(o, sizeof(o), "%s,allow_other", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	CHECK(strstr(c.err, "token_issuer=URL") != NULL);
+	CHECK(strstr(c.err, "identity=mount") != NULL);
+	cli_release(&c);
+	snprintf(o, sizeof(o),
+		 "%s,allow_other,token_issuer=https://iam.example/ "
+		 "https://iam2.example/,token_audience=https://se.example",
+		 base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), 0);
+	CHECK(c.conf.per_caller);
+	CHECK_INT(c.conf.token_issuers.n, 2);
+	CHECK_STR(c.conf.token_issuers.v[0], "https://iam.example/");
+	CHECK_STR(c.conf.token_audiences.v[0], "https://se.example");
+	CHECK(!c.conf.anonymous_names);
+	CHECK(c.conf.authz_offline == 86400);
+	cli_release(&c);
+	/* identity=mount keeps one identity for all */
+	snprintf(o, sizeof(o), "%s,allow_other,identity=mount", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), 0);
+	CHECK(!c.conf.per_caller);
+	cli_release(&c);
+	/* without allow_other: the owner's alone */
+	CHECK_INT(valid(&c, "-o", base, mnt, NULL), 0);
+	CHECK(!c.conf.per_caller);
+	cli_release(&c);
+	snprintf(o, sizeof(o), "%s,identity=caller,token_issuer=https://i/",
+		 base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	CHECK(strstr(c.err, "allow_other") != NULL);
+	cli_release(&c);
+	/* bad values */
+	snprintf(o, sizeof(o), "%s,allow_other,token_issuer=http://i/", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	cli_release(&c);
+	snprintf(o, sizeof(o), "%s,identity=everyone", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	cli_release(&c);
+	snprintf(o, sizeof(o), "%s,anonymous=all", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	cli_release(&c);
+	snprintf(o, sizeof(o), "%s,anonymous=names,authz_offline=2h", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), 0);
+	CHECK(c.conf.anonymous_names);
+	CHECK(c.conf.authz_offline == 7200);
+	cli_release(&c);
+	snprintf(o, sizeof(o), "%s,idmap=/nonexistent/idmap", base);
+	CHECK_INT(valid(&c, "-o", o, mnt, NULL), -EINVAL);
+	cli_release(&c);
+}
+
+/* [ruciofs] in rucio.cfg holds our keys, token_issuers among them. */
+static void test_load_ruciofs_section(void)
+{
+	static const char text[] = "[client]\n"
+				   "rucio_host = https://r.example\n"
+				   "[ruciofs]\n"
+				   "token_issuers = https://a.example/\n"
+				   "    https://b.example/\n"
+				   "token_env = yes\n"
+				   "[other]\n"
+				   "idmap = /not/ours\n";
+	char *cfg = unit_write(tmpdir, "ruciofs.cfg", text, 0600);
+	struct cli c;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	clear_env();
+	setenv("RUCIO_CONFIG", cfg, 1);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	CHECK_INT(c.conf.token_issuers.n, 2);
+	CHECK_STR(c.conf.token_issuers.v[1], "https://b.example/");
+	CHECK(c.conf.token_env);
+	CHECK(c.conf.idmap == NULL);
+	cli_release(&c);
+	clear_env();
+	free(cfg);
+}
+
 static void test_mountpoint(void)
 {
 	struct cli c;
@@ -1017,6 +1110,8 @@ int main(void)
 	}
 	if (tmpdir) {
 		test_validate();
+		test_identity();
+		test_load_ruciofs_section();
 		test_mountpoint();
 		test_secret_wiped();
 		test_hide_secrets();
