@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "authz/cred.h"
+#include "authz/identity.h"
 #include "util/banned.h"
 
 struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid,
@@ -17,7 +18,7 @@ struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid,
 	c->uid = uid;
 	c->gid = gid;
 	c->pid = pid;
-	c->id = id;
+	c->id = rfs_identity_get(id);
 	return c;
 }
 
@@ -29,6 +30,8 @@ struct rfs_cred *rfs_cred_get(struct rfs_cred *c)
 
 void rfs_cred_put(struct rfs_cred *c)
 {
-	if (c && !__atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
-		free(c);
+	if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	rfs_identity_put(c->id);
+	free(c);
 }

@@ -21,13 +21,15 @@ struct rfs_cred {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid; /* 0: not a process (the daemon's own tasks) */
-	/* the identity presented, borrowed: the mount keeps every one for
-	 * its life. Its key (rfs_identity_key) is what transport sessions
-	 * and the like are kept apart by. */
+	/* the identity presented (a reference of the credential's own), or
+	 * NULL for a caller of a shared mount with no usable token: what
+	 * anonymous callers may do. Its key (rfs_identity_key) is what
+	 * transport sessions and decisions are kept apart by. */
 	struct rfs_identity *id;
 };
 
-/* A new credential (one reference), or NULL when out of memory. */
+/* A new credential (one reference; it takes its own reference to @id,
+ * which may be NULL), or NULL when out of memory. */
 struct rfs_cred *rfs_cred_new(uid_t uid, gid_t gid, pid_t pid,
 			      struct rfs_identity *id);
 struct rfs_cred *rfs_cred_get(struct rfs_cred *c);

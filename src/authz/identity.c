@@ -14,8 +14,16 @@
 #include "util/banned.h"
 
 struct rfs_identity {
+	unsigned refs; /* atomic */
 	char key[96];
 	char where[320];
+	/* a caller's (bearer): the token shown as it is, and its claims */
+	char *bearer;
+	char sub[256];
+	time_t exp;
+	struct rfs_strv groups;
+	bool refused; /* atomic */
+
 	struct rfs_token_source *tokens; /* a token found: RFS_AUTH_TOKEN */
 	struct rfs_login login;		 /* or one logged in for */
 	const struct rfs_conf *conf;
@@ -42,6 +50,8 @@ int rfs_identity_new(struct rfs_identity **out, const struct rfs_conf *conf,
 
 	if (!id)
 		return -ENOMEM;
+	id->refs = 1;
+	rfs_strv_init(&id->groups);
 	snprintf(id->key, sizeof(id->key), "%s", key);
 	id->conf = conf;
 	id->login = *login;
@@ -57,22 +67,88 @@ int rfs_identity_new(struct rfs_identity **out, const struct rfs_conf *conf,
 			 conf->username);
 	}
 	if (rc) {
-		rfs_identity_free(id);
+		rfs_identity_put(id);
 		return rc;
 	}
 	*out = id;
 	return 0;
 }
 
-void rfs_identity_free(struct rfs_identity *id)
+int rfs_identity_new_bearer(struct rfs_identity **out, const char *key,
+			    const struct rfs_bearer *b)
 {
+	struct rfs_identity *id = calloc(1, sizeof(*id));
+	int rc = 0;
+
 	if (!id)
+		return -ENOMEM;
+	id->refs = 1;
+	rfs_strv_init(&id->groups);
+	pthread_mutex_init(&id->lock, NULL);
+	pthread_cond_init(&id->login_done, NULL);
+	snprintf(id->key, sizeof(id->key), "%s", key);
+	snprintf(id->where, sizeof(id->where), "%s", b->where);
+	snprintf(id->sub, sizeof(id->sub), "%s", b->sub ? b->sub : "");
+	id->exp = b->exp;
+	id->bearer = strdup(b->token);
+	for (size_t i = 0; b->groups && i < b->groups->n && !rc; i++)
+		rc = rfs_strv_push(&id->groups, b->groups->v[i]);
+	if (!rc && !id->bearer)
+		rc = -ENOMEM;
+	if (rc) {
+		rfs_identity_put(id);
+		return rc;
+	}
+	*out = id;
+	return 0;
+}
+
+struct rfs_identity *rfs_identity_get(struct rfs_identity *id)
+{
+	if (id)
+		__atomic_add_fetch(&id->refs, 1, __ATOMIC_RELAXED);
+	return id;
+}
+
+void rfs_identity_put(struct rfs_identity *id)
+{
+	if (!id || __atomic_sub_fetch(&id->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	rfs_token_source_free(id->tokens);
 	rfs_token_free(id->token);
+	rfs_token_free(id->bearer);
+	rfs_strv_release(&id->groups);
 	pthread_cond_destroy(&id->login_done);
 	pthread_mutex_destroy(&id->lock);
 	free(id);
+}
+
+bool rfs_identity_is_bearer(const struct rfs_identity *id)
+{
+	return id->bearer != NULL;
+}
+
+bool rfs_identity_in_group(const struct rfs_identity *id, const char *group)
+{
+	for (size_t i = 0; i < id->groups.n; i++)
+		if (!strcmp(id->groups.v[i], group))
+			return true;
+	return false;
+}
+
+const char *rfs_identity_sub(const struct rfs_identity *id)
+{
+	return id->sub;
+}
+
+time_t rfs_identity_expires(const struct rfs_identity *id)
+{
+	return id->exp;
+}
+
+bool rfs_identity_was_refused(const struct rfs_identity *id)
+{
+	return __atomic_load_n(&id->refused, __ATOMIC_RELAXED);
 }
 
 const char *rfs_identity_key(const struct rfs_identity *id)
@@ -82,12 +158,19 @@ const char *rfs_identity_key(const struct rfs_identity *id)
 
 bool rfs_identity_logs_in(const struct rfs_identity *id)
 {
-	return !id->tokens;
+	return !id->tokens && !id->bearer;
 }
 
 const char *rfs_identity_where(struct rfs_identity *id)
 {
 	return id->tokens ? rfs_token_source_where(id->tokens) : id->where;
+}
+
+/* A copy of a bearer identity's token. */
+static int bearer_copy(const struct rfs_identity *id, char **out)
+{
+	*out = strdup(id->bearer);
+	return *out ? 0 : -ENOMEM;
 }
 
 /*
@@ -168,6 +251,8 @@ int rfs_identity_catalog_token(struct rfs_identity *id, char **out,
 
 	*out = NULL;
 	*gen = 0;
+	if (id->bearer)
+		return bearer_copy(id, out);
 	if (id->tokens)
 		return found_token(id, out);
 	pthread_mutex_lock(&id->lock);
@@ -191,6 +276,12 @@ int rfs_identity_catalog_token(struct rfs_identity *id, char **out,
 
 void rfs_identity_refused(struct rfs_identity *id, unsigned gen)
 {
+	/* a caller's token is theirs to renew: their next request looks
+	 * for it again (callers.c) */
+	if (id->bearer) {
+		__atomic_store_n(&id->refused, true, __ATOMIC_RELAXED);
+		return;
+	}
 	/* a token file may hold a new one already: look now, not in 1 s */
 	if (id->tokens)
 		rfs_token_source_stale(id->tokens);
@@ -205,6 +296,8 @@ int rfs_identity_storage_token(struct rfs_identity *id, char **out)
 	int rc;
 
 	*out = NULL;
+	if (id->bearer)
+		return bearer_copy(id, out);
 	if (!id->tokens)
 		return 0;
 	rc = rfs_token_source_get(id->tokens, out);

@@ -1,10 +1,11 @@
 /*
- * An identity: the credential presented to the catalogue and to storage,
- * found (a WLCG token file or discovery) or obtained (a userpass login,
- * renewed before it expires, once for all concurrent callers). The
+ * An identity: the credential presented to the catalogue and to storage.
+ * The mount's own is found (a WLCG token file or discovery) or obtained
+ * (a userpass login, renewed before it expires, once for all concurrent
+ * callers). On a shared mount each caller's is a bearer identity: the
+ * caller's own verified token, held as it is (callers.c makes them). The
  * catalogue and the transports are handed one and never fetch a
- * credential themselves. Today there is one, the mount's own; per-user
- * identities (issue 17) add more, one per key.
+ * credential themselves. Counted: whoever keeps one takes a reference.
  */
 #ifndef RFS_AUTHZ_IDENTITY_H
 #define RFS_AUTHZ_IDENTITY_H
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include <sys/types.h>
 
 struct rfs_identity;
 
@@ -29,16 +31,44 @@ struct rfs_login {
 /*
  * The identity @conf describes (auth_type, token_file, username), known by
  * @key. @login is copied; it is called only for userpass. Contacts nobody.
+ * One reference.
  */
 int rfs_identity_new(struct rfs_identity **out, const struct rfs_conf *conf,
 		     const char *key, const struct rfs_login *login);
-void rfs_identity_free(struct rfs_identity *id);
+
+/* What a caller's verified token says, for a bearer identity. */
+struct rfs_bearer {
+	const char *token; /* copied, wiped when the identity goes */
+	const char *where; /* where it was found, for messages */
+	const char *sub;
+	time_t exp;
+	const struct rfs_strv *groups; /* "/vo[/sub]" */
+	uid_t uid;		       /* whose it is */
+};
+
+/* A caller's identity, known by @key: its token shown as it is to the
+ * catalogue and to storage. One reference. */
+int rfs_identity_new_bearer(struct rfs_identity **out, const char *key,
+			    const struct rfs_bearer *b);
+
+struct rfs_identity *rfs_identity_get(struct rfs_identity *id);
+/* Drops a reference; NULL is fine. */
+void rfs_identity_put(struct rfs_identity *id);
 
 const char *rfs_identity_key(const struct rfs_identity *id);
 /* True when it logs in (userpass), false when it finds a token. */
 bool rfs_identity_logs_in(const struct rfs_identity *id);
 /* Where its token came from, for messages (never the token). */
 const char *rfs_identity_where(struct rfs_identity *id);
+
+/* A bearer identity's claims; the mount's has none (false, "", 0). */
+bool rfs_identity_is_bearer(const struct rfs_identity *id);
+bool rfs_identity_in_group(const struct rfs_identity *id, const char *group);
+const char *rfs_identity_sub(const struct rfs_identity *id);
+time_t rfs_identity_expires(const struct rfs_identity *id);
+/* A bearer identity whose token the catalogue or storage refused: its
+ * caller's token is to be looked for again. */
+bool rfs_identity_was_refused(const struct rfs_identity *id);
 
 /*
  * A copy of the token to show the catalogue (free with rfs_token_free),

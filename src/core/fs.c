@@ -172,7 +172,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	rfs_verify_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
-	rfs_identity_free(fs->mount_id);
+	rfs_identity_put(fs->mount_id);
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);

@@ -77,7 +77,7 @@ static void test_one_login_for_all(void)
 	/* a Rucio token means nothing to storage */
 	CHECK_INT(rfs_identity_storage_token(shared, &t), 0);
 	CHECK(t == NULL);
-	rfs_identity_free(shared);
+	rfs_identity_put(shared);
 }
 
 static void test_refused_and_due_tokens_are_renewed(void)
@@ -107,7 +107,7 @@ static void test_refused_and_due_tokens_are_renewed(void)
 	CHECK_STR(t, "rucio-token-2");
 	rfs_token_free(t);
 	CHECK_INT(logins, 2);
-	rfs_identity_free(id);
+	rfs_identity_put(id);
 
 	/* due for renewal: a login at the next use, the new token used */
 	renew_in = 0;
@@ -120,7 +120,7 @@ static void test_refused_and_due_tokens_are_renewed(void)
 	CHECK_STR(t, "rucio-token-2");
 	rfs_token_free(t);
 	renew_in = 3600;
-	rfs_identity_free(id);
+	rfs_identity_put(id);
 }
 
 static void test_failed_login_waits_a_second(void)
@@ -142,7 +142,7 @@ static void test_failed_login_waits_a_second(void)
 	CHECK_INT(rfs_identity_catalog_token(id, &t, &gen), 0);
 	CHECK_INT(logins, 2);
 	rfs_token_free(t);
-	rfs_identity_free(id);
+	rfs_identity_put(id);
 }
 
 static void test_token_file(void)
@@ -174,10 +174,50 @@ static void test_token_file(void)
 	CHECK_STR(t ? t : "", jwt);
 	rfs_token_free(t);
 	CHECK_INT(logins, 0);
-	rfs_identity_free(id);
+	rfs_identity_put(id);
 	unlink(path);
 	rmdir(dir);
 	free(dir);
+}
+
+static void test_bearer(void)
+{
+	static const char tok[] = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiIn0.c2ln";
+	struct rfs_strv groups;
+	struct rfs_bearer b = { tok,	   "/run/user/1001/bt_u1001",
+				"bob-sub", 12345,
+				&groups,   1001 };
+	struct rfs_identity *id = NULL, *again;
+	unsigned gen;
+	char *t = NULL;
+
+	rfs_strv_init(&groups);
+	rfs_strv_push(&groups, "/escape/cta");
+	CHECK_INT(rfs_identity_new_bearer(&id, "u1001:abcd", &b), 0);
+	rfs_strv_release(&groups); /* copied */
+	CHECK(rfs_identity_is_bearer(id));
+	CHECK(!rfs_identity_logs_in(id));
+	CHECK_STR(rfs_identity_key(id), "u1001:abcd");
+	CHECK_STR(rfs_identity_sub(id), "bob-sub");
+	CHECK_STR(rfs_identity_where(id), "/run/user/1001/bt_u1001");
+	CHECK(rfs_identity_in_group(id, "/escape/cta"));
+	CHECK(!rfs_identity_in_group(id, "/escape"));
+	CHECK(rfs_identity_expires(id) == 12345);
+	/* the same token to the catalogue and to storage */
+	CHECK_INT(rfs_identity_catalog_token(id, &t, &gen), 0);
+	CHECK_STR(t, tok);
+	rfs_token_free(t);
+	CHECK_INT(rfs_identity_storage_token(id, &t), 0);
+	CHECK_STR(t ? t : "", tok);
+	rfs_token_free(t);
+	/* a 401: the caller's to renew, never a login */
+	CHECK(!rfs_identity_was_refused(id));
+	rfs_identity_refused(id, gen);
+	CHECK(rfs_identity_was_refused(id));
+	again = rfs_identity_get(id);
+	rfs_identity_put(id);
+	CHECK_STR(rfs_identity_key(again), "u1001:abcd");
+	rfs_identity_put(again);
 }
 
 int main(void)
@@ -186,5 +226,6 @@ int main(void)
 	test_refused_and_due_tokens_are_renewed();
 	test_failed_login_waits_a_second();
 	test_token_file();
+	test_bearer();
 	return unit_done("identity");
 }
