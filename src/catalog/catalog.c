@@ -605,6 +605,8 @@ static void merge_meta(struct rfs_did_list *l, size_t from, size_t n,
 			memcpy(r->adler32, m->adler32, sizeof(r->adler32));
 		if (!r->md5[0])
 			memcpy(r->md5, m->md5, sizeof(r->md5));
+		if (!r->account[0])
+			memcpy(r->account, m->account, sizeof(r->account));
 		if (r->type == RFS_DID_UNKNOWN)
 			r->type = m->type;
 	}

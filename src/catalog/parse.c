@@ -192,6 +192,17 @@ static int get_type(json_t *obj, struct rfs_did_rec *r)
 	return 0;
 }
 
+/* Only shown, so one that does not fit is left out, not refused. */
+static void get_account(json_t *obj, struct rfs_did_rec *r)
+{
+	const char *s;
+
+	r->account[0] = '\0';
+	if (get_str(obj, "account", &s) == 0 && s &&
+	    strlen(s) < sizeof(r->account))
+		memcpy(r->account, s, strlen(s) + 1);
+}
+
 /* The fields after scope and name; *@bad names the first wrong one. */
 static int did_fields(json_t *obj, struct rfs_did_rec *r, const char **bad)
 {
@@ -209,6 +220,8 @@ static int did_fields(json_t *obj, struct rfs_did_rec *r, const char **bad)
 		*bad = "created_at";
 	else if ((rc = get_time(obj, "updated_at", &r->updated)))
 		*bad = "updated_at";
+	if (!rc)
+		get_account(obj, r);
 	return rc;
 }
 
@@ -504,6 +517,8 @@ static json_t *did_to_json(const struct rfs_did_rec *r)
 	    (r->adler32[0] &&
 	     json_object_set_new(o, "adler32", json_string(r->adler32))) ||
 	    (r->md5[0] && json_object_set_new(o, "md5", json_string(r->md5))) ||
+	    (r->account[0] &&
+	     json_object_set_new(o, "account", json_string(r->account))) ||
 	    set_time(o, "created_at", r->created) ||
 	    set_time(o, "updated_at", r->updated)) {
 		json_decref(o);

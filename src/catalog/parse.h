@@ -33,6 +33,9 @@ struct rfs_did_rec {
 	char md5[33];	 /* 32 lowercase hex digits, or "" */
 	time_t created;	 /* 0: unknown */
 	time_t updated;
+	/* the Rucio account that made it (at most 25 characters in Rucio),
+	 * "" when not given: shown as the owner through an idmap */
+	char account[32];
 };
 
 struct rfs_did_list {

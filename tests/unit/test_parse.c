@@ -115,16 +115,21 @@ static void test_dids_listing(void)
 		dids("{\"scope\": \"user.jdoe\", \"name\": \"file1.dat\", "
 		     "\"type\": \"FILE\", \"bytes\": 1000, \"adler32\": "
 		     "\"0cc737eb\", \"md5\": "
-		     "\"f1c9645dbc14efddc7d8a322685f26eb\"}\n"
+		     "\"f1c9645dbc14efddc7d8a322685f26eb\", \"account\": "
+		     "\"jdoe\"}\n"
 		     "{\"scope\": \"user.jdoe\", \"name\": \"ds1\", \"type\": "
 		     "\"DATASET\", \"bytes\": null, \"adler32\": null, "
-		     "\"md5\": null}\n",
+		     "\"md5\": null, \"account\": "
+		     "\"an-account-name-far-too-long-for-rucio\"}\n",
 		     &l, NULL),
 		0);
 	CHECK_INT(l.n, 2);
 	if (l.n == 2) {
 		CHECK_STR(l.v[0].adler32, "0cc737eb");
 		CHECK_STR(l.v[0].md5, "f1c9645dbc14efddc7d8a322685f26eb");
+		CHECK_STR(l.v[0].account, "jdoe");
+		/* only shown: one too long is left out, the record kept */
+		CHECK_STR(l.v[1].account, "");
 		CHECK_INT(l.v[1].type, RFS_DID_DATASET);
 		CHECK_STR(l.v[1].adler32, "");
 		CHECK(!l.v[1].has_bytes);
