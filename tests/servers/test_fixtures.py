@@ -247,6 +247,39 @@ def test_jwt(lake41):
     assert v.status == 200 and b"'account': 'bob'" in v.body
 
 
+def test_jwt_issuer_es256_and_forgeries(tmp_path):
+    """Both algorithms verify (ours against openssl's own check for ES256);
+    every forgery fails verify_jws, the check the emulator makes."""
+    import jwt_issuer
+    iss = jwt_issuer.JwtIssuer(str(tmp_path), issuer="https://127.0.0.1:1/", algs=("RS256", "ES256"))
+    keys = iss.jwks()["keys"]
+    assert sorted(k["kty"] for k in keys) == ["EC", "RSA"] and len({k["kid"] for k in keys}) == 2
+    es = iss.mint("alice", alg="ES256")
+    assert jwt_issuer.verify_jws(es, keys)["sub"] == "alice"
+    assert jwt_issuer.verify_jws(iss.mint("alice"), keys)["iss"] == "https://127.0.0.1:1/"
+    h, p, s = es.split(".")
+    raw = jwt_issuer.b64url_decode(s)
+
+    def der_int(v):
+        b = v.to_bytes(v.bit_length() // 8 + 1, "big")
+        return b"\x02" + bytes([len(b)]) + b
+    body = der_int(int.from_bytes(raw[:32], "big")) + der_int(int.from_bytes(raw[32:], "big"))
+    (tmp_path / "sig").write_bytes(b"\x30" + bytes([len(body)]) + body)
+    (tmp_path / "msg").write_bytes((h + "." + p).encode())
+    (tmp_path / "pub.pem").write_bytes(iss.keys["ES256"].public_pem())
+    assert subprocess.run(["openssl", "dgst", "-sha256", "-verify", str(tmp_path / "pub.pem"), "-signature",
+                           str(tmp_path / "sig"), str(tmp_path / "msg")], capture_output=True).returncode == 0
+    forged = [iss.forge_alg_none("alice"), iss.forge_hs256_pubkey("alice"), iss.forge_foreign_key("alice"),
+              iss.forge_foreign_key("alice", alg="ES256"), iss.forge_unknown_kid("alice"),
+              iss.tamper(es, sub="bob"), iss.tamper(iss.mint("alice"), scope="storage.read:/"),
+              iss.mint("alice", header={"alg": "ES256"})]      # RSA signature sold as ES256
+    for tok in forged:
+        with pytest.raises(ValueError):
+            jwt_issuer.verify_jws(tok, keys)
+    claims = jwt_issuer.decode_unverified(iss.mint("a", groups=None, iam_groups=["escape"], aud=["x", "y"]))[1]
+    assert claims["groups"] == ["escape"] and "wlcg.groups" not in claims and claims["aud"] == ["x", "y"]
+
+
 def test_faults(lake41):
     c = Curl(lake41)
     tok = login(c)
