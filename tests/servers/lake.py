@@ -39,6 +39,9 @@ On demand (tests of hostile storage and a slow catalogue; README.md):
     above those; first only if the others are bumped (a tie with NGINX_DISK
     is decided by the PFN string, i.e. the random ports) or the mount is
     limited with rse_expression. Same-store RSEs tie-break on the prefix.
+  * lake.trust_issuer(issuer), lake.register_oidc_user(sub, issuer,
+    account=None), lake.add_account(...), lake.add_identity(...): the
+    emulator accepts JWTs of another issuer (RS256 and ES256, its JWKS).
   * lake.slow_catalogue(seconds, match=None): matching catalogue requests
     are answered after `seconds`, each in its own thread (concurrent);
     slow_catalogue(0) turns it off.
@@ -426,6 +429,7 @@ class Lake:
         self.rse_protocols = {}
         self.faultstores = {}   # rse -> FaultStore (start_faultstore)
         self.faultstore = None  # the last started one
+        self._runtime_accounts = set()
         os.makedirs(self.workdir, exist_ok=True)
 
     # ------------------------------------------------------------------
@@ -940,6 +944,47 @@ ofs.trace open
         if status != 200:
             raise RuntimeError("userpass auth failed: %d %s" % (status, payload[:200]))
         return h["X-Rucio-Auth-Token"]
+
+    # ------------------------------------------------------------------
+    # OIDC identities
+    # ------------------------------------------------------------------
+    def add_account(self, account, type="USER", email=None, scope=None):
+        """A Rucio account at runtime (replaces one of that name); `scope`:
+        a scope it owns."""
+        self.admin("POST", "account", {"account": account, "type": type,
+                                       "email": email or "%s@ruciofs.test" % account, "scope": scope})
+        self._runtime_accounts.add(account)
+
+    def add_identity(self, identity, accounts, type="OIDC", default=None, password=None):
+        """An identity mapped to accounts (replaces the same type+identity).
+        OIDC identities read "SUB=<sub>, ISS=<iss>"."""
+        spec = {"type": type, "identity": identity, "accounts": list(accounts)}
+        if default:
+            spec["default"] = default
+        if password is not None:
+            spec["password"] = password
+        self.admin("POST", "identity", spec)
+
+    def trust_issuer(self, issuer, jwks=None):
+        """The emulator accepts JWTs whose `iss` is the issuer's URL, checked
+        with its JWKS (RS256 and ES256). `issuer`: a TokenIssuer/JwtIssuer
+        (its .issuer and .jwks()) or an issuer URL with `jwks`. Call again
+        after a key rotation (TokenIssuer.rotate does)."""
+        iss = issuer if isinstance(issuer, str) else issuer.issuer
+        self.admin("POST", "oidc_issuer", {"issuer": iss, "jwks": jwks or issuer.jwks()})
+        if not isinstance(issuer, str):
+            issuer.trusted_by_catalogue = True
+
+    def register_oidc_user(self, sub, issuer, account=None, scope=None):
+        """Map the identity SUB=<sub>, ISS=<issuer> to `account` (default:
+        `sub`), creating the account if it does not exist. Returns the
+        account name."""
+        account = account or sub
+        iss = issuer if isinstance(issuer, str) else issuer.issuer
+        if account not in self._lake_template.get("accounts", {}) and account not in self._runtime_accounts:
+            self.add_account(account, scope=scope)
+        self.add_identity("SUB=%s, ISS=%s" % (sub, iss), [account], default=account)
+        return account
 
     # ------------------------------------------------------------------
     # fault-injecting storage (faultstore.py)

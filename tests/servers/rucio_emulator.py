@@ -53,6 +53,14 @@ Admin routes (no token, not counted, not faultable):
     POST   /_admin/add_did  {"scope","name","type":"DATASET"|"CONTAINER","is_open":true}
     POST   /_admin/config   {"token_lifetime": s, "expected_audience": a, "expected_scope": s}
     POST   /_admin/expire_tokens       every issued/cached token expires now
+    POST   /_admin/oidc_issuer {"issuer": ISS, "jwks": {"keys": [JWK, ...]}}
+                             trust ISS (exactly as in `iss`) with these keys
+                             (RS256 RSA and ES256 P-256; replaces its keys)
+    POST   /_admin/account  {"account": NAME, "type"?: "USER", "email"?, "scope"?}
+                             (a scope owned by the account, if given)
+    POST   /_admin/identity {"type": "OIDC", "identity": "SUB=<sub>, ISS=<iss>",
+                             "accounts": [NAME, ...], "default"?: NAME}
+                             (replaces the same type+identity; accounts must exist)
     POST   /_admin/rse      {"rse": NAME, "availability_read": bool, ...,
                              "ports": {"https": N},  (PFNs then use port N)
                              "priorities": {"https": N}}  (read priority, both domains)
@@ -77,7 +85,8 @@ Lake JSON schema (written by lakegen.py, ports filled in by lake.py):
   "server_version": {"1.31": "1.31.7", "41": "41.0.0"},   # /ping
   "oidc": {"expected_audience": "rucio", "expected_scope": "openid profile",
            "issuers": {"<iss exactly as in the token>":
-                       {"kid": "...", "n": "<decimal str or int>", "e": 65537}}},
+                       {"kid": "...", "n": "<decimal str or int>", "e": 65537}
+                       or a JWKS {"keys": [JWK, ...]} (RSA and P-256 EC)}},
   "accounts": {"alice": {"type": "USER", "email": "..."}, ...},
   "identities": [
      {"type": "USERPASS", "identity": "alice", "password": "alice-secret",
@@ -143,7 +152,7 @@ from xml.sax.saxutils import escape as xml_escape
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import httpbase  # noqa: E402
 from httpbase import STOP, ClientGone  # noqa: E402
-from jwt_issuer import b64url_decode, rs256_verify  # noqa: E402
+from jwt_issuer import decode_unverified, int_to_b64url, verify_jws  # noqa: E402
 
 STREAM = "application/x-json-stream"
 JSON = "application/json"
@@ -343,9 +352,9 @@ class Catalogue:
         oidc = lake.get("oidc", {})
         self.expected_audience = oidc.get("expected_audience", "rucio")
         self.expected_scope = oidc.get("expected_scope", "openid profile")
-        self.issuers = {}
+        self.issuers = {}     # iss -> list of JWKs (RSA and P-256 EC)
         for iss, key in oidc.get("issuers", {}).items():
-            self.issuers[iss] = {"kid": key.get("kid"), "n": int(key["n"]), "e": int(key.get("e", 65537))}
+            self.set_issuer(iss, key)
         self.accounts = lake.get("accounts", {})
         self.identities = lake.get("identities", [])
         self.scopes = lake.get("scopes", {})
@@ -370,6 +379,36 @@ class Catalogue:
                     self._attach_one(key, c)
         for key in self.dids:
             self._restore_stored_sizes(key)
+
+    def set_issuer(self, iss, spec):
+        """Trust `iss` with the keys of `spec`: a JWKS ({"keys": [JWK, ...]},
+        RS256 and ES256 keys) or the legacy RSA record {"kid", "n", "e"}."""
+        if "keys" in spec:
+            keys = [dict(k) for k in spec["keys"] if isinstance(k, dict)]
+        else:
+            keys = [{"kty": "RSA", "kid": spec.get("kid"), "n": int_to_b64url(int(spec["n"])),
+                     "e": int_to_b64url(int(spec.get("e", 65537)))}]
+            if keys[0]["kid"] is None:
+                del keys[0]["kid"]
+        with self.lock:
+            self.issuers[iss] = keys
+
+    def set_account(self, account, spec):
+        with self.lock:
+            self.accounts[account] = dict(spec)
+
+    def set_identity(self, ident):
+        """Add an identity (lake-JSON form), replacing one of the same type
+        and identity string."""
+        if not isinstance(ident.get("identity"), str) or not ident.get("type"):
+            raise ValueError("an identity needs 'type' and 'identity'")
+        for a in ident.get("accounts", []):
+            if a not in self.accounts:
+                raise RucioError(404, "AccountNotFound", "Account '%s' does not exist" % a)
+        with self.lock:
+            self.identities = [i for i in self.identities
+                               if (i.get("type"), i.get("identity")) != (ident["type"], ident["identity"])]
+            self.identities.append(dict(ident))
 
     def _row(self, d):
         t = d.get("type", "FILE").upper()
@@ -763,25 +802,20 @@ class Tokens:
         return None
 
     def _validate_jwt(self, token):
+        # The issuer is taken from the unverified payload only to pick its
+        # keys; verify_jws pins the algorithm to the key type (RS256 for RSA,
+        # ES256 for P-256; never 'none' or HS256-with-the-public-key) and
+        # looks the kid up in that issuer's JWKS.
         try:
-            h64, p64, s64 = token.split(".")
-            header = json.loads(b64url_decode(h64))
-            claims = json.loads(b64url_decode(p64))
-            sig = b64url_decode(s64)
-        except (ValueError, TypeError, UnicodeDecodeError):
+            iss = decode_unverified(token)[1].get("iss")
+        except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
             return None
-        if not isinstance(header, dict) or not isinstance(claims, dict):
+        keys = self.cat.issuers.get(iss) if isinstance(iss, str) else None
+        if keys is None:
             return None
-        # pin the algorithm: RS256 only (no 'none', no HS256-with-public-key confusion)
-        if header.get("alg") != "RS256":
-            return None
-        iss = claims.get("iss")
-        key = self.cat.issuers.get(iss) if isinstance(iss, str) else None
-        if key is None:
-            return None
-        if header.get("kid") and key.get("kid") and header["kid"] != key["kid"]:
-            return None
-        if not rs256_verify((h64 + "." + p64).encode("ascii"), sig, key["n"], key["e"]):
+        try:
+            claims = verify_jws(token, keys)
+        except ValueError:
             return None
         now = time.time()
         exp = claims.get("exp")
@@ -1726,6 +1760,20 @@ class App:
                 return ok({"token_lifetime": self.cat.token_lifetime,
                            "expected_audience": self.cat.expected_audience,
                            "expected_scope": self.cat.expected_scope})
+            if p == "/_admin/oidc_issuer" and m == "POST":
+                b = req.json()
+                self.cat.set_issuer(str(b["issuer"]), b["jwks"])
+                return ok(status=201)
+            if p == "/_admin/account" and m == "POST":
+                b = req.json()
+                self.cat.set_account(str(b["account"]), {"type": b.get("type", "USER"), "email": b.get("email")})
+                if b.get("scope"):
+                    with self.cat.lock:
+                        self.cat.scopes[str(b["scope"])] = {"account": str(b["account"])}
+                return ok(status=201)
+            if p == "/_admin/identity" and m == "POST":
+                self.cat.set_identity(req.json())
+                return ok(status=201)
             if p == "/_admin/expire_tokens" and m == "POST":
                 self.tokens.expire_all()
                 return ok()
