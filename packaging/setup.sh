@@ -16,7 +16,7 @@ PACKAGES="build-essential autoconf automake pkg-config
 	libfuse3-dev fuse3 libcurl4-openssl-dev liblmdb-dev libssl-dev
 	libjansson-dev
 	ca-certificates openssl curl python3 python3-pytest
-	nginx-light xrootd-server xrootd-client
+	nginx-light xrootd-server xrootd-client xrootd-scitokens-plugins
 	attr rsync strace procps psmisc clang"
 
 DEMO_DIR=${RUCIOFS_DEMO_DIR:-/var/tmp/ruciofs-demo}

@@ -17,6 +17,7 @@ TOP_BUILD = os.environ.get("top_builddir") or os.path.join(TOP_SRC, "build")
 sys.path.insert(0, os.path.join(TOP_SRC, "tests", "servers"))
 
 import lake as lakemod  # noqa: E402
+import tokinfra  # noqa: E402
 
 RUCIOFS = os.environ.get("RUCIOFS_BIN") or os.path.join(TOP_BUILD, "ruciofs")
 WORK = os.environ.get("RUCIOFS_TEST_WORK") or os.path.join(
@@ -73,6 +74,17 @@ def lake41():
     """A 41-flavour lake for tests that do not depend on the flavour."""
     with new_lake("lake-41-solo") as lk:
         yield lk
+
+
+@pytest.fixture(scope="session")
+def toklake():
+    """A 41-flavour lake for per-caller tests (tokinfra.TokenLake): .lake,
+    .issuer (HTTPS discovery + JWKS, RS256 and ES256), .store (xrootd +
+    scitokens, RSE XRD_TOKEN, the only replica of every XRD_DISK file),
+    .token(sub, read=[scope paths], groups=[...]); the emulator accepts
+    the issuer's tokens for SUB=alice and SUB=bob."""
+    with new_lake("lake-tok") as lk:
+        yield tokinfra.TokenLake(lk)
 
 
 def is_mounted(path):

@@ -7,7 +7,7 @@
         ...  # lake.rucio_host, lake.ca_cert, lake.manifest, lake.issuer
 
     python3 lake.py start  --workdir DIR [--profile test|demo|bench] [--flavour 41|1.31] [--no-tls]
-                           [--slow SECONDS [--slow-match REGEX]]
+                           [--slow SECONDS [--slow-match REGEX]] [--tokens]
     python3 lake.py status --workdir DIR
     python3 lake.py stop   --workdir DIR
 
@@ -39,9 +39,15 @@ On demand (tests of hostile storage and a slow catalogue; README.md):
     above those; first only if the others are bumped (a tie with NGINX_DISK
     is decided by the PFN string, i.e. the random ports) or the mount is
     limited with rse_expression. Same-store RSEs tie-break on the prefix.
-  * lake.trust_issuer(issuer), lake.register_oidc_user(sub, issuer,
+  * lake.start_issuer(name="issuer", path="/") -> tokinfra.TokenIssuer:
+    OIDC discovery + JWKS over HTTPS (the lake's CA), RS256 and ES256
+    keys; it mints and forges tokens. lake.start_token_store(issuers,
+    rse="XRD_TOKEN", ...) -> tokinfra.TokenStore: xrootd + XrdHttp + the
+    scitokens plugin enforcing those issuers' tokens on the XRD_DISK tree.
+    lake.trust_issuer(issuer), lake.register_oidc_user(sub, issuer,
     account=None), lake.add_account(...), lake.add_identity(...): the
-    emulator accepts JWTs of another issuer (RS256 and ES256, its JWKS).
+    emulator accepts the issuer's tokens. tokinfra.TokenLake(lake) does
+    all of it (the `toklake` fixture; `start --tokens` on the CLI).
   * lake.slow_catalogue(seconds, match=None): matching catalogue requests
     are answered after `seconds`, each in its own thread (concurrent);
     slow_catalogue(0) turns it off.
@@ -429,6 +435,8 @@ class Lake:
         self.rse_protocols = {}
         self.faultstores = {}   # rse -> FaultStore (start_faultstore)
         self.faultstore = None  # the last started one
+        self.issuers = {}       # name -> tokinfra.TokenIssuer (start_issuer)
+        self.token_stores = {}  # rse -> tokinfra.TokenStore (start_token_store)
         self._runtime_accounts = set()
         os.makedirs(self.workdir, exist_ok=True)
 
@@ -946,7 +954,7 @@ ofs.trace open
         return h["X-Rucio-Auth-Token"]
 
     # ------------------------------------------------------------------
-    # OIDC identities
+    # OIDC identities and the token infrastructure (tokinfra.py)
     # ------------------------------------------------------------------
     def add_account(self, account, type="USER", email=None, scope=None):
         """A Rucio account at runtime (replaces one of that name); `scope`:
@@ -985,6 +993,29 @@ ofs.trace open
             self.add_account(account, scope=scope)
         self.add_identity("SUB=%s, ISS=%s" % (sub, iss), [account], default=account)
         return account
+
+    def start_issuer(self, name="issuer", path="/", algs=("RS256", "ES256")):
+        """Start a token issuer serving discovery + JWKS over HTTPS (the
+        lake's CA); see tokinfra.TokenIssuer. One per `name`."""
+        import tokinfra
+        if name in self.issuers:
+            raise RuntimeError("issuer %s exists (restart a stopped one with its .start())" % name)
+        iss = tokinfra.TokenIssuer(self, name, path, algs).start()
+        self.issuers[name] = iss
+        return iss
+
+    def start_token_store(self, issuers, rse="XRD_TOKEN", **kw):
+        """Start xrootd + scitokens enforcing the tokens of `issuers` (a
+        TokenIssuer or a list); see tokinfra.TokenStore. The RSE is not
+        registered until store.register() or store.add_replicas()."""
+        import tokinfra
+        if rse in self.token_stores:
+            raise RuntimeError("token store %s exists (restart a stopped one with its .start())" % rse)
+        if not isinstance(issuers, (list, tuple)):
+            issuers = [issuers]
+        store = tokinfra.TokenStore(self, issuers, rse=rse, **kw).start()
+        self.token_stores[rse] = store
+        return store
 
     # ------------------------------------------------------------------
     # fault-injecting storage (faultstore.py)
@@ -1146,10 +1177,25 @@ def _cli_start(a):
     if a.slow:
         # after the start-up wait: a slow /ping would make it time out
         lake.slow_catalogue(a.slow, a.slow_match)
+    toks = None
+    if a.tokens:
+        if a.no_tls:
+            lake.stop()
+            print("--tokens needs TLS (the issuer is https://)")
+            return 1
+        import tokinfra
+        try:
+            toks = tokinfra.TokenLake(lake)
+        except BaseException:
+            lake.stop()
+            raise
     entries = [{"name": n, "pid": p.pid, "starttime": p.starttime, "cmd": p.cmd} for n, p in lake.procs.items()]
     with open(pids_path, "w") as f:
         json.dump(entries, f, indent=1)
     env = lake.env()
+    if toks:
+        env.update({"TOKEN_ISSUER": toks.issuer.url, "TOKEN_ISSUER_KEY_DIR": toks.issuer.key_dir,
+                    "XRD_TOKEN_URL": "https://127.0.0.1:%d/rucio" % toks.store.http_port})
     with open(os.path.join(workdir, "lake.env"), "w") as f:
         f.write("# source me: generated by tests/servers/lake.py start\n")
         for k, v in env.items():
@@ -1161,6 +1207,11 @@ def _cli_start(a):
         print("  %-15s %s" % (k, v))
     if a.slow:
         print("  slow catalogue: %gs for %s" % (a.slow, a.slow_match or "every request"))
+    if toks:
+        print("  tokens: every XRD_DISK file is only on XRD_TOKEN (xrootd + scitokens); a token for alice:\n"
+              "    python3 %s/jwt_issuer.py mint --key-dir \"$TOKEN_ISSUER_KEY_DIR\" --issuer \"$TOKEN_ISSUER\" "
+              "--sub alice --aud %s --scope 'openid profile storage.read:/user/alice'"
+              % (HERE, tokinfra.ANY_AUD))
     print("  source %s/lake.env ; python3 %s stop --workdir %s" % (workdir, os.path.abspath(__file__), workdir))
     return 0
 
@@ -1234,6 +1285,8 @@ def main(argv=None):
     s.add_argument("--profile", choices=lakegen.PROFILES, default="demo")
     s.add_argument("--flavour", choices=("41", "1.31"), default="41")
     s.add_argument("--no-tls", action="store_true")
+    s.add_argument("--tokens", action="store_true",
+                   help="also a token issuer over HTTPS and the token-enforcing RSE XRD_TOKEN (tokinfra.TokenLake)")
     s.add_argument("--slow", type=float, default=0, metavar="SECONDS",
                    help="slow catalogue: each request answered after SECONDS (Lake.slow_catalogue)")
     s.add_argument("--slow-match", metavar="REGEX", help="only catalogue paths matching REGEX")

@@ -280,6 +280,20 @@ def test_jwt_issuer_es256_and_forgeries(tmp_path):
     assert claims["groups"] == ["escape"] and "wlcg.groups" not in claims and claims["aud"] == ["x", "y"]
 
 
+def test_issuer_server_routes():
+    import issuer_server
+    iss = issuer_server.Issuers()
+    iss.set("/", {"keys": []})
+    iss.set("realms/escape", {"keys": []})
+    assert iss.route("/.well-known/openid-configuration") == ("discovery", "/")
+    assert iss.route("//.well-known/openid-configuration") == ("discovery", "/")
+    assert iss.route("/jwk") == ("jwks", "/")
+    assert iss.route("/realms/escape/.well-known/openid-configuration") == ("discovery", "/realms/escape/")
+    assert iss.route("/.well-known/openid-configuration/realms/escape") == ("discovery", "/realms/escape/")
+    assert iss.route("/realms/escape/jwk") == ("jwks", "/realms/escape/")
+    assert iss.route("/realms/jwk") == (None, None)
+
+
 def test_faults(lake41):
     c = Curl(lake41)
     tok = login(c)
