@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(TOP_SRC, "tests", "servers"))
 
 import lake as lakemod  # noqa: E402
 import tokinfra  # noqa: E402
+from localusers import LocalUsers  # noqa: E402
 
 RUCIOFS = os.environ.get("RUCIOFS_BIN") or os.path.join(TOP_BUILD, "ruciofs")
 WORK = os.environ.get("RUCIOFS_TEST_WORK") or os.path.join(
@@ -85,6 +86,15 @@ def toklake():
     the issuer's tokens for SUB=alice and SUB=bob."""
     with new_lake("lake-tok") as lk:
         yield tokinfra.TokenLake(lk)
+
+
+@pytest.fixture
+def local_users():
+    """localusers.LocalUsers: .add(groups=()) -> LocalUser (write_token,
+    run, popen), .add_group(); all removed after the test, even on
+    failure."""
+    with LocalUsers() as users:
+        yield users
 
 
 def is_mounted(path):

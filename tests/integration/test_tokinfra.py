@@ -1,7 +1,8 @@
 """The real parts the per-caller tests stand on (issue 17) do their job:
 the issuer serves discovery and JWKS over verified HTTPS, the token store
 (xrootd + scitokens) enforces tokens for real, the Rucio emulator accepts
-the issuer's tokens and nothing forged."""
+the issuer's tokens and nothing forged, and the local-user fixture leaves
+token files as discovery wants them and nothing behind."""
 import json
 import os
 import time
@@ -10,6 +11,7 @@ import pytest
 
 import tokinfra
 from jwt_issuer import verify_jws
+from localusers import LocalUsers, make_traversable
 
 ALICE_FILE = ("user.alice", "notes.txt")    # 6800 bytes
 BOB_FILE = ("user.bob", "bob1.dat")
@@ -204,6 +206,47 @@ def test_issuer_key_rotation_reaches_the_emulator(toklake):
     assert _replicas(lake, iss.mint("dave", aud=tokinfra.ANY_AUD))[0] == 200
     # a token still signed by the withdrawn key (never seen before) is refused
     assert _replicas(lake, iss.encode(iss.claims("dave", aud=tokinfra.ANY_AUD), key=old))[0] == 401
+
+
+# ---------------------------------------------------------------- local users
+def test_local_users_get_token_files_as_discovery_wants(toklake, local_users):
+    lake, store = toklake.lake, toklake.store
+    a, b = local_users.add(), local_users.add()
+    assert a.uid != b.uid and a.run(["id", "-u"], text=True).stdout.strip() == str(a.uid)
+    tok = toklake.token("alice", read=[toklake.user_scope("user.alice")])
+    path = a.write_token(tok)
+    assert path == "/run/user/%d/bt_u%d" % (a.uid, a.uid)
+    st, dst = os.lstat(path), os.lstat(os.path.dirname(path))
+    assert (st.st_uid, st.st_gid, st.st_mode) == (a.uid, a.gid, 0o100600)
+    assert (dst.st_uid, dst.st_mode) == (a.uid, 0o040700)
+    tmp = b.write_token(tok, where="tmp")
+    st = os.lstat(tmp)
+    assert tmp == "/tmp/bt_u%d" % b.uid and (st.st_uid, st.st_mode) == (b.uid, 0o100600)
+    loose = b.write_token(tok, where="tmp", mode=0o644, owner=a.uid)
+    st = os.lstat(loose)
+    assert (st.st_uid, st.st_mode) == (a.uid, 0o100644)
+    assert a.run(["cat", path], text=True).stdout.strip() == tok
+    assert b.run(["cat", path]).returncode != 0                 # 0700 dir, 0600 file
+    # the user reads the token store with the token from their own file
+    make_traversable(os.path.dirname(lake.ca_cert))
+    r = a.run(["sh", "-c", 'exec curl -sS --cacert "$1" -r 0-9 -H "Authorization: Bearer $(cat '
+               '"$XDG_RUNTIME_DIR/bt_u$(id -u)")" "$2"', "sh", lake.ca_cert, store.url(*ALICE_FILE)])
+    assert r.stdout == file_bytes(lake, ALICE_FILE, 0, 9), r.stderr
+
+
+def test_local_users_are_removed_even_when_the_test_fails():
+    names, paths = [], []
+    with pytest.raises(RuntimeError, match="the test failed"):
+        with LocalUsers() as users:
+            g = users.add_group()
+            u = users.add(groups=[g])
+            names += [u.name, g]
+            paths += [u.write_token("x"), u.write_token("y", where="tmp"), u.runtime_dir]
+            sleeper = u.popen(["sleep", "300"])
+            raise RuntimeError("the test failed")
+    assert not any(LocalUsers.exists(n) for n in names)
+    assert not any(os.path.lexists(p) for p in paths)
+    assert sleeper.poll() is not None
 
 
 def test_store_can_trust_a_seeded_key_cache_instead(toklake):
