@@ -70,4 +70,20 @@ if [ -n "$bad" ]; then
 	echo "style: only src/authz/ may look for tokens: $bad"
 	rc=1
 fi
+# the insides of authz (shared helpers, parsers, test hooks) stay there:
+# an authz *_int.h is for src/authz/ and the tests, and the daemon never
+# puts test directories or a test reader in place of the real ones
+src_files=$(echo "$files" | tr ' ' '\n' | grep -E '^(src|fuse|cache)/')
+bad=$(grep -lE '#include *"authz/[a-z_]+_int\.h"' \
+	$(echo "$src_files" | grep -v '^src/authz/') 2>/dev/null | tr '\n' ' ')
+if [ -n "$bad" ]; then
+	echo "style: only src/authz/ and tests/ may include authz/*_int.h: $bad"
+	rc=1
+fi
+bad=$(grep -l 'rfs_discovery_set_hooks' $(echo "$src_files" |
+	grep -vE '^src/authz/discover(\.c|_int\.h)$') 2>/dev/null | tr '\n' ' ')
+if [ -n "$bad" ]; then
+	echo "style: rfs_discovery_set_hooks is for tests only: $bad"
+	rc=1
+fi
 exit $rc

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "authz/token.h"
+#include "authz/token_int.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -143,14 +144,14 @@ bool rfs_token_is_jwt(const char *token)
 }
 
 /*
- * Another user could plant /tmp/bt_u<uid>: only a file owned by us (or
- * root) and not writable by others is trusted.
+ * Another user could plant /tmp/bt_u<uid>: only a file owned by the one
+ * expected and not readable by others is trusted.
  */
-static int check_owner(const struct stat *st)
+static int check_owner(const struct stat *st, uid_t owner, bool or_root)
 {
 	if (!S_ISREG(st->st_mode))
 		return -EACCES;
-	if (st->st_uid != geteuid() && st->st_uid != 0)
+	if (st->st_uid != owner && !(or_root && st->st_uid == 0))
 		return -EACCES;
 	/* as XrdCl does: a token others can read is a token others have */
 	if (st->st_mode & (S_IRWXG | S_IRWXO))
@@ -158,32 +159,52 @@ static int check_owner(const struct stat *st)
 	return 0;
 }
 
+int rfs_token_read_fd(int fd, uid_t owner, bool or_root, struct stat *st,
+		      char **out)
+{
+	size_t len = 0;
+	ssize_t n = 1;
+	char *buf;
+	int rc;
+
+	rc = fstat(fd, st) ? -errno : check_owner(st, owner, or_root);
+	if (rc)
+		return rc;
+	if (st->st_size > RFS_TOKEN_MAX)
+		return -EFBIG;
+	/* one byte more than allowed: a file that grew since fstat */
+	buf = calloc(1, RFS_TOKEN_MAX + 2);
+	if (!buf)
+		return -ENOMEM;
+	while (n > 0 && len <= RFS_TOKEN_MAX) {
+		n = read(fd, buf + len, RFS_TOKEN_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			n = 1;
+		else if (n > 0)
+			len += (size_t)n;
+	}
+	rc = n < 0 ? -errno : len > RFS_TOKEN_MAX ? -EFBIG : 0;
+	/* rfs_token_free wipes up to the first NUL: there must be none */
+	if (!rc && memchr(buf, '\0', len))
+		rc = -EINVAL;
+	if (rc) {
+		rfs_wipe(buf, RFS_TOKEN_MAX + 2);
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	return 0;
+}
+
 static int read_token_file(const char *path, struct stat *st, char **out)
 {
-	char *buf;
-	ssize_t n;
 	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	rc = fstat(fd, st) ? -errno : check_owner(st);
-	if (rc || st->st_size > RFS_TOKEN_MAX) {
-		close(fd);
-		return rc ? rc : -EFBIG;
-	}
-	buf = calloc(1, RFS_TOKEN_MAX + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	n = read(fd, buf, RFS_TOKEN_MAX);
-	rc = n < 0 ? -errno : 0;
+	rc = rfs_token_read_fd(fd, geteuid(), true, st, out);
 	close(fd);
-	if (!rc)
-		*out = buf;
-	else
-		free(buf);
 	return rc;
 }
 
@@ -271,7 +292,7 @@ static bool same_file(const struct stat *a, const struct stat *b)
  * WLCG discovery: a value that is empty once stripped sends us on to the
  * next step (-ENOENT); one with bytes a token cannot hold stops it.
  */
-static int dup_clean(const char *raw, char **out)
+int rfs_token_dup_clean(const char *raw, char **out)
 {
 	char *copy = strdup(raw), *s, *t;
 	bool blank;
@@ -378,8 +399,8 @@ static int step(struct walk *w, const char *forbidden)
  * a time, and refused with -EXDEV as soon as the path reaches the mount,
  * before anything in it is looked up. The real path goes to @out.
  */
-static int real_path(const char *forbidden, const char *path, char *out,
-		     size_t outlen)
+int rfs_token_real_path(const char *forbidden, const char *path, char *out,
+			size_t outlen)
 {
 	struct walk *w = calloc(1, sizeof(*w));
 	int rc = 0, n;
@@ -454,7 +475,8 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 	char path[PATH_MAX], *raw = NULL, *copy;
 	long long exp = 0;
 	struct stat st;
-	int rc = real_path(ts->forbidden, ts->files[i], path, sizeof(path));
+	int rc = rfs_token_real_path(ts->forbidden, ts->files[i], path,
+				     sizeof(path));
 
 	if (rc == -EXDEV) {
 		rfs_log_limited(LOG_ERR, "token-in-mount",
@@ -470,7 +492,7 @@ static int from_file(struct rfs_token_source *ts, int i, char **out)
 	rc = read_token_file(path, &st, &raw);
 	if (rc)
 		return rc;
-	rc = dup_clean(raw, out);
+	rc = rfs_token_dup_clean(raw, out);
 	rfs_token_free(raw);
 	if (rc)
 		return rc;
@@ -495,7 +517,7 @@ int rfs_token_source_get(struct rfs_token_source *ts, char **out)
 
 	*out = NULL;
 	if (ts->env_token) {
-		rc = dup_clean(ts->env_token, out);
+		rc = rfs_token_dup_clean(ts->env_token, out);
 		if (rc != -ENOENT) {
 			__atomic_store_n(&ts->where, "$BEARER_TOKEN",
 					 __ATOMIC_RELEASE);

@@ -316,6 +316,21 @@ static void test_unsafe_files(void)
 	if (ts)
 		get(ts, &rc);
 	CHECK_INT(rc, -EINVAL);
+
+	/*
+	 * Nor is one with a NUL byte: it was cut there, and the bytes past
+	 * it escaped the wipe (rfs_token_free wipes up to the first NUL).
+	 */
+	{
+		int fd = open(path, O_WRONLY | O_TRUNC);
+
+		CHECK(fd >= 0 && write(fd, "tokenAAA\0rest\n", 14) == 14);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (ts)
+		get(ts, &rc);
+	CHECK_INT(rc, -EINVAL);
 out:
 	rfs_token_source_free(ts);
 	free(path);
