@@ -175,6 +175,36 @@ void rfs_http_put(struct rfs_http *http, CURL *h)
 		curl_easy_cleanup(h);
 }
 
+int rfs_http_fetch(struct rfs_http *http, const char *url, struct rfs_buf *out,
+		   long *status)
+{
+	CURL *h;
+	CURLcode cc;
+	int rc = 0;
+
+	if (strncasecmp(url, "https://", 8))
+		return -EPROTO;
+	h = rfs_http_get(http);
+	if (!h)
+		return -ENOMEM;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	/* a redirect is an answer, not an order: where keys come from is
+	 * the caller's decision, on the URL it chose */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+			 http->connect_ms + http->low_speed_time * 1000);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	cc = curl_easy_perform(h);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	else
+		rc = rfs_http_errno(h, cc, NULL);
+	rfs_http_put(http, h);
+	return rc;
+}
+
 int rfs_http_errno(CURL *h, int curlcode, bool *connect_failed)
 {
 	bool down = curlcode == CURLE_COULDNT_CONNECT ||

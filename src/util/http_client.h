@@ -1,7 +1,8 @@
 /*
  * libcurl plumbing shared by the catalogue client and the HTTP transport:
  * a pool of easy handles (each keeps its own live connections), the common
- * timeouts and CA settings, and header parsing.
+ * timeouts and CA settings, and header parsing. util/http.h is the part
+ * that needs no curl.h.
  */
 #ifndef RFS_UTIL_HTTP_CLIENT_H
 #define RFS_UTIL_HTTP_CLIENT_H
@@ -13,16 +14,7 @@
 #include <curl/curl.h>
 
 #include "util/buf.h"
-
-struct rfs_http_opts {
-	const char *ca_cert;	/* file or directory; NULL: system store */
-	double connect_timeout; /* seconds */
-	double io_timeout;	/* seconds under low_speed_limit that fail */
-	long low_speed_limit;	/* bytes/s */
-	const char *user_agent;
-};
-
-struct rfs_http;
+#include "util/http.h" /* the options, new, free, a bounded GET */
 
 /*
  * libcurl's global state, for the catalogue and the HTTP transport both:
@@ -34,10 +26,6 @@ int rfs_http_global_init(void);
 void rfs_http_global_cleanup(void);
 /* "libcurl/x.y.z OpenSSL/..." (static), for --version. */
 const char *rfs_http_version(void);
-
-/* Copies what it needs from @opts. */
-int rfs_http_new(struct rfs_http **out, const struct rfs_http_opts *opts);
-void rfs_http_free(struct rfs_http *http);
 
 /*
  * A handle with the common options applied, or NULL when out of memory.
