@@ -228,9 +228,14 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 		rfs_err("no threads for requests that wait on the network");
 	rfs_url_for_log(host, sizeof(host), conf->rucio_host);
 	rfs_info("mounted %s on %s", host, conf->mountpoint);
-	if (conf->allow_other)
-		rfs_warn("allow_other: every local user reads with this "
-			 "mount's Rucio identity");
+	if (conf->allow_other && !conf->per_caller)
+		rfs_warn("allow_other with identity=mount: every local user "
+			 "reads with this mount's identity");
+	else if (conf->per_caller)
+		rfs_info("shared mount: each caller reads with their own token "
+			 "(%zu accepted issuer%s)",
+			 conf->token_issuers.n,
+			 conf->token_issuers.n == 1 ? "" : "s");
 	rc = run_loop(se, conf) ? 1 : 0;
 	rfs_async_free(ctx.async);
 	rfs_ctl_stop(ctl); /* its clients' tasks use the core */

@@ -95,9 +95,12 @@ static void reply_lookup(fuse_req_t req, int rc, const struct rfs_attr *a)
 
 	memset(&e, 0, sizeof(e));
 	if (rc == -ENOENT) {
-		/* a negative entry: the kernel remembers "no such name" */
+		/* a negative entry: the kernel remembers "no such name",
+		 * but not for a shared mount's callers, who may differ */
 		e.ino = 0;
-		e.entry_timeout = rfs_fs_conf(fs)->negative_ttl;
+		e.entry_timeout = rfs_fs_conf(fs)->per_caller
+					  ? 0
+					  : rfs_fs_conf(fs)->negative_ttl;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -603,6 +606,43 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	rfs_fs_cred_put(who);
 }
 
+/* access(2): the kernel asks only without default_permissions, which a
+ * shared mount must not use (one inode, callers with different rights).
+ * jb->size carries the mask. */
+static bool do_access(fuse_req_t req, struct rfs_cred *who, fuse_ino_t ino,
+		      int mask, int flags)
+{
+	int rc = rfs_fs_access(fs_of(req), who, ino, mask, flags);
+
+	if (rc == RFS_WOULD_BLOCK)
+		return false;
+	if (rc)
+		reply_err(req, rc);
+	else
+		fuse_reply_err(req, 0);
+	return true;
+}
+
+static void run_access(struct rfs_job *j)
+{
+	struct job *jb = (struct job *)j;
+
+	do_access(jb->req, jb->who, jb->ino, (int)jb->size, 0);
+	free_job(jb);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct rfs_cred *who = caller(req);
+
+	if (!who)
+		reply_err(req, -ENOMEM);
+	else if (!do_access(req, who, ino, mask, RFS_NOWAIT))
+		later(req, RFS_ASYNC_OPEN, run_access, who, ino, NULL, NULL,
+		      (size_t)mask, 0);
+	rfs_fs_cred_put(who);
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct rfs_buf b;
@@ -706,6 +746,7 @@ const struct fuse_lowlevel_ops rfs_fuse_ops = {
 	.statfs = op_statfs,
 	.setxattr = op_setxattr,
 	.getxattr = op_getxattr,
+	.access = op_access,
 	.listxattr = op_listxattr,
 	.removexattr = op_removexattr,
 	.create = op_create,

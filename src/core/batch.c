@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/authz.h"
 #include "core/batch.h"
 #include "core/core.h"
 #include "core/listing.h"
@@ -19,10 +20,12 @@
  * at most: a thousand is the catalogue's limit per request. */
 #define REP_BATCH_MAX 512
 
+/* Replica lists follow the caller: another identity's are not used
+ * (Rucio may list, or sign, differently per account). */
 static bool fresh(const struct rfs_fs *fs, const struct rfs_replicas *r,
-		  double t)
+		  double t, uint64_t tag, uint64_t want)
 {
-	return r && rfs_mono_now() - t < fs->conf->replica_ttl;
+	return r && tag == want && rfs_mono_now() - t < fs->conf->replica_ttl;
 }
 
 /* Under table_lock: @n's entry in its directory's current listing. */
@@ -46,7 +49,7 @@ static struct rfs_entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
  * within replica_ttl of the last takes 8 times more of its files that
  * are not known yet, the ones after @n in the listing first, wrapping.
  */
-static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
+static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n, uint64_t tag,
 		       struct rfs_did_rec *dids, size_t max, size_t *first)
 {
 	double now = rfs_mono_now();
@@ -69,7 +72,7 @@ static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
 		struct rfs_entry *o = &l->e[(n->pidx + s) % l->n];
 
 		if (o->rec.type != RFS_DID_FILE ||
-		    fresh(fs, o->reps, o->reps_time))
+		    fresh(fs, o->reps, o->reps_time, o->reps_tag, tag))
 			continue;
 		if (rfs_did_rec_copy(&dids[k], &o->rec))
 			break;
@@ -79,7 +82,7 @@ static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n,
 }
 
 /* Under table_lock: keeps what a batch resolved, for the siblings' opens. */
-static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
+static void keep_batch(struct rfs_fs *fs, struct rfs_node *n, uint64_t tag,
 		       const struct rfs_did_rec *dids, struct rfs_replicas **r,
 		       size_t k, size_t first)
 {
@@ -97,25 +100,28 @@ static void keep_batch(struct rfs_fs *fs, struct rfs_node *n,
 				rfs_replicas_put(e->reps);
 			e->reps = rfs_replicas_get(r[j]);
 			e->reps_time = rfs_mono_now();
+			e->reps_tag = tag;
 		}
 		j++;
 	}
 }
 
-/* Under table_lock: @r becomes @n's replica set, as resolved at @t. */
+/* Under table_lock: @r becomes @n's replica set, as resolved at @t for
+ * the identity of @tag. */
 static void adopt(struct rfs_node *n, struct rfs_replicas *r, double t,
-		  struct rfs_replicas **old)
+		  uint64_t tag, struct rfs_replicas **old)
 {
 	*old = n->reps;
 	n->reps = rfs_replicas_get(r);
 	n->reps_time = t;
+	n->reps_tag = tag;
 }
 
 /*
  * Under table_lock: @n's replicas if known and fresh, its own or those
  * resolved with a sibling's (then its own from now on).
  */
-static bool known(struct rfs_fs *fs, struct rfs_node *n,
+static bool known(struct rfs_fs *fs, struct rfs_node *n, uint64_t tag,
 		  struct rfs_replicas **out, struct rfs_replicas **old)
 {
 	struct rfs_node *p;
@@ -123,13 +129,13 @@ static bool known(struct rfs_fs *fs, struct rfs_node *n,
 
 	*out = NULL;
 	*old = NULL;
-	if (fresh(fs, n->reps, n->reps_time)) {
+	if (fresh(fs, n->reps, n->reps_time, n->reps_tag, tag)) {
 		*out = rfs_replicas_get(n->reps);
 		return true;
 	}
 	e = entry_of(fs, n, &p);
-	if (e && fresh(fs, e->reps, e->reps_time)) {
-		adopt(n, e->reps, e->reps_time, old);
+	if (e && fresh(fs, e->reps, e->reps_time, e->reps_tag, tag)) {
+		adopt(n, e->reps, e->reps_time, tag, old);
 		*out = rfs_replicas_get(e->reps);
 		return true;
 	}
@@ -138,15 +144,15 @@ static bool known(struct rfs_fs *fs, struct rfs_node *n,
 
 /* Under table_lock: as known(), or else the DIDs to ask for in @dids. */
 static size_t known_or_batch(struct rfs_fs *fs, struct rfs_node *n,
-			     struct rfs_replicas **out,
+			     uint64_t tag, struct rfs_replicas **out,
 			     struct rfs_did_rec *dids, size_t *first,
 			     struct rfs_replicas **old)
 {
-	if (known(fs, n, out, old))
+	if (known(fs, n, tag, out, old))
 		return 0;
 	if (rfs_did_rec_copy(&dids[0], &n->rec))
 		return 0;
-	return 1 + batch_of(fs, n, dids, REP_BATCH_MAX, first);
+	return 1 + batch_of(fs, n, tag, dids, REP_BATCH_MAX, first);
 }
 
 /*
@@ -158,6 +164,7 @@ int rfs_node_replicas(struct rfs_fs *fs, struct rfs_cred *who,
 		      struct rfs_node *n, struct rfs_replicas **out,
 		      bool nowait)
 {
+	uint64_t tag = rfs_authz_tag(who);
 	struct rfs_did_rec *dids;
 	struct rfs_replicas **r, *old = NULL;
 	size_t k = 0, first = 0;
@@ -165,7 +172,7 @@ int rfs_node_replicas(struct rfs_fs *fs, struct rfs_cred *who,
 
 	/* most opens find them: no batch arrays for those */
 	pthread_mutex_lock(&fs->table_lock);
-	known(fs, n, out, &old);
+	known(fs, n, tag, out, &old);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (old)
 		rfs_replicas_put(old);
@@ -179,18 +186,18 @@ int rfs_node_replicas(struct rfs_fs *fs, struct rfs_cred *who,
 	rc = dids && r ? 0 : -ENOMEM;
 	pthread_mutex_lock(&fs->table_lock);
 	if (!rc)
-		k = known_or_batch(fs, n, out, dids, &first, &old);
+		k = known_or_batch(fs, n, tag, out, dids, &first, &old);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc && !*out)
 		rc = k ? rfs_replicas_resolve_many(fs, who, dids, k, r)
 		       : -ENOMEM;
 	pthread_mutex_lock(&fs->table_lock);
 	if (k > 1)
-		keep_batch(fs, n, dids, r, k, first);
+		keep_batch(fs, n, tag, dids, r, k, first);
 	/* a cache-only set (offline, nothing known) stays with this open
 	 * only, so the next open asks the catalogue again */
 	if (!rc && !*out && r[0]->n)
-		adopt(n, r[0], rfs_mono_now(), &old);
+		adopt(n, r[0], rfs_mono_now(), tag, &old);
 	pthread_mutex_unlock(&fs->table_lock);
 	if (!rc && !*out)
 		*out = r[0];

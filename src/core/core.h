@@ -30,8 +30,10 @@ struct rfs_fs {
 	 * differs) */
 	uint64_t bs;
 	struct rfs_catalog *cat;
-	/* the mount's own identity: every caller's, until issue 17 */
+	/* the mount's own identity: every caller's, but on a shared mount
+	 * (authz.c: each caller's own; NULL authz when not shared) */
 	struct rfs_identity *mount_id;
+	struct rfs_authz *authz;
 	struct rfs_transports *tps;
 	time_t start;
 

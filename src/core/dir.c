@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "authz/cred.h"
+#include "core/authz.h"
 #include "core/core.h"
 #include "core/listing.h"
 #include "core/node.h"
@@ -22,9 +23,12 @@ struct rfs_dir {
 };
 
 /* The node of listing entry @e, with one more kernel reference. */
-static int ref_entry(struct rfs_fs *fs, uint64_t parent, size_t idx,
-		     const struct rfs_entry *e, struct rfs_attr *out)
+static int ref_entry(struct rfs_fs *fs, const struct rfs_cred *who,
+		     uint64_t parent, size_t idx, const struct rfs_entry *e,
+		     struct rfs_attr *out)
 {
+	struct rfs_did_rec copy;
+	bool kept = false;
 	struct rfs_node *n;
 	int rc;
 
@@ -35,9 +39,26 @@ static int ref_entry(struct rfs_fs *fs, uint64_t parent, size_t idx,
 		n->parent = parent;
 		n->pidx = idx;
 		rfs_fill_attr(fs, n->ino, &n->rec, out);
+		kept = rfs_authz_attr_keep(fs, &n->rec, &copy);
 	}
 	pthread_mutex_unlock(&fs->table_lock);
+	rfs_authz_attr_done(fs, who, &copy, kept, out);
 	return rc;
+}
+
+/* Attributes of @rec for @d's opener; takes table_lock. */
+static void dir_attr(struct rfs_dir *d, uint64_t ino,
+		     const struct rfs_did_rec *rec, struct rfs_attr *attr)
+{
+	struct rfs_fs *fs = d->fs;
+	struct rfs_did_rec copy;
+	bool kept;
+
+	pthread_mutex_lock(&fs->table_lock); /* times may come meanwhile */
+	rfs_fill_attr(fs, ino, rec, attr);
+	kept = rfs_authz_attr_keep(fs, rec, &copy);
+	pthread_mutex_unlock(&fs->table_lock);
+	rfs_authz_attr_done(fs, d->who, &copy, kept, attr);
 }
 
 int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
@@ -51,7 +72,9 @@ int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
 
 	if (!p)
 		return -ESTALE;
-	rc = rfs_node_listing(fs, who, p, &l, flags & RFS_NOWAIT);
+	rc = rfs_authz_names(fs, who);
+	if (!rc)
+		rc = rfs_node_listing(fs, p, &l, flags & RFS_NOWAIT);
 	if (rc) {
 		rfs_node_put(fs, p);
 		return rfs_fs_errno(rc);
@@ -68,8 +91,8 @@ int rfs_fs_lookup(struct rfs_fs *fs, struct rfs_cred *who, uint64_t parent,
 		rfs_listing_put(l);
 		return RFS_WOULD_BLOCK;
 	}
-	rfs_entry_times(fs, who, p, l, idx);
-	rc = ref_entry(fs, parent, idx, e, out);
+	rfs_entry_times(fs, p, l, idx);
+	rc = ref_entry(fs, who, parent, idx, e, out);
 	rfs_node_put(fs, p);
 	rfs_listing_put(l);
 	return rc;
@@ -84,9 +107,11 @@ int rfs_fs_opendir(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 
 	if (!n)
 		return -ESTALE;
-	d = calloc(1, sizeof(*d));
-	rc = d ? rfs_node_listing(fs, who, n, &d->list, flags & RFS_NOWAIT)
-	       : -ENOMEM;
+	rc = rfs_authz_names(fs, who);
+	d = rc ? NULL : calloc(1, sizeof(*d));
+	if (!rc)
+		rc = d ? rfs_node_listing(fs, n, &d->list, flags & RFS_NOWAIT)
+		       : -ENOMEM;
 	if (rc) {
 		free(d);
 		rfs_node_put(fs, n);
@@ -108,14 +133,11 @@ int rfs_fs_opendir(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 		     struct rfs_attr *attr)
 {
-	struct rfs_fs *fs = d->fs;
 	const struct rfs_entry *e;
 
 	if (idx < 2) {
 		*name = idx ? ".." : ".";
-		pthread_mutex_lock(&fs->table_lock);
-		rfs_fill_attr(fs, d->node->ino, &d->node->rec, attr);
-		pthread_mutex_unlock(&fs->table_lock);
+		dir_attr(d, d->node->ino, &d->node->rec, attr);
 		if (idx)
 			attr->ino = RFS_ROOT_INO; /* a DID has many parents */
 		return 0;
@@ -124,9 +146,7 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 		return -ENOENT;
 	e = &d->list->e[idx - 2];
 	*name = e->name;
-	pthread_mutex_lock(&fs->table_lock); /* times may come meanwhile */
-	rfs_fill_attr(fs, e->ino, &e->rec, attr);
-	pthread_mutex_unlock(&fs->table_lock);
+	dir_attr(d, e->ino, &e->rec, attr);
 	return 0;
 }
 
@@ -149,7 +169,7 @@ int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 		return rc ? rc : 1;
 	}
 	*name = e->name;
-	return ref_entry(fs, d->node->ino, idx - 2, e, attr);
+	return ref_entry(fs, d->who, d->node->ino, idx - 2, e, attr);
 }
 
 void rfs_fs_releasedir(struct rfs_dir *d)

@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "authz/cred.h"
+#include "core/authz.h"
 #include "core/batch.h"
 #include "core/core.h"
 #include "core/file.h"
@@ -62,6 +64,58 @@ int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
 	return 0;
 }
 
+int rfs_node_may_read(struct rfs_fs *fs, struct rfs_cred *who,
+		      struct rfs_node *n, struct rfs_replicas *reps,
+		      bool nowait)
+{
+	struct rfs_did_rec rec;
+	struct rfs_file *f = NULL;
+	int rc;
+
+	if (!fs->authz)
+		return 0;
+	pthread_mutex_lock(&fs->table_lock);
+	rc = rfs_did_rec_copy(&rec, &n->rec);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (!rc)
+		rc = rfs_fs_file_of(fs, who, &rec, reps, &f);
+	if (!rc) {
+		rc = rfs_authz_read(fs, who, &f->t, nowait);
+		rfs_fs_release(fs, f);
+	}
+	rfs_did_rec_release(&rec);
+	return rc;
+}
+
+int rfs_fs_access(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		  int mask, int flags)
+{
+	struct rfs_node *n = rfs_node_get(fs, ino);
+	struct rfs_replicas *reps = NULL;
+	bool dir;
+	int rc;
+
+	if (!n)
+		return -ESTALE;
+	pthread_mutex_lock(&fs->table_lock);
+	dir = rfs_is_dir(n->rec.type);
+	pthread_mutex_unlock(&fs->table_lock);
+	if (mask & W_OK)
+		rc = -EROFS;
+	else if (dir || !(mask & (R_OK | X_OK)))
+		rc = rfs_authz_names(fs, who);
+	else if (mask & X_OK)
+		rc = -EACCES;
+	else if (!fs->authz)
+		rc = 0;
+	else if (!(rc = rfs_node_replicas(fs, who, n, &reps,
+					  flags & RFS_NOWAIT)))
+		rc = rfs_node_may_read(fs, who, n, reps, flags & RFS_NOWAIT);
+	rfs_replicas_put(reps);
+	rfs_node_put(fs, n);
+	return rfs_fs_errno(rc);
+}
+
 int rfs_fs_open(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		struct rfs_file **out, int flags)
 {
@@ -94,6 +148,10 @@ int rfs_fs_open(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		f->next->prev = f;
 	fs->open_files = f;
 	pthread_mutex_unlock(&fs->open_lock);
+	/* on a shared mount: not a byte, not a cached block, before the
+	 * storage said this caller may read it */
+	if (!rc)
+		rc = rfs_authz_read(fs, who, &f->t, flags & RFS_NOWAIT);
 	if (!rc)
 		rc = rfs_verify_attach(fs, f);
 	/* verify=always: not a byte before the whole matched */

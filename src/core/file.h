@@ -54,6 +54,11 @@ struct rfs_file {
 /* A file as the read path wants it, for a DID from a /files listing,
  * with its replicas @reps (borrowed) or, if NULL, resolved now, read for
  * @who. */
+/* Whether @who may read node @n's bytes (its replicas @reps, resolved
+ * as @who): rfs_authz_read, for a node not opened. */
+int rfs_node_may_read(struct rfs_fs *fs, struct rfs_cred *who,
+		      struct rfs_node *n, struct rfs_replicas *reps,
+		      bool nowait);
 int rfs_fs_file_of(struct rfs_fs *fs, struct rfs_cred *who,
 		   const struct rfs_did_rec *rec, struct rfs_replicas *reps,
 		   struct rfs_file **out);

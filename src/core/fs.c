@@ -15,6 +15,7 @@
 #include "authz/cred.h"
 #include "authz/identity.h"
 #include "authz/token.h"
+#include "core/authz.h"
 #include "core/core.h"
 #include "core/file.h"
 #include "core/listing.h"
@@ -172,6 +173,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	rfs_verify_stop(fs);
 	rfs_cache_close(fs->cache);
 	rfs_transports_close(fs->tps);
+	rfs_authz_free(fs);
 	rfs_identity_put(fs->mount_id);
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
@@ -191,8 +193,10 @@ const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs)
 
 int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen)
 {
-	if (!fs->conf->cache)
-		return 0;
+	int rc = rfs_authz_new(fs, err, errlen);
+
+	if (rc || !fs->conf->cache)
+		return rc;
 	return rfs_cache_check_dir(fs->conf->cache_dir, err, errlen);
 }
 
@@ -270,10 +274,18 @@ void rfs_fs_set_ctl_path(struct rfs_fs *fs, const char *path)
 int rfs_fs_caller(struct rfs_fs *fs, uid_t uid, gid_t gid, pid_t pid,
 		  struct rfs_cred **out)
 {
-	/* every caller presents the mount's own identity: per-user IAM
-	 * identities (issue 17) replace this one mapping */
-	*out = rfs_cred_new(uid, gid, pid, fs->mount_id);
-	return *out ? 0 : -ENOMEM;
+	struct rfs_identity *id = NULL;
+	int rc = 0;
+
+	/* a shared mount: each caller's own token (or none); else every
+	 * caller presents the mount's identity */
+	if (fs->authz)
+		rc = rfs_authz_caller(fs, uid, gid, pid, &id);
+	else
+		id = rfs_identity_get(fs->mount_id);
+	*out = rc ? NULL : rfs_cred_new(uid, gid, pid, id);
+	rfs_identity_put(id);
+	return rc ? rc : *out ? 0 : -ENOMEM;
 }
 
 struct rfs_cred *rfs_fs_cred_get(struct rfs_cred *who)

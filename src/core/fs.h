@@ -74,7 +74,8 @@ void rfs_fs_free(struct rfs_fs *fs);
 const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs);
 
 /*
- * Before daemonizing: checks what can fail at start (cache directory).
+ * Before daemonizing: checks what can fail at start (the identity map,
+ * the cache directory) and sets up shared-mount callers.
  * Fills @err for the terminal.
  */
 int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen);
@@ -133,6 +134,15 @@ int rfs_fs_dir_entry(struct rfs_dir *d, size_t idx, const char **name,
 int rfs_fs_dir_lookup(struct rfs_dir *d, size_t idx, const char **name,
 		      struct rfs_attr *attr);
 void rfs_fs_releasedir(struct rfs_dir *d);
+
+/*
+ * access(2) for @who: W_OK is -EROFS; a collection's R_OK/X_OK, and F_OK,
+ * follow the namespace; a file's R_OK is what open would decide (on a
+ * shared mount: may the storage give this caller the bytes); X_OK on a
+ * file -EACCES.
+ */
+int rfs_fs_access(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
+		  int mask, int flags);
 
 /* Resolves replicas for a file: -EISDIR for a collection. */
 /* The file keeps @who: its bytes are fetched for the one who opened it. */

@@ -198,11 +198,12 @@ static bool times_later(const struct rfs_did_list *dl)
 	return dl->n > 0;
 }
 
-static int fetch_children(struct rfs_fs *fs, struct rfs_cred *who,
-			  const struct rfs_did_rec *rec,
+/* As the mount's own identity: the namespace is shown alike to every
+ * caller (Rucio shows it to every account), so one fetch serves all. */
+static int fetch_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 			  struct rfs_did_list *dl, bool *lazy)
 {
-	struct rfs_identity *id = who->id;
+	struct rfs_identity *id = fs->mount_id;
 	int rc;
 
 	*lazy = false;
@@ -270,8 +271,7 @@ static int load_children(struct rfs_fs *fs, const struct rfs_did_rec *rec,
  * A listing from the catalogue, or, when it cannot be reached, the copy
  * kept in the cache (*@offline is then true).
  */
-static int fetch_listing(struct rfs_fs *fs, struct rfs_cred *who,
-			 const struct rfs_did_rec *rec,
+static int fetch_listing(struct rfs_fs *fs, const struct rfs_did_rec *rec,
 			 struct rfs_listing **out, bool *offline)
 {
 	struct rfs_did_list dl;
@@ -280,7 +280,7 @@ static int fetch_listing(struct rfs_fs *fs, struct rfs_cred *who,
 
 	*offline = false;
 	rfs_did_list_init(&dl);
-	rc = fetch_children(fs, who, rec, &dl, &lazy);
+	rc = fetch_children(fs, rec, &dl, &lazy);
 	if (!rc) {
 		save_children(fs, rec, &dl);
 	} else if (rfs_unreachable_or_busy(rc) &&
@@ -338,8 +338,8 @@ static int fetch_done(struct rfs_fs *fs, struct rfs_node *n, int rc,
  * share it, success or failure. When the catalogue cannot be reached or
  * does not answer, an older listing is served.
  */
-int rfs_node_listing(struct rfs_fs *fs, struct rfs_cred *who,
-		     struct rfs_node *n, struct rfs_listing **out, bool nowait)
+int rfs_node_listing(struct rfs_fs *fs, struct rfs_node *n,
+		     struct rfs_listing **out, bool nowait)
 {
 	struct rfs_did_rec rec;
 	struct rfs_listing *fresh = NULL;
@@ -377,7 +377,7 @@ int rfs_node_listing(struct rfs_fs *fs, struct rfs_cred *who,
 	pthread_mutex_unlock(&fs->table_lock);
 
 	if (!rc)
-		rc = fetch_listing(fs, who, &rec, &fresh, &offline);
+		rc = fetch_listing(fs, &rec, &fresh, &offline);
 
 	pthread_mutex_lock(&fs->table_lock);
 	n->list_busy = false;
@@ -455,8 +455,8 @@ static void resave_listing(struct rfs_fs *fs, const struct rfs_did_rec *dir,
  * does not answer, the entries are dated at mount, as an eager listing's
  * would be.
  */
-void rfs_entry_times(struct rfs_fs *fs, struct rfs_cred *who,
-		     struct rfs_node *dir, struct rfs_listing *l, size_t idx)
+void rfs_entry_times(struct rfs_fs *fs, struct rfs_node *dir,
+		     struct rfs_listing *l, size_t idx)
 {
 	struct rfs_did_list dl;
 	struct rfs_did_rec parent;
@@ -485,7 +485,7 @@ void rfs_entry_times(struct rfs_fs *fs, struct rfs_cred *who,
 	pthread_mutex_unlock(&fs->table_lock);
 
 	if (!rc)
-		rc = rfs_catalog_fill_meta(fs->cat, who->id, &dl);
+		rc = rfs_catalog_fill_meta(fs->cat, fs->mount_id, &dl);
 	if (rc)
 		rfs_log_limited(LOG_WARNING, "bulkmeta",
 				"no times for the entries of '%s%s%s'",
@@ -499,6 +499,10 @@ void rfs_entry_times(struct rfs_fs *fs, struct rfs_cred *who,
 		if (!rc) {
 			e->rec.created = dl.v[i].created;
 			e->rec.updated = dl.v[i].updated;
+			/* content listings lack it; bulkmeta has it */
+			if (!e->rec.account[0])
+				memcpy(e->rec.account, dl.v[i].account,
+				       sizeof(e->rec.account));
 		}
 		e->untimed = false;
 		l->untimed--;

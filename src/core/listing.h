@@ -19,7 +19,8 @@ struct rfs_entry {
 	/* resolved ahead with a sibling's (under table_lock) */
 	struct rfs_replicas *reps;
 	double reps_time;
-	bool untimed; /* times not asked for yet (under table_lock) */
+	uint64_t reps_tag; /* whose they are (rfs_authz_tag) */
+	bool untimed;	   /* times not asked for yet (under table_lock) */
 };
 
 /*
@@ -41,19 +42,20 @@ struct rfs_listing *rfs_listing_get(struct rfs_listing *l);
 const struct rfs_entry *rfs_listing_find(const struct rfs_listing *l,
 					 const char *name);
 /*
- * The listing of @n, fetched as @who if missing or older than dir_ttl;
+ * The listing of @n, fetched (as the mount) if missing or older than
+ * dir_ttl;
  * with @nowait, RFS_WOULD_BLOCK instead of a fetch or a wait for
  * another's.
  */
-int rfs_node_listing(struct rfs_fs *fs, struct rfs_cred *who,
-		     struct rfs_node *n, struct rfs_listing **out, bool nowait);
+int rfs_node_listing(struct rfs_fs *fs, struct rfs_node *n,
+		     struct rfs_listing **out, bool nowait);
 /* Whether entry @idx of @l waits for its times (a bulk request). */
 bool rfs_entry_untimed(struct rfs_fs *fs, const struct rfs_listing *l,
 		       size_t idx);
-/* Makes entry @idx of @dir's listing @l timed, asking as @who (see
+/* Makes entry @idx of @dir's listing @l timed, asking as the mount (see
  * listing.c). */
-void rfs_entry_times(struct rfs_fs *fs, struct rfs_cred *who,
-		     struct rfs_node *dir, struct rfs_listing *l, size_t idx);
+void rfs_entry_times(struct rfs_fs *fs, struct rfs_node *dir,
+		     struct rfs_listing *l, size_t idx);
 /* For listings, a busy catalogue (429/503) counts as out of reach too. */
 bool rfs_unreachable_or_busy(int rc);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/authz.h"
 #include "core/core.h"
 #include "core/listing.h"
 #include "core/node.h"
@@ -186,15 +187,20 @@ void rfs_fs_forget(struct rfs_fs *fs, uint64_t ino, uint64_t nlookup)
 int rfs_fs_getattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		   struct rfs_attr *out)
 {
+	struct rfs_did_rec copy;
+	bool kept = false;
 	struct rfs_node *n;
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->table_lock);
 	n = rfs_node_find(fs, ino);
-	if (n)
+	if (n) {
 		rfs_fill_attr(fs, n->ino, &n->rec, out);
-	else
+		kept = rfs_authz_attr_keep(fs, &n->rec, &copy);
+	} else {
 		rc = -ESTALE;
+	}
 	pthread_mutex_unlock(&fs->table_lock);
+	rfs_authz_attr_done(fs, who, &copy, kept, out);
 	return rc;
 }

@@ -29,6 +29,7 @@ struct rfs_node {
 	double list_retry;
 	struct rfs_replicas *reps;
 	double reps_time;
+	uint64_t reps_tag; /* whose they are (rfs_authz_tag) */
 	/* the directory it was last looked up in, and its place there: a
 	 * hint for resolving siblings' replicas together */
 	uint64_t parent;

@@ -152,7 +152,10 @@ static int fetch_replicas(struct rfs_fs *fs, struct rfs_cred *who,
 			  const struct rfs_did_rec *dids, size_t n,
 			  struct rfs_replica_list *l)
 {
-	int rc = rfs_catalog_list_replicas_many(fs->cat, who->id, dids, n, l);
+	/* a shared mount's caller without a token has no replicas */
+	int rc = who->id ? rfs_catalog_list_replicas_many(fs->cat, who->id,
+							  dids, n, l)
+			 : -EACCES;
 
 	if (!rc)
 		drop_userinfo(l);
@@ -492,7 +495,7 @@ int rfs_handles_new(struct rfs_fs *fs, struct rfs_cred *who, size_t n,
 	hs->refs = 1;
 	hs->fs = fs;
 	hs->who = rfs_cred_get(who);
-	hs->tw.key = rfs_identity_key(who->id);
+	hs->tw.key = who->id ? rfs_identity_key(who->id) : "";
 	hs->tw.bearer = storage_bearer;
 	hs->tw.arg = hs;
 	pthread_mutex_init(&hs->lock, NULL);
@@ -660,6 +663,39 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 	if (got < 0 || why[0])
 		log_outcome(&f->did, off, size, n, got < 0, why);
 	return got;
+}
+
+int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t)
+{
+	struct rfs_how how = { .pick = RFS_PICK_BEST };
+	size_t n = 0;
+	struct ranked *order;
+	bool refused = false;
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	int rc = -EHOSTUNREACH; /* no replica: a cache-only set, offline */
+
+	if (t->reps->n == 0)
+		return rc;
+	order = try_order(fs, t, &how, &n);
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && rc; i++) {
+		struct rfs_xfer_note note = {
+			.deadline = rfs_mono_now() + fs->conf->read_timeout
+		};
+		struct rfs_tfile *h;
+		ssize_t got;
+
+		rc = handle_of(fs, t, order[i].idx, &h);
+		got = rc ? rc
+			 : rfs_transport_preadv(h, &iov, 1, 0, t->reps->size,
+						&note);
+		rc = got == 1 ? 0 : got < 0 ? (int)got : -EIO;
+		refused |= rc == -EACCES;
+	}
+	free(order);
+	return rc && refused ? -EACCES : rc;
 }
 
 /* What user.rucio.replicas shows at most: Linux caps xattrs at 64 KiB. */

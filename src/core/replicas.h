@@ -92,6 +92,15 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
 
 /*
+ * Asks storage whether @t's opener may read it: the first byte, read with
+ * the opener's credential from each replica in turn until one gives it.
+ * 0 when one did; -EACCES when every one that answered refused (401, 403)
+ * and none gave it; else the last error (none could say: out of reach,
+ * offline). Counts nothing towards the endpoints' speed or health.
+ */
+int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t);
+
+/*
  * The transport handles on a file's @n replicas, each opened at its first
  * read, for @who: made with an open file, shared (counted) with its
  * read-ahead jobs, closed with the last of them.

@@ -26,11 +26,12 @@
  * cannot be reached, the answer kept last time, so that a prefetch of
  * what is cached whole still succeeds offline.
  */
-static int list_files(struct rfs_fs *fs, struct rfs_cred *who,
-		      const struct rfs_did_rec *rec, struct rfs_did_list *l)
+static int list_files(struct rfs_fs *fs, const struct rfs_did_rec *rec,
+		      struct rfs_did_list *l)
 {
-	int rc = rfs_catalog_list_files(fs->cat, who->id, rec->scope, rec->name,
-					l);
+	/* the namespace, as every listing: the mount's to read */
+	int rc = rfs_catalog_list_files(fs->cat, fs->mount_id, rec->scope,
+					rec->name, l);
 	struct rfs_buf b;
 	size_t len;
 	char *val;
@@ -51,8 +52,7 @@ static int list_files(struct rfs_fs *fs, struct rfs_cred *who,
 }
 
 /* Every file below "scope:name", once each. */
-static int expand(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
-		  struct rfs_did_list *l)
+static int expand(struct rfs_fs *fs, const char *did, struct rfs_did_list *l)
 {
 	const char *colon = strchr(did, ':');
 	char scope[256];
@@ -64,7 +64,7 @@ static int expand(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
 	memcpy(scope, did, colon - did);
 	scope[colon - did] = '\0';
 	rec.name = (char *)colon + 1;
-	rc = list_files(fs, who, &rec, l);
+	rc = list_files(fs, &rec, l);
 	for (size_t i = 0; !rc && i < l->n; i++) {
 		for (size_t j = i + 1; j < l->n;) {
 			if (strcmp(l->v[i].scope, l->v[j].scope) ||
@@ -450,7 +450,7 @@ static int files_of(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
 		snprintf(msg, mlen, "this mount has no cache");
 		return -ENOTSUP;
 	}
-	rc = expand(fs, who, did, l);
+	rc = expand(fs, did, l);
 	if (!rc && l->n == 0)
 		rc = -ENOENT;
 	if (rc)

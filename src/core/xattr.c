@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "core/batch.h"
+#include "core/authz.h"
 #include "core/core.h"
+#include "core/file.h"
 #include "core/node.h"
 #include "core/replicas.h"
 #include "util/banned.h"
@@ -117,6 +119,12 @@ int rfs_fs_getxattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		rfs_node_put(fs, n);
 		return rc;
 	}
+	rc = rfs_authz_names(fs, who);
+	if (rc) {
+		rfs_node_put(fs, n);
+		return rc;
+	}
+	rc = -ENODATA;
 	for (id = 0; id < X_COUNT && strcmp(name, xattr_names[id]); id++)
 		;
 	pthread_mutex_lock(&fs->table_lock);
@@ -130,6 +138,10 @@ int rfs_fs_getxattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
 		rc = cached_fraction(fs, &rec, out);
 	} else if (!rc && id == X_REPLICAS) {
 		rc = rfs_node_replicas(fs, who, n, &r, flags & RFS_NOWAIT);
+		/* replica URLs only to a caller who may read the bytes */
+		if (!rc &&
+		    (rc = rfs_node_may_read(fs, who, n, r, flags & RFS_NOWAIT)))
+			rfs_replicas_put(r);
 		if (!rc) {
 			rc = rfs_replicas_describe(r, out);
 			rfs_replicas_put(r);
