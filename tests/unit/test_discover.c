@@ -807,6 +807,32 @@ static void *tid_main(void *arg)
 }
 
 /*
+ * As the code decides: a session keyed on its leader only when /proc
+ * shows that leader. In a pid namespace entered from outside the session
+ * getsid() is 0 (and kill(0, 0) would still succeed).
+ */
+static bool leader_visible(void)
+{
+	char path[64], buf[1024];
+	unsigned long long start;
+	pid_t sid = getsid(0), lsid = 0;
+	ssize_t n;
+	int fd;
+
+	if (sid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)sid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0 &&
+	       rfs_proc_stat_parse(buf, (size_t)n, &lsid, &start) == 0 &&
+	       lsid == sid;
+}
+
+/*
  * Another thread of this process (its tid is what FUSE gives) asks after
  * U1's answer left the table: same session, no new read. Only when this
  * session's leader is there to key on (else the key is the thread).
@@ -819,7 +845,7 @@ static void other_thread(struct rfs_discovery *d, struct gate *g)
 	const char *v;
 	int rc;
 
-	if (kill(getsid(0), 0)) {
+	if (!leader_visible()) {
 		UNIT_SKIP("this session's leader is not in /proc");
 		return;
 	}
