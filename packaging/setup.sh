@@ -3,6 +3,8 @@
 #   packaging/setup.sh demo   install, build, start the demo lake, mount it
 #   packaging/setup.sh test   install, build, run every test suite
 #   packaging/setup.sh bench  install the peers too, build, run bench/run.sh
+#   packaging/setup.sh demo-shared   the demo as one root mount shared by
+#                             two local users with their own IAM tokens
 #   packaging/setup.sh stop   unmount the demo and stop its servers
 set -euo pipefail
 
@@ -78,6 +80,91 @@ Stop it with: packaging/setup.sh stop
 EOT
 }
 
+# The shared demo's two local users: each an IAM subject of the demo
+# issuer, each in one IAM group whose data the token store grants.
+SHARED_USERS="rfs-alice:alice:/escape/cta:rfs-cta rfs-bob:bob:/escape/lsst:rfs-lsst"
+SHARED_GECOS="ruciofs demo user"
+
+demo_users() {
+	local u sub grp lgrp
+	for e in $SHARED_USERS; do
+		IFS=: read -r u sub grp lgrp <<<"$e"
+		getent group "$lgrp" >/dev/null || groupadd "$lgrp"
+		if ! getent passwd "$u" >/dev/null; then
+			useradd -M -d /nonexistent -s /bin/bash -c "$SHARED_GECOS" \
+				-g "$lgrp" "$u"
+		elif [ "$(getent passwd "$u" | cut -d: -f5)" != "$SHARED_GECOS" ]; then
+			echo "a user '$u' exists and is not the demo's: not touching it" >&2
+			exit 1
+		fi
+	done
+}
+
+# A 12-hour token per user in /tmp/bt_u<uid>, where WLCG bearer-token
+# discovery looks when there is no /run/user/<uid>.
+demo_tokens() {
+	local u sub grp lgrp uid
+	for e in $SHARED_USERS; do
+		IFS=: read -r u sub grp lgrp <<<"$e"
+		uid=$(id -u "$u")
+		/usr/bin/python3 tests/servers/jwt_issuer.py mint \
+			--key-dir "$TOKEN_ISSUER_KEY_DIR" --issuer "$TOKEN_ISSUER" \
+			--sub "$sub" --group "$grp" --lifetime 43200 \
+			--aud https://wlcg.cern.ch/jwt/v1/any --scope "openid profile" |
+			install -m 0600 -o "$u" -g "$lgrp" /dev/stdin "/tmp/bt_u$uid"
+	done
+}
+
+demo_idmap() {
+	cat >"$DEMO_DIR/idmap" <<EOT
+# IAM groups and subjects of the demo issuer -> local groups and users
+group   /escape/cta    rfs-cta
+group   /escape/lsst   rfs-lsst
+user    alice          rfs-alice
+user    bob            rfs-bob
+account alice          rfs-alice
+account bob            rfs-bob
+# Rucio scopes -> the IAM group that owns them
+scope   cta            /escape/cta
+scope   lsst           /escape/lsst
+EOT
+	chmod 0644 "$DEMO_DIR/idmap"
+}
+
+demo_shared() {
+	install_packages
+	build
+	stop_demo quiet
+	say "starting the demo lake with an IAM issuer and token-checking storage"
+	/usr/bin/python3 tests/servers/lake.py start --workdir "$DEMO_DIR" \
+		--profile demo --tokens
+	# shellcheck disable=SC1091
+	. "$DEMO_DIR/lake.env"
+	say "local users rfs-alice (IAM group /escape/cta) and rfs-bob (/escape/lsst), with tokens"
+	demo_users
+	demo_tokens
+	demo_idmap
+	mkdir -p "$DEMO_MNT"
+	say "mounting on $DEMO_MNT, shared (allow_other), each caller with their own token"
+	build/ruciofs -o allow_other,rucio_config="$DEMO_DIR/rucio.cfg" \
+		-o token_issuer="$TOKEN_ISSUER",idmap="$DEMO_DIR/idmap" "$DEMO_MNT"
+	cta=$DEMO_MNT/cta/calib.dat
+	lsst=$DEMO_MNT/lsst/images/image.fits
+	cat <<EOT
+
+The demo lake is mounted on $DEMO_MNT, shared by two local users. Its
+files are only on storage that checks tokens (xrootd + scitokens): the
+group /escape/cta may read the scope cta, /escape/lsst the scope lsst.
+    runuser -u rfs-alice -- md5sum $cta    # alice: cta, allowed
+    runuser -u rfs-bob -- md5sum $cta      # bob: Permission denied
+    runuser -u rfs-bob -- md5sum $lsst     # bob: lsst, allowed
+    runuser -u rfs-alice -- md5sum $lsst   # alice: Permission denied
+    runuser -u rfs-bob -- ls -l $DEMO_MNT/cta $DEMO_MNT/lsst/images
+    md5sum $cta    # root without a token reads as the mount
+Stop it with: packaging/setup.sh stop
+EOT
+}
+
 stop_demo() {
 	if grep -qs " $DEMO_MNT fuse.ruciofs" /proc/mounts; then
 		fusermount3 -u "$DEMO_MNT" || fusermount3 -u -z "$DEMO_MNT"
@@ -85,6 +172,16 @@ stop_demo() {
 	if [ -f "$DEMO_DIR/pids" ]; then
 		/usr/bin/python3 tests/servers/lake.py stop --workdir "$DEMO_DIR"
 	fi
+	local u rest uid
+	for e in $SHARED_USERS; do
+		u=${e%%:*}
+		rest=${e##*:}
+		[ "$(getent passwd "$u" | cut -d: -f5)" = "$SHARED_GECOS" ] || continue
+		uid=$(id -u "$u")
+		rm -f "/tmp/bt_u$uid"
+		userdel "$u" || true
+		groupdel "$rest" 2>/dev/null || true
+	done
 	[ "${1:-}" = quiet ] || say "demo stopped"
 }
 
@@ -105,11 +202,12 @@ bench() {
 
 case "${1:-}" in
 demo) demo ;;
+demo-shared) demo_shared ;;
 test) tests ;;
 bench) bench "$@" ;;
 stop) stop_demo ;;
 *)
-	echo "usage: $0 demo|test|bench|stop" >&2
+	echo "usage: $0 demo|demo-shared|test|bench|stop" >&2
 	exit 2
 	;;
 esac
