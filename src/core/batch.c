@@ -41,6 +41,20 @@ static struct rfs_entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
 	return &l->e[n->pidx];
 }
 
+/* Under table_lock: @tag's growth in directory @p, else the stalest. */
+static struct rfs_rep_grow *grow_of(struct rfs_node *p, uint64_t tag)
+{
+	struct rfs_rep_grow *g = &p->rep_grow[0];
+
+	for (size_t i = 0; i < RFS_REP_GROW_SLOTS; i++) {
+		if (p->rep_grow[i].tag == tag && p->rep_grow[i].batch)
+			return &p->rep_grow[i];
+		if (p->rep_grow[i].time < g->time)
+			g = &p->rep_grow[i];
+	}
+	return g;
+}
+
 /*
  * Under table_lock: the DIDs to resolve with @n's, like read-ahead for
  * names. tar, cp -r and a loop over a dataset open many files of one
@@ -48,6 +62,8 @@ static struct rfs_entry *entry_of(struct rfs_fs *fs, const struct rfs_node *n,
  * growth follows membership, not position: each miss in a directory
  * within replica_ttl of the last takes 8 times more of its files that
  * are not known yet, the ones after @n in the listing first, wrapping.
+ * Growth is the caller's own: another identity's first miss asks for
+ * one file (a new user's cat should not pay for 512 replica lists).
  */
 static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n, uint64_t tag,
 		       struct rfs_did_rec *dids, size_t max, size_t *first)
@@ -56,18 +72,20 @@ static size_t batch_of(struct rfs_fs *fs, struct rfs_node *n, uint64_t tag,
 	struct rfs_node *p;
 	struct rfs_entry *e = entry_of(fs, n, &p);
 	struct rfs_listing *l;
+	struct rfs_rep_grow *g;
 	size_t k = 1, want;
 
 	if (!e)
 		return 0;
 	l = p->list;
-	want = p->rep_batch && now - p->rep_time < fs->conf->replica_ttl
-		       ? p->rep_batch * 8
+	g = grow_of(p, tag);
+	want = g->tag == tag && g->batch &&
+			       now - g->time < fs->conf->replica_ttl
+		       ? g->batch * 8
 		       : 1;
 	want = want < max ? want : max;
 	*first = n->pidx;
-	p->rep_batch = want;
-	p->rep_time = now;
+	*g = (struct rfs_rep_grow){ tag, want, now };
 	for (size_t s = 1; s < l->n && k < want; s++) {
 		struct rfs_entry *o = &l->e[(n->pidx + s) % l->n];
 

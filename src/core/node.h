@@ -14,6 +14,18 @@ struct rfs_entry;
 struct rfs_listing;
 struct rfs_replicas;
 
+/*
+ * A directory's batch growth for one identity: each identity's first
+ * miss starts small (one file, not the 512 another's tar grew it to),
+ * and a few callers at once keep their own.
+ */
+#define RFS_REP_GROW_SLOTS 4
+struct rfs_rep_grow {
+	uint64_t tag; /* rfs_authz_tag */
+	size_t batch;
+	double time;
+};
+
 struct rfs_node {
 	uint64_t ino;
 	uint64_t nlookup; /* the kernel's references */
@@ -34,10 +46,9 @@ struct rfs_node {
 	 * hint for resolving siblings' replicas together */
 	uint64_t parent;
 	size_t pidx;
-	/* as a directory: how many of its files' replicas the last miss in
-	 * it resolved, and when (monotonic seconds) */
-	size_t rep_batch;
-	double rep_time;
+	/* as a directory, per identity: how many of its files' replicas
+	 * the last miss in it resolved, and when (monotonic seconds) */
+	struct rfs_rep_grow rep_grow[RFS_REP_GROW_SLOTS];
 	struct rfs_node *next; /* hash chain */
 };
 

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conftest import catalogue_requests
 from localusers import make_traversable
 from rucio_client import manifest_files
 
@@ -249,6 +250,25 @@ def test_owners_come_from_the_idmap(toklake, mount_factory, local_users,
     alice = path_of(m, toklake.lake, ALICE_FILE)
     out = a.run(["stat", "-c", "%U %G %a", alice], text=True).stdout.split()
     assert out == [a.name, g, "444"], out
+
+
+def test_a_new_identity_grows_its_own_replica_batches(two, toklake):
+    """Replica lists are asked for a directory's files together, in
+    batches that grow with each miss (1, 8, 64 files): per identity, so
+    bob's first open where alice has read many files asks for his one
+    file, not for the batch alice's opens grew to."""
+    m, a, b = two
+    d = os.path.dirname(path_of(m, toklake.lake, ("user.alice", "zero.bin")))
+    names = os.listdir(d)
+    assert len(names) >= 8
+    paths = [os.path.join(d, n) for n in names]
+    for p in paths[:3]:  # batches of 1 and 8: the next is 64
+        assert a.run(["cat", p]).returncode == 0
+    toklake.lake.reset_counts()
+    for p in paths[3:5]:
+        b.run(["cat", p])
+    # bob's: 1 file (a miss), then 8 (a miss); alice's 64 would hold both
+    assert catalogue_requests(toklake.lake, "/replicas/list") == 2
 
 
 def test_root_without_a_token_reads_as_the_mount(two):
