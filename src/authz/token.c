@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "authz/jose_int.h"
 #include "authz/token.h"
 #include "authz/token_int.h"
 #include "util/clock.h"
@@ -208,44 +209,6 @@ static int read_token_file(const char *path, struct stat *st, char **out)
 	return rc;
 }
 
-/* base64url (RFC 4648 section 5), padding optional; -1 on a bad byte */
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* Decodes the @len characters at @in into @out (room for len * 3 / 4). */
-static int b64url_decode(const char *in, size_t len, unsigned char *out,
-			 size_t *outlen)
-{
-	unsigned acc = 0;
-	size_t n = 0;
-	int bits = 0;
-
-	while (len && in[len - 1] == '=')
-		len--;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64url_value(in[i]);
-
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6 | (unsigned)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[n++] = (unsigned char)(acc >> bits);
-		}
-	}
-	*outlen = n;
-	return 0;
-}
-
 int rfs_token_jwt_exp(const char *token, long long *exp)
 {
 	const char *p = strchr(token, '.'), *q = p ? strchr(p + 1, '.') : NULL;
@@ -259,7 +222,10 @@ int rfs_token_jwt_exp(const char *token, long long *exp)
 	buf = malloc(len * 3 / 4 + 1);
 	if (!buf)
 		return -ENOMEM;
-	rc = b64url_decode(p + 1, len, buf, &n);
+	/* padding is not JWS (RFC 7515) but costs nothing to allow here */
+	while (len && p[len] == '=')
+		len--;
+	rc = rfs_b64url_decode(p + 1, len, buf, &n);
 	claims = rc ? NULL : json_loadb((const char *)buf, n, 0, NULL);
 	e = json_object_get(claims, "exp");
 	/* RFC 7519 allows a fraction; IAM and our issuer send integers */

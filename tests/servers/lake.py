@@ -239,6 +239,22 @@ class ServerProcess:
         self.stop(grace=0, sig=signal.SIGKILL)
 
 
+def admin_call(conn, what, method, path, body=None):
+    """One JSON request to a test server's /_admin/<path> on @conn (closed
+    after); its decoded answer, RuntimeError naming @what on an error."""
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, "/_admin/" + path, body=data,
+                     headers={"Content-Type": "application/json"} if data else {})
+        r = conn.getresponse()
+        payload = r.read()
+    finally:
+        conn.close()
+    if r.status >= 300:
+        raise RuntimeError("%s %s %s -> %d %s" % (what, method, path, r.status, payload[:300]))
+    return json.loads(payload) if payload else None
+
+
 def _starttime(pid):
     """Start time of a process (field 22 of /proc/pid/stat): with the pid it
     identifies the process even if the pid is reused later."""
@@ -335,18 +351,7 @@ class FaultStore:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def _admin(self, method, path, body=None, timeout=10):
-        conn = self.conn(timeout)
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            conn.request(method, "/_admin/" + path, body=data,
-                         headers={"Content-Type": "application/json"} if data else {})
-            r = conn.getresponse()
-            payload = r.read()
-        finally:
-            conn.close()
-        if r.status >= 300:
-            raise RuntimeError("faultstore %s %s -> %d %s" % (method, path, r.status, payload[:300]))
-        return json.loads(payload) if payload else None
+        return admin_call(self.conn(timeout), "faultstore", method, path, body)
 
     def set_fault(self, match, mode, **kw):
         """Add a fault (faultstore.py docstring): `match` is a regex searched

@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lakegen  # noqa: E402
 from jwt_issuer import EcKey, JwtIssuer, RsaKey  # noqa: E402
-from lake import (PYTHON, RSE_XRD, XROOTD_BIN, XROOTD_USER, ServerProcess, _ensure_traversable,  # noqa: E402
+from lake import (PYTHON, RSE_XRD, admin_call, XROOTD_BIN, XROOTD_USER, ServerProcess, _ensure_traversable,  # noqa: E402
                   free_port, tail)
 
 ANY_AUD = "https://wlcg.cern.ch/jwt/v1/any"
@@ -257,17 +257,7 @@ class TokenIssuer(JwtIssuer):
     def _admin(self, method, path, body=None, timeout=10):
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
                                            context=self.lake._ssl_context())
-        try:
-            data = json.dumps(body).encode() if body is not None else None
-            conn.request(method, "/_admin/" + path, body=data,
-                         headers={"Content-Type": "application/json"} if data else {})
-            r = conn.getresponse()
-            payload = r.read()
-        finally:
-            conn.close()
-        if r.status >= 300:
-            raise RuntimeError("issuer %s %s -> %d %s" % (method, path, r.status, payload[:300]))
-        return json.loads(payload) if payload else None
+        return admin_call(conn, "issuer", method, path, body)
 
     def requests(self, kind=None, ua=None):
         """Discovery/JWKS requests seen so far (oldest first): dicts with
