@@ -1126,6 +1126,11 @@ static void teardown(void)
 int main(void)
 {
 	main_thread = pthread_self();
+	/* a session of our own where the one we were started in has its
+	 * leader out of sight (a pid namespace entered from outside it), so
+	 * the session-keyed checks run there too */
+	if (!leader_visible())
+		(void)setsid();
 	test_environ();
 	test_stat_line();
 	if (geteuid() != 0) {
