@@ -384,6 +384,17 @@ ssize_t rfs_transport_preadv(struct rfs_tfile *f, const struct iovec *iov,
 	return t->ops->preadv(t, f, iov, iovcnt, off, file_size, note);
 }
 
+ssize_t rfs_transport_readv(struct rfs_tfile *f, const struct rfs_tseg *segs,
+			    size_t n, uint64_t file_size,
+			    struct rfs_xfer_note *note)
+{
+	struct rfs_transport *t = f->sess->tp;
+
+	if (!t->ops->readv || !(t->ops->caps & RFS_TP_VECTOR))
+		return -EOPNOTSUPP;
+	return t->ops->readv(t, f, segs, n, file_size, note);
+}
+
 void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f)
 {
 	struct rfs_transport *t;

@@ -58,6 +58,13 @@ struct rfs_xfer_note {
 	char why[192];
 };
 
+/* One piece of a vector read: @len bytes of the file at @off into @buf. */
+struct rfs_tseg {
+	uint64_t off;
+	size_t len;
+	void *buf;
+};
+
 /* What a transport can do, for the read path to choose how to ask. */
 enum {
 	/* several discontiguous ranges in one request (xrootd readv,
@@ -145,6 +152,19 @@ struct rfs_transport_ops {
 	ssize_t (*preadv)(struct rfs_transport *t, struct rfs_tfile *f,
 			  const struct iovec *iov, int iovcnt, uint64_t off,
 			  uint64_t file_size, struct rfs_xfer_note *note);
+	/*
+	 * Reads the @n segments of @segs (sorted by offset, none
+	 * overlapping, each within @file_size) in as few requests as the
+	 * protocol allows (xrootd kXR_readv: at most 1024 segments each
+	 * under 2 MiB; HTTP: multipart/byteranges), splitting longer lists
+	 * itself. Returns the total, or a negative errno: as for preadv, a
+	 * wrong, short or long answer is an error, never a partial count.
+	 * -EOPNOTSUPP when this file's server cannot (the read path then
+	 * reads the segments one by one). Optional; only with RFS_TP_VECTOR.
+	 */
+	ssize_t (*readv)(struct rfs_transport *t, struct rfs_tfile *f,
+			 const struct rfs_tseg *segs, size_t n,
+			 uint64_t file_size, struct rfs_xfer_note *note);
 	void (*close_file)(struct rfs_transport *t, struct rfs_tfile *f);
 	void (*close)(struct rfs_transport *t);
 };
@@ -203,6 +223,13 @@ int rfs_transport_open_file(struct rfs_transports *ts, struct rfs_transport *t,
 ssize_t rfs_transport_preadv(struct rfs_tfile *f, const struct iovec *iov,
 			     int iovcnt, uint64_t off, uint64_t file_size,
 			     struct rfs_xfer_note *note);
+/*
+ * A vector read through @f's transport (see rfs_transport_ops.readv);
+ * -EOPNOTSUPP if it has none.
+ */
+ssize_t rfs_transport_readv(struct rfs_tfile *f, const struct rfs_tseg *segs,
+			    size_t n, uint64_t file_size,
+			    struct rfs_xfer_note *note);
 /* Closes the handle; its session stays a while for the next one. */
 void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f);
 /* Sessions in use and kept (for status). */
