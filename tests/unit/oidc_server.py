@@ -69,7 +69,9 @@ def main():
     srv.daemon_threads = True
     srv.dir = d
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    print(srv.server_address[1], flush=True)
+    # one write, whole line (with PYTHONUNBUFFERED print() makes two, and
+    # a reader that has its number may close the pipe before the second)
+    os.write(1, b"%d\n" % srv.server_address[1])
     srv.serve_forever()
 
 
