@@ -18,6 +18,7 @@
 /* The registry: a new transport is one more line here. */
 static const struct rfs_transport_ops *const all_ops[] = {
 	&rfs_http_transport_ops,
+	&rfs_xrootd_transport_ops,
 };
 #define NOPS (sizeof(all_ops) / sizeof(all_ops[0]))
 

@@ -237,5 +237,6 @@ void rfs_transports_sessions(struct rfs_transports *ts, size_t *busy,
 			     size_t *idle);
 
 extern const struct rfs_transport_ops rfs_http_transport_ops;
+extern const struct rfs_transport_ops rfs_xrootd_transport_ops;
 
 #endif
