@@ -30,6 +30,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,58 @@ static ssize_t ssl_result(SSL *ssl, int n, short *ev)
 	}
 }
 
+/*
+ * OpenSSL writes with write(2) (data, and alerts when a read or a
+ * handshake fails), which raises SIGPIPE on a socket the server closed:
+ * it is blocked for this thread around each TLS call, and a pending one
+ * taken, so a program that does not ignore it lives.
+ */
+static void pipe_block(sigset_t *old)
+{
+	sigset_t pipe;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, old);
+}
+
+static void pipe_restore(const sigset_t *old, bool failed)
+{
+	static const struct timespec now = { 0, 0 };
+	sigset_t pipe;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	if (failed && !sigismember(old, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &now) == SIGPIPE)
+			;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+enum ssl_op { SSL_OP_READ, SSL_OP_WRITE, SSL_OP_CONNECT };
+
+/* One TLS call and its verdict under c->slock, SIGPIPE held off. */
+static ssize_t ssl_call(struct conn *c, enum ssl_op op, void *buf, size_t n,
+			short *ev)
+{
+	int len = n > INT32_MAX ? INT32_MAX : (int)n, r;
+	ssize_t v;
+	sigset_t old;
+
+	pipe_block(&old);
+	pthread_mutex_lock(&c->slock);
+	if (op == SSL_OP_READ)
+		r = SSL_read(c->ssl, buf, len);
+	else if (op == SSL_OP_WRITE)
+		r = SSL_write(c->ssl, buf, len);
+	else
+		r = SSL_connect(c->ssl);
+	v = ssl_result(c->ssl, r, ev);
+	pthread_mutex_unlock(&c->slock);
+	pipe_restore(&old, r <= 0);
+	return v;
+}
+
 static ssize_t raw_recv(struct conn *c, void *buf, size_t n, short *ev)
 {
 	ssize_t r;
@@ -196,11 +249,7 @@ static ssize_t raw_recv(struct conn *c, void *buf, size_t n, short *ev)
 				       : -errno;
 		return r;
 	}
-	pthread_mutex_lock(&c->slock);
-	r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
-	r = ssl_result(c->ssl, (int)r, ev);
-	pthread_mutex_unlock(&c->slock);
-	return r;
+	return ssl_call(c, SSL_OP_READ, buf, n, ev);
 }
 
 static ssize_t raw_send(struct conn *c, const void *buf, size_t n, short *ev)
@@ -217,10 +266,7 @@ static ssize_t raw_send(struct conn *c, const void *buf, size_t n, short *ev)
 				       : -errno;
 		return r;
 	}
-	pthread_mutex_lock(&c->slock);
-	r = SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
-	r = ssl_result(c->ssl, (int)r, ev);
-	pthread_mutex_unlock(&c->slock);
+	r = ssl_call(c, SSL_OP_WRITE, (void *)buf, n, ev);
 	return r <= 0 && r != -EAGAIN ? -ECONNRESET : r;
 }
 
@@ -389,9 +435,7 @@ static int start_tls(struct conn *c, double deadline)
 		short ev = POLLIN;
 		ssize_t r;
 
-		pthread_mutex_lock(&c->slock);
-		r = ssl_result(c->ssl, SSL_connect(c->ssl), &ev);
-		pthread_mutex_unlock(&c->slock);
+		r = ssl_call(c, SSL_OP_CONNECT, NULL, 0, &ev);
 		if (r > 0)
 			return 0;
 		if (r != -EAGAIN) {

@@ -91,3 +91,104 @@ def test_root_bytes_match_xrdcp(lake41, mount_factory, tmp_path):
     subprocess.run(["xrdcp", "-s", "-f", url, str(out)], check=True,
                    timeout=60)
     assert sha256_of(str(out)) == sha256_of(find_path(m, f)) == f["sha256"]
+
+
+XRDTOOL = os.path.join(os.environ.get("top_builddir", "build"), "tests",
+                       "unit", "xrdtool")
+
+
+def xrdtool(*args, check=True):
+    """tests/unit/xrdtool: the transport without a mount (stdout: bytes)."""
+    r = subprocess.run([XRDTOOL] + [str(a) for a in args], timeout=120,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check:
+        assert r.returncode == 0, r.stderr.decode(errors="replace")
+    return r
+
+
+def local(f, off, n):
+    with open(f["local_path"], "rb") as fh:
+        fh.seek(off)
+        return fh.read(n)
+
+
+def test_root_vector_reads(lake41):
+    """kXR_readv against xrootd 5.5.3: 1,500 segments (two requests of at
+    most 1,024), one of 3 MiB (split under the 2 MiB segment limit),
+    empty ones, the file's last byte: the bytes are the file's, in
+    order (the transport had no vector read before: EOPNOTSUPP)."""
+    big = pick(lake41, [41943047])[0]
+    url = lake41.pfn(big["scope"], big["name"], "XRD_DISK", scheme="root")
+    rnd = random.Random(18)
+    segs, off = [], 0
+    for i in range(1500):
+        n = 0 if i % 97 == 5 else rnd.choice([1, 100, 4096, 20000])
+        segs.append((off, n))
+        off += n + rnd.randrange(1, 5000)
+    segs.append((off, 3 << 20))
+    segs.append((big["size"] - 1, 1))
+    spec = ",".join("%d:%d" % s for s in segs)
+    got = xrdtool(url, big["size"], "readv", spec).stdout
+    assert got == b"".join(local(big, o, n) for o, n in segs)
+
+
+def test_root_reads_through_one_handle(lake41):
+    """Several kXR_reads through one handle and session, one of 20 MiB
+    (three requests): each exactly the file's bytes; a read past the
+    end of the file is an error, not fewer bytes."""
+    big = pick(lake41, [41943047])[0]
+    url = lake41.pfn(big["scope"], big["name"], "XRD_DISK", scheme="root")
+    reads = [(0, 1), (12345, 4096), (1 << 20, 20 << 20),
+             (big["size"] - 7, 7)]
+    args = [a for r in reads for a in r]
+    got = xrdtool(url, big["size"], "read", *args).stdout
+    assert got == b"".join(local(big, o, n) for o, n in reads)
+    r = xrdtool(url, big["size"], "read", big["size"] - 7, 8, check=False)
+    assert r.returncode == 2 and r.stdout == b"", r.stderr
+
+
+def alice_and_bob_files(toklake):
+    files = [f for f in manifest_files(toklake.lake)
+             if "XRD_DISK" in f.get("rses", []) and f["size"] > 0]
+    a = next(f for f in files if f["scope"] == "user.alice")
+    b = next(f for f in files if f["scope"] == "user.bob")
+    return a, b
+
+
+def token_url(store, f, scheme="roots"):
+    return "%s://127.0.0.1:%d/%s" % (scheme, store.root_port,
+                                     store.storage_path(f["scope"],
+                                                        f["name"]))
+
+
+def test_roots_ztn_token_in_scope_and_out(toklake, tmp_path):
+    """roots:// with ztn against xrootd + scitokens: alice's token reads
+    her file (the store logs a granted open for her), not bob's
+    (EACCES), and no token is EACCES; root:// to the same port is
+    made TLS by the server and reads as well. The certificate is
+    checked: without the lake's CA the connection is refused."""
+    lake, store = toklake.lake, toklake.store
+    a, b = alice_and_bob_files(toklake)
+    tok = tmp_path / "tok"
+    tok.write_text(toklake.token("alice", read=[toklake.user_scope(
+        "user.alice")]))
+    os.chmod(tok, 0o600)
+    ca = ("-c", lake.ca_cert)
+    got = xrdtool(*ca, "-t", tok, token_url(store, a), a["size"], "read", 0,
+                  a["size"]).stdout
+    assert got == local(a, 0, a["size"])
+    assert any(r["granted"] for r in store.opens(
+        path_contains=a["pfn_path"], subject="alice"))
+    got = xrdtool(*ca, "-t", tok, token_url(store, a, "root"), a["size"],
+                  "read", 0, a["size"]).stdout
+    assert got == local(a, 0, a["size"])
+    r = xrdtool(*ca, "-t", tok, token_url(store, b), b["size"], "read", 0,
+                b["size"], check=False)
+    assert r.returncode == 2 and b"EACCES" in r.stderr, r.stderr
+    r = xrdtool(*ca, token_url(store, a), a["size"], "read", 0, a["size"],
+                check=False)
+    assert r.returncode == 2 and b"EACCES" in r.stderr, r.stderr
+    # a CA that did not sign the server's certificate: never trusted
+    r = xrdtool("-c", "/etc/ssl/certs/ca-certificates.crt", "-t", tok,
+                token_url(store, a), a["size"], "read", 0, 1, check=False)
+    assert r.returncode == 2 and r.stdout == b"", r.stderr
