@@ -192,3 +192,41 @@ def test_roots_ztn_token_in_scope_and_out(toklake, tmp_path):
     r = xrdtool("-c", "/etc/ssl/certs/ca-certificates.crt", "-t", tok,
                 token_url(store, a), a["size"], "read", 0, 1, check=False)
     assert r.returncode == 2 and r.stdout == b"", r.stderr
+
+
+ROOTS_RSE = "XRD_TOKEN_ROOTS"
+
+
+def test_shared_mount_reads_per_caller_over_roots(toklake, mount_factory,
+                                                  local_users):
+    """A shared mount reading only roots:// replicas of the token store
+    (ztn with each caller's own token): alice reads her file, bob his,
+    neither the other's (EACCES); the store saw each one's token on a
+    granted open, and bob's never on alice's file."""
+    from test_shared import (ALICE_FILE, BOB_FILE, local_bytes, path_of,
+                             refused, shared_mount, user_with_token)
+    lake, store = toklake.lake, toklake.store
+    lake.add_rses([{"rse": ROOTS_RSE, "protocols": [{
+        "scheme": "roots", "hostname": "127.0.0.1",
+        "port": store.root_port, "prefix": "//rucio", "priority": 1}],
+        "attributes": {"token_protected": True}}], exist_ok=True)
+    for did in (ALICE_FILE, BOB_FILE):
+        lake.add_replica(did[0], did[1], ROOTS_RSE)
+    try:
+        m = shared_mount(toklake, mount_factory, "schemes=roots",
+                         "rse_expression=" + ROOTS_RSE)
+        a = user_with_token(toklake, local_users, "alice", "user.alice")
+        b = user_with_token(toklake, local_users, "bob", "user.bob")
+        alice, bob = path_of(m, lake, ALICE_FILE), path_of(m, lake, BOB_FILE)
+        assert a.run(["cat", alice]).stdout == local_bytes(lake, ALICE_FILE)
+        assert b.run(["cat", bob]).stdout == local_bytes(lake, BOB_FILE)
+        assert refused(b.run(["cat", alice]))
+        assert refused(a.run(["cat", bob]))
+        assert any(r["granted"] for r in
+                   store.opens(path_contains="notes.txt", subject="alice"))
+        assert not any(r["granted"] for r in
+                       store.opens(path_contains="notes.txt", subject="bob"))
+        assert m.alive()
+    finally:
+        for did in (ALICE_FILE, BOB_FILE):
+            lake.remove_replica(did[0], did[1], ROOTS_RSE)
