@@ -95,7 +95,9 @@ struct slot {
 	/* SINK_RV: a vector answer, checked segment by segment */
 	struct rfs_xrd_rv *rv;
 	uint8_t *const *bufs;
-	uint64_t got; /* data bytes so far (atomic: read for go_on) */
+	uint64_t got;	    /* data bytes so far (atomic: read for go_on) */
+	unsigned frames;    /* answers so far (atomic): signs of life */
+	uint32_t wait_secs; /* what a waitresp said it may take */
 	struct slot *next;
 };
 
@@ -133,11 +135,22 @@ struct xsess {
 	int port;
 };
 
+/* A remote open: the connection it lives on, its handle. */
 struct xfile {
 	struct conn *c;
 	uint8_t fh[4];
 	bool redirected;
 	char where[300]; /* the data server, for log lines */
+};
+
+/*
+ * An rfs_tfile's: its current remote open, replaced when its connection
+ * dies (a server's idle timeout, a read given up): readers take a copy
+ * with a reference on the connection, so none waits on another's reopen.
+ */
+struct xopen {
+	pthread_mutex_t lock; /* a leaf: only copies and swaps under it */
+	struct xfile h;
 };
 
 /* ---- the socket, plain or TLS, non-blocking ---- */
@@ -898,9 +911,15 @@ static int dispatch(struct conn *c, const struct rfs_xrd_hdr *h,
 
 	pthread_mutex_lock(&c->lock);
 	s->busy = false;
-	if (h->status == RFS_XRD_WAITRESP)
+	__atomic_add_fetch(&s->frames, 1, __ATOMIC_RELAXED);
+	if (h->status == RFS_XRD_WAITRESP) {
 		s->async = true;
-	else if (h->status != RFS_XRD_OKSOFAR) {
+		if (!rc && rfs_xrd_parse_wait(s->body, s->blen, &s->wait_secs))
+			rc = -EPROTO;
+		free(s->body); /* the real answer comes in an attn */
+		s->body = NULL;
+		s->blen = 0;
+	} else if (h->status != RFS_XRD_OKSOFAR) {
 		s->hdr = *h;
 		s->done = true;
 	}
@@ -918,7 +937,7 @@ static int on_attn(struct conn *c, const struct rfs_xrd_hdr *h)
 	int32_t action;
 	int rc;
 
-	if (h->dlen > BODY_MAX + 16)
+	if (h->dlen > READ_MAX + BODY_MAX)
 		return -EPROTO;
 	b = malloc(h->dlen ? h->dlen : 1);
 	if (!b)
@@ -994,10 +1013,8 @@ static int slot_add(struct conn *c, struct slot *s, uint8_t *frame)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->broken) {
-		int rc = c->broken;
-
 		pthread_mutex_unlock(&c->lock);
-		return rc;
+		return -ECONNRESET; /* whatever broke it: this one never went */
 	}
 	do
 		s->sid = c->next_sid++;
@@ -1046,6 +1063,11 @@ struct waiter {
 	struct rfs_xfer_note *note;
 	double start;
 	double next_ask;
+	/* no sign of life for this long (plus a waitresp's own time) is a
+	 * dead server, deadline or not: io_timeout */
+	double stall;
+	uint64_t life;
+	double last_life;
 };
 
 /* Under c->lock: the caller gives up on @s (which stays for the receiver). */
@@ -1074,7 +1096,15 @@ static int keep_waiting(struct slot *s, struct waiter *w)
 {
 	double now = rfs_mono_now();
 	struct rfs_xfer_note *note = w->note;
+	uint64_t life = __atomic_load_n(&s->got, __ATOMIC_RELAXED) +
+			__atomic_load_n(&s->frames, __ATOMIC_RELAXED);
 
+	if (life != w->life || !w->last_life) {
+		w->life = life;
+		w->last_life = now;
+	}
+	if (now - w->last_life > w->stall + s->wait_secs)
+		return -ETIMEDOUT;
 	if (w->deadline && now >= w->deadline) {
 		if (note)
 			note->past_deadline = true;
@@ -1110,6 +1140,8 @@ static int call(struct conn *c, struct slot *s, uint8_t *frame, size_t n,
 	rc = frame_send(c, frame, n);
 	pthread_mutex_lock(&c->lock);
 	w->next_ask = w->start + 1.0;
+	w->stall = c->t->io_timeout;
+	w->last_life = 0;
 	while (!s->done && !rc) {
 		double until = rfs_mono_now() + 1.0;
 
@@ -1491,18 +1523,17 @@ static int open_follow(struct xrd_transport *t, struct xsess *x,
 	return rc;
 }
 
-static int xrd_open_file(struct rfs_transport *base, struct rfs_tfile *f)
+/* A remote open of @f's file into @xf: a pooled connection, redirects. */
+static int file_open_handle(struct xrd_transport *t, struct rfs_tfile *f,
+			    struct xfile *xf)
 {
-	struct xrd_transport *t = (struct xrd_transport *)base;
 	struct xsess *x = f->sess->priv;
-	struct xfile *xf = calloc(1, sizeof(*xf));
 	char host[256];
 	const char *path;
 	bool tls;
 	int port, rc;
 
-	if (!xf)
-		return -ENOMEM;
+	memset(xf, 0, sizeof(*xf));
 	rc = split_url(f->url, host, sizeof(host), &port, &tls, &path);
 	if (!rc && !path[0])
 		rc = -EINVAL;
@@ -1512,25 +1543,89 @@ static int xrd_open_file(struct rfs_transport *base, struct rfs_tfile *f)
 		rc = open_follow(t, x, f, xf, path);
 	if (rc) {
 		conn_put(xf->c);
-		free(xf);
+		xf->c = NULL;
+	}
+	return rc;
+}
+
+static int xrd_open_file(struct rfs_transport *base, struct rfs_tfile *f)
+{
+	struct xopen *o = calloc(1, sizeof(*o));
+	int rc;
+
+	if (!o)
+		return -ENOMEM;
+	rc = file_open_handle((struct xrd_transport *)base, f, &o->h);
+	if (rc) {
+		free(o);
 		return rc;
 	}
-	f->priv = xf;
+	pthread_mutex_init(&o->lock, NULL);
+	f->priv = o;
 	return 0;
 }
 
 static void xrd_close_file(struct rfs_transport *base, struct rfs_tfile *f)
 {
-	struct xfile *xf = f->priv;
+	struct xopen *o = f->priv;
 
 	(void)base;
-	if (!xf)
+	if (!o)
 		return;
-	if (!conn_dead(xf->c))
-		send_close(xf->c, xf->fh);
-	conn_put(xf->c);
-	free(xf);
+	if (!conn_dead(o->h.c))
+		send_close(o->h.c, o->h.fh);
+	conn_put(o->h.c);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
 	f->priv = NULL;
+}
+
+static void conn_ref(struct conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->refs++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A copy of @o's current open, holding a reference on its connection. */
+static void handle_take(struct xopen *o, struct xfile *out)
+{
+	pthread_mutex_lock(&o->lock);
+	*out = o->h;
+	conn_ref(out->c);
+	pthread_mutex_unlock(&o->lock);
+}
+
+/*
+ * @use's connection died: the file is opened again (once for all its
+ * readers: the first to swap wins, a later one closes its own) and
+ * @use becomes the new open.
+ */
+static int handle_revive(struct xrd_transport *t, struct rfs_tfile *f,
+			 struct xfile *use)
+{
+	struct xopen *o = f->priv;
+	struct xfile nh;
+	struct conn *old = NULL;
+	int rc = file_open_handle(t, f, &nh);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&o->lock);
+	if (o->h.c == use->c) {
+		old = o->h.c;
+		o->h = nh;
+		nh.c = NULL;
+	}
+	pthread_mutex_unlock(&o->lock);
+	if (nh.c) {
+		send_close(nh.c, nh.fh);
+		conn_put(nh.c);
+	}
+	conn_put(old);
+	conn_put(use->c);
+	handle_take(o, use);
+	return 0;
 }
 
 static void note_start(struct rfs_xfer_note *note, const struct xfile *xf)
@@ -1598,19 +1693,15 @@ static int read_once(struct conn *c, const uint8_t fh[4], uint64_t off,
 	}
 }
 
-static ssize_t xrd_preadv(struct rfs_transport *base, struct rfs_tfile *f,
-			  const struct iovec *iov, int iovcnt, uint64_t off,
-			  uint64_t file_size, struct rfs_xfer_note *note)
+static ssize_t preadv_on(struct xfile *xf, const struct iovec *iov, int iovcnt,
+			 uint64_t off, struct rfs_xfer_note *note)
 {
-	struct xfile *xf = f->priv;
 	struct waiter w = { .deadline = note->deadline,
 			    .note = note,
 			    .start = rfs_mono_now() };
 	size_t total = rfs_iov_len(iov, iovcnt), done = 0, used = 0;
 	int cur = 0, rc = 0;
 
-	(void)base;
-	(void)file_size;
 	note_start(note, xf);
 	while (done < total && !rc) {
 		size_t len = total - done < READ_MAX ? total - done : READ_MAX;
@@ -1687,11 +1778,9 @@ static int readv_once(struct conn *c, const uint8_t fh[4],
 	return rc == -EAGAIN ? -EIO : rc;
 }
 
-static ssize_t xrd_readv(struct rfs_transport *base, struct rfs_tfile *f,
-			 const struct rfs_tseg *segs, size_t n,
-			 uint64_t file_size, struct rfs_xfer_note *note)
+static ssize_t readv_on(struct xfile *xf, const struct rfs_tseg *segs, size_t n,
+			uint64_t file_size, struct rfs_xfer_note *note)
 {
-	struct xfile *xf = f->priv;
 	struct waiter w = { .deadline = note->deadline,
 			    .note = note,
 			    .start = rfs_mono_now() };
@@ -1701,7 +1790,6 @@ static ssize_t xrd_readv(struct rfs_transport *base, struct rfs_tfile *f,
 	size_t i = 0, at = 0, total = 0;
 	int rc = pieces && bufs ? 0 : -ENOMEM;
 
-	(void)base;
 	note_start(note, xf);
 	for (size_t k = 0; k < n && !rc; k++)
 		if (segs[k].off > file_size ||
@@ -1720,6 +1808,57 @@ static ssize_t xrd_readv(struct rfs_transport *base, struct rfs_tfile *f,
 	free(pieces);
 	free(bufs);
 	return rc ? rc : (ssize_t)total;
+}
+
+/*
+ * Whether a read that failed on @xf may go again on a new open: its
+ * connection is dead, nothing came, and the read path's limits were
+ * not what stopped it.
+ */
+static bool worth_reviving(struct xfile *xf, ssize_t rc,
+			   const struct rfs_xfer_note *note)
+{
+	return rc < 0 && rc != -ETIMEDOUT && !note->got && !note->given_up &&
+	       !note->past_deadline && conn_dead(xf->c);
+}
+
+static ssize_t xrd_preadv(struct rfs_transport *base, struct rfs_tfile *f,
+			  const struct iovec *iov, int iovcnt, uint64_t off,
+			  uint64_t file_size, struct rfs_xfer_note *note)
+{
+	struct xrd_transport *t = (struct xrd_transport *)base;
+	struct xfile h;
+	ssize_t rc = 0;
+
+	(void)file_size;
+	handle_take(f->priv, &h);
+	if (conn_dead(h.c))
+		rc = handle_revive(t, f, &h);
+	if (!rc)
+		rc = preadv_on(&h, iov, iovcnt, off, note);
+	if (worth_reviving(&h, rc, note) && !handle_revive(t, f, &h))
+		rc = preadv_on(&h, iov, iovcnt, off, note);
+	conn_put(h.c);
+	return rc;
+}
+
+static ssize_t xrd_readv(struct rfs_transport *base, struct rfs_tfile *f,
+			 const struct rfs_tseg *segs, size_t n,
+			 uint64_t file_size, struct rfs_xfer_note *note)
+{
+	struct xrd_transport *t = (struct xrd_transport *)base;
+	struct xfile h;
+	ssize_t rc = 0;
+
+	handle_take(f->priv, &h);
+	if (conn_dead(h.c))
+		rc = handle_revive(t, f, &h);
+	if (!rc)
+		rc = readv_on(&h, segs, n, file_size, note);
+	if (worth_reviving(&h, rc, note) && !handle_revive(t, f, &h))
+		rc = readv_on(&h, segs, n, file_size, note);
+	conn_put(h.c);
+	return rc;
 }
 
 static const char *xrd_version(void)

@@ -80,6 +80,25 @@ def test_root_random_preads_and_stat(lake41, mount_factory):
         os.close(fd)
 
 
+def test_root_open_file_survives_server_restart(lake41, mount_factory):
+    """An open file whose xrootd connection died (the server restarted
+    between two reads) is opened again on a new connection: the next
+    cold read gives the file's bytes (it was EIO: the handle lived on
+    the dead connection, and root:// was the only replica)."""
+    m = mount_factory(lake41, *ROOT_ONLY)
+    f = pick(lake41, [41943047])[0]
+    fd = os.open(find_path(m, f), os.O_RDONLY)
+    try:
+        assert os.pread(fd, 4096, 0) == local(f, 0, 4096)
+        lake41.kill_rse("XRD_DISK")
+        lake41.start_rse("XRD_DISK")
+        off = f["size"] - (3 << 20)
+        assert os.pread(fd, 65536, off) == local(f, off, 65536)
+    finally:
+        os.close(fd)
+        lake41.start_rse("XRD_DISK")
+
+
 @pytest.mark.skipif(not shutil.which("xrdcp"), reason="xrdcp not installed")
 def test_root_bytes_match_xrdcp(lake41, mount_factory, tmp_path):
     """Debian's xrdcp, reading the same root:// PFN, gets the bytes the
