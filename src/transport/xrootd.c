@@ -584,8 +584,10 @@ static int authenticate(struct conn *c, const char *sec,
 static int login(struct conn *c, const struct rfs_who *who, const char *origin,
 		 double deadline)
 {
-	uint8_t frame[RFS_XRD_REQ_HDR + 64], body[1024], sessid[16];
-	char sec[512];
+	uint8_t frame[RFS_XRD_REQ_HDR + 64], sessid[16];
+	/* gsi lists its CAs' hashes here: room for a long string */
+	uint8_t body[8192];
+	char sec[4096];
 	struct rfs_xrd_hdr h;
 	ssize_t n = rfs_xrd_req_login(frame, sizeof(frame), 0,
 				      (int32_t)getpid(), c->t->user, NULL);
@@ -642,6 +644,13 @@ static void conn_put(struct conn *c)
 	pthread_mutex_unlock(&c->lock);
 	if (last)
 		conn_free(c);
+}
+
+static void conn_ref(struct conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->refs++;
+	pthread_mutex_unlock(&c->lock);
 }
 
 static struct conn *conn_new(struct xrd_transport *t, const char *host,
@@ -1283,7 +1292,9 @@ static int split_url(const char *url, char *host, size_t hostlen, int *port,
 	*port = colon ? (int)v : 1094;
 	if (!host[0] || *port <= 0 || *port > 65535)
 		return -EINVAL;
-	*path = *end == '/' ? end + 1 : end; /* root://h//abs: "/abs" */
+	/* root://h//abs is "/abs"; root://h/abs (no server takes a
+	 * relative path) is "abs", made absolute by the caller */
+	*path = *end == '/' ? end + 1 : end;
 	return 0;
 }
 
@@ -1403,7 +1414,7 @@ static int pool_get(struct xrd_transport *t, struct xsess *x,
 
 /* The open's path plus @opaque as CGI, into @out. */
 static int path_with(char *out, size_t len, const char *path,
-		     const char *opaque, const char *tried)
+		     const char *opaque, const char *tried, const char *triedrc)
 {
 	const char *sep = strchr(path, '?') ? "&" : "?";
 	int n;
@@ -1414,8 +1425,8 @@ static int path_with(char *out, size_t len, const char *path,
 		sep = "&";
 	}
 	if (n >= 0 && tried && tried[0] && (size_t)n < len)
-		n += snprintf(out + n, len - (size_t)n, "%stried=%s", sep,
-			      tried);
+		n += snprintf(out + n, len - (size_t)n, "%stried=%s&triedrc=%s",
+			      sep, tried, triedrc);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -1474,6 +1485,82 @@ static int open_once(struct conn *c, const char *path, struct waiter *w,
 	return rc;
 }
 
+/* What one open keeps across redirects. */
+struct hops {
+	struct conn *first; /* where the open began: retries go back there */
+	char tried[512];    /* data servers that failed it, ","-joined */
+	const char *triedrc;
+	int n;
+	int retries;
+};
+
+/* The redirector's word for why a data server failed (triedrc=). */
+static const char *triedrc_of(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		return "enoent";
+	case -EIO:
+	case -EPIPE:
+		return "ioerr";
+	case -ENOSPC:
+	case -EROFS:
+		return "fserr";
+	default:
+		return "srverr";
+	}
+}
+
+/*
+ * A data server a redirect led to failed the open with @rc: if another
+ * may have the file, the open goes back to where it began with
+ * tried=<host>, so a redirector picks another one.
+ */
+static bool retry_elsewhere(struct hops *h, struct xfile *xf, int rc)
+{
+	size_t used = strlen(h->tried);
+	int n;
+
+	if (xf->c == h->first || h->retries >= 2 || rc == -EACCES ||
+	    rc == -ETIMEDOUT || rc == -ENOMEM || rc == -ENAMETOOLONG)
+		return false;
+	n = snprintf(h->tried + used, sizeof(h->tried) - used, "%s%s",
+		     used ? "," : "", xf->c->host);
+	if (n < 0 || (size_t)n >= sizeof(h->tried) - used)
+		return false;
+	h->retries++;
+	h->triedrc = triedrc_of(rc);
+	conn_put(xf->c);
+	conn_ref(h->first);
+	xf->c = h->first;
+	xf->redirected = false;
+	xf->where[0] = '\0';
+	return true;
+}
+
+/* Follows one redirect: @xf moves to a connection to its target. */
+static int follow(struct xrd_transport *t, struct xsess *x, struct rfs_tfile *f,
+		  struct xfile *xf, const struct rfs_xrd_redirect *rd)
+{
+	char why[192] = "";
+	struct conn *next = NULL;
+	int rc = conn_open(t, rd->host, rd->port, x->tls || xf->c->ssl, f->who,
+			   x->host, &next, why, sizeof(why));
+
+	if (rc) {
+		if (why[0])
+			rfs_info("xrootd redirect to %s:%d: %s", rd->host,
+				 rd->port, why);
+		return rc;
+	}
+	conn_put(xf->c);
+	xf->c = next;
+	xf->redirected = true;
+	snprintf(xf->where, sizeof(xf->where), "%s://%s:%d",
+		 next->ssl ? "roots" : "root", rd->host, rd->port);
+	return 0;
+}
+
 /* Follows redirects and waits until a server opens @f's file. */
 static int open_follow(struct xrd_transport *t, struct xsess *x,
 		       struct rfs_tfile *f, struct xfile *xf, const char *path)
@@ -1481,43 +1568,36 @@ static int open_follow(struct xrd_transport *t, struct xsess *x,
 	struct waiter w = { .start = rfs_mono_now() };
 	struct rfs_xrd_redirect *rd = malloc(sizeof(*rd));
 	char *cur = malloc(PATH_MAX_XRD);
+	struct hops h = { .first = xf->c };
 	uint32_t secs = 0;
-	int rc = rd && cur ? 0 : -ENOMEM, hops = 0;
+	int rc = rd && cur ? 0 : -ENOMEM;
 
+	conn_ref(h.first);
 	w.deadline = w.start + t->connect_timeout + t->io_timeout;
 	if (!rc)
-		rc = path_with(cur, PATH_MAX_XRD, path, "", NULL);
+		rc = path_with(cur, PATH_MAX_XRD, path, "", NULL, NULL);
 	while (!rc) {
-		char why[192] = "";
-		struct conn *next = NULL;
-
 		rc = open_once(xf->c, cur, &w, xf->fh, rd, &secs);
 		if (rc == 2) {
 			rc = wait_then(secs, &w);
 			continue;
 		}
+		if (rc < 0 && retry_elsewhere(&h, xf, rc)) {
+			rc = path_with(cur, PATH_MAX_XRD, path, "", h.tried,
+				       h.triedrc);
+			continue;
+		}
 		if (rc != 1)
 			break;
-		if (++hops > HOPS_MAX) {
+		if (++h.n > HOPS_MAX) {
 			rc = -ELOOP;
 			break;
 		}
-		rc = path_with(cur, PATH_MAX_XRD, path, rd->opaque, NULL);
+		rc = path_with(cur, PATH_MAX_XRD, path, rd->opaque, NULL, NULL);
 		if (!rc)
-			rc = conn_open(t, rd->host, rd->port,
-				       x->tls || xf->c->ssl, f->who, x->host,
-				       &next, why, sizeof(why));
-		if (rc && why[0])
-			rfs_info("xrootd redirect to %s:%d: %s", rd->host,
-				 rd->port, why);
-		if (rc)
-			break;
-		conn_put(xf->c);
-		xf->c = next;
-		xf->redirected = true;
-		snprintf(xf->where, sizeof(xf->where), "%s://%s:%d",
-			 next->ssl ? "roots" : "root", rd->host, rd->port);
+			rc = follow(t, x, f, xf, rd);
 	}
+	conn_put(h.first);
 	free(rd);
 	free(cur);
 	return rc;
@@ -1528,19 +1608,22 @@ static int file_open_handle(struct xrd_transport *t, struct rfs_tfile *f,
 			    struct xfile *xf)
 {
 	struct xsess *x = f->sess->priv;
-	char host[256];
+	char host[256], abs[PATH_MAX_XRD];
 	const char *path;
 	bool tls;
 	int port, rc;
 
 	memset(xf, 0, sizeof(*xf));
 	rc = split_url(f->url, host, sizeof(host), &port, &tls, &path);
-	if (!rc && !path[0])
+	if (!rc && (!path[0] || path[0] == '?'))
 		rc = -EINVAL;
+	if (!rc && snprintf(abs, sizeof(abs), "%s%s", path[0] == '/' ? "" : "/",
+			    path) >= (int)sizeof(abs))
+		rc = -ENAMETOOLONG;
 	if (!rc)
 		rc = pool_get(t, x, f->who, &xf->c);
 	if (!rc)
-		rc = open_follow(t, x, f, xf, path);
+		rc = open_follow(t, x, f, xf, abs);
 	if (rc) {
 		conn_put(xf->c);
 		xf->c = NULL;
@@ -1578,13 +1661,6 @@ static void xrd_close_file(struct rfs_transport *base, struct rfs_tfile *f)
 	pthread_mutex_destroy(&o->lock);
 	free(o);
 	f->priv = NULL;
-}
-
-static void conn_ref(struct conn *c)
-{
-	pthread_mutex_lock(&c->lock);
-	c->refs++;
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* A copy of @o's current open, holding a reference on its connection. */

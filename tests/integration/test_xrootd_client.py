@@ -249,3 +249,108 @@ def test_shared_mount_reads_per_caller_over_roots(toklake, mount_factory,
     finally:
         for did in (ALICE_FILE, BOB_FILE):
             lake.remove_replica(did[0], did[1], ROOTS_RSE)
+
+
+class TinyXrd:
+    """A scripted xrootd manager on 127.0.0.1 (just enough of the protocol
+    for redirects, waits and errors on kXR_open; h-xrdtest's fakexrd.py is
+    the real fault injector): answer(path, n) gives, for the n-th open,
+    ("redirect", port, opaque), ("wait", secs) or ("error", num, msg)."""
+
+    def __init__(self, answer):
+        import socket
+        import threading
+        self.answer, self.opens = answer, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+    @staticmethod
+    def _read(c, n):
+        b = b""
+        while len(b) < n:
+            k = c.recv(n - len(b))
+            if not k:
+                raise EOFError
+            b += k
+        return b
+
+    @staticmethod
+    def _send(c, sid, status, body):
+        import struct
+        c.sendall(sid + struct.pack(">Hi", status, len(body)) + body)
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.threading.Thread(target=self._serve, args=(c,),
+                                  daemon=True).start()
+
+    def _serve(self, c):
+        import struct
+        try:
+            self._read(c, 20)
+            hdr = self._read(c, 24)
+            self._read(c, struct.unpack(">i", hdr[20:])[0])
+            self._send(c, b"\0\0", 0, struct.pack(">ii", 0x511, 0))
+            self._send(c, hdr[:2], 0, struct.pack(">ii", 0x511, 2))
+            while True:
+                hdr = self._read(c, 24)
+                sid, req = hdr[:2], struct.unpack(">H", hdr[2:4])[0]
+                payload = self._read(c, struct.unpack(">i", hdr[20:])[0])
+                if req != 3010:
+                    self._send(c, sid, 0, b"\0" * 16 if req == 3007 else b"")
+                    continue
+                path = payload.decode()
+                self.opens.append(path)
+                a = self.answer(path, len(self.opens))
+                if a[0] == "redirect":
+                    self._send(c, sid, 4004, struct.pack(">i", a[1]) +
+                               ("127.0.0.1?" + a[2]).encode())
+                elif a[0] == "wait":
+                    self._send(c, sid, 4005, struct.pack(">i", a[1]))
+                else:
+                    self._send(c, sid, 4003, struct.pack(">i", a[1]) +
+                               a[2].encode() + b"\0")
+        except (EOFError, OSError):
+            c.close()
+
+
+def test_root_redirect_wait_and_tried(lake41):
+    """An open told to wait (kXR_wait 1), then redirected to a data server
+    that has not got the file (kXR_NotFound), comes back to the manager
+    with tried=<host>&triedrc=enoent, is redirected to the real xrootd
+    with an opaque, and reads the file's bytes there."""
+    f = pick(lake41, [4095])[0]
+    real = lake41.pfn(f["scope"], f["name"], "XRD_DISK", scheme="root")
+    real_port = int(real.split(":")[2].split("/")[0])
+    bad = TinyXrd(lambda path, n: ("error", 3011, "no such file"))
+
+    def manager(path, n):
+        if n == 1:
+            return ("wait", 1)
+        if "tried=" not in path:
+            return ("redirect", bad.port, "rfs.hop=bad")
+        return ("redirect", real_port, "rfs.hop=good")
+
+    mgr = TinyXrd(manager)
+    try:
+        url = "root://127.0.0.1:%d//%s" % (mgr.port, real.split("//", 2)[2])
+        got = xrdtool(url, f["size"], "read", 0, f["size"]).stdout
+        assert got == local(f, 0, f["size"])
+        path = "/" + real.split("//", 2)[2]
+        assert mgr.opens == [path, path,
+                             path + "?tried=127.0.0.1&triedrc=enoent"]
+        assert bad.opens == [path + "?rfs.hop=bad"]
+    finally:
+        mgr.close()
+        bad.close()
