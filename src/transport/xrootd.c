@@ -410,7 +410,7 @@ static int sync_answer(struct conn *c, struct rfs_xrd_hdr *h, uint8_t *body,
 	return rc;
 }
 
-/* An error answer's errno, its message logged (it names no token). */
+/* An error answer's errno, its message logged up to any query string. */
 static int answer_errno(const struct conn *c, const uint8_t *b, size_t n,
 			const char *what)
 {
@@ -419,6 +419,8 @@ static int answer_errno(const struct conn *c, const uint8_t *b, size_t n,
 
 	if (rfs_xrd_parse_error(b, n, &num, msg, sizeof(msg)))
 		return -EPROTO;
+	/* a path's CGI (a redirect's opaque, a signed URL) is not logged */
+	msg[strcspn(msg, "?")] = '\0';
 	rfs_escape_controls(safe, sizeof(safe), msg);
 	rfs_info("xrootd %s:%d %s: [%d] %s", c->host, c->port, what, num, safe);
 	return rfs_errno_from_xrd(num);
