@@ -6,6 +6,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -260,7 +261,7 @@ class TinyXrd:
     def __init__(self, answer):
         import socket
         import threading
-        self.answer, self.opens = answer, []
+        self.answer, self.opens, self.closes = answer, [], []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -307,29 +308,47 @@ class TinyXrd:
                 hdr = self._read(c, 24)
                 sid, req = hdr[:2], struct.unpack(">H", hdr[2:4])[0]
                 payload = self._read(c, struct.unpack(">i", hdr[20:])[0])
+                if req == 3003:
+                    self.closes.append(hdr[4:8])
                 if req != 3010:
                     self._send(c, sid, 0, b"\0" * 16 if req == 3007 else b"")
                     continue
                 path = payload.decode()
                 self.opens.append(path)
                 a = self.answer(path, len(self.opens))
-                if a[0] == "redirect":
-                    self._send(c, sid, 4004, struct.pack(">i", a[1]) +
-                               ("127.0.0.1?" + a[2]).encode())
-                elif a[0] == "wait":
-                    self._send(c, sid, 4005, struct.pack(">i", a[1]))
+                if a[0] == "async":
+                    # waitresp now, the answer later in an attn/asynresp
+                    self._send(c, sid, 4006, struct.pack(">i", 5))
+                    time.sleep(a[2] if len(a) > 2 else 0)
+                    status, body = self._frame(a[1])
+                    inner = sid + struct.pack(">Hi", status, len(body)) + body
+                    self._send(c, b"\0\0", 4001,
+                               struct.pack(">ii", 5008, 0) + inner)
                 else:
-                    self._send(c, sid, 4003, struct.pack(">i", a[1]) +
-                               a[2].encode() + b"\0")
+                    self._send(c, sid, *self._frame(a))
         except (EOFError, OSError):
             c.close()
+
+    @staticmethod
+    def _frame(a):
+        import struct
+        if a[0] == "redirect":
+            return 4004, struct.pack(">i", a[1]) + ("127.0.0.1?" +
+                                                    a[2]).encode()
+        if a[0] == "wait":
+            return 4005, struct.pack(">i", a[1])
+        if a[0] == "ok":
+            return 0, a[1]
+        return 4003, struct.pack(">i", a[1]) + a[2].encode() + b"\0"
 
 
 def test_root_redirect_wait_and_tried(lake41):
     """An open told to wait (kXR_wait 1), then redirected to a data server
     that has not got the file (kXR_NotFound), comes back to the manager
     with tried=<host>&triedrc=enoent, is redirected to the real xrootd
-    with an opaque, and reads the file's bytes there."""
+    with an opaque, and reads the file's bytes there. The redirect comes
+    as kXR_waitresp and then an unsolicited attn/asynresp (dCache doors
+    answer opens so)."""
     f = pick(lake41, [4095])[0]
     real = lake41.pfn(f["scope"], f["name"], "XRD_DISK", scheme="root")
     real_port = int(real.split(":")[2].split("/")[0])
@@ -340,7 +359,7 @@ def test_root_redirect_wait_and_tried(lake41):
             return ("wait", 1)
         if "tried=" not in path:
             return ("redirect", bad.port, "rfs.hop=bad")
-        return ("redirect", real_port, "rfs.hop=good")
+        return ("async", ("redirect", real_port, "rfs.hop=good"))
 
     mgr = TinyXrd(manager)
     try:
@@ -354,3 +373,20 @@ def test_root_redirect_wait_and_tried(lake41):
     finally:
         mgr.close()
         bad.close()
+
+
+def test_root_late_open_is_closed(lake41):
+    """An open answered with kXR_waitresp whose asynresp comes after the
+    open's deadline (connect_timeout + io_timeout) fails ETIMEDOUT, and
+    the handle the late answer carries is closed at once (it would stay
+    open on the server for the connection's life)."""
+    f = pick(lake41, [4095])[0]
+    mgr = TinyXrd(lambda path, n: ("async", ("ok", b"\0\0\0\x2a"), 3))
+    try:
+        url = "root://127.0.0.1:%d//rucio/x" % mgr.port
+        r = xrdtool("-o", "connect_timeout=1", "-o", "io_timeout=1", "-s",
+                    4, url, f["size"], "read", 0, 1, check=False)
+        assert r.returncode == 2 and b"ETIMEDOUT" in r.stderr, r.stderr
+        assert mgr.closes == [b"\0\0\0\x2a"]
+    finally:
+        mgr.close()

@@ -6,6 +6,9 @@
  *   xrdtool [-c CA] [-k KEY] [-t TOKENFILE] URL SIZE read OFF LEN...
  *   xrdtool [-c CA] [-k KEY] [-t TOKENFILE] URL SIZE readv OFF:LEN,...
  *
+ * -o KEY=VALUE sets an option (connect_timeout=1); -s SECS lingers
+ * before the end, so that late answers reach the transport.
+ *
  * Each read (or the whole vector read) writes its bytes to stdout; a
  * failure prints "error: <errno name> <errno>" to stderr and exits 2.
  * Several reads go through one handle, so one session carries them.
@@ -109,13 +112,22 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	rfs_conf_init(&conf);
-	while ((opt = getopt(argc, argv, "c:k:t:")) != -1) {
+	double linger = 0;
+
+	while ((opt = getopt(argc, argv, "c:k:t:o:s:")) != -1) {
 		if (opt == 'c')
 			rfs_conf_set(&conf, "ca_cert", optarg, false);
 		else if (opt == 'k')
 			who.key = optarg;
 		else if (opt == 't')
 			token_file = optarg;
+		else if (opt == 's')
+			linger = strtod(optarg, NULL);
+		else if (opt == 'o' && strchr(optarg, '=')) {
+			*strchr(optarg, '=') = '\0';
+			rfs_conf_set(&conf, optarg, optarg + strlen(optarg) + 1,
+				     false);
+		}
 	}
 	if (argc - optind < 4)
 		return 64;
@@ -139,6 +151,8 @@ int main(int argc, char **argv)
 		for (int i = optind + 3; !rc && i + 1 < argc; i += 2)
 			rc = one_read(f, size, argv[i], argv[i + 1]);
 	fflush(stdout);
+	if (linger > 0)
+		usleep((useconds_t)(linger * 1e6));
 	if (f)
 		rfs_transport_close_file(ts, f);
 	rfs_transports_close(ts);
