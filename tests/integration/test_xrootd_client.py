@@ -100,6 +100,36 @@ def test_root_open_file_survives_server_restart(lake41, mount_factory):
         lake41.start_rse("XRD_DISK")
 
 
+def test_root_server_killed_mid_read_fails_over_to_https(lake41,
+                                                         mount_factory):
+    """root:// first (the lake's priorities changed for the test): the
+    xrootd server is killed after the first MiB was read; the rest of
+    the file comes from NGINX_DISK's https replica, every byte right."""
+    from conftest import nginx_bytes
+    f = pick(lake41, [41943047])[0]
+    lake41.set_rse_priority("NGINX_DISK", "https", 4)
+    lake41.set_rse_priority("XRD_DISK", "https", 5)
+    try:
+        m = mount_factory(lake41, "connect_timeout=2")
+        with open(find_path(m, f), "rb") as fh:
+            assert fh.read(1 << 20) == local(f, 0, 1 << 20)
+            assert root_opens(lake41, f) >= 1
+            before = nginx_bytes(lake41, f)
+            lake41.kill_rse("XRD_DISK")
+            h = hashlib.sha256(local(f, 0, 1 << 20))
+            while True:
+                b = fh.read(1 << 20)
+                if not b:
+                    break
+                h.update(b)
+        assert h.hexdigest() == f["sha256"]
+        assert nginx_bytes(lake41, f) > before
+    finally:
+        lake41.start_rse("XRD_DISK")
+        lake41.set_rse_priority("NGINX_DISK", "https", 1)
+        lake41.set_rse_priority("XRD_DISK", "https", 2)
+
+
 @pytest.mark.skipif(not shutil.which("xrdcp"), reason="xrdcp not installed")
 def test_root_bytes_match_xrdcp(lake41, mount_factory, tmp_path):
     """Debian's xrdcp, reading the same root:// PFN, gets the bytes the
