@@ -363,8 +363,9 @@ class TinyXrd:
     def _frame(a):
         import struct
         if a[0] == "redirect":
-            return 4004, struct.pack(">i", a[1]) + ("127.0.0.1?" +
-                                                    a[2]).encode()
+            host = a[3] if len(a) > 3 else "127.0.0.1"
+            return 4004, struct.pack(">i", a[1]) + ("%s?%s" % (
+                host, a[2])).encode()
         if a[0] == "wait":
             return 4005, struct.pack(">i", a[1])
         if a[0] == "ok":
@@ -418,5 +419,20 @@ def test_root_late_open_is_closed(lake41):
                     4, url, f["size"], "read", 0, 1, check=False)
         assert r.returncode == 2 and b"ETIMEDOUT" in r.stderr, r.stderr
         assert mgr.closes == [b"\0\0\0\x2a"]
+    finally:
+        mgr.close()
+
+
+def test_root_redirect_to_link_local_is_refused(lake41):
+    """A redirect to a link-local address (where cloud metadata services
+    answer) is refused before any connection, like an HTTP one: the open
+    fails EPERM and the manager is asked nothing more."""
+    mgr = TinyXrd(lambda path, n: ("redirect", 80, "x=1", "169.254.169.254"))
+    try:
+        url = "root://127.0.0.1:%d//rucio/x" % mgr.port
+        r = xrdtool("-o", "connect_timeout=2", url, 10, "read", 0, 1,
+                    check=False)
+        assert r.returncode == 2 and b"EPERM" in r.stderr, r.stderr
+        assert len(mgr.opens) == 1
     finally:
         mgr.close()
