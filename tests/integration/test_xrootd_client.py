@@ -60,6 +60,16 @@ def test_root_whole_files(lake41, mount_factory):
     assert "broken answer" not in m.logtext()
 
 
+def test_every_xrd_file_reads_whole_over_root(lake41, mount_factory):
+    """Every XRD_DISK file under 4 GiB, whatever its name (spaces, UTF-8,
+    '%', '#'), whole over root:// only: the catalogue's SHA-256."""
+    m = mount_factory(lake41, *ROOT_ONLY)
+    files = [f for f in on_xrd(lake41) if f["size"] < 4 << 30]
+    assert len(files) > 20
+    for f in files:
+        assert sha256_of(find_path(m, f)) == f["sha256"], f["name"]
+
+
 def test_root_random_preads_and_stat(lake41, mount_factory):
     """Random preads (cold, so each reaches the server as kXR_read) and
     stat sizes over root:// match the local copies."""
