@@ -400,9 +400,8 @@ int rfs_xrd_parse_open(const uint8_t *p, size_t n, uint8_t fh[4],
 	/* with retstat: cpsize i32, cptype[4], then the stat string */
 	if (n <= 12)
 		return n == 4 || n == 12 ? 0 : -EPROTO;
-	if (rfs_xrd_parse_stat(p + 12, n - 12, st))
-		return -EPROTO;
-	*has_stat = true;
+	/* the stat is a courtesy: one we cannot read leaves the handle */
+	*has_stat = rfs_xrd_parse_stat(p + 12, n - 12, st) == 0;
 	return 0;
 }
 

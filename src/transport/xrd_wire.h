@@ -147,7 +147,7 @@ bool rfs_xrd_sec_offers(const char *sec, const char *proto, char *args,
 			size_t argslen);
 /* "id size flags mtime[ ...]": four fields, the rest ignored */
 int rfs_xrd_parse_stat(const uint8_t *p, size_t n, struct rfs_xrd_stat *st);
-/* kXR_open: the handle, and the stat when the server sent it */
+/* kXR_open: the handle, and the stat when the server sent one we read */
 int rfs_xrd_parse_open(const uint8_t *p, size_t n, uint8_t fh[4],
 		       struct rfs_xrd_stat *st, bool *has_stat);
 /* kXR_error: its number and message (NUL-terminated, control bytes kept) */

@@ -478,7 +478,7 @@ static int start_tls(struct conn *c, double deadline)
 /* The handshake and kXR_protocol; TLS when the server says so. */
 static int hello(struct conn *c, bool want_tls, double deadline)
 {
-	uint8_t frame[64], body[256];
+	uint8_t frame[64], body[1024];
 	struct rfs_xrd_hdr h;
 	uint32_t pv, kind, flags;
 	ssize_t n = rfs_xrd_req_hello(
