@@ -91,6 +91,41 @@ def test_root_random_preads_and_stat(lake41, mount_factory):
         os.close(fd)
 
 
+def test_root_concurrent_readers_share_connections(lake41, mount_factory):
+    """Eight threads reading random ranges of two files at once over
+    root:// only: their requests share a few connections (stream ids
+    demultiplexed by one receive thread each) and every byte lands in
+    its own reader's buffer."""
+    import threading
+    m = mount_factory(lake41, *ROOT_ONLY)
+    files = pick(lake41, [41943047, 1048577])
+    errors = []
+
+    def reader(seed):
+        rnd = random.Random(seed)
+        f = files[seed % 2]
+        try:
+            fd = os.open(find_path(m, f), os.O_RDONLY)
+            try:
+                for _ in range(60):
+                    off = rnd.randrange(0, f["size"])
+                    n = rnd.choice([4096, 65536, 1 << 20])
+                    if os.pread(fd, n, off) != local(f, off, n):
+                        errors.append((f["name"], off, n))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
+    assert m.alive()
+
+
 def test_root_open_file_survives_server_restart(lake41, mount_factory):
     """An open file whose xrootd connection died (the server restarted
     between two reads) is opened again on a new connection: the next
