@@ -124,6 +124,7 @@ struct conn {
 	unsigned inflight;
 	pthread_t rx;
 	bool rx_started;
+	bool ztn; /* logged in with a caller's token */
 };
 
 struct xsess {
@@ -579,6 +580,7 @@ static int authenticate(struct conn *c, const char *sec,
 			rc = auth_ztn(c, tok, deadline);
 			rfs_wipe(tok, strlen(tok));
 			free(tok);
+			c->ztn = !rc;
 			return rc;
 		}
 	}
@@ -1468,28 +1470,58 @@ static int open_answer(struct conn *c, struct slot *s, uint8_t fh[4],
 	}
 }
 
-/* One kXR_open of @path on @c. */
-static int open_once(struct conn *c, const char *path, struct waiter *w,
-		     uint8_t fh[4], struct rfs_xrd_redirect *rd, uint32_t *secs)
+/*
+ * The open's frame for @path, with "authz=Bearer%20<token>" in its CGI
+ * when @tok is given; *@cap is its size (the caller wipes it).
+ */
+static ssize_t open_frame(uint8_t **out, size_t *cap, const char *path,
+			  const char *tok)
 {
-	uint8_t *frame = malloc(FRAME_MAX);
+	size_t plen = strlen(path), tlen = tok ? strlen(tok) : 0;
+	char *full = malloc(plen + tlen + 32);
+	ssize_t n;
+
+	*cap = RFS_XRD_REQ_HDR + plen + tlen + 32;
+	*out = malloc(*cap);
+	if (!full || !*out) {
+		free(full);
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	if (tok)
+		snprintf(full, plen + tlen + 32, "%s%sauthz=Bearer%%20%s", path,
+			 strchr(path, '?') ? "&" : "?", tok);
+	else
+		memcpy(full, path, plen + 1);
+	n = rfs_xrd_req_open(*out, *cap, 0, full);
+	rfs_wipe(full, plen + tlen + 32);
+	free(full);
+	return n;
+}
+
+/* One kXR_open of @path on @c, with the caller's token @tok in its CGI. */
+static int open_once(struct conn *c, const char *path, const char *tok,
+		     struct waiter *w, uint8_t fh[4],
+		     struct rfs_xrd_redirect *rd, uint32_t *secs)
+{
 	struct slot *s = calloc(1, sizeof(*s));
+	uint8_t *frame = NULL;
+	size_t cap = 0;
 	ssize_t n;
 	int rc;
 
-	if (!frame || !s) {
-		free(frame);
-		free(s);
+	if (!s)
 		return -ENOMEM;
-	}
 	s->is_open = true;
-	n = rfs_xrd_req_open(frame, FRAME_MAX, 0, path);
+	n = open_frame(&frame, &cap, path, tok);
 	if (n < 0) {
 		free(frame);
 		free(s);
 		return n == -ENOBUFS ? -ENAMETOOLONG : (int)n;
 	}
 	rc = call(c, s, frame, (size_t)n, w);
+	rfs_wipe(frame, cap);
 	free(frame);
 	if (rc)
 		return rc;
@@ -1502,7 +1534,9 @@ static int open_once(struct conn *c, const char *path, struct waiter *w,
 /* What one open keeps across redirects. */
 struct hops {
 	struct conn *first; /* where the open began: retries go back there */
-	char tried[512];    /* data servers that failed it, ","-joined */
+	char *tok;	    /* the caller's token, once asked */
+	bool asked;
+	char tried[512]; /* data servers that failed it, ","-joined */
 	const char *triedrc;
 	int n;
 	int retries;
@@ -1575,6 +1609,27 @@ static int follow(struct xrd_transport *t, struct xsess *x, struct rfs_tfile *f,
 	return 0;
 }
 
+/*
+ * The token for an open's CGI on @xf's connection: only over TLS, to a
+ * host the policy lets it go to, and only where the login did not carry
+ * one already (ztn): servers that authorise by CGI (authz=). NULL: none.
+ */
+static const char *cgi_token(struct hops *h, struct xfile *xf,
+			     const struct rfs_who *who, const char *origin)
+{
+	struct conn *c = xf->c;
+
+	if (!c->ssl || c->ztn || !who || !who->bearer ||
+	    !rfs_netpol_token_ok(&c->t->pol, origin, c->host, true))
+		return NULL;
+	if (!h->asked) {
+		h->asked = true;
+		if (who->bearer(who->arg, &h->tok))
+			h->tok = NULL;
+	}
+	return h->tok;
+}
+
 /* Follows redirects and waits until a server opens @f's file. */
 static int open_follow(struct xrd_transport *t, struct xsess *x,
 		       struct rfs_tfile *f, struct xfile *xf, const char *path)
@@ -1591,7 +1646,8 @@ static int open_follow(struct xrd_transport *t, struct xsess *x,
 	if (!rc)
 		rc = path_with(cur, PATH_MAX_XRD, path, "", NULL, NULL);
 	while (!rc) {
-		rc = open_once(xf->c, cur, &w, xf->fh, rd, &secs);
+		rc = open_once(xf->c, cur, cgi_token(&h, xf, f->who, x->host),
+			       &w, xf->fh, rd, &secs);
 		if (rc == 2) {
 			rc = wait_then(secs, &w);
 			continue;
@@ -1612,6 +1668,10 @@ static int open_follow(struct xrd_transport *t, struct xsess *x,
 			rc = follow(t, x, f, xf, rd);
 	}
 	conn_put(h.first);
+	if (h.tok) {
+		rfs_wipe(h.tok, strlen(h.tok));
+		free(h.tok);
+	}
 	free(rd);
 	free(cur);
 	return rc;

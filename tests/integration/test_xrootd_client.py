@@ -333,10 +333,16 @@ class TinyXrd:
     the real fault injector): answer(path, n) gives, for the n-th open,
     ("redirect", port, opaque), ("wait", secs) or ("error", num, msg)."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, tls=None):
+        """@tls: (certificate, key): kXR_gotoTLS after kXR_protocol."""
         import socket
+        import ssl
         import threading
         self.answer, self.opens, self.closes = answer, [], []
+        self.ctx = None
+        if tls:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(*tls)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -378,7 +384,10 @@ class TinyXrd:
             hdr = self._read(c, 24)
             self._read(c, struct.unpack(">i", hdr[20:])[0])
             self._send(c, b"\0\0", 0, struct.pack(">ii", 0x511, 0))
-            self._send(c, hdr[:2], 0, struct.pack(">ii", 0x511, 2))
+            flags = 0xc0000002 if self.ctx else 2   # haveTLS|gotoTLS
+            self._send(c, hdr[:2], 0, struct.pack(">iI", 0x511, flags))
+            if self.ctx:
+                c = self.ctx.wrap_socket(c, server_side=True)
             while True:
                 hdr = self._read(c, 24)
                 sid, req = hdr[:2], struct.unpack(">H", hdr[2:4])[0]
@@ -481,3 +490,27 @@ def test_root_redirect_to_link_local_is_refused(lake41):
         assert len(mgr.opens) == 1
     finally:
         mgr.close()
+
+
+def test_root_token_in_cgi_only_over_tls(lake41, tmp_path):
+    """A TLS server that asks no authentication gets the caller's token
+    as authz=Bearer%20<token> in the open's CGI (servers that authorise
+    by CGI); a plain one never sees it, and no log line holds it."""
+    tok = tmp_path / "tok"
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln"
+    tok.write_text(token)
+    tls = TinyXrd(lambda path, n: ("error", 3011, "nope"),
+                  tls=(lake41.server_cert, lake41.server_key))
+    plain = TinyXrd(lambda path, n: ("error", 3011, "nope"))
+    try:
+        for mgr, scheme in ((tls, "roots"), (plain, "root")):
+            url = "%s://127.0.0.1:%d//rucio/x" % (scheme, mgr.port)
+            r = xrdtool("-c", lake41.ca_cert, "-t", tok, url, 10, "read",
+                        0, 1, check=False)
+            assert r.returncode == 2 and b"ENOENT" in r.stderr, r.stderr
+            assert token.encode() not in r.stderr
+        assert tls.opens == ["/rucio/x?authz=Bearer%20" + token]
+        assert plain.opens == ["/rucio/x"]
+    finally:
+        tls.close()
+        plain.close()
