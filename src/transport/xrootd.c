@@ -1010,6 +1010,7 @@ static void *rx_main(void *arg)
 	sigaddset(&pipe, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 	pipe_off = true;
+	pthread_setname_np(pthread_self(), "rfs-xrd");
 	for (;;) {
 		uint8_t hb[RFS_XRD_RSP_HDR];
 		struct rfs_xrd_hdr h;
