@@ -396,6 +396,16 @@ ssize_t rfs_transport_readv(struct rfs_tfile *f, const struct rfs_tseg *segs,
 	return t->ops->readv(t, f, segs, n, file_size, note);
 }
 
+int rfs_transport_checksum(struct rfs_tfile *f, const char *type, char *hex,
+			   size_t hexlen, struct rfs_xfer_note *note)
+{
+	struct rfs_transport *t = f->sess->tp;
+
+	if (!t->ops->checksum)
+		return -EOPNOTSUPP;
+	return t->ops->checksum(t, f, type, hex, hexlen, note);
+}
+
 void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f)
 {
 	struct rfs_transport *t;

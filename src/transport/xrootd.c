@@ -2012,6 +2012,79 @@ static ssize_t xrd_readv(struct rfs_transport *base, struct rfs_tfile *f,
 	return rc;
 }
 
+/* The file's path as the server knows it: "/abs[?cgi]". */
+static int file_path(const struct rfs_tfile *f, char *out, size_t len)
+{
+	char host[256];
+	const char *path;
+	bool tls;
+	int port,
+		rc = split_url(f->url, host, sizeof(host), &port, &tls, &path);
+
+	if (!rc && snprintf(out, len, "%s%s", path[0] == '/' ? "" : "/",
+			    path) >= (int)len)
+		rc = -ENAMETOOLONG;
+	return rc;
+}
+
+/* kXR_query checksum on @xf's server, the answer into @hex. */
+static int checksum_on(struct xfile *xf, const char *path, const char *type,
+		       char *hex, size_t hexlen, struct rfs_xfer_note *note)
+{
+	struct waiter w = { .deadline = note->deadline,
+			    .note = note,
+			    .start = rfs_mono_now() };
+	uint8_t *frame = malloc(FRAME_MAX);
+	struct slot *s = calloc(1, sizeof(*s));
+	char got_type[32];
+	ssize_t n;
+	int rc;
+
+	if (!frame || !s) {
+		free(frame);
+		free(s);
+		return -ENOMEM;
+	}
+	n = rfs_xrd_req_cksum(frame, FRAME_MAX, 0, path, type);
+	rc = n < 0 ? (int)n : call(xf->c, s, frame, (size_t)n, &w);
+	free(frame);
+	if (n < 0)
+		free(s);
+	if (n < 0 || rc)
+		return n < 0 ? (int)n : rc;
+	if (s->hdr.status == RFS_XRD_ERROR)
+		rc = answer_errno(xf->c, s->body, s->blen, "checksum");
+	else if (s->hdr.status != RFS_XRD_OK ||
+		 rfs_xrd_parse_cksum(s->body, s->blen, got_type,
+				     sizeof(got_type), hex, hexlen) ||
+		 strcasecmp(got_type, type))
+		rc = -EOPNOTSUPP; /* not a checksum we can use */
+	free(s->body);
+	free(s);
+	return rc;
+}
+
+static int xrd_checksum(struct rfs_transport *base, struct rfs_tfile *f,
+			const char *type, char *hex, size_t hexlen,
+			struct rfs_xfer_note *note)
+{
+	struct xfile h;
+	char *path = malloc(PATH_MAX_XRD);
+	int rc = path ? file_path(f, path, PATH_MAX_XRD) : -ENOMEM;
+
+	(void)base;
+	if (rc) {
+		free(path);
+		return rc;
+	}
+	handle_take(f->priv, &h);
+	note_start(note, &h);
+	rc = checksum_on(&h, path, type, hex, hexlen, note);
+	conn_put(h.c);
+	free(path);
+	return rc;
+}
+
 static const char *xrd_version(void)
 {
 	return "xrootd-client/ruciofs (protocol 5.1)";
@@ -2032,4 +2105,5 @@ const struct rfs_transport_ops rfs_xrootd_transport_ops = {
 	.readv = xrd_readv,
 	.close_file = xrd_close_file,
 	.close = xrd_close,
+	.checksum = xrd_checksum,
 };

@@ -514,3 +514,21 @@ def test_root_token_in_cgi_only_over_tls(lake41, tmp_path):
     finally:
         tls.close()
         plain.close()
+
+
+def test_root_checksum_query(lake41):
+    """kXR_query checksum (cks.type=adler32) of a file through its open
+    handle: xrootd 5.5.3's answer is the catalogue's adler32; a server
+    that answers with something else is "no checksum" (EOPNOTSUPP), not
+    a failure of the file."""
+    f = pick(lake41, [1048577])[0]
+    url = lake41.pfn(f["scope"], f["name"], "XRD_DISK", scheme="root")
+    out = xrdtool(url, f["size"], "cksum", "adler32").stdout.decode()
+    assert out.strip() == f["adler32"].lower()
+    mgr = TinyXrd(lambda path, n: ("ok", b"\0\0\0\x07"))
+    try:
+        url = "root://127.0.0.1:%d//rucio/x" % mgr.port
+        r = xrdtool(url, 10, "cksum", "adler32", check=False)
+        assert r.returncode == 2 and b"EOPNOTSUPP" in r.stderr, r.stderr
+    finally:
+        mgr.close()

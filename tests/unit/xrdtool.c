@@ -5,6 +5,7 @@
  *
  *   xrdtool [-c CA] [-k KEY] [-t TOKENFILE] URL SIZE read OFF LEN...
  *   xrdtool [-c CA] [-k KEY] [-t TOKENFILE] URL SIZE readv OFF:LEN,...
+ *   xrdtool [-c CA] [-k KEY] [-t TOKENFILE] URL SIZE cksum TYPE
  *
  * -o KEY=VALUE sets an option (connect_timeout=1); -s SECS lingers
  * before the end, so that late answers reach the transport.
@@ -145,7 +146,15 @@ int main(int argc, char **argv)
 		rc = rfs_transport_normalize(t, &url, argv[optind]);
 	if (!rc)
 		rc = rfs_transport_open_file(ts, t, url.data, &who, &f);
-	if (!rc && !strcmp(argv[optind + 2], "readv"))
+	if (!rc && !strcmp(argv[optind + 2], "cksum")) {
+		struct rfs_xfer_note note = { .deadline = rfs_mono_now() + 60 };
+		char hex[80];
+
+		rc = rfs_transport_checksum(f, argv[optind + 3], hex,
+					    sizeof(hex), &note);
+		if (!rc)
+			printf("%s\n", hex);
+	} else if (!rc && !strcmp(argv[optind + 2], "readv"))
 		rc = vector_read(f, size, argv[optind + 3]);
 	else
 		for (int i = optind + 3; !rc && i + 1 < argc; i += 2)
