@@ -18,6 +18,7 @@
 /* The registry: a new transport is one more line here. */
 static const struct rfs_transport_ops *const all_ops[] = {
 	&rfs_http_transport_ops,
+	&rfs_xrootd_transport_ops,
 };
 #define NOPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
@@ -393,6 +394,16 @@ ssize_t rfs_transport_readv(struct rfs_tfile *f, const struct rfs_tseg *segs,
 	if (!t->ops->readv || !(t->ops->caps & RFS_TP_VECTOR))
 		return -EOPNOTSUPP;
 	return t->ops->readv(t, f, segs, n, file_size, note);
+}
+
+int rfs_transport_checksum(struct rfs_tfile *f, const char *type, char *hex,
+			   size_t hexlen, struct rfs_xfer_note *note)
+{
+	struct rfs_transport *t = f->sess->tp;
+
+	if (!t->ops->checksum)
+		return -EOPNOTSUPP;
+	return t->ops->checksum(t, f, type, hex, hexlen, note);
 }
 
 void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f)

@@ -167,6 +167,15 @@ struct rfs_transport_ops {
 			 uint64_t file_size, struct rfs_xfer_note *note);
 	void (*close_file)(struct rfs_transport *t, struct rfs_tfile *f);
 	void (*close)(struct rfs_transport *t);
+	/*
+	 * The storage's own checksum of @f's file, of @type ("adler32"),
+	 * as lower-case hex into @hex (xrootd kXR_query): 0, -EOPNOTSUPP
+	 * when the server keeps none or answers what cannot be read, or
+	 * another negative errno. Never a reason to fail a read. Optional.
+	 */
+	int (*checksum)(struct rfs_transport *t, struct rfs_tfile *f,
+			const char *type, char *hex, size_t hexlen,
+			struct rfs_xfer_note *note);
 };
 
 /* Every transport embeds this first. */
@@ -230,6 +239,10 @@ ssize_t rfs_transport_preadv(struct rfs_tfile *f, const struct iovec *iov,
 ssize_t rfs_transport_readv(struct rfs_tfile *f, const struct rfs_tseg *segs,
 			    size_t n, uint64_t file_size,
 			    struct rfs_xfer_note *note);
+/* The storage's checksum (see rfs_transport_ops.checksum); -EOPNOTSUPP
+ * if the transport has none. */
+int rfs_transport_checksum(struct rfs_tfile *f, const char *type, char *hex,
+			   size_t hexlen, struct rfs_xfer_note *note);
 /* Closes the handle; its session stays a while for the next one. */
 void rfs_transport_close_file(struct rfs_transports *ts, struct rfs_tfile *f);
 /* Sessions in use and kept (for status). */
@@ -237,5 +250,6 @@ void rfs_transports_sessions(struct rfs_transports *ts, size_t *busy,
 			     size_t *idle);
 
 extern const struct rfs_transport_ops rfs_http_transport_ops;
+extern const struct rfs_transport_ops rfs_xrootd_transport_ops;
 
 #endif

@@ -25,6 +25,9 @@ int rfs_errno_from_curl(int curlcode);
  */
 int rfs_errno_from_connect(long os_errno);
 
+/* errmap_xrd.c: an XRootD kXR_error number (3000...). */
+int rfs_errno_from_xrd(int errnum);
+
 /* errmap_http.c: an HTTP status that is not a success for the request. */
 int rfs_errno_from_http(long status);
 

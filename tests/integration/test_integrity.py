@@ -19,8 +19,9 @@ CTL = os.environ.get("RUCIOFS_CTL_BIN") or os.path.join(TOP_BUILD,
                                                         "ruciofs-ctl")
 FAULT = "FAULT_DISK"
 # the liar first, an honest replica second (faultstore priority 1, XRD's
-# https 2); NGINX, priority 1 too, would tie with the liar by URL string
-LIAR_FIRST = "rse_expression=%s|XRD_DISK" % FAULT
+# https 2); NGINX, priority 1 too, would tie with the liar by URL string;
+# XRD's root:// replica (3) would be a third, often faster one
+LIAR_FIRST = "rse_expression=%s|XRD_DISK,schemes=https" % FAULT
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,9 @@ def test_a_slow_replica_is_dropped(lake41, mount_factory):
     lake41.admin("POST", "rse",
                  {"rse": "XRD_DISK", "ports": {"https": proxy.port}})
     try:
-        m = mount_factory(lake41, "min_rate=1M")
+        # https only: XRD_DISK's root:// door is fast, and the replica
+        # layer measures an RSE's doors together
+        m = mount_factory(lake41, "min_rate=1M", "schemes=https")
         p = find_path(m, f)
         before = nginx_bytes(lake41, f)
         t = time.monotonic()
@@ -76,9 +78,9 @@ def test_the_only_replica_is_never_dropped_for_slowness(lake41,
     lake41.admin("POST", "rse",
                  {"rse": "XRD_DISK", "ports": {"https": proxy.port}})
     try:
-        # only XRD_DISK's replica, slower than min_rate: still read
+        # only XRD_DISK's https replica, slower than min_rate: still read
         m = mount_factory(lake41, "min_rate=100M",
-                          "rse_expression=XRD_DISK")
+                          "rse_expression=XRD_DISK", "schemes=https")
         assert sha256_of(find_path(m, f)) == f["sha256"]
         eps = status(m)["endpoints"]
     finally:

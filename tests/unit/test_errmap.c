@@ -1,6 +1,7 @@
 /*
  * Unit tests for the errno tables that need no network library
- * (util/errmap_http.c, util/errmap_mdb.c, util/errmap.c): what a
+ * (util/errmap_http.c, util/errmap_mdb.c, util/errmap_xrd.c,
+ * util/errmap.c): what a
  * catalogue or storage status and an LMDB code become, and that every
  * failure stays a failure. Linked without libcurl, as cache/ is; the
  * curl table's checks are in test_http.c, which has curl.
@@ -66,6 +67,24 @@ static void test_mdb(void)
 			CHECK_INT(rc, -1);
 }
 
+static void test_xrd(void)
+{
+	static const struct pair t[] = {
+		{ 3011, -ENOENT },    { 3029, -ENOENT }, { 3010, -EACCES },
+		{ 3030, -EACCES },    { 3028, -EACCES }, { 3000, -EINVAL },
+		{ 3016, -EISDIR },    { 3024, -EBUSY },	 { 3013, -EOPNOTSUPP },
+		{ 3034, -ETIMEDOUT }, { 3005, -EIO },	 { 3007, -EIO },
+		{ 3012, -EIO },	      { 0, -EIO },	 { -1, -EIO },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		CHECK_INT(rfs_errno_from_xrd((int)t[i].from), t[i].to);
+	/* whatever number a server sends, the read fails */
+	for (int n = 2990; n < 3100; n++)
+		if (rfs_errno_from_xrd(n) >= 0)
+			CHECK_INT(n, -1);
+}
+
 static void test_reason(void)
 {
 	CHECK_STR(rfs_errno_reason(-ETIMEDOUT), "timed out");
@@ -80,6 +99,7 @@ int main(void)
 {
 	test_http_status();
 	test_mdb();
+	test_xrd();
 	test_reason();
 	return unit_done("errmap");
 }

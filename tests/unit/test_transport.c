@@ -108,7 +108,7 @@ static void test_sessions_per_endpoint_and_identity(void)
 {
 	struct rfs_transports *ts = new_registry();
 	struct rfs_tfile *f[4] = { 0 };
-	char buf[64];
+	char buf[64], hex[16];
 	struct iovec iov = { buf, sizeof(buf) };
 	size_t busy, idle;
 
@@ -133,6 +133,12 @@ static void test_sessions_per_endpoint_and_identity(void)
 	CHECK_STR(f[2]->sess->key, "bob");
 	CHECK_INT(rfs_transport_preadv(f[2], &iov, 1, 0, 1, NULL), 1);
 	CHECK_STR(buf, "tok-b fake://h:1/a");
+	/* optional operations the fake lacks: the read path falls back */
+	CHECK_INT(
+		rfs_transport_checksum(f[2], "adler32", hex, sizeof(hex), NULL),
+		-EOPNOTSUPP);
+	CHECK_INT((int)rfs_transport_readv(f[2], NULL, 0, 1, NULL),
+		  -EOPNOTSUPP);
 	rfs_transports_sessions(ts, &busy, &idle);
 	CHECK_INT(busy, 3);
 	CHECK_INT(idle, 0);
