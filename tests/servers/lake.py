@@ -1070,14 +1070,14 @@ ofs.trace open
         self.fakexrds[rse] = store
         return store
 
-    def start_redirector(self, rse="XRD_REDIR", priority=1, startup=1, http=True):
+    def start_redirector(self, rse="XRD_REDIR", priority=1, startup=1, http=True, wait=True):
         """Start an xrootd + cmsd redirector with a data server (xrootd +
         cmsd) behind it serving XRD_DISK's tree, and register the RSE `rse`
         whose root:// PFNs point at the redirector. See xrdredir.py."""
         import xrdredir
         if rse in self.redirectors:
             raise RuntimeError("redirector %s exists (restart a stopped one with its .start())" % rse)
-        r = xrdredir.Redirector(self, rse, startup=startup, http=http).start()
+        r = xrdredir.Redirector(self, rse, startup=startup, http=http).start(wait=wait)
         try:
             r.register(priority)
         except BaseException:

@@ -203,6 +203,19 @@ def test_redirector_with_cmsd(xlake, tmp_path):
     assert c.stdout == "200 1" and sha(out) == f["sha256"]
 
 
+def test_redirector_waits_while_starting(xlake, tmp_path):
+    """A restarted manager answers kXR_wait until its startup delay is
+    over: xrdcp waits it out (about 10 s on 5.5.3) and copies."""
+    r = xlake.redirectors.get("XRD_REDIR_T") or xlake.start_redirector("XRD_REDIR_T")
+    try:
+        r.restart_manager(startup=4)
+        p, took = xrdcp(r.url(*FILE), str(tmp_path / "o"), env=dict(os.environ, XRD_REQUESTTIMEOUT="60"))
+    finally:
+        r.restart_manager(startup=1, wait=True)
+    assert p.returncode == 0, p.stderr
+    assert took >= 3
+
+
 def test_token_store_roots_ztn(xlake, tmp_path):
     import tokinfra
     t = tokinfra.TokenLake(xlake)

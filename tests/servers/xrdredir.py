@@ -103,7 +103,10 @@ class Redirector:
         return proc
 
     # -- processes -------------------------------------------------------------------------
-    def start(self, timeout=60):
+    def start(self, timeout=60, wait=True):
+        """Start the four processes; with `wait`, return once a read
+        through the manager works (else at once: the manager then answers
+        kXR_wait until `startup` seconds have passed)."""
         if not self.ports:
             self.ports = {"manager": free_port(), "cms": free_port(), "server": free_port(),
                           "manager_http": free_port()}
@@ -111,8 +114,24 @@ class Redirector:
         for role, prog in (("manager", "cmsd"), ("manager", "xrootd"), ("server", "cmsd"), ("server", "xrootd")):
             if not self.alive(role, prog):
                 self._proc(role, prog)
-        self.wait_ready(timeout)
+        if wait:
+            self.wait_ready(timeout)
+        else:
+            for role in ("manager", "server"):
+                self._wait_port(self.ports[role], timeout)
         return self
+
+    def restart_manager(self, startup=None, wait=False):
+        """Stop the manager's xrootd and cmsd and start them again on the
+        same ports (with a new startup delay if given): a redirector
+        fresh from its start, answering kXR_wait for `startup` seconds."""
+        if startup is not None:
+            self.startup = int(startup)
+        for prog in ("xrootd", "cmsd"):
+            p = self.lake.procs.get(self._key("manager", prog))
+            if p is not None:
+                p.stop()
+        return self.start(wait=wait)
 
     def _key(self, role, prog):
         return "redir:%s:%s:%s" % (self.rse, role, prog)
