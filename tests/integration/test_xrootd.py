@@ -191,6 +191,20 @@ def test_root_killed_mid_read_fails_over_to_https(lake, mount_factory):
         lake.set_rse_priority(RSE_NGINX, "https", 1)
 
 
+@pytest.fixture
+def replicas(lake41):
+    """replicas(scope, name, rse): a replica for this test only (the lake
+    is shared by the session: later tests must not find it)."""
+    added = []
+
+    def add(scope, name, rse):
+        lake41.add_replica(scope, name, rse)
+        added.append((scope, name, rse))
+    yield add
+    for r in added:
+        lake41.remove_replica(*r)
+
+
 # --------------------------------------------------------------------------
 # fakexrd: faults on the wire
 # --------------------------------------------------------------------------
@@ -198,13 +212,13 @@ FAULT_FILE = ("user.alice", "random40M.bin")
 
 
 @pytest.fixture
-def fake(lake41):
+def fake(lake41, replicas):
     """fakexrd as RSE FAKE_XRD (root, priority 1: before XRD_DISK's root
     PFN, priority 3) holding FAULT_FILE, faults cleared."""
     fx = lake41.fakexrds.get(FAKE) or lake41.start_fakexrd(FAKE, chunk=64 * 1024)
     fx.clear_faults()
     fx.reset()
-    lake41.add_replica(*FAULT_FILE, FAKE)
+    replicas(*FAULT_FILE, FAKE)
     yield fx
     fx.clear_faults()
 
@@ -353,13 +367,13 @@ def a_file(lake, min_size, skip=()):
     raise AssertionError("no file of %d bytes" % min_size)
 
 
-def test_read_through_xrootd_redirector(lake41, mount_factory):
+def test_read_through_xrootd_redirector(lake41, mount_factory, replicas):
     """xrootd + cmsd manager, a data server behind it: the mount reads
     through the manager's redirect, bytes exact, the data server opened
     the file."""
     r = lake41.redirectors.get(REDIR) or lake41.start_redirector(REDIR)
     f = a_file(lake41, 5 << 20, skip=(FAULT_FILE,))
-    lake41.add_replica(f["scope"], f["name"], REDIR)
+    replicas(f["scope"], f["name"], REDIR)
     before = len(r.opens(f["pfn_path"]))
     m = mount_factory(lake41, "schemes=root", "rse_expression=" + REDIR, *FAST)
     sha, err = read_in_child(find_path(m, f))
@@ -368,7 +382,32 @@ def test_read_through_xrootd_redirector(lake41, mount_factory):
     assert m.alive()
 
 
-def test_redirect_retry_carries_tried(lake41, mount_factory):
+def test_redirector_wait_during_startup_is_honoured(lake41, mount_factory, replicas):
+    """A manager fresh from its start answers kXR_wait (cms.delay
+    startup): the read waits and resends, then gets every byte from the
+    data server, well within read_timeout."""
+    r = lake41.redirectors.get(REDIR) or lake41.start_redirector(REDIR)
+    f = a_file(lake41, 1 << 20, skip=(FAULT_FILE,))
+    replicas(f["scope"], f["name"], REDIR)
+    m = mount_factory(lake41, "schemes=root", "rse_expression=" + REDIR,
+                      "read_timeout=60")
+    p = find_path(m, f)
+    os.stat(p)
+    before = len(r.opens(f["pfn_path"]))
+    try:
+        r.restart_manager(startup=6)
+        t = time.time()
+        sha, err = read_in_child(p, timeout=60)
+        took = time.time() - t
+    finally:
+        r.restart_manager(startup=1, wait=True)
+    assert (sha, err) == (f["sha256"], None)
+    assert took >= 3, "no wait: the manager was still starting (%.1fs)" % took
+    assert len(r.opens(f["pfn_path"])) > before
+    assert m.alive()
+
+
+def test_redirect_retry_carries_tried(lake41, mount_factory, replicas):
     """A redirector (fakexrd saying it is a manager) sends the open to a
     data server that fails it: the client goes back to the redirector
     with tried=<host> (and triedrc=), and the read succeeds there."""
@@ -378,7 +417,7 @@ def test_redirect_retry_carries_tried(lake41, mount_factory):
         s.clear_faults()
         s.reset()
     f = a_file(lake41, 1 << 20, skip=(FAULT_FILE,))
-    lake41.add_replica(f["scope"], f["name"], FAKE_RD)
+    replicas(f["scope"], f["name"], FAKE_RD)
     rd.set_fault("", "redirect", port=ds.port, count=1)
     ds.set_fault("", "error", errnum=3005, message="data server broken")
     m = mount_factory(lake41, "schemes=root", "rse_expression=" + FAKE_RD, *FAST)
@@ -391,14 +430,14 @@ def test_redirect_retry_carries_tried(lake41, mount_factory):
     assert m.alive()
 
 
-def test_redirect_hop_limit(lake41, mount_factory):
+def test_redirect_hop_limit(lake41, mount_factory, replicas):
     """A redirector that redirects to itself forever: EIO after a bounded
     number of hops, no hang, no crash."""
     rd = lake41.fakexrds.get(FAKE_RD) or lake41.start_fakexrd(FAKE_RD, manager=True)
     rd.clear_faults()
     rd.reset()
     f = a_file(lake41, 1 << 20, skip=(FAULT_FILE,))
-    lake41.add_replica(f["scope"], f["name"], FAKE_RD)
+    replicas(f["scope"], f["name"], FAKE_RD)
     rd.set_fault("", "redirect")
     try:
         m = mount_factory(lake41, "schemes=root", "rse_expression=" + FAKE_RD, *FAST)
@@ -418,8 +457,14 @@ ALICE_FILE = ("user.alice", "notes.txt")
 BOB_FILE = ("user.bob", "bob1.dat")
 
 
-def _tok_setup(toklake):
-    return toklake.store.add_root_replicas([ALICE_FILE, BOB_FILE], scheme="roots")
+@pytest.fixture
+def roots_rse(toklake):
+    """An RSE naming the token store's root:// port (TLS + ztn) as
+    roots://, holding ALICE_FILE and BOB_FILE for this test only."""
+    rse = toklake.store.add_root_replicas([ALICE_FILE, BOB_FILE], scheme="roots")
+    yield rse
+    for did in (ALICE_FILE, BOB_FILE):
+        toklake.lake.remove_replica(*did, rse)
 
 
 def _local(lake, did):
@@ -431,13 +476,13 @@ def _refused(r):
     return r.returncode != 0 and b"Permission denied" in r.stderr
 
 
-def test_roots_with_tokens_per_caller(toklake, mount_factory, local_users):
+def test_roots_with_tokens_per_caller(toklake, mount_factory, local_users, roots_rse):
     """roots:// (TLS, ztn) on a shared mount: each caller reads with their
     own token; out of scope is EACCES; the two users' requests go over
     different connections (the store logs a connection per subject, and
     no connection carries both)."""
     lake, store = toklake.lake, toklake.store
-    rse = _tok_setup(toklake)
+    rse = roots_rse
     m = mount_factory(lake, "allow_other", "token_issuer=" + toklake.issuer.url,
                       "schemes=roots", "rse_expression=" + rse, *FAST)
     make_traversable(m.dir)
@@ -466,11 +511,12 @@ def test_roots_with_tokens_per_caller(toklake, mount_factory, local_users):
     assert m.alive()
 
 
-def test_roots_without_token_is_eacces(toklake, mount_factory):
+def test_roots_without_token_is_eacces(toklake, mount_factory, roots_rse):
     """A mount without a storage token (userpass to Rucio) reading a file
-    whose only replica needs ztn: EACCES, not EIO, and no hang."""
+    whose only replica needs ztn: the server refuses the login ("Auth
+    failed"), which is EACCES (issue 18), no bytes, no hang."""
     lake = toklake.lake
-    rse = _tok_setup(toklake)
+    rse = roots_rse
     m = mount_factory(lake, "schemes=roots", "rse_expression=" + rse, *FAST)
     f = file_entry(lake, *ALICE_FILE)
     sha, err = read_in_child(os.path.join(m.dir, f["paths"][0]), timeout=60)
@@ -478,11 +524,11 @@ def test_roots_without_token_is_eacces(toklake, mount_factory):
     assert m.alive()
 
 
-def test_roots_in_scope_token_reads(toklake, mount_factory, tmp_path):
+def test_roots_in_scope_token_reads(toklake, mount_factory, tmp_path, roots_rse):
     """A single-user mount whose token (token_file) covers the file reads
     it over roots://: TLS verified against rucio.cfg's ca_cert, ztn."""
     lake = toklake.lake
-    rse = _tok_setup(toklake)
+    rse = roots_rse
     tok = tmp_path / "tok"
     tok.write_text(toklake.token("alice", read=[toklake.user_scope("user.alice")]))
     os.chmod(tok, 0o600)
