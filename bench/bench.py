@@ -290,7 +290,7 @@ class Bench:
 
     # ---- cold sequential ----
     def ruciofs_cold(self, *opts, f=None, where=("bench", "big_ds"),
-                     disk=None, schemes="http"):
+                     disk=None, schemes="http", runs=None):
         """MB/s of a cold sequential read of @f (the 1 GiB file) at
         @where in a fresh mount with an empty cache. If @disk is a list,
         the cache writer's own rate in each run (MB/s of disk writes, from
@@ -314,7 +314,7 @@ class Bench:
                 m.close()
                 subprocess.run(["rm", "-rf", cache])
             return mbs
-        return median(self.runs, one)
+        return median(runs or self.runs, one)
 
     def peer_cold(self, kind):
         def one():
@@ -815,13 +815,18 @@ class Bench:
             finally:
                 m.umount()
         root = ("rse_expression=XRD_DISK",)
-        base = or_na("xrdcp", lambda: median(self.runs, xrdcp_one))
-        xfs = or_na("xrootdfs", lambda: median(self.runs, xrootdfs_one)) \
-            if xrd.available("xrootdfs") else None
-        ours = or_na("ruciofs over root://", lambda: self.ruciofs_cold(
-            *root, schemes="root"))
-        http = or_na("ruciofs over http", lambda: self.ruciofs_cold(
-            *root, schemes="http"))
+        # interleaved: the host's speed drifts over a run (see interleaved)
+        fns = {"xrdcp": xrdcp_one,
+               "ruciofs": lambda: self.ruciofs_cold(*root, schemes="root",
+                                                    runs=1),
+               "http": lambda: self.ruciofs_cold(*root, schemes="http",
+                                                 runs=1)}
+        if xrd.available("xrootdfs"):
+            fns["xrootdfs"] = xrootdfs_one
+        got = interleaved(self.runs, {k: (lambda k=k, f=f: or_na(k, f))
+                                      for k, f in fns.items()})
+        base, ours, http = got["xrdcp"], got["ruciofs"], got["http"]
+        xfs = got.get("xrootdfs")
         row(sec, "ruciofs over root://", "ruciofs", ours, "MB/s",
             "xrdcp to /dev/null", base, True, ">= 1.2")
         row(sec, "xrootdfs (xrootd-fuse)", "xrootdfs", xfs, "MB/s",
@@ -842,6 +847,13 @@ class Bench:
                 offs, bs, opts=root, schemes="root"))
             self.lat_rows_na(sec, "cold", "ruciofs", ours,
                              "root:// kXR_read, one connection", base)
+            # what is left after FUSE's and the server's share: the daemon's
+            fuse = or_na("FUSE ceiling", lambda: self.ceiling_random(offs, bs))
+            row(sec, "cold: p50 latency", "ruciofs",
+                pct(ours, .5) * 1e6 if ours else None, "us",
+                "FUSE ceiling p50 + kXR_read p50",
+                (pct(fuse, .5) + pct(base, .5)) * 1e6 if fuse and base
+                else None, False)
             if xrd.available("xrootdfs"):
                 self.lat_rows_na(sec, "cold", "xrootdfs", or_na(
                     "xrootdfs", lambda: self.xrootdfs_random(rdr, offs, bs)),
