@@ -48,6 +48,12 @@ On demand (tests of hostile storage and a slow catalogue; README.md):
     account=None), lake.add_account(...), lake.add_identity(...): the
     emulator accepts the issuer's tokens. tokinfra.TokenLake(lake) does
     all of it (the `toklake` fixture; `start --tokens` on the CLI).
+  * lake.start_fakexrd(rse="FAKE_XRD", priority=1, prefix="//rucio",
+    chunk=256 KiB, manager=False) -> fakexrd.FakeXrd: a fault-injecting
+    fake xrootd (root://) serving the lake's files, RSE registered, no
+    replica; lake.start_redirector(rse="XRD_REDIR") -> xrdredir.Redirector:
+    xrootd + cmsd manager with a data server on XRD_DISK's tree, RSE
+    registered (root://, the manager).
   * lake.slow_catalogue(seconds, match=None): matching catalogue requests
     are answered after `seconds`, each in its own thread (concurrent);
     slow_catalogue(0) turns it off.
