@@ -2,7 +2,8 @@
 """ruciofs benchmarks: one command, one markdown table, every row measured
 in this run next to its baseline, medians of several runs. Talks only to
 servers it starts on 127.0.0.1. As root. Usage: bench/run.sh [--quick]
-[--only SECTION,...] (sections: cold warm random list weak rss shared).
+[--only SECTION,...] (sections: cold warm random list weak rss shared
+xrootd).
 
 The lake is the "bench" profile (tests/servers/lakegen.py) over plain
 HTTP: a 1 GiB file, datasets of 10,000 and 2,000 small files, a 10 GiB
@@ -12,7 +13,10 @@ the same tree as plain directories. Before every cold run the page cache
 is dropped and the server's copy read back in, so "cold" means the
 client's caches, not the server's disk. The "shared" section starts a
 second lake of the same data over HTTPS with a token issuer: a shared
-mount verifies tokens over HTTPS and never sends one over plain HTTP."""
+mount verifies tokens over HTTPS and never sends one over plain HTTP.
+The "xrootd" section reads the same 1 GiB file over root:// from the
+lake's xrootd (XRD_DISK), against xrdcp and xrootdfs on the same server
+(bench/xrd.py); a tool that fails gives "n/a", not an abort."""
 import argparse
 import http.client
 import json
@@ -33,6 +37,7 @@ sys.path.insert(0, HERE)
 import lake as lakemod  # noqa: E402
 import localusers  # noqa: E402
 import peers  # noqa: E402
+import xrd  # noqa: E402
 from delayproxy import DelayProxy  # noqa: E402
 
 BUILD = os.environ.get("top_builddir") or os.path.join(TOP, "build")
@@ -285,7 +290,7 @@ class Bench:
 
     # ---- cold sequential ----
     def ruciofs_cold(self, *opts, f=None, where=("bench", "big_ds"),
-                     disk=None):
+                     disk=None, schemes="http", runs=None):
         """MB/s of a cold sequential read of @f (the 1 GiB file) at
         @where in a fresh mount with an empty cache. If @disk is a list,
         the cache writer's own rate in each run (MB/s of disk writes, from
@@ -294,7 +299,8 @@ class Bench:
 
         def one():
             cache = tempfile.mkdtemp(prefix="cache-", dir=self.work)
-            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts)
+            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts,
+                        schemes=schemes)
             try:
                 p = m.path(*where, f["name"])
                 os.stat(p)
@@ -308,7 +314,7 @@ class Bench:
                 m.close()
                 subprocess.run(["rm", "-rf", cache])
             return mbs
-        return median(self.runs, one)
+        return median(runs or self.runs, one)
 
     def peer_cold(self, kind):
         def one():
@@ -505,14 +511,16 @@ class Bench:
         row(sec, "%s: reads/s" % what, tool, len(lat) / sum(lat), "/s",
             base_name, len(base) / sum(base), True)
 
-    def ruciofs_random(self, offs, bs, warm=False, opts=(), opened=None):
+    def ruciofs_random(self, offs, bs, warm=False, opts=(), opened=None,
+                       schemes="http"):
         cache = tempfile.mkdtemp(prefix="cache-rand-", dir=self.work)
         try:
             if warm:
                 m = Ruciofs(self.lake, self.work, "cache_dir=" + cache)
                 read_all(m.path("bench", "big_ds", "big_1G.bin"))
                 m.close()
-            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts)
+            m = Ruciofs(self.lake, self.work, "cache_dir=" + cache, *opts,
+                        schemes=schemes)
             try:
                 p = m.path("bench", "big_ds", "big_1G.bin")
                 os.stat(p)
@@ -782,6 +790,97 @@ class Bench:
                 "ruciofs per caller", v * 1e3, "ms",
                 "ruciofs one identity, same open", base * 1e3, False)
 
+    # ---- root:// ----
+    def xrootd(self):
+        print("root:// (the lake's xrootd 5.5.3, XRD_DISK)", flush=True)
+        port = self.lake.ports["xrd_root"]
+        rel = lakemod.lakegen.lfn2path("bench", "big_1G.bin")
+        url = "root://127.0.0.1:%d//rucio/%s" % (port, rel)
+        rdr = "root://127.0.0.1:%d//rucio/%s/" % (port, os.path.dirname(rel))
+        size = self.big["size"]
+        sec = "root:// cold sequential 1 GiB (MB/s)"
+
+        def xrdcp_one():
+            cold_prepare(self.big["local_path"])
+            return size / xrd.xrdcp(url) / 1e6
+
+        def xrootdfs_one():
+            m = xrd.Xrootdfs(rdr, os.path.join(self.work, "xrootdfs"))
+            m.mount()
+            try:
+                p = os.path.join(m.dir, "big_1G.bin")
+                os.stat(p)
+                cold_prepare(self.big["local_path"])
+                return rate(p)
+            finally:
+                m.umount()
+        root = ("rse_expression=XRD_DISK",)
+        # interleaved: the host's speed drifts over a run (see interleaved)
+        fns = {"xrdcp": xrdcp_one,
+               "ruciofs": lambda: self.ruciofs_cold(*root, schemes="root",
+                                                    runs=1),
+               "http": lambda: self.ruciofs_cold(*root, schemes="http",
+                                                 runs=1)}
+        if xrd.available("xrootdfs"):
+            fns["xrootdfs"] = xrootdfs_one
+        got = interleaved(self.runs, {k: (lambda k=k, f=f: or_na(k, f))
+                                      for k, f in fns.items()})
+        base, ours, http = got["xrdcp"], got["ruciofs"], got["http"]
+        xfs = got.get("xrootdfs")
+        row(sec, "ruciofs over root://", "ruciofs", ours, "MB/s",
+            "xrdcp to /dev/null", base, True, ">= 1.2")
+        row(sec, "xrootdfs (xrootd-fuse)", "xrootdfs", xfs, "MB/s",
+            "xrdcp to /dev/null", base, True)
+        row(sec, "ruciofs over root://", "ruciofs", ours, "MB/s",
+            "xrootdfs, same server", xfs, True, "> 1")
+        row(sec, "ruciofs over http, same server (XrdHttp)", "ruciofs",
+            http, "MB/s", "xrdcp to /dev/null", base, True)
+
+        n = 60 if self.a.quick else 300
+        for bs in (4096, 65536):
+            sec = "root:// random %d KiB reads, 1 GiB file" % (bs // 1024)
+            offs = rand_offsets(size, n, bs, bs + 18)
+            drop_caches()
+            read_all(self.big["local_path"])
+            base = or_na("kXR_read", lambda: xrd_reads(port, rel, offs, bs))
+            ours = or_na("ruciofs over root://", lambda: self.ruciofs_random(
+                offs, bs, opts=root, schemes="root"))
+            self.lat_rows_na(sec, "cold", "ruciofs", ours,
+                             "root:// kXR_read, one connection", base)
+            # what is left after FUSE's and the server's share: the daemon's
+            fuse = or_na("FUSE ceiling", lambda: self.ceiling_random(offs, bs))
+            row(sec, "cold: p50 latency", "ruciofs",
+                pct(ours, .5) * 1e6 if ours else None, "us",
+                "FUSE ceiling p50 + kXR_read p50",
+                (pct(fuse, .5) + pct(base, .5)) * 1e6 if fuse and base
+                else None, False)
+            if xrd.available("xrootdfs"):
+                self.lat_rows_na(sec, "cold", "xrootdfs", or_na(
+                    "xrootdfs", lambda: self.xrootdfs_random(rdr, offs, bs)),
+                    "root:// kXR_read, one connection", base)
+
+    def xrootdfs_random(self, rdr, offs, bs):
+        m = xrd.Xrootdfs(rdr, os.path.join(self.work, "xrootdfs"))
+        m.mount()
+        try:
+            p = os.path.join(m.dir, "big_1G.bin")
+            os.stat(p)
+            return rand_reads(p, offs, bs)
+        finally:
+            m.umount()
+
+    def lat_rows_na(self, sec, what, tool, lat, base_name, base):
+        """lat_rows, with n/a where either side failed."""
+        def p(v, q):
+            return pct(v, q) * 1e6 if v else None
+        row(sec, "%s: p50 latency" % what, tool, p(lat, .5), "us",
+            base_name, p(base, .5), False)
+        row(sec, "%s: p99 latency" % what, tool, p(lat, .99), "us",
+            base_name, p(base, .99), False)
+        row(sec, "%s: reads/s" % what, tool,
+            len(lat) / sum(lat) if lat else None, "/s", base_name,
+            len(base) / sum(base) if base else None, True)
+
     # ---- memory ----
     def rss(self):
         print("daemon memory while streaming 10 GiB", flush=True)
@@ -817,6 +916,33 @@ class Bench:
             "< 150 MiB")
         row(sec, "peak anonymous RSS streaming 10 GiB", "ruciofs",
             peak["RssAnon"] / 1024, "MiB", "target", 150, False)
+
+
+def or_na(what, fn):
+    """fn(), or None (printed as n/a) if it fails: a tool that cannot
+    read (e.g. a transport not built yet) must not end the run."""
+    try:
+        return fn()
+    except (Exception, SystemExit) as e:  # noqa: BLE001
+        print("    %s: n/a (%s)" % (what, str(e).strip()[-200:] or
+                                   type(e).__name__), flush=True)
+        return None
+
+
+def xrd_reads(port, rel, offs, bs):
+    """Latencies of kXR_reads of @bs at @offs on one connection to the
+    xrootd: one round trip each, the root:// range_gets."""
+    r = xrd.XrdReader(port)
+    lat = []
+    try:
+        r.open("/rucio/" + rel)
+        for off in offs:
+            t = time.perf_counter()
+            r.read(off, bs)
+            lat.append(time.perf_counter() - t)
+    finally:
+        r.close()
+    return lat
 
 
 AS_CALLER = r"""
@@ -881,7 +1007,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("--only",
-                    default="cold,warm,random,list,weak,rss,shared")
+                    default="cold,warm,random,list,weak,rss,shared,xrootd")
     ap.add_argument("--workdir", default="/var/tmp/ruciofs-bench")
     a = ap.parse_args()
     a.runs = a.runs or (1 if a.quick else 3)
@@ -893,7 +1019,7 @@ def main():
         for s in a.only.split(","):
             {"cold": b.cold, "warm": b.warm, "random": b.random_rows,
              "list": b.listing, "weak": b.weak, "rss": b.rss,
-             "shared": b.shared}[s]()
+             "shared": b.shared, "xrootd": b.xrootd}[s]()
     finally:
         b.stop()
         leftover = peers.leftovers()

@@ -193,7 +193,7 @@ tests() {
 
 # The peers the benchmark compares against; not needed by ruciofs.
 bench() {
-	PACKAGES="$PACKAGES rclone httpdirfs davfs2 libnginx-mod-http-dav-ext"
+	PACKAGES="$PACKAGES rclone httpdirfs davfs2 libnginx-mod-http-dav-ext xrootd-fuse"
 	install_packages
 	build
 	shift

@@ -199,3 +199,13 @@ def mount_factory(tmp_path):
 def mnt(lake, mount_factory):
     """A default mount of the flavour-parametrized lake."""
     return mount_factory(lake)
+
+
+@pytest.fixture(params=["https", "root"])
+def tmnt(request, lake, mount_factory):
+    """A mount of the flavour-parametrized lake reading over one transport:
+    "https" (the default schemes) or "root" (-o schemes=root: only
+    XRD_DISK's root:// PFNs, through the xrootd client)."""
+    if request.param == "https":
+        return mount_factory(lake)
+    return mount_factory(lake, "schemes=root")

@@ -29,14 +29,14 @@ def small_files(lake, limit=4 << 30):
     return [f for f in replicated(lake) if f["size"] < limit]
 
 
-def test_every_file_reads_whole(lake, mnt):
+def test_every_file_reads_whole(lake, tmnt):
     files = small_files(lake)
     assert len(files) > 20
     for f in files:
-        assert sha256_of(find_path(mnt, f)) == f["sha256"], f["name"]
+        assert sha256_of(find_path(tmnt, f)) == f["sha256"], f["name"]
 
 
-def test_random_preads(lake, mnt):
+def test_random_preads(lake, tmnt):
     rnd = random.Random(20261124)
     files = [f for f in small_files(lake) if f["size"] > 0]
     big = max(files, key=lambda f: f["size"])
@@ -46,7 +46,7 @@ def test_random_preads(lake, mnt):
             # half on the biggest file, half spread over the others
             f = big if i % 2 else rnd.choice(files)
             if f["name"] not in handles:
-                handles[f["name"]] = (os.open(find_path(mnt, f), os.O_RDONLY),
+                handles[f["name"]] = (os.open(find_path(tmnt, f), os.O_RDONLY),
                                       open(f["local_path"], "rb"))
             fd, ref = handles[f["name"]]
             off = rnd.randrange(0, f["size"] + 10)
@@ -59,9 +59,28 @@ def test_random_preads(lake, mnt):
             ref.close()
 
 
-def test_reads_at_and_past_eof(lake, mnt):
+def test_sparse_reads(lake, tmnt):
+    """Many small reads far apart in one file (the pattern of ROOT files
+    that vector reads serve), then one spanning several of them."""
+    f = max(small_files(lake), key=lambda f: f["size"])
+    assert f["size"] >= 20 << 20
+    step = f["size"] // 97
+    segs = [(i * step + (i * 131) % 4096, 100 + (i * 37) % 3000) for i in range(97)]
+    fd = os.open(find_path(tmnt, f), os.O_RDONLY)
+    try:
+        with open(f["local_path"], "rb") as ref:
+            for off, n in segs:
+                ref.seek(off)
+                assert os.pread(fd, n, off) == ref.read(n), (off, n)
+            ref.seek(step)
+            assert os.pread(fd, 3 * step, step) == ref.read(3 * step)
+    finally:
+        os.close(fd)
+
+
+def test_reads_at_and_past_eof(lake, tmnt):
     f = [f for f in small_files(lake) if f["size"] > 100][0]
-    fd = os.open(find_path(mnt, f), os.O_RDONLY)
+    fd = os.open(find_path(tmnt, f), os.O_RDONLY)
     try:
         assert os.pread(fd, 10, f["size"]) == b""
         assert os.pread(fd, 10, f["size"] + 12345) == b""
@@ -92,9 +111,9 @@ def test_cp_r_dataset(lake, mnt, tmp_path):
     assert n >= 100
 
 
-def test_mmap(lake, mnt):
+def test_mmap(lake, tmnt):
     f = [f for f in small_files(lake) if f["size"] > 3 << 20][0]
-    with open(find_path(mnt, f), "rb") as fh, \
+    with open(find_path(tmnt, f), "rb") as fh, \
             open(f["local_path"], "rb") as ref:
         m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
         want = ref.read()
@@ -206,13 +225,13 @@ def test_all_replicas_down_gives_eio_not_hang(lake, mount_factory):
         assert hashlib.sha256(fh.read()).hexdigest() == f["sha256"]
 
 
-def test_concurrent_readers(lake, mnt):
+def test_concurrent_readers(lake, tmnt):
     files = [f for f in small_files(lake) if f["size"] > 1 << 20][:4]
     errors = []
 
     def reader(f):
         try:
-            if sha256_of(find_path(mnt, f), bs=65536) != f["sha256"]:
+            if sha256_of(find_path(tmnt, f), bs=65536) != f["sha256"]:
                 errors.append(f["name"])
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))

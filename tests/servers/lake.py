@@ -48,6 +48,12 @@ On demand (tests of hostile storage and a slow catalogue; README.md):
     account=None), lake.add_account(...), lake.add_identity(...): the
     emulator accepts the issuer's tokens. tokinfra.TokenLake(lake) does
     all of it (the `toklake` fixture; `start --tokens` on the CLI).
+  * lake.start_fakexrd(rse="FAKE_XRD", priority=1, prefix="//rucio",
+    chunk=256 KiB, manager=False) -> fakexrd.FakeXrd: a fault-injecting
+    fake xrootd (root://) serving the lake's files, RSE registered, no
+    replica; lake.start_redirector(rse="XRD_REDIR") -> xrdredir.Redirector:
+    xrootd + cmsd manager with a data server on XRD_DISK's tree, RSE
+    registered (root://, the manager).
   * lake.slow_catalogue(seconds, match=None): matching catalogue requests
     are answered after `seconds`, each in its own thread (concurrent);
     slow_catalogue(0) turns it off.
@@ -442,6 +448,8 @@ class Lake:
         self.faultstore = None  # the last started one
         self.issuers = {}       # name -> tokinfra.TokenIssuer (start_issuer)
         self.token_stores = {}  # rse -> tokinfra.TokenStore (start_token_store)
+        self.fakexrds = {}      # rse -> fakexrd.FakeXrd (start_fakexrd)
+        self.redirectors = {}   # rse -> xrdredir.Redirector (start_redirector)
         self._runtime_accounts = set()
         os.makedirs(self.workdir, exist_ok=True)
 
@@ -1046,6 +1054,43 @@ ofs.trace open
         self.faultstores[rse] = store
         self.faultstore = store
         return store
+
+    def start_fakexrd(self, rse="FAKE_XRD", priority=1, prefix="//rucio", attributes=None, chunk=256 * 1024,
+                      manager=False):
+        """Start fakexrd.py (a fault-injecting fake xrootd server, a process
+        of this lake) serving the lake's files over root://, and register
+        the RSE `rse` at it (root://127.0.0.1:P, `prefix`, read priority
+        `priority`). No replica is added. `chunk`: bytes per kXR_oksofar
+        frame; manager=True: it says it is a redirector. Returns a
+        fakexrd.FakeXrd."""
+        import fakexrd
+        if rse in self.fakexrds:
+            raise RuntimeError("fakexrd %s exists (restart a stopped one with its .start())" % rse)
+        store = fakexrd.FakeXrd(self, rse, os.path.join(self.workdir, "fakexrd-" + rse), chunk=chunk,
+                                 manager=manager).start()
+        try:
+            self.add_rse(rse, [store.protocol(prefix, priority)], attributes)
+        except BaseException:
+            store.stop()
+            raise
+        self.fakexrds[rse] = store
+        return store
+
+    def start_redirector(self, rse="XRD_REDIR", priority=1, startup=1, http=True, wait=True):
+        """Start an xrootd + cmsd redirector with a data server (xrootd +
+        cmsd) behind it serving XRD_DISK's tree, and register the RSE `rse`
+        whose root:// PFNs point at the redirector. See xrdredir.py."""
+        import xrdredir
+        if rse in self.redirectors:
+            raise RuntimeError("redirector %s exists (restart a stopped one with its .start())" % rse)
+        r = xrdredir.Redirector(self, rse, startup=startup, http=http).start(wait=wait)
+        try:
+            r.register(priority)
+        except BaseException:
+            r.stop()
+            raise
+        self.redirectors[rse] = r
+        return r
 
     def many_replicas(self, scope, name, n, store=None, rse_format="FAULT_R%04d", prefix_format="/r%04d/rucio",
                       priority=1, first=1):

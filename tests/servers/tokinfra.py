@@ -156,7 +156,10 @@ def parse_opens(text):
         tid, rest = m.groups()
         mo = _RX_OPEN.search(rest)
         if mo and "Unable to open" not in rest:
-            cur[tid] = {"path": mo.group(1), "subject": None, "issuer": None, "groups": [], "granted": True}
+            # tident user.pid:fd@host names the connection (root://; XrdHttp's
+            # bridge shows as "unknown.N")
+            cur[tid] = {"path": mo.group(1), "subject": None, "issuer": None, "groups": [], "granted": True,
+                        "tident": rest.split(" ", 1)[0]}
             out.append(cur[tid])
             continue
         rec = cur.get(tid)
@@ -604,6 +607,23 @@ ofs.trace open
         return {"scheme": "https", "hostname": "127.0.0.1", "port": self.ports["http"], "prefix": "/rucio",
                 "priority": priority}
 
+    def root_protocol(self, priority=1, scheme="roots"):
+        """The store's root:// port (TLS + ztn) as an RSE protocol."""
+        return {"scheme": scheme, "hostname": "127.0.0.1", "port": self.ports["root"], "prefix": "//rucio",
+                "priority": priority}
+
+    def add_root_replicas(self, files, rse=None, scheme="roots", priority=1):
+        """Register the RSE `rse` (default <RSE>_ROOTS) naming this store's
+        root:// port (`scheme` roots or root; the server asks for TLS and
+        ztn either way) and put `files` ((scope, name) or manifest
+        entries) on it. Returns the RSE name."""
+        rse = rse or self.rse + "_" + scheme.upper()
+        if rse not in self.lake.rse_protocols:
+            self.lake.add_rse(rse, [self.root_protocol(priority, scheme)], {"token_protected": True})
+        keys = [(f["scope"], f["name"]) if isinstance(f, dict) else tuple(f) for f in files]
+        self.lake.add_replicas([{"scope": s, "name": n, "rse": rse} for s, n in keys])
+        return rse
+
     def register(self, priority=1):
         """Register the RSE (https, read priority `priority`) in the lake's
         catalogue (once)."""
@@ -646,7 +666,8 @@ ofs.trace open
         (scitokens.trace all + ofs.trace open): dicts with "path", "subject"
         (the `sub` of the token that came with it; None: no token;
         "<invalid>": a token the plugin refused to parse or verify),
-        "issuer", "groups" (list) and "granted" (bool). An HTTP GET is one
+        "issuer", "groups" (list), "granted" (bool) and "tident" (the
+        connection: user.pid:fd@host for root://). An HTTP GET is one
         open; bytes flow only after a granted one, so "no granted open for
         B's subject" means B's token got no byte. Filters: path_contains,
         subject, granted."""
