@@ -176,7 +176,7 @@ static int push_group(struct rfs_strv *groups, const char *g)
 	char *s;
 	int rc;
 
-	if (!len)
+	if (!len || (len == 1 && g[0] == '/'))
 		return 0; /* names no group */
 	if (g[0] == '/')
 		return rfs_strv_push(groups, g);

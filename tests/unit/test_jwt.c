@@ -539,6 +539,15 @@ static void test_groups(void)
 	CHECK(!rfs_jwt_in_group(&j, "/escape"));
 	rfs_jwt_release(&j);
 	free(t);
+
+	/* "/" names no group, as "" does (found by fuzz_jwt) */
+	with(c, "wlcg.groups", json_pack("[s,s]", "/", "/atlas"));
+	t = mint("RS256", "rsa1", rsa, c);
+	CHECK_INT(rfs_jwt_parse(t, &j), 0);
+	CHECK_INT(j.groups.n, 1);
+	CHECK(!rfs_jwt_in_group(&j, "/"));
+	rfs_jwt_release(&j);
+	free(t);
 	json_decref(c);
 }
 
