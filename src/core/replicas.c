@@ -622,6 +622,7 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 	char why[2048] = "";
 	struct rfs_xfer_note note = { 0 };
 	ssize_t got = -EIO;
+	bool refused = true; /* by every replica tried: EACCES, not EIO */
 	double t0;
 
 	if (r->n == 0) {
@@ -651,6 +652,7 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 		}
 		note_failure(why, sizeof(why), s, got < 0 ? (int)got : -EIO,
 			     &note, rfs_mono_now() - t0);
+		refused &= got == -EACCES;
 		got = -EIO;
 	}
 	if (got < 0 && (i < n || note.past_deadline)) {
@@ -658,6 +660,8 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 			 "%sread_timeout (%.0f s) reached", why[0] ? "; " : "",
 			 fs->conf->read_timeout);
 		got = -ETIMEDOUT;
+	} else if (got < 0 && i > 0 && refused) {
+		got = -EACCES; /* the storage said no to this identity */
 	}
 	free(order);
 	if (got < 0 || why[0])
