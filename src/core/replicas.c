@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "authz/cred.h"
 #include "authz/identity.h"
@@ -362,6 +363,27 @@ static void log_outcome(const struct rfs_did_rec *did, uint64_t off,
 				did->scope, did->name, why);
 }
 
+/*
+ * What speed and health are kept for: the RSE for its HTTP doors (as
+ * status has always named them), "RSE scheme" for any other, so a slow
+ * https door does not demote the same RSE's root:// one.
+ */
+static const char *endpoint_key(const struct rfs_source *s, char *buf,
+				size_t len)
+{
+	static const char *const web[] = { "http", "https", "dav", "davs" };
+	const char *sep = strstr(s->url, "://");
+	size_t n = sep ? (size_t)(sep - s->url) : 0;
+
+	for (size_t i = 0; i < sizeof(web) / sizeof(web[0]); i++)
+		if (n == strlen(web[i]) && !strncasecmp(s->url, web[i], n))
+			return s->rse;
+	if (!n)
+		return s->rse;
+	snprintf(buf, len, "%s %.*s", s->rse, (int)(n < 16 ? n : 16), s->url);
+	return buf;
+}
+
 /* Endpoint @rse's speed and health, under stats_lock. */
 static struct rfs_endpoint_stats *endpoint(struct rfs_fs *fs, const char *rse)
 {
@@ -394,7 +416,9 @@ static unsigned spread_pick(struct rfs_fs *fs, const struct rfs_replicas *r,
 	unsigned best = 0;
 
 	for (size_t i = 0; i < r->n; i++) {
-		e = endpoint(fs, r->src[i].rse);
+		char key[96];
+
+		e = endpoint(fs, endpoint_key(&r->src[i], key, sizeof(key)));
 		if (!e || order[i].score <= 0)
 			continue;
 		e->wrr += order[i].score;
@@ -441,7 +465,9 @@ static void rank_sources(struct rfs_fs *fs, const struct rfs_target *f,
 	}
 	pthread_mutex_lock(&fs->stats_lock);
 	for (size_t i = 0; i < n; i++) {
-		struct rfs_endpoint_stats *e = endpoint(fs, r->src[i].rse);
+		char key[96];
+		struct rfs_endpoint_stats *e = endpoint(
+			fs, endpoint_key(&r->src[i], key, sizeof(key)));
 
 		if (order[i].score < 0)
 			continue;
@@ -573,6 +599,7 @@ static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
 	struct rfs_source *s = &f->reps->src[i];
 	double t0 = rfs_mono_now();
 	struct rfs_tfile *h;
+	char key[96];
 	ssize_t got;
 
 	memset(note, 0, sizeof(*note));
@@ -585,7 +612,8 @@ static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
 		got = rfs_transport_preadv(h, iov, iovcnt, off, f->reps->size,
 					   note);
 
-	rfs_fs_count(fs, s->rse, got > 0 ? (uint64_t)got : 0,
+	rfs_fs_count(fs, endpoint_key(s, key, sizeof(key)),
+		     got > 0 ? (uint64_t)got : 0,
 		     got == (ssize_t)size ? 0
 		     : got < 0		  ? (int)got
 					  : -EIO,
