@@ -820,7 +820,10 @@ class Bench:
                "ruciofs": lambda: self.ruciofs_cold(*root, schemes="root",
                                                     runs=1),
                "http": lambda: self.ruciofs_cold(*root, schemes="http",
-                                                 runs=1)}
+                                                 runs=1),
+               # what the client gives without the cache's disk writes
+               "nocache": lambda: self.ruciofs_cold(*root, "cache=no",
+                                                    schemes="root", runs=1)}
         if xrd.available("xrootdfs"):
             fns["xrootdfs"] = xrootdfs_one
         got = interleaved(self.runs, {k: (lambda k=k, f=f: or_na(k, f))
@@ -835,6 +838,8 @@ class Bench:
             "xrootdfs, same server", xfs, True, "> 1")
         row(sec, "ruciofs over http, same server (XrdHttp)", "ruciofs",
             http, "MB/s", "xrdcp to /dev/null", base, True)
+        row(sec, "ruciofs over root://, cache=no", "ruciofs",
+            got["nocache"], "MB/s", "xrdcp to /dev/null", base, True)
 
         n = 60 if self.a.quick else 300
         for bs in (4096, 65536):
