@@ -58,7 +58,6 @@ struct rfs_fs {
 	/* sparse misses being grouped into vector reads (gather.c), per
 	 * open file; gather_lock is a leaf, never held across a fetch */
 	pthread_mutex_t gather_lock;
-	pthread_cond_t gather_cv;
 	struct rfs_gather *gathers;
 
 	/* counters for status: bytes from the network, per-endpoint

@@ -118,7 +118,6 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_mutex_init(&fs->inflight_lock, NULL);
 	pthread_cond_init(&fs->inflight_cv, NULL);
 	pthread_mutex_init(&fs->gather_lock, NULL);
-	pthread_cond_init(&fs->gather_cv, NULL);
 	pthread_mutex_init(&fs->stats_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->verify_lock, NULL);
@@ -180,7 +179,6 @@ void rfs_fs_free(struct rfs_fs *fs)
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);
-	pthread_cond_destroy(&fs->gather_cv);
 	pthread_mutex_destroy(&fs->gather_lock);
 	pthread_mutex_destroy(&fs->stats_lock);
 	pthread_mutex_destroy(&fs->open_lock);

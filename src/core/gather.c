@@ -6,9 +6,10 @@
  * the first one in leads it, the others wait for it. The leader sends at
  * once when it is alone (a lone random reader pays nothing); when other
  * misses of the file are pending it waits until as many have come as
- * were pending at once lately, or GATHER_WAIT at most, and while
- * GATHER_SENDING batches of the file are on the wire it waits for one
- * to land (the next batch fills meanwhile: group commit). The batch goes
+ * were pending when the last batch went, or GATHER_WAIT at most: the
+ * threads a batch's answer wakes come back together, and a wave of
+ * readers rides in one batch. It never waits for a batch to land (that
+ * costs a round trip, which ungrouped reads would not pay). The batch goes
  * out as one vector read to one replica, failing over like any read;
  * where the replica cannot take one, every miss is read on its own, in
  * its own thread, as before.
@@ -31,12 +32,13 @@
 #include "core/replicas.h"
 #include "util/banned.h"
 
-/* seconds a leader waits at most for company once it may send */
+/* seconds a leader waits at most for company, and at most this share of
+ * what the file's batches took lately: on a fast link waiting must not
+ * cost more than a round trip saves */
 #define GATHER_WAIT 0.0005
+#define GATHER_WAIT_SHARE 0.25
 /* misses in one batch at most */
 #define GATHER_MAX 256
-/* batches of one file on the wire at once */
-#define GATHER_SENDING 2
 
 /* One waiting miss, on its thread's stack until done. */
 struct gitem {
@@ -58,6 +60,9 @@ struct rfs_gather {
 	size_t on_wire;	  /* misses in them */
 	size_t peak;	  /* most misses pending at once lately */
 	unsigned users;	  /* threads in here */
+	/* its leader waits on @joined, signalled by each who joins; the
+	 * others on @landed: no thread is woken for another's reason */
+	pthread_cond_t joined, landed;
 	struct rfs_gather *next;
 };
 
@@ -74,6 +79,8 @@ static struct rfs_gather *gather_get(struct rfs_fs *fs,
 		if (!g)
 			return NULL;
 		g->file = file;
+		pthread_cond_init(&g->joined, NULL);
+		pthread_cond_init(&g->landed, NULL);
 		g->next = fs->gathers;
 		fs->gathers = g;
 	}
@@ -91,6 +98,8 @@ static void gather_put(struct rfs_fs *fs, struct rfs_gather *g)
 	while (*pp != g)
 		pp = &(*pp)->next;
 	*pp = g->next;
+	pthread_cond_destroy(&g->joined);
+	pthread_cond_destroy(&g->landed);
 	free(g);
 }
 
@@ -195,20 +204,18 @@ static int fetch_batch(struct rfs_fs *fs, struct rfs_file *file,
 /* Under gather_lock: whether the leader of @g sends its batch now. */
 static bool batch_ready(struct rfs_gather *g, double *until, double deadline)
 {
-	double now = rfs_mono_now();
+	double now = rfs_mono_now(), wait = GATHER_WAIT;
+	double secs = g->file->gather_secs * GATHER_WAIT_SHARE;
 
 	if (g->n >= GATHER_MAX || (deadline && now >= deadline))
 		return true;
-	if (g->sending >= GATHER_SENDING)
-		return false;
-	if (g->n + g->on_wire >= g->peak)
-		return true; /* every reader pending lately is in */
+	if (!g->sending && g->peak <= 1)
+		return true; /* a lone reader: no one to wait for */
+	if (g->peak > 1 && g->n + g->on_wire >= g->peak)
+		return true; /* every reader pending last time is in */
 	if (!*until)
-		*until = now + GATHER_WAIT;
-	if (now < *until)
-		return false;
-	g->peak = g->n + g->on_wire; /* fewer readers now */
-	return true;
+		*until = now + (secs > 0 && secs < wait ? secs : wait);
+	return now >= *until;
 }
 
 /*
@@ -219,15 +226,16 @@ static bool batch_ready(struct rfs_gather *g, double *until, double deadline)
 static void lead(struct rfs_fs *fs, struct rfs_file *file, struct rfs_gather *g,
 		 double deadline)
 {
-	double until = 0;
+	double until = 0, t0;
 	struct gitem *head;
 	size_t n;
 	int rc;
 
 	while (!batch_ready(g, &until, deadline))
-		rfs_cond_wait_until(&fs->gather_cv, &fs->gather_lock,
-				    g->sending >= GATHER_SENDING ? deadline
-								 : until);
+		rfs_cond_wait_until(&g->joined, &fs->gather_lock, until);
+	/* what was pending when the batch went: the next one's measure,
+	 * so it grows with the readers and falls when they go */
+	g->peak = g->n + g->on_wire;
 	head = g->head;
 	n = g->n;
 	g->head = NULL;
@@ -237,17 +245,21 @@ static void lead(struct rfs_fs *fs, struct rfs_file *file, struct rfs_gather *g,
 	g->on_wire += n;
 	pthread_mutex_unlock(&fs->gather_lock);
 
+	t0 = rfs_mono_now();
 	rc = n == 1 ? read_alone(fs, file, head, deadline)
 		    : fetch_batch(fs, file, head, n, deadline);
 
 	pthread_mutex_lock(&fs->gather_lock);
+	t0 = rfs_mono_now() - t0;
+	file->gather_secs =
+		file->gather_secs > 0 ? 0.7 * file->gather_secs + 0.3 * t0 : t0;
 	g->sending--;
 	g->on_wire -= n;
 	for (; head; head = head->next) {
 		head->rc = rc;
 		head->done = true;
 	}
-	pthread_cond_broadcast(&fs->gather_cv);
+	pthread_cond_broadcast(&g->landed);
 }
 
 int rfs_gather_read(struct rfs_fs *fs, struct rfs_file *file, char *buf,
@@ -268,14 +280,12 @@ int rfs_gather_read(struct rfs_fs *fs, struct rfs_file *file, char *buf,
 	me.next = g->head;
 	g->head = &me;
 	g->n++;
-	if (g->n + g->on_wire > g->peak)
-		g->peak = g->n + g->on_wire;
 	if (g->open) {
 		/* its leader counts again; the wait is bounded by the
 		 * leader's deadline, which every fetch honours */
-		pthread_cond_broadcast(&fs->gather_cv);
+		pthread_cond_signal(&g->joined);
 		while (!me.done)
-			pthread_cond_wait(&fs->gather_cv, &fs->gather_lock);
+			pthread_cond_wait(&g->landed, &fs->gather_lock);
 	} else {
 		g->open = true;
 		lead(fs, file, g, deadline);
