@@ -116,6 +116,18 @@ def test_xrdhttp_answers_multirange_too(lake41, mount_factory):
     assert "one by one" not in m.logtext()
 
 
+def test_root_sparse_threads_read_right(lake41, mount_factory):
+    """The same sparse reads over root:// only: grouped into kXR_readv by
+    the xrootd transport, the right bytes."""
+    f = big(lake41)
+    offs = sparse_offsets(f, 8)
+    m = mount_factory(lake41, "schemes=root", "rse_expression=XRD_DISK",
+                      "block_size=%d" % BS)
+    got, errs = sparse_read(find_path(m, f), offs)
+    assert not errs, (errs[:3], m.logtext())
+    assert got == expected(f, offs)
+
+
 def test_vector_reads_no_sends_one_range_per_request(lake41, mount_factory):
     f = big(lake41)
     offs = sparse_offsets(f, 3, 64)
