@@ -556,6 +556,9 @@ class Bench:
         f = self.big
         n = 240 if self.a.quick else 480
         self.sparse_rows("sparse 4 KiB reads, 1 GiB file, loopback", f, n)
+        self.sparse_rows("sparse 4 KiB reads, 1 GiB file, root:// "
+                         "(xrootd 5.5.3), loopback", f, n, schemes="root",
+                         opts=("rse_expression=XRD_DISK",))
         px = DelayProxy(self.nginx_port, WEAK_DELAY_MS, WEAK_MBIT).start()
         real = self.nginx_port
         self.lake.admin("POST", "rse", {"rse": "NGINX_DISK",
@@ -568,7 +571,7 @@ class Bench:
                                             "ports": {"http": real}})
             px.stop()
 
-    def sparse_rows(self, sec, f, n):
+    def sparse_rows(self, sec, f, n, schemes="http", opts=()):
         rnd = random.Random(18)
         # a block of its own each, none side by side, never block 0: a
         # miss of a few pages each, not a sequential reader's
@@ -582,12 +585,12 @@ class Bench:
 
         gets = {}  # threads and options -> GETs per run
 
-        def run(threads, *opts):
+        def run(threads, *more):
             def one():
                 cache = tempfile.mkdtemp(prefix="cache-sparse-",
                                          dir=self.work)
                 m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
-                            *opts)
+                            *(opts + more), schemes=schemes)
                 try:
                     p = m.path("bench", "big_ds", f["name"])
                     os.stat(p)
@@ -596,7 +599,7 @@ class Bench:
                     if got != want:
                         raise SystemExit("bench: sparse reads got wrong "
                                          "bytes")
-                    gets.setdefault((threads,) + opts, []).append(
+                    gets.setdefault((threads,) + more, []).append(
                         nginx_gets(self.lake, f, since))
                     return len(offs) / secs
                 finally:
@@ -607,12 +610,14 @@ class Bench:
                                     "ungrouped": run(32,
                                                      "vector_reads=no")})
         base = "the same reads one by one (1 thread)"
-        row(sec, "cold: 32 threads, grouped (multi-range GETs)", "ruciofs",
+        row(sec, "cold: 32 threads, grouped (vector reads)", "ruciofs",
             r["grouped"], "/s", base, r["one"], True, ">= 3")
         row(sec, "cold: 32 threads, vector_reads=no", "ruciofs",
             r["ungrouped"], "/s", base, r["one"], True)
         row(sec, "cold: 32 threads, grouped", "ruciofs", r["grouped"], "/s",
             "32 threads, vector_reads=no", r["ungrouped"], True)
+        if schemes != "http":
+            return
         row(sec, "cold: reads per GET, 32 threads, grouped", "ruciofs",
             n / statistics.median(gets[(32,)]), "", "32 threads, "
             "vector_reads=no", n / statistics.median(
