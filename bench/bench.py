@@ -3,7 +3,7 @@
 in this run next to its baseline, medians of several runs. Talks only to
 servers it starts on 127.0.0.1. As root. Usage: bench/run.sh [--quick]
 [--only SECTION,...] (sections: cold warm random list weak rss shared
-xrootd).
+xrootd sparse).
 
 The lake is the "bench" profile (tests/servers/lakegen.py) over plain
 HTTP: a 1 GiB file, datasets of 10,000 and 2,000 small files, a 10 GiB
@@ -542,6 +542,87 @@ class Bench:
             m.umount()
             m.drop_cache()
 
+    # ---- sparse reads ----
+    def sparse(self):
+        """Small reads far apart in one open file, as a sparse reader
+        (ROOT's TTreeCache, many threads of a job) makes them: by 32
+        threads at once, which the daemon groups into multi-range GETs,
+        against the same reads one by one (one thread), each on a fresh
+        mount with an empty cache; and the 32 threads with grouping off,
+        to tell grouping from concurrency. Over loopback, then over the
+        weak link's 50 ms round trip (where a round trip, not the CPU, is
+        what a read costs)."""
+        print("sparse reads", flush=True)
+        f = self.big
+        n = 240 if self.a.quick else 480
+        self.sparse_rows("sparse 4 KiB reads, 1 GiB file, loopback", f, n)
+        self.sparse_rows("sparse 4 KiB reads, 1 GiB file, root:// "
+                         "(xrootd 5.5.3), loopback", f, n, schemes="root",
+                         opts=("rse_expression=XRD_DISK",))
+        px = DelayProxy(self.nginx_port, WEAK_DELAY_MS, WEAK_MBIT).start()
+        real = self.nginx_port
+        self.lake.admin("POST", "rse", {"rse": "NGINX_DISK",
+                                        "ports": {"http": px.port}})
+        try:
+            self.sparse_rows("sparse 4 KiB reads, 1 GiB file, weak link "
+                             "(%d ms)" % (2 * WEAK_DELAY_MS), f, n // 4)
+        finally:
+            self.lake.admin("POST", "rse", {"rse": "NGINX_DISK",
+                                            "ports": {"http": real}})
+            px.stop()
+
+    def sparse_rows(self, sec, f, n, schemes="http", opts=()):
+        rnd = random.Random(18)
+        # a block of its own each, none side by side, never block 0: a
+        # miss of a few pages each, not a sequential reader's
+        blocks = rnd.sample(range(1, f["size"] // MiB // 2), n)
+        offs = [2 * b * MiB + rnd.randrange(0, MiB // 2, 4096)
+                for b in blocks]
+        with open(f["local_path"], "rb") as fh:
+            want = {o: os.pread(fh.fileno(), 4096, o) for o in offs}
+        read_all(f["local_path"])  # the server's copy in its page cache
+        sec += ", %d reads far apart" % n
+
+        gets = {}  # threads and options -> GETs per run
+
+        def run(threads, *more):
+            def one():
+                cache = tempfile.mkdtemp(prefix="cache-sparse-",
+                                         dir=self.work)
+                m = Ruciofs(self.lake, self.work, "cache_dir=" + cache,
+                            *(opts + more), schemes=schemes)
+                try:
+                    p = m.path("bench", "big_ds", f["name"])
+                    os.stat(p)
+                    since = os.path.getsize(nginx_log(self.lake))
+                    secs, got = sparse_reads(p, offs, threads)
+                    if got != want:
+                        raise SystemExit("bench: sparse reads got wrong "
+                                         "bytes")
+                    gets.setdefault((threads,) + more, []).append(
+                        nginx_gets(self.lake, f, since))
+                    return len(offs) / secs
+                finally:
+                    m.close()
+                    subprocess.run(["rm", "-rf", cache])
+            return one
+        r = interleaved(self.runs, {"grouped": run(32), "one": run(1),
+                                    "ungrouped": run(32,
+                                                     "vector_reads=no")})
+        base = "the same reads one by one (1 thread)"
+        row(sec, "cold: 32 threads, grouped (vector reads)", "ruciofs",
+            r["grouped"], "/s", base, r["one"], True, ">= 3")
+        row(sec, "cold: 32 threads, vector_reads=no", "ruciofs",
+            r["ungrouped"], "/s", base, r["one"], True)
+        row(sec, "cold: 32 threads, grouped", "ruciofs", r["grouped"], "/s",
+            "32 threads, vector_reads=no", r["ungrouped"], True)
+        if schemes != "http":
+            return
+        row(sec, "cold: reads per GET, 32 threads, grouped", "ruciofs",
+            n / statistics.median(gets[(32,)]), "", "32 threads, "
+            "vector_reads=no", n / statistics.median(
+                gets[(32, "vector_reads=no")]), True)
+
     # ---- listings ----
     def listing(self):
         print("listings", flush=True)
@@ -994,6 +1075,47 @@ def as_caller(user, what, paths):
     return json.loads(r.stdout)
 
 
+def nginx_log(lake):
+    return os.path.join(lake.workdir, "nginx", "access.log")
+
+
+def nginx_gets(lake, f, since):
+    """GETs of @f's bytes in nginx's log after offset @since."""
+    n = 0
+    with open(nginx_log(lake)) as fh:
+        fh.seek(since)
+        for line in fh:
+            n += f["pfn_path"] in line and '"method":"GET"' in line
+    return n
+
+
+def sparse_reads(path, offsets, threads):
+    """Seconds for @threads threads sharing one fd (no kernel read-ahead)
+    to pread 4 KiB at each of @offsets, and {offset: bytes}."""
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    got = {}
+    start = threading.Barrier(threads + 1)
+
+    def work(mine):
+        start.wait()
+        for off in mine:
+            got[off] = os.pread(fd, 4096, off)
+
+    ts = [threading.Thread(target=work, args=(offsets[i::threads],))
+          for i in range(threads)]
+    try:
+        for t in ts:
+            t.start()
+        start.wait()
+        t0 = time.perf_counter()
+        for t in ts:
+            t.join()
+        return time.perf_counter() - t0, got
+    finally:
+        os.close(fd)
+
+
 def print_table(a):
     print("\nruciofs benchmark, %s, medians of %d runs; ratio > 1 means "
           "better than the baseline\n" % (
@@ -1012,7 +1134,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=0)
     ap.add_argument("--only",
-                    default="cold,warm,random,list,weak,rss,shared,xrootd")
+                    default="cold,warm,random,list,weak,rss,shared,xrootd,"
+                    "sparse")
     ap.add_argument("--workdir", default="/var/tmp/ruciofs-bench")
     a = ap.parse_args()
     a.runs = a.runs or (1 if a.quick else 3)
@@ -1024,7 +1147,8 @@ def main():
         for s in a.only.split(","):
             {"cold": b.cold, "warm": b.warm, "random": b.random_rows,
              "list": b.listing, "weak": b.weak, "rss": b.rss,
-             "shared": b.shared, "xrootd": b.xrootd}[s]()
+             "shared": b.shared, "xrootd": b.xrootd,
+             "sparse": b.sparse}[s]()
     finally:
         b.stop()
         leftover = peers.leftovers()

@@ -103,6 +103,7 @@ static const struct opt opts[] = {
 	OPT("block_size", OPT_SIZE, block_size),
 	OPT("cache", OPT_BOOL, cache),
 	OPT("readahead", OPT_BOOL, readahead),
+	OPT("vector_reads", OPT_BOOL, vector_reads),
 	OPT("passthrough", OPT_BOOL, passthrough),
 	OPT("verify", OPT_STR, verify),
 	OPT("identity", OPT_STR, identity),
@@ -144,6 +145,7 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->max_threads = 10;
 	conf->cache = true;
 	conf->readahead = true;
+	conf->vector_reads = true;
 	conf->passthrough = true;
 	conf->cache_size = 10ull << 30;
 	conf->block_size = 1 << 20;
@@ -924,6 +926,9 @@ void rfs_conf_usage(const char *progname)
 	       "network\n"
 	       "    -o readahead=no        no parallel read-ahead for "
 	       "sequential reads\n"
+	       "    -o vector_reads=no     sparse reads of a file one request "
+	       "each, never\n"
+	       "                           grouped into multi-range ones\n"
 	       "    -o passthrough=no      whole cached files too are read "
 	       "through the\n"
 	       "                           daemon, every page checked "

@@ -65,8 +65,9 @@ struct rfs_conf {
 	char *cache_dir;     /* NULL: the default for this user */
 	uint64_t cache_size; /* quota of block data */
 	uint64_t block_size;
-	bool cache;	/* false: -o cache=no, read from the network only */
-	bool readahead; /* parallel read-ahead for sequential readers */
+	bool cache;	   /* false: -o cache=no, read from the network only */
+	bool readahead;	   /* parallel read-ahead for sequential readers */
+	bool vector_reads; /* sparse misses of a file grouped in one request */
 	/* whole cached files read by the kernel from the block file */
 	bool passthrough;
 	char *verify;	    /* "complete" (default) or "always" */

@@ -6,7 +6,8 @@
  * Lock order, outermost first: an open file's pf_lock (file.h), then at
  * most one of the prefetch queue's lock, verify_lock, or the cache's
  * own (its calls take them inside). Every other core lock is a leaf:
- * table_lock, inflight_lock, stats_lock, open_lock, verify_lock, a
+ * table_lock, inflight_lock, gather_lock, stats_lock, open_lock,
+ * verify_lock, a
  * verifier's lock, the prefetch queue's lock. No core lock is held
  * across a network wait or a FUSE reply; only pf_lock is held across
  * cache reads (LMDB read transactions, never a write).
@@ -53,6 +54,11 @@ struct rfs_fs {
 	pthread_mutex_t inflight_lock;
 	pthread_cond_t inflight_cv;
 	struct rfs_inflight *inflight;
+
+	/* sparse misses being grouped into vector reads (gather.c), per
+	 * open file; gather_lock is a leaf, never held across a fetch */
+	pthread_mutex_t gather_lock;
+	struct rfs_gather *gathers;
 
 	/* counters for status: bytes from the network, per-endpoint
 	 * errors; stats_lock is a leaf lock */

@@ -49,6 +49,9 @@ struct rfs_file {
 	uint64_t pf_ahead;     /* the last block queued ahead */
 	uint64_t pf_little[4]; /* blocks read in part at random, plus one */
 	unsigned pf_nlittle;
+	/* seconds its grouped small reads took lately (gather.c), under
+	 * fs->gather_lock; 0: none yet */
+	double gather_secs;
 };
 
 /* A file as the read path wants it, for a DID from a /files listing,

@@ -117,6 +117,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_cond_init(&fs->list_cv, NULL);
 	pthread_mutex_init(&fs->inflight_lock, NULL);
 	pthread_cond_init(&fs->inflight_cv, NULL);
+	pthread_mutex_init(&fs->gather_lock, NULL);
 	pthread_mutex_init(&fs->stats_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->verify_lock, NULL);
@@ -178,6 +179,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	rfs_catalog_free(fs->cat);
 	pthread_cond_destroy(&fs->inflight_cv);
 	pthread_mutex_destroy(&fs->inflight_lock);
+	pthread_mutex_destroy(&fs->gather_lock);
 	pthread_mutex_destroy(&fs->stats_lock);
 	pthread_mutex_destroy(&fs->open_lock);
 	pthread_mutex_destroy(&fs->verify_lock);

@@ -13,6 +13,7 @@
 
 #include "core/core.h"
 #include "core/file.h"
+#include "core/gather.h"
 #include "core/prefetch.h"
 #include "core/readpath.h"
 #include "core/replicas.h"
@@ -414,23 +415,21 @@ static int get_little(struct rfs_fs *fs, struct rfs_file *file, uint64_t pos,
 		      size_t n, size_t blen, char *out, char *tmp,
 		      double deadline)
 {
-	struct rfs_how how = { .pick = RFS_PICK_BEST, .deadline = deadline };
 	struct rfs_target *f = &file->t;
 	uint64_t bs = fs->bs, idx = pos / bs;
 	uint64_t from = pos / PAGE * PAGE, end = idx * bs + blen;
 	uint64_t to = (pos + n + PAGE - 1) / PAGE * PAGE;
-	struct iovec iov;
-	ssize_t got;
+	int rc;
 
 	if (n * 2 > blen || idx == 0 || known(fs, f, idx) ||
 	    known(fs, f, idx - 1) || !rfs_prefetch_wants_little(file, idx))
 		return 1;
 	to = to < end ? to : end;
-	iov.iov_base = tmp;
-	iov.iov_len = (size_t)(to - from);
-	got = rfs_replicas_readv(fs, f, &iov, 1, from, &how, NULL);
-	if (got != (ssize_t)iov.iov_len)
-		return got < 0 ? (int)got : -EIO;
+	/* with other such misses of the file, in one vector read */
+	rc = rfs_gather_read(fs, file, tmp, from, (size_t)(to - from),
+			     deadline);
+	if (rc)
+		return rc;
 	memcpy(out, tmp + (pos - from), n);
 	return 0;
 }

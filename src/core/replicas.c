@@ -591,10 +591,19 @@ static bool fast_enough(void *arg, uint64_t got, double secs)
  * one may take half of what is left of the read's time at most: a replica
  * slower than that is left for a faster one before the read's deadline.
  */
+/* What one attempt reads: a range into @iov, or the segments @segs. */
+struct ask {
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	const struct rfs_tseg *segs; /* a vector read when not NULL */
+	size_t nsegs;
+	size_t size; /* the bytes of either */
+};
+
 static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
-			  size_t i, const struct iovec *iov, int iovcnt,
-			  size_t size, uint64_t off, bool last, double deadline,
-			  struct rfs_xfer_note *note)
+			  size_t i, const struct ask *a, bool last,
+			  double deadline, struct rfs_xfer_note *note)
 {
 	struct rfs_source *s = &f->reps->src[i];
 	double t0 = rfs_mono_now();
@@ -608,15 +617,21 @@ static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
 	note->deadline =
 		deadline && !last ? t0 + (deadline - t0) / 2 : deadline;
 	got = handle_of(fs, f, i, &h);
-	if (!got)
-		got = rfs_transport_preadv(h, iov, iovcnt, off, f->reps->size,
-					   note);
-
+	if (!got && a->segs)
+		got = rfs_transport_readv(h, a->segs, a->nsegs, f->reps->size,
+					  note);
+	else if (!got)
+		got = rfs_transport_preadv(h, a->iov, a->iovcnt, a->off,
+					   f->reps->size, note);
+	if (got == -EOPNOTSUPP) { /* says nothing of the endpoint */
+		__atomic_store_n(&s->no_vector, true, __ATOMIC_RELAXED);
+		return got;
+	}
 	rfs_fs_count(fs, endpoint_key(s, key, sizeof(key)),
 		     got > 0 ? (uint64_t)got : 0,
-		     got == (ssize_t)size ? 0
-		     : got < 0		  ? (int)got
-					  : -EIO,
+		     got == (ssize_t)a->size ? 0
+		     : got < 0		     ? (int)got
+					     : -EIO,
 		     rfs_mono_now() - t0);
 	return got;
 }
@@ -639,13 +654,27 @@ static struct ranked *try_order(struct rfs_fs *fs, const struct rfs_target *f,
 	return order;
 }
 
-ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
-			   const struct iovec *iov, int iovcnt, uint64_t off,
-			   const struct rfs_how *how,
-			   const struct rfs_source **served)
+static bool source_vector(const struct rfs_source *s)
+{
+	return (s->tp->ops->caps & RFS_TP_VECTOR) && !s->no_multirange &&
+	       !__atomic_load_n(&s->no_vector, __ATOMIC_RELAXED);
+}
+
+bool rfs_replicas_can_vector(const struct rfs_replicas *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (source_vector(&r->src[i]))
+			return true;
+	return false;
+}
+
+/* @a from @f's replicas in turn, until one answers it right. */
+static ssize_t read_from(struct rfs_fs *fs, struct rfs_target *f,
+			 const struct ask *a, const struct rfs_how *how,
+			 const struct rfs_source **served)
 {
 	struct rfs_replicas *r = f->reps;
-	size_t size = rfs_iov_len(iov, iovcnt), n = 0, i;
+	size_t size = a->size, n = 0, i;
 	struct ranked *order = NULL;
 	char why[2048] = "";
 	struct rfs_xfer_note note = { 0 };
@@ -668,9 +697,16 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 
 		if (how->deadline && rfs_mono_now() >= how->deadline)
 			break;
+		/* its turn, and it cannot: the caller goes one by one */
+		if (a->segs && !source_vector(s)) {
+			got = -EOPNOTSUPP;
+			break;
+		}
 		t0 = rfs_mono_now();
-		got = try_source(fs, f, order[i].idx, iov, iovcnt, size, off,
-				 i + 1 == n, how->deadline, &note);
+		got = try_source(fs, f, order[i].idx, a, i + 1 == n,
+				 how->deadline, &note);
+		if (got == -EOPNOTSUPP && a->segs)
+			break;
 		if (got == (ssize_t)size) {
 			__atomic_store_n(&r->preferred, order[i].idx,
 					 __ATOMIC_RELAXED);
@@ -683,6 +719,10 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 		refused &= got == -EACCES;
 		got = -EIO;
 	}
+	if (got == -EOPNOTSUPP && a->segs) {
+		free(order);
+		return got;
+	}
 	if (got < 0 && (i < n || note.past_deadline)) {
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
 			 "%sread_timeout (%.0f s) reached", why[0] ? "; " : "",
@@ -693,8 +733,33 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 	}
 	free(order);
 	if (got < 0 || why[0])
-		log_outcome(&f->did, off, size, n, got < 0, why);
+		log_outcome(&f->did, a->segs ? a->segs[0].off : a->off, size, n,
+			    got < 0, why);
 	return got;
+}
+
+ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   const struct rfs_how *how,
+			   const struct rfs_source **served)
+{
+	struct ask a = { .iov = iov,
+			 .iovcnt = iovcnt,
+			 .off = off,
+			 .size = rfs_iov_len(iov, iovcnt) };
+
+	return read_from(fs, f, &a, how, served);
+}
+
+ssize_t rfs_replicas_read_segs(struct rfs_fs *fs, struct rfs_target *f,
+			       const struct rfs_tseg *segs, size_t n,
+			       const struct rfs_how *how)
+{
+	struct ask a = { .segs = segs, .nsegs = n };
+
+	for (size_t i = 0; i < n; i++)
+		a.size += segs[i].len;
+	return read_from(fs, f, &a, how, NULL);
 }
 
 int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t)

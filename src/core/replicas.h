@@ -17,6 +17,7 @@ struct rfs_fs;
 struct rfs_handles;
 struct rfs_target;
 struct rfs_transport;
+struct rfs_tseg;
 
 /*
  * Who fetches, and so how the first replica is picked: the fastest for a
@@ -44,8 +45,11 @@ struct rfs_source {
 	char *rse;
 	struct rfs_transport *tp;
 	/* the RSE asks for one range per request (Rucio's
-	 * simulate_multirange): for vector reads */
+	 * simulate_multirange): no vector read ever goes to it */
 	bool no_multirange;
+	/* atomic: its server answered a vector read otherwise than asked
+	 * (the whole file, one range): its ranges go one by one */
+	bool no_vector;
 };
 
 /*
@@ -88,6 +92,21 @@ ssize_t rfs_replicas_readv(struct rfs_fs *fs, struct rfs_target *f,
 			   const struct iovec *iov, int iovcnt, uint64_t off,
 			   const struct rfs_how *how,
 			   const struct rfs_source **served);
+/*
+ * Whether some replica of @r takes vector reads: its transport can, its
+ * RSE does not say simulate_multirange, its server did not refuse one.
+ */
+bool rfs_replicas_can_vector(const struct rfs_replicas *r);
+/*
+ * The @n segments of @segs (sorted, not overlapping, within the file)
+ * of @f in one vector read (the transport splits what one request cannot
+ * hold), from its replicas in the order @how and their health say, as
+ * rfs_replicas_readv. -EOPNOTSUPP when the replica whose turn it is
+ * cannot take vector reads: the caller reads the segments one by one.
+ */
+ssize_t rfs_replicas_read_segs(struct rfs_fs *fs, struct rfs_target *f,
+			       const struct rfs_tseg *segs, size_t n,
+			       const struct rfs_how *how);
 /* The URLs in try order, one per line. */
 int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
 

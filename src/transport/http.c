@@ -5,6 +5,14 @@
  * wrong bodies, so nothing the server says is trusted unless it matches
  * the request exactly (status, Content-Range, length).
  *
+ * Vector reads are one GET with several closed ranges, answered as
+ * multipart/byteranges (multipart.c checks every part against what was
+ * asked). A server that answers such a request with the whole file (200)
+ * or with one range is marked: vector reads of that endpoint then fail
+ * at once with -EOPNOTSUPP and the read path reads the ranges one by one.
+ * Serving from a whole-file answer was not chosen: its size is the
+ * file's, not the ranges', and a 200 says the server ignores ranges.
+ *
  * Redirects (dCache doors, EOS head nodes) are followed here, not by
  * curl: each hop's host is checked against the connection policy
  * (util/net.h) before any connection, each address before connect(),
@@ -18,6 +26,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "conf/conf.h"
+#include "transport/multipart.h"
 #include "transport/transport.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -35,16 +45,29 @@
 #include "util/str.h"
 #include "util/banned.h"
 
+/* Endpoints remembered as answering multi-range requests wrongly. */
+#define NO_VECTOR_MAX 32
+#define ORIGIN_MAX 264
+
 struct http_transport {
 	struct rfs_transport base;
 	struct rfs_http *http;
 	struct rfs_netpol pol;
+	/* lock guards no_vector[], a leaf never held across a request */
+	pthread_mutex_t lock;
+	char no_vector[NO_VECTOR_MAX][ORIGIN_MAX];
+	unsigned nno_vector; /* entries used; a ring once full */
 };
 
 #define MAX_REDIRECTS 5
 #define URL_MAX 8192
 /* the body of a redirect or an error is read and dropped up to this */
 #define JUNK_MAX (64 << 10)
+/* ranges per request (XrdHttp caps them at 1024, a readv), and the
+ * longest Range value sent: nginx, Apache and Jetty refuse a header line
+ * past 8 KiB by default */
+#define VEC_RANGES_MAX 1024
+#define VEC_RANGE_BYTES 4096
 
 /* Where the body goes: exactly @want bytes into the caller's buffers. */
 struct sink {
@@ -65,6 +88,16 @@ struct sink {
 	bool judged; /* the status was looked at */
 	bool junk;   /* not 200/206: the body is dropped */
 	size_t junk_len;
+	/* a vector read: the answer goes through the multipart parser */
+	bool vec;
+	const struct rfs_tseg *segs;
+	size_t nsegs;
+	uint64_t file_size;
+	const struct rfs_http_hdr *ctype; /* the answer's Content-Type */
+	struct rfs_multipart mp;
+	bool mp_ready;
+	bool refused; /* not multipart: the whole file, or one range */
+	bool bad;     /* the parser refused the body */
 };
 
 static int progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
@@ -106,6 +139,32 @@ static bool junk_body(struct sink *s)
 	return s->junk;
 }
 
+/*
+ * A vector read's body: multipart/byteranges into the segments, or, if
+ * the server answered otherwise, the transfer stopped at once.
+ */
+static size_t vec_cb(struct sink *s, const char *p, size_t n)
+{
+	long status = 0;
+
+	if (!s->mp_ready) {
+		curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+		if (status != 206 || !s->ctype->seen ||
+		    rfs_mp_init(&s->mp, s->ctype->value, s->segs, s->nsegs,
+				s->file_size)) {
+			s->refused = true;
+			return 0;
+		}
+		s->mp_ready = true;
+	}
+	if (rfs_mp_feed(&s->mp, p, n)) {
+		s->bad = true;
+		return 0;
+	}
+	s->got += n;
+	return n;
+}
+
 static size_t sink_cb(char *p, size_t size, size_t nmemb, void *userdata)
 {
 	struct sink *s = userdata;
@@ -115,6 +174,8 @@ static size_t sink_cb(char *p, size_t size, size_t nmemb, void *userdata)
 		s->junk_len += n;
 		return s->junk_len > JUNK_MAX ? 0 : n;
 	}
+	if (s->vec)
+		return vec_cb(s, p, n);
 	if (n > s->want - s->got) {
 		s->overflow = true;
 		return 0; /* aborts the transfer: the server sent too much */
@@ -146,6 +207,9 @@ static void sink_restart(struct sink *s)
 	s->cur = 0;
 	s->used = s->got = s->junk_len = 0;
 	s->overflow = s->too_slow = s->judged = s->junk = false;
+	if (s->mp_ready)
+		rfs_mp_release(&s->mp);
+	s->mp_ready = s->refused = s->bad = false;
 }
 
 static int http_open(struct rfs_transport **out, const struct rfs_conf *conf)
@@ -164,6 +228,7 @@ static int http_open(struct rfs_transport **out, const struct rfs_conf *conf)
 	if (!t)
 		return -ENOMEM;
 	t->base.ops = &rfs_http_transport_ops;
+	pthread_mutex_init(&t->lock, NULL);
 	/* checked by rfs_conf_validate already */
 	rc = rfs_netpol_init(&t->pol, conf->storage_hosts.v, conf->deny_nets.v,
 			     err, sizeof(err));
@@ -187,6 +252,7 @@ static void http_close(struct rfs_transport *base)
 
 	rfs_http_free(t->http);
 	rfs_netpol_release(&t->pol);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
@@ -233,15 +299,37 @@ static int check_answer(long status, const struct rfs_http_hdr *cr,
 	return s->got == s->want ? 0 : -EPIPE;
 }
 
-static int set_headers(struct curl_slist **l, uint64_t off, size_t len,
+/*
+ * A vector read's answer: every asked range came in a multipart body. A
+ * 200 (the whole file) or a single range is a server that does not do
+ * what was asked: -EOPNOTSUPP.
+ */
+static int check_vec_answer(long status, const struct sink *s)
+{
+	if (status == 200 || s->refused)
+		return -EOPNOTSUPP;
+	if (status != 206)
+		return status >= 400 ? rfs_errno_from_http(status) : -EIO;
+	if (!s->mp_ready) /* no body at all */
+		return s->ctype->seen && !strncasecmp(s->ctype->value,
+						      "multipart/", 10)
+			       ? -EBADMSG
+			       : -EOPNOTSUPP;
+	return rfs_mp_finish(&s->mp);
+}
+
+/* @range: "bytes=..." */
+static int set_headers(struct curl_slist **l, const char *range,
 		       const char *bearer)
 {
-	char range[64];
 	struct curl_slist *nl;
+	char *line = malloc(strlen(range) + 8);
 
-	snprintf(range, sizeof(range), "Range: bytes=%llu-%llu",
-		 (unsigned long long)off, (unsigned long long)(off + len - 1));
-	*l = curl_slist_append(NULL, range);
+	if (!line)
+		return -ENOMEM;
+	snprintf(line, strlen(range) + 8, "Range: %s", range);
+	*l = curl_slist_append(NULL, line);
+	free(line);
 	if (*l && bearer) {
 		/* built in place so the token is wiped, never logged */
 		size_t n = strlen(bearer) + 32;
@@ -410,8 +498,10 @@ static int do_get(struct http_transport *t, struct hop *hop,
 	if (rc && hop->refused && !hop->opened)
 		return -EPERM;
 	hop->why[0] = '\0';
-	if (rc == CURLE_WRITE_ERROR && s->overflow)
+	if (rc == CURLE_WRITE_ERROR && (s->overflow || s->bad))
 		return -EBADMSG;
+	if (rc == CURLE_WRITE_ERROR && s->refused)
+		return -EOPNOTSUPP;
 	if (rc == CURLE_ABORTED_BY_CALLBACK && s->too_slow)
 		return -ETIMEDOUT;
 	if (s->deadline &&
@@ -429,8 +519,7 @@ struct xfer {
 	const struct rfs_who *who;
 	char *bearer; /* asked of @who once a hop may carry it */
 	bool asked;
-	uint64_t off;
-	size_t len;
+	const char *range; /* "bytes=a-b[,c-d...]" */
 	struct sink *s;
 	struct rfs_http_hdrs *hdrs;
 	char origin[300]; /* the replica's own host */
@@ -461,8 +550,7 @@ static int one_hop(struct xfer *x, const char *url, int n, long *status,
 		rc = x->who->bearer(x->who->arg, &x->bearer);
 	}
 	if (!rc)
-		rc = set_headers(&headers, x->off, x->len,
-				 token ? x->bearer : NULL);
+		rc = set_headers(&headers, x->range, token ? x->bearer : NULL);
 	sink_restart(x->s);
 	if (!rc)
 		rc = do_get(x->t, &hop, headers, x->s, x->hdrs, status, next);
@@ -473,37 +561,15 @@ static int one_hop(struct xfer *x, const char *url, int n, long *status,
 	return rc;
 }
 
-static ssize_t http_preadv(struct rfs_transport *base, struct rfs_tfile *f,
-			   const struct iovec *iov, int iovcnt, uint64_t off,
-			   uint64_t file_size, struct rfs_xfer_note *note)
+/* Follows @url hop by hop; the last answer's status in *@status. */
+static int transfer(struct xfer *x, const char *url, long *status)
 {
-	struct rfs_http_hdr cr = { .name = "Content-Range" };
-	struct rfs_http_hdrs hdrs = { &cr, 1 };
-	struct sink s = { .iov = iov,
-			  .iovcnt = iovcnt,
-			  .go_on = note->go_on,
-			  .go_on_arg = note->go_on_arg,
-			  .deadline = note->deadline };
-	struct xfer x = { .t = (struct http_transport *)base,
-			  .who = f->who,
-			  .off = off,
-			  .len = rfs_iov_len(iov, iovcnt),
-			  .s = &s,
-			  .hdrs = &hdrs,
-			  .note = note };
 	char cur[URL_MAX], next[URL_MAX];
-	long status = 0;
-	int rc, n;
+	struct rfs_xfer_note *note = x->note;
+	int rc = real_url(url, cur, sizeof(cur));
 
-	note->target[0] = note->why[0] = '\0';
-	note->got = 0;
-	note->past_deadline = note->given_up = false;
-	if (x.len == 0)
-		return 0;
-	s.want = x.len;
-	rc = real_url(f->url, cur, sizeof(cur));
-	for (n = 0; !rc; n++) {
-		rc = one_hop(&x, cur, n, &status, next);
+	for (int n = 0; !rc; n++) {
+		rc = one_hop(x, cur, n, status, next);
 		if (rc || !next[0])
 			break;
 		rfs_url_for_log(note->target, sizeof(note->target), next);
@@ -514,16 +580,196 @@ static ssize_t http_preadv(struct rfs_transport *base, struct rfs_tfile *f,
 		}
 		memcpy(cur, next, strlen(next) + 1);
 	}
+	return rc;
+}
+
+/* What the note says of a transfer's end; the token is wiped. */
+static void transfer_done(struct xfer *x)
+{
+	x->note->got += x->s->got;
+	x->note->past_deadline = x->s->past_deadline;
+	x->note->given_up = x->s->too_slow;
+	if (x->bearer) {
+		rfs_wipe(x->bearer, strlen(x->bearer));
+		free(x->bearer);
+		x->bearer = NULL;
+	}
+}
+
+static void note_reset(struct rfs_xfer_note *note)
+{
+	note->target[0] = note->why[0] = '\0';
+	note->got = 0;
+	note->past_deadline = note->given_up = false;
+}
+
+/* One closed range GET into @iov; @note is added to. */
+static ssize_t pread_one(struct http_transport *t, struct rfs_tfile *f,
+			 const struct iovec *iov, int iovcnt, uint64_t off,
+			 uint64_t file_size, struct rfs_xfer_note *note)
+{
+	struct rfs_http_hdr cr = { .name = "Content-Range" };
+	struct rfs_http_hdrs hdrs = { &cr, 1 };
+	struct sink s = { .iov = iov,
+			  .iovcnt = iovcnt,
+			  .go_on = note->go_on,
+			  .go_on_arg = note->go_on_arg,
+			  .deadline = note->deadline };
+	struct xfer x = {
+		.t = t, .who = f->who, .s = &s, .hdrs = &hdrs, .note = note
+	};
+	size_t len = rfs_iov_len(iov, iovcnt);
+	char range[64];
+	long status = 0;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	snprintf(range, sizeof(range), "bytes=%llu-%llu",
+		 (unsigned long long)off, (unsigned long long)(off + len - 1));
+	x.range = range;
+	s.want = len;
+	rc = transfer(&x, f->url, &status);
 	if (!rc)
 		rc = check_answer(status, &cr, &s, off, file_size);
-	note->got = s.got;
-	note->past_deadline = s.past_deadline;
-	note->given_up = s.too_slow;
-	if (x.bearer) {
-		rfs_wipe(x.bearer, strlen(x.bearer));
-		free(x.bearer);
+	transfer_done(&x);
+	return rc ? rc : (ssize_t)len;
+}
+
+static ssize_t http_preadv(struct rfs_transport *base, struct rfs_tfile *f,
+			   const struct iovec *iov, int iovcnt, uint64_t off,
+			   uint64_t file_size, struct rfs_xfer_note *note)
+{
+	note_reset(note);
+	return pread_one((struct http_transport *)base, f, iov, iovcnt, off,
+			 file_size, note);
+}
+
+/* "scheme://host:port" of @url, what multi-range answers are kept by. */
+static void origin_of(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://");
+	size_t n =
+		p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/?#") : strlen(url);
+
+	snprintf(out, outlen, "%.*s", (int)n, url);
+}
+
+static bool vector_refused(struct http_transport *t, const char *origin)
+{
+	bool yes = false;
+
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < t->nno_vector && i < NO_VECTOR_MAX && !yes;
+	     i++)
+		yes = !strcmp(t->no_vector[i], origin);
+	pthread_mutex_unlock(&t->lock);
+	return yes;
+}
+
+static void refuse_vector(struct http_transport *t, const char *origin)
+{
+	if (vector_refused(t, origin))
+		return;
+	pthread_mutex_lock(&t->lock);
+	snprintf(t->no_vector[t->nno_vector++ % NO_VECTOR_MAX], ORIGIN_MAX,
+		 "%s", origin);
+	pthread_mutex_unlock(&t->lock);
+	rfs_log_limited(LOG_NOTICE, origin,
+			"%s answers multi-range requests with other than "
+			"multipart/byteranges: its ranges are read one by one",
+			origin);
+}
+
+/*
+ * How many of the @n segments of @segs go into one request, and their
+ * Range value into @range: at most VEC_RANGES_MAX ranges and
+ * VEC_RANGE_BYTES bytes of header.
+ */
+static size_t vec_chunk(const struct rfs_tseg *segs, size_t n, char *range,
+			size_t rlen)
+{
+	size_t k = 0, used = (size_t)snprintf(range, rlen, "bytes=");
+
+	for (; k < n && k < VEC_RANGES_MAX; k++) {
+		char one[48];
+		int w = snprintf(
+			one, sizeof(one), "%s%llu-%llu", k ? "," : "",
+			(unsigned long long)segs[k].off,
+			(unsigned long long)(segs[k].off + segs[k].len - 1));
+
+		if (used + (size_t)w >= rlen)
+			break;
+		memcpy(range + used, one, (size_t)w + 1);
+		used += (size_t)w;
 	}
-	return rc ? rc : (ssize_t)x.len;
+	return k;
+}
+
+/* One multi-range GET of the @n segments of @segs (n >= 2). */
+static int readv_one(struct http_transport *t, struct rfs_tfile *f,
+		     const struct rfs_tseg *segs, size_t n, const char *range,
+		     uint64_t file_size, struct rfs_xfer_note *note)
+{
+	struct rfs_http_hdr h[1] = { { .name = "Content-Type" } };
+	struct rfs_http_hdrs hdrs = { h, 1 };
+	struct sink s = { .go_on = note->go_on,
+			  .go_on_arg = note->go_on_arg,
+			  .deadline = note->deadline,
+			  .vec = true,
+			  .segs = segs,
+			  .nsegs = n,
+			  .file_size = file_size,
+			  .ctype = &h[0] };
+	struct xfer x = { .t = t,
+			  .who = f->who,
+			  .range = range,
+			  .s = &s,
+			  .hdrs = &hdrs,
+			  .note = note };
+	long status = 0;
+	int rc = transfer(&x, f->url, &status);
+
+	if (!rc)
+		rc = check_vec_answer(status, &s);
+	if (s.mp_ready)
+		rfs_mp_release(&s.mp);
+	transfer_done(&x);
+	return rc;
+}
+
+static ssize_t http_readv(struct rfs_transport *base, struct rfs_tfile *f,
+			  const struct rfs_tseg *segs, size_t n,
+			  uint64_t file_size, struct rfs_xfer_note *note)
+{
+	struct http_transport *t = (struct http_transport *)base;
+	char origin[ORIGIN_MAX], range[VEC_RANGE_BYTES];
+	ssize_t total = 0;
+	int rc = 0;
+
+	note_reset(note);
+	origin_of(f->url, origin, sizeof(origin));
+	if (n > 1 && vector_refused(t, origin))
+		return -EOPNOTSUPP;
+	for (size_t i = 0; i < n && !rc;) {
+		size_t k = vec_chunk(segs + i, n - i, range, sizeof(range));
+		struct iovec iov = { segs[i].buf, segs[i].len };
+		ssize_t got = 0;
+
+		if (k == 1) /* a plain range: nothing to group */
+			got = pread_one(t, f, &iov, 1, segs[i].off, file_size,
+					note);
+		else
+			rc = readv_one(t, f, segs + i, k, range, file_size,
+				       note);
+		for (size_t j = i; !rc && got >= 0 && j < i + k; j++)
+			total += (ssize_t)segs[j].len;
+		rc = got < 0 ? (int)got : rc;
+		i += k;
+	}
+	if (rc == -EOPNOTSUPP)
+		refuse_vector(t, origin);
+	return rc ? rc : total;
 }
 
 static const char *const http_schemes[] = { "https", "davs", "http", "dav",
@@ -538,12 +784,13 @@ static int http_normalize(struct rfs_buf *out, const char *pfn)
 const struct rfs_transport_ops rfs_http_transport_ops = {
 	.name = "http",
 	.schemes = http_schemes,
-	.caps = RFS_TP_TLS,
+	.caps = RFS_TP_TLS | RFS_TP_VECTOR,
 	.global_init = rfs_http_global_init,
 	.global_cleanup = rfs_http_global_cleanup,
 	.version = rfs_http_version,
 	.open = http_open,
 	.normalize = http_normalize,
 	.preadv = http_preadv,
+	.readv = http_readv,
 	.close = http_close,
 };

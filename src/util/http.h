@@ -8,6 +8,8 @@
 #ifndef RFS_UTIL_HTTP_H
 #define RFS_UTIL_HTTP_H
 
+#include <stdint.h>
+
 #include "util/buf.h"
 
 struct rfs_http_opts {
@@ -35,5 +37,13 @@ void rfs_http_free(struct rfs_http *http);
  */
 int rfs_http_fetch(struct rfs_http *http, const char *url, struct rfs_buf *out,
 		   long *status);
+
+/*
+ * "bytes 0-9/21" -> 0, 9, 21; "bytes 0-9/\*" gives *total = UINT64_MAX.
+ * Rejects anything else (including "bytes 15--1/21" from XrdHttp 5.5).
+ * (Here, not in http_client.h: the multipart parser needs no curl.)
+ */
+int rfs_http_parse_content_range(const char *v, uint64_t *start, uint64_t *end,
+				 uint64_t *total);
 
 #endif

@@ -67,11 +67,4 @@ size_t rfs_http_buf_cb(char *p, size_t size, size_t nmemb, void *userdata);
 int rfs_http_header_value(const char *line, size_t len, const char *name,
 			  char *out, size_t outlen);
 
-/*
- * "bytes 0-9/21" -> 0, 9, 21; "bytes 0-9/\*" gives *total = UINT64_MAX.
- * Rejects anything else (including "bytes 15--1/21" from XrdHttp 5.5).
- */
-int rfs_http_parse_content_range(const char *v, uint64_t *start, uint64_t *end,
-				 uint64_t *total);
-
 #endif

@@ -70,6 +70,16 @@ Fault modes (parameters in the same JSON object):
     redirect {location, status=302}  Location with "{path}" replaced by the
                             original (still encoded) path and "{query}" by the
                             query string (without '?')
+    multipart {lie=none}    a Range of several closed ranges is answered 206
+                            multipart/byteranges (nginx's layout; without this
+                            fault such a Range is ignored: 200). lie: none
+                            (right), shift (the first part's range and bytes
+                            one byte on), drop (the last part left out), dup
+                            (the first part again instead of the last), extra
+                            (junk after the closing delimiter), short (the body
+                            cut 10 bytes before its end, then close), single
+                            (only the first range, as a plain 206). A single
+                            range is answered as without faults
     drop                    close the connection without answering
     delay {seconds=5}       wait (stops early if the client leaves), then the
                             normal answer
@@ -98,7 +108,9 @@ import httpbase  # noqa: E402
 from httpbase import STOP, ClientGone  # noqa: E402
 
 MODES = ("wrongbytes", "adler_keep", "trickle", "stall", "short", "long", "bad_range", "status",
-         "redirect", "drop", "delay", "none")
+         "redirect", "drop", "delay", "none", "multipart")
+LIES = ("none", "shift", "drop", "dup", "extra", "short", "single")
+MULTIPART_MAX = 64 * 1024 * 1024  # bytes of a multipart body built in memory
 CHUNK = 256 * 1024
 MAX_BODY = 1024 * 1024          # admin request bodies
 MAX_LOG = 200000                # request log entries kept
@@ -214,6 +226,10 @@ def check_fault(spec):
         out["status"] = _num(spec, "status", 302, minimum=300)
     elif mode == "delay":
         out["seconds"] = _num(spec, "seconds", 5, float)
+    elif mode == "multipart":
+        out["lie"] = spec.get("lie", "none")
+        if out["lie"] not in LIES:
+            raise ValueError("lie must be one of %s" % ", ".join(LIES))
     return out
 
 
@@ -279,6 +295,49 @@ def parse_range(header, size):
     if start >= size or start > end:
         return "416"
     return (start, min(end, size - 1))
+
+
+def parse_ranges(header, size):
+    """[(start, end), ...] for a Range of two or more closed ranges within
+    the file, else None."""
+    if header is None or not header.strip().lower().startswith("bytes="):
+        return None
+    out = []
+    for one in header.strip()[6:].split(","):
+        m = re.fullmatch(r"\s*(\d+)-(\d+)\s*", one)
+        if not m:
+            return None
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > b or b >= size:
+            return None
+        out.append((a, b))
+    return out if len(out) > 1 else None
+
+
+def multipart_body(local, size, ranges, lie, boundary="00000000000000000042"):
+    """The multipart/byteranges body for @ranges, lying as @lie says."""
+    parts = list(ranges)
+    if lie == "shift":
+        a, b = parts[0]
+        parts[0] = (a + 1, b + 1) if b + 1 < size else (a - 1, b - 1)
+    elif lie == "drop":
+        parts = parts[:-1]
+    elif lie == "dup":
+        parts = parts[:-1] + [parts[0]]
+    out = []
+    with open(local, "rb") as f:
+        for a, b in parts:
+            f.seek(a)
+            out.append(b"\r\n--%s\r\nContent-Type: application/octet-stream\r\n"
+                       b"Content-Range: bytes %d-%d/%d\r\n\r\n" % (boundary.encode(), a, b, size))
+            out.append(f.read(b - a + 1))
+    out.append(b"\r\n--%s--\r\n" % boundary.encode())
+    if lie == "extra":
+        out.append(b"junk")
+    body = b"".join(out)
+    if len(body) > MULTIPART_MAX:
+        raise ClientGone()
+    return body
 
 
 def adler_patch(path, at, size):
@@ -458,6 +517,11 @@ class Handler(httpbase.Handler):
             rec["status"] = 416
             self._simple(416, "<html><body>416</body></html>\n", [("Content-Range", "bytes */%d" % size)])
             return
+        if mode == "multipart" and rng is None:
+            ranges = parse_ranges(self.headers.get("Range"), size)
+            if ranges:
+                self._multipart(rec, fault, local, size, ranges, common)
+                return
         status, start, end = (200, 0, size - 1) if rng is None else (206, rng[0], rng[1])
         if mode == "bad_range":
             if status == 206:
@@ -505,6 +569,28 @@ class Handler(httpbase.Handler):
         else:
             for data in body:
                 self._write(rec, data)
+
+    def _multipart(self, rec, fault, local, size, ranges, common):
+        lie = fault["lie"]
+        rec["status"] = 206
+        if lie == "single":
+            a, b = ranges[0]
+            self._head(206, common + [("Content-Range", "bytes %d-%d/%d" % (a, b, size))], b - a + 1)
+            if self.command != "HEAD":
+                self._write(rec, b"".join(file_chunks(local, a, b)))
+            return
+        body = multipart_body(local, size, ranges, lie)
+        hdrs = [(k, v) for k, v in common if k != "Content-Type"]
+        hdrs.append(("Content-Type", "multipart/byteranges; boundary=00000000000000000042"))
+        self._head(206, hdrs, len(body))
+        if self.command == "HEAD":
+            return
+        if lie == "short":
+            self.close_connection = True
+            self._write(rec, body[:-10])
+            self._abort()
+            return
+        self._write(rec, body)
 
     def _send_upto(self, rec, body, limit):
         for data in body:
