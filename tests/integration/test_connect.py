@@ -18,6 +18,7 @@ import json
 import os
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -57,19 +58,26 @@ def nginx_mark(lake):
     return os.path.getsize(nginx_log(lake))
 
 
-def nginx_entries(lake, port, pfn_path, since=0):
-    """nginx's access-log entries of @pfn_path on listener @port."""
-    out = []
-    with open(nginx_log(lake)) as fh:
-        fh.seek(since)
-        for line in fh:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("port") == port and pfn_path in (e.get("uri") or ""):
-                out.append(e)
-    return out
+def nginx_entries(lake, port, pfn_path, since=0, wait=False):
+    """nginx's access-log entries of @pfn_path on listener @port. nginx
+    logs a request after its last byte is sent, so a client can have
+    the bytes first: @wait polls (5 s at most) until there is one."""
+    end = time.monotonic() + (5 if wait else 0)
+    while True:
+        out = []
+        with open(nginx_log(lake)) as fh:
+            fh.seek(since)
+            for line in fh:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("port") == port and \
+                        pfn_path in (e.get("uri") or ""):
+                    out.append(e)
+        if out or time.monotonic() >= end:
+            return out
+        time.sleep(0.05)
 
 
 def oidc_mount(lake, mount_factory, tmp_path, *opts):
@@ -95,7 +103,7 @@ def test_plain_http_rse_reads_by_default(lake, mount_factory, tmp_path):
     try:
         m = oidc_mount(lake, mount_factory, tmp_path, "rse_expression=" + rse)
         assert sha256_of(find_path(m, f)) == f["sha256"], m.logtext()
-        got = nginx_entries(lake, port, f["pfn_path"])
+        got = nginx_entries(lake, port, f["pfn_path"], wait=True)
         assert got and all(e["status"] == 206 for e in got), got
         # the mount holds a JWT; plain http never carries it ...
         assert not [e for e in got if e["authorization"]], got
@@ -104,7 +112,7 @@ def test_plain_http_rse_reads_by_default(lake, mount_factory, tmp_path):
         m2 = oidc_mount(lake, mount_factory, tmp_path / "b",
                         "rse_expression=NGINX_DISK")
         assert sha256_of(find_path(m2, g)) == g["sha256"]
-        got = nginx_entries(lake, lake.ports["nginx"], g["pfn_path"])
+        got = nginx_entries(lake, lake.ports["nginx"], g["pfn_path"], wait=True)
         assert got and all(e["authorization"] == "Bearer" for e in got), got
     finally:
         lake.remove_replica(f["scope"], f["name"], rse)
@@ -126,7 +134,7 @@ def test_simulate_multirange_fragment_is_cut(lake41, mount_factory):
         assert sha256_of(find_path(m, f)) == f["sha256"], m.logtext()
         pfns = os.getxattr(find_path(m, f), "user.rucio.replicas").decode()
         assert pfns.endswith(f["pfn_path"]) and "multirange" not in pfns
-        got = nginx_entries(lake41, port, f["pfn_path"])
+        got = nginx_entries(lake41, port, f["pfn_path"], wait=True)
         assert got and all(e["status"] == 206 and
                            e["uri"].endswith(f["pfn_path"]) for e in got)
     finally:
@@ -151,7 +159,7 @@ def test_storage_hosts_refuses_a_host_not_listed(lake41, mount_factory):
         m = mount_factory(lake41, "storage_hosts=localhost", NO_V6_LOOPBACK,
                           "rse_expression=NGINX_DISK|LOCALHOST_DISK")
         assert sha256_of(find_path(m, f)) == f["sha256"], m.logtext()
-        got = nginx_entries(lake41, port, f["pfn_path"], mark)
+        got = nginx_entries(lake41, port, f["pfn_path"], mark, wait=True)
         assert got and all(e["host"] == "localhost" for e in got), got
         log = m.logtext()
         want = ("NGINX_DISK (https://127.0.0.1:%d/rucio/%s): refused: "
@@ -332,7 +340,7 @@ def test_token_follows_a_redirect_only_where_allowed(
     first = redirector.requests(f["pfn_path"])
     assert first and all(first), first
     port = lake41.ports["nginx_http" if mode == "plain" else "nginx"]
-    hops = nginx_entries(lake41, port, f["pfn_path"], mark)
+    hops = nginx_entries(lake41, port, f["pfn_path"], mark, wait=True)
     assert hops and all(e["status"] == 206 for e in hops), hops
     assert all(e["authorization"] == ("Bearer" if token else "")
                for e in hops), hops
@@ -373,7 +381,7 @@ def test_redirect_to_a_denied_address_moves_to_the_next_replica(
         lake41, mount_factory, tmp_path, redirector, "deny", 10,
         "deny_nets=127.0.0.2/32;::1/128", fallback="LOCALHOST_DISK")
     assert got == f["sha256"], m.logtext()
-    hops = nginx_entries(lake41, port, f["pfn_path"], mark)
+    hops = nginx_entries(lake41, port, f["pfn_path"], mark, wait=True)
     assert hops and all(e["host"] == "localhost" for e in hops), hops
     log = m.logtext()
     want = ("REDIR_DENY (https://127.0.0.1:%d/deny/rucio/%s -> "
