@@ -86,6 +86,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * which main.c raises to 1 MiB when it can: then sequential reads
 	 * arrive as 1 MiB requests, one cache block each. */
 	conn->max_readahead = RFS_FUSE_READAHEAD;
+	/* The kernel's default lets 12 reads wait on the daemon at once: a
+	 * sparse reader's 32 threads then queue in the kernel, where the
+	 * daemon can neither overlap their round trips nor group them. */
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
 }
 
 static void reply_lookup(fuse_req_t req, int rc, const struct rfs_attr *a)
