@@ -1788,17 +1788,19 @@ static void note_start(struct rfs_xfer_note *note, const struct xfile *xf)
 		 xf->redirected ? xf->where : "");
 }
 
-/* A data request's answer: 0 when every byte asked for came. */
+/*
+ * A data request's answer: 0 when every byte asked for came; -EAGAIN
+ * with the seconds in *@wait for a kXR_wait (nothing came yet).
+ */
 static int data_answer(struct conn *c, struct slot *s, size_t want,
-		       const char *what)
+		       const char *what, uint32_t *wait)
 {
-	uint32_t secs;
-
 	if (s->hdr.status == RFS_XRD_ERROR)
 		return answer_errno(c, s->body, s->blen, what);
 	if (s->hdr.status == RFS_XRD_WAIT)
-		return rfs_xrd_parse_wait(s->body, s->blen, &secs) ? -EPROTO
-								   : -EAGAIN;
+		return rfs_xrd_parse_wait(s->body, s->blen, wait) || s->got
+			       ? -EPROTO
+			       : -EAGAIN;
 	if (s->hdr.status != RFS_XRD_OK)
 		return -EPROTO;
 	return s->got == want ? 0 : -EPIPE; /* short: not the file we know */
@@ -1815,6 +1817,7 @@ static int read_once(struct conn *c, const uint8_t fh[4], uint64_t off,
 	for (;;) {
 		uint8_t frame[RFS_XRD_REQ_HDR];
 		struct slot *s = calloc(1, sizeof(*s));
+		uint32_t secs = 0;
 		int rc;
 
 		if (!s)
@@ -1830,7 +1833,7 @@ static int read_once(struct conn *c, const uint8_t fh[4], uint64_t off,
 		rc = call(c, s, frame, sizeof(frame), w);
 		if (rc)
 			return rc;
-		rc = data_answer(c, s, len, "read");
+		rc = data_answer(c, s, len, "read", &secs);
 		*got += s->got;
 		*cur = s->cur;
 		*used = s->used;
@@ -1838,7 +1841,7 @@ static int read_once(struct conn *c, const uint8_t fh[4], uint64_t off,
 		free(s);
 		if (rc != -EAGAIN)
 			return rc;
-		rc = wait_then(1, w);
+		rc = wait_then(secs, w);
 		if (rc)
 			return rc;
 	}
@@ -1895,7 +1898,8 @@ static size_t readv_pieces(const struct rfs_tseg *segs, size_t n, size_t *i,
 
 static int readv_once(struct conn *c, const uint8_t fh[4],
 		      const struct rfs_xrd_seg *segs, uint8_t *const *bufs,
-		      size_t k, size_t bytes, struct waiter *w, uint64_t *got)
+		      size_t k, size_t bytes, struct waiter *w, uint64_t *got,
+		      uint32_t *wait)
 {
 	size_t cap = RFS_XRD_REQ_HDR + k * RFS_XRD_READV_SEG_HDR;
 	uint8_t *frame = malloc(cap);
@@ -1920,13 +1924,13 @@ static int readv_once(struct conn *c, const uint8_t fh[4],
 		free(s);
 	if (n < 0 || rc)
 		return n < 0 ? (int)n : rc;
-	rc = data_answer(c, s, bytes, "readv");
+	rc = data_answer(c, s, bytes, "readv", wait);
 	if (!rc && !rfs_xrd_rv_done(&rv))
 		rc = -EPIPE;
 	*got += s->got;
 	free(s->body);
 	free(s);
-	return rc == -EAGAIN ? -EIO : rc;
+	return rc;
 }
 
 static ssize_t readv_on(struct xfile *xf, const struct rfs_tseg *segs, size_t n,
@@ -1952,8 +1956,15 @@ static ssize_t readv_on(struct xfile *xf, const struct rfs_tseg *segs, size_t n,
 
 		if (k == 0)
 			break;
-		rc = readv_once(xf->c, xf->fh, pieces, bufs, k, bytes, &w,
-				&note->got);
+		do {
+			uint32_t secs = 0;
+
+			rc = readv_once(xf->c, xf->fh, pieces, bufs, k, bytes,
+					&w, &note->got, &secs);
+			/* kXR_wait: the same pieces again, after it */
+			if (rc == -EAGAIN && wait_then(secs, &w))
+				rc = -ETIMEDOUT;
+		} while (rc == -EAGAIN);
 		total += bytes;
 	}
 	free(pieces);

@@ -347,6 +347,28 @@ def test_fake_legal_answers_read_from_the_fake(lake41, fake, mount_factory, mode
     assert m.alive()
 
 
+@pytest.mark.parametrize("op", ["read", "readv"])
+def test_fake_wait_on_a_read_is_honoured(lake41, fake, mount_factory, op):
+    """kXR_wait answering a read (or a vector read): the same request is
+    sent again after the seconds the server asked, on the same replica,
+    and every byte is right."""
+    f = file_entry(lake41, *FAULT_FILE)
+    fake.set_fault(r"random40M\.bin$", "wait", seconds=2, count=1, ops=[op])
+    m = mount_factory(lake41, "schemes=root", "rse_expression=" + FAKE, *FAST)
+    segs = [(i * (1 << 20) + 777, 3000) for i in range(0, 38, 2)]
+    how = "par:" if op == "readv" else "at:"
+    sha, err = read_in_child(find_path(m, f), how + ",".join(
+        "%d:%d" % s for s in segs), timeout=60)
+    assert err is None and sha == sha_of_ranges(f["local_path"], segs)
+    reqs = [r for r in fake.requests(op=op, path_contains="random40M")]
+    waited = [r for r in reqs if r["answer"] == "wait"]
+    assert len(waited) == 1, reqs[:5]
+    again = [r for r in reqs if r["time"] > waited[0]["time"] and
+             r["answer"] != "wait"]
+    assert again and again[0]["time"] - waited[0]["time"] >= 1.9, reqs[:5]
+    assert m.alive()
+
+
 def test_fake_oksofar_chunks_and_no_over_read(lake41, fake, mount_factory):
     """Tiny kXR_oksofar frames; preads near the end: each answer holds
     exactly what was asked (the fake logs every read)."""
