@@ -171,30 +171,6 @@ class Faults(httpbase.FaultTable):
         return None
 
 
-class RequestLog:
-    def __init__(self, path=None):
-        self.lock = threading.Lock()
-        self.items = []
-        self.file = open(path, "a", encoding="utf-8") if path else None
-
-    def add(self, rec):
-        with self.lock:
-            self.items.append(rec)
-            if len(self.items) > MAX_LOG:
-                del self.items[:len(self.items) - MAX_LOG]
-            if self.file:
-                self.file.write(json.dumps(rec) + "\n")
-                self.file.flush()
-
-    def snapshot(self):
-        with self.lock:
-            return [dict(r) for r in self.items]
-
-    def reset(self):
-        with self.lock:
-            self.items = []
-
-
 # --------------------------------------------------------------------------
 # the xrootd side
 # --------------------------------------------------------------------------
@@ -643,7 +619,7 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=256 * 1024, help="bytes per kXR_oksofar frame")
     ap.add_argument("--manager", action="store_true", help="say it is a manager (redirector), not a data server")
     a = ap.parse_args(argv)
-    xs = Server(a.port, Index(a.lake_dir), RequestLog(a.log), max(1, a.chunk), a.manager)
+    xs = Server(a.port, Index(a.lake_dir), httpbase.RequestLog(a.log, MAX_LOG), max(1, a.chunk), a.manager)
     admin = httpbase.Server(("127.0.0.1", a.admin_port), AdminHandler)
     admin.xrd = xs
     threading.Thread(target=xs.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()

@@ -1,6 +1,7 @@
-"""What the test servers (rucio_emulator.py, faultstore.py) share: the HTTP
-plumbing of a keep-alive HTTP/1.1 server over TLS or plain TCP on
-http.server, the fault table and the process life cycle.
+"""What the test servers (rucio_emulator.py, faultstore.py, fakexrd.py,
+issuer_server.py) share: the HTTP plumbing of a keep-alive HTTP/1.1
+server over TLS or plain TCP on http.server, the fault table, the
+request log and the process life cycle.
 
 Standard library only. Each server runs as a process of its own, so STOP is
 per server: set on SIGTERM/SIGINT, it makes waiting and streaming handlers
@@ -8,6 +9,7 @@ give up within one poll.
 """
 
 import email.utils
+import json
 import os
 import select
 import signal
@@ -20,6 +22,34 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STOP = threading.Event()
+
+
+class RequestLog:
+    """What a test server was asked, newest @max_items kept, each record
+    also appended to the JSON-lines file @path if given."""
+
+    def __init__(self, path=None, max_items=100000):
+        self.lock = threading.Lock()
+        self.items = []
+        self.max_items = max_items
+        self.file = open(path, "a", encoding="utf-8") if path else None
+
+    def add(self, rec):
+        with self.lock:
+            self.items.append(rec)
+            if len(self.items) > self.max_items:
+                del self.items[:len(self.items) - self.max_items]
+            if self.file:
+                self.file.write(json.dumps(rec) + "\n")
+                self.file.flush()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.items]
+
+    def reset(self):
+        with self.lock:
+            self.items = []
 
 
 class ClientGone(Exception):

@@ -112,30 +112,6 @@ class Faults(httpbase.FaultTable):
         return self._append(f, _rx=re.compile(f["match"]))
 
 
-class RequestLog:
-    def __init__(self, path=None):
-        self.lock = threading.Lock()
-        self.items = []
-        self.file = open(path, "a", encoding="utf-8") if path else None
-
-    def add(self, rec):
-        with self.lock:
-            self.items.append(rec)
-            if len(self.items) > MAX_LOG:
-                del self.items[:len(self.items) - MAX_LOG]
-            if self.file:
-                self.file.write(json.dumps(rec) + "\n")
-                self.file.flush()
-
-    def snapshot(self):
-        with self.lock:
-            return [dict(r) for r in self.items]
-
-    def reset(self):
-        with self.lock:
-            self.items = []
-
-
 class Handler(httpbase.Handler):
     server_version = "ruciofs-test-issuer"
     reasons = REASONS
@@ -276,7 +252,7 @@ def main(argv=None):
             for p, spec in json.load(f).get("issuers", {}).items():
                 issuers.set(p, spec["jwks"])
     ctx = httpbase.tls_context(a.tls_cert, a.tls_key)
-    server = Server(a.port, issuers, RequestLog(a.log), ctx)
+    server = Server(a.port, issuers, httpbase.RequestLog(a.log, MAX_LOG), ctx)
     httpbase.serve(server, "issuer server listening on %s://127.0.0.1:%d"
                    % ("https" if ctx else "http", server.server_address[1]), a.port_file)
 
