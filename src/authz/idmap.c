@@ -50,14 +50,18 @@ void rfs_idmap_free(struct rfs_idmap *m)
 
 /* ---- names ---- */
 
-static int nss_user(const char *name, uid_t *out, void *arg)
+/*
+ * A user's or a group's id by name, growing the buffer as the _r calls
+ * ask (ERANGE): the two lookups differ only in the call.
+ */
+static int nss_id(const char *name, bool group, unsigned *out)
 {
 	size_t len = 1024;
-	struct passwd pw, *res = NULL;
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
 	char *buf = NULL;
 	int rc = ERANGE;
 
-	(void)arg;
 	while (rc == ERANGE && len <= NSS_BUF_MAX) {
 		char *nb = realloc(buf, len);
 
@@ -66,45 +70,40 @@ static int nss_user(const char *name, uid_t *out, void *arg)
 			break;
 		}
 		buf = nb;
-		rc = getpwnam_r(name, &pw, buf, len, &res);
+		rc = group ? getgrnam_r(name, &gr, buf, len, &grr)
+			   : getpwnam_r(name, &pw, buf, len, &pwr);
 		len *= 2;
 	}
 	free(buf);
-	if (rc == 0 && res)
-		*out = pw.pw_uid;
+	if (rc == 0 && (pwr || grr))
+		*out = group ? gr.gr_gid : pw.pw_uid;
 	/* getpwnam_r(3): these too mean "no such name" */
-	if ((rc == 0 && !res) || rc == ENOENT || rc == ESRCH || rc == EBADF ||
-	    rc == EPERM)
+	if ((rc == 0 && !pwr && !grr) || rc == ENOENT || rc == ESRCH ||
+	    rc == EBADF || rc == EPERM)
 		return -ENOENT;
 	return -rc;
 }
 
-static int nss_group(const char *name, gid_t *out, void *arg)
+static int nss_user(const char *name, uid_t *out, void *arg)
 {
-	size_t len = 1024;
-	struct group gr, *res = NULL;
-	char *buf = NULL;
-	int rc = ERANGE;
+	unsigned id;
+	int rc = nss_id(name, false, &id);
 
 	(void)arg;
-	while (rc == ERANGE && len <= NSS_BUF_MAX) {
-		char *nb = realloc(buf, len);
+	if (!rc)
+		*out = id;
+	return rc;
+}
 
-		if (!nb) {
-			rc = ENOMEM;
-			break;
-		}
-		buf = nb;
-		rc = getgrnam_r(name, &gr, buf, len, &res);
-		len *= 2;
-	}
-	free(buf);
-	if (rc == 0 && res)
-		*out = gr.gr_gid;
-	if ((rc == 0 && !res) || rc == ENOENT || rc == ESRCH || rc == EBADF ||
-	    rc == EPERM)
-		return -ENOENT;
-	return -rc;
+static int nss_group(const char *name, gid_t *out, void *arg)
+{
+	unsigned id;
+	int rc = nss_id(name, true, &id);
+
+	(void)arg;
+	if (!rc)
+		*out = id;
+	return rc;
 }
 
 static const struct rfs_idmap_names nss_names = { nss_user, nss_group, NULL };

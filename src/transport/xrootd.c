@@ -1201,6 +1201,22 @@ static int wait_then(uint32_t secs, const struct waiter *w)
 	return 0;
 }
 
+/*
+ * After a data request's answer *@rc: true when it was a kXR_wait and
+ * the @secs asked have passed, so the same request goes again; a wait
+ * past the deadline turns *@rc into -ETIMEDOUT.
+ */
+static bool again_after_wait(int *rc, uint32_t secs, const struct waiter *w)
+{
+	if (*rc != -EAGAIN)
+		return false;
+	if (wait_then(secs, w)) {
+		*rc = -ETIMEDOUT;
+		return false;
+	}
+	return true;
+}
+
 /* ---- the transport ---- */
 
 static int xrd_open(struct rfs_transport **out, const struct rfs_conf *conf)
@@ -1839,10 +1855,7 @@ static int read_once(struct conn *c, const uint8_t fh[4], uint64_t off,
 		*used = s->used;
 		free(s->body);
 		free(s);
-		if (rc != -EAGAIN)
-			return rc;
-		rc = wait_then(secs, w);
-		if (rc)
+		if (!again_after_wait(&rc, secs, w))
 			return rc;
 	}
 }
@@ -1943,6 +1956,7 @@ static ssize_t readv_on(struct xfile *xf, const struct rfs_tseg *segs, size_t n,
 		calloc(RFS_XRD_READV_MAX_SEGS, sizeof(*pieces));
 	uint8_t **bufs = calloc(RFS_XRD_READV_MAX_SEGS, sizeof(*bufs));
 	size_t i = 0, at = 0, total = 0;
+	uint32_t secs = 0;
 	int rc = pieces && bufs ? 0 : -ENOMEM;
 
 	note_start(note, xf);
@@ -1956,15 +1970,10 @@ static ssize_t readv_on(struct xfile *xf, const struct rfs_tseg *segs, size_t n,
 
 		if (k == 0)
 			break;
-		do {
-			uint32_t secs = 0;
-
+		do
 			rc = readv_once(xf->c, xf->fh, pieces, bufs, k, bytes,
 					&w, &note->got, &secs);
-			/* kXR_wait: the same pieces again, after it */
-			if (rc == -EAGAIN && wait_then(secs, &w))
-				rc = -ETIMEDOUT;
-		} while (rc == -EAGAIN);
+		while (again_after_wait(&rc, secs, &w));
 		total += bytes;
 	}
 	free(pieces);
