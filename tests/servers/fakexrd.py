@@ -99,6 +99,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import httpbase  # noqa: E402
 from faultstore import Index  # noqa: E402
+import lake as lakemod  # noqa: E402
 
 # request codes
 kXR_auth, kXR_query, kXR_close, kXR_dirlist = 3000, 3001, 3003, 3004
@@ -649,7 +650,7 @@ def main(argv=None):
 # --------------------------------------------------------------------------
 # the handle (a process of a Lake)
 # --------------------------------------------------------------------------
-class FakeXrd:
+class FakeXrd(lakemod.LakeProcess):
     """Handle on a running fakexrd.py, a process of `lake` (stopped with
     it): lake.start_fakexrd(rse="FAKE_XRD", priority=1, prefix="//rucio")
     starts it and registers the RSE with a root protocol at it."""
@@ -661,7 +662,6 @@ class FakeXrd:
         self.rses = [rse]
 
     def _cmd(self):
-        import lake as lakemod
         d = self.workdir
         return [lakemod.PYTHON, os.path.join(HERE, "fakexrd.py"), "--lake-dir", self.lake.lake_dir,
                 "--port", str(self.port or 0), "--admin-port", str(self.admin_port or 0),
@@ -670,7 +670,6 @@ class FakeXrd:
 
     def start(self, timeout=20):
         """Start (or restart on the same ports) and wait until it answers."""
-        import lake as lakemod
         proc = self.lake.procs.get(self.key)
         if proc is not None and proc.alive():
             return self
@@ -690,30 +689,9 @@ class FakeXrd:
         with open(pf) as f:
             ports = json.load(f)
         self.port, self.admin_port = ports["port"], ports["admin"]
-        while True:
-            try:
-                self._admin("GET", "health", timeout=3)
-                return self
-            except (OSError, http.client.HTTPException, RuntimeError) as e:
-                self.lake._check_alive(proc, proc.log_path)
-                if time.time() > deadline:
-                    raise RuntimeError("fakexrd did not answer: %r\n%s" % (e, lakemod.tail(proc.log_path)))
-                time.sleep(0.05)
-
-    def stop(self, grace=3.0):
-        proc = self.lake.procs.get(self.key)
-        if proc is not None:
-            proc.stop(grace=grace)
-
-    def kill(self):
-        self.stop(grace=0)
-
-    def alive(self):
-        proc = self.lake.procs.get(self.key)
-        return proc is not None and proc.alive()
+        return self._await_health(proc, deadline, "fakexrd")
 
     def _admin(self, method, path, body=None, timeout=10):
-        import lake as lakemod
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
         return lakemod.admin_call(conn, "fakexrd", method, path, body)
 

@@ -282,7 +282,36 @@ def _pid_alive(pid):
 FAULT_RSE = "FAULT_DISK"
 
 
-class FaultStore:
+class LakeProcess:
+    """What a handle on a test server the lake keeps in lake.procs[key]
+    shares: stop (SIGTERM, SIGKILL after `grace`), kill, alive, and the
+    wait for its /_admin/health at start (it needs _admin)."""
+
+    def stop(self, grace=3.0):
+        proc = self.lake.procs.get(self.key)
+        if proc is not None:
+            proc.stop(grace=grace)
+
+    def kill(self):
+        self.stop(grace=0)
+
+    def alive(self):
+        proc = self.lake.procs.get(self.key)
+        return proc is not None and proc.alive()
+
+    def _await_health(self, proc, deadline, what):
+        while True:
+            try:
+                self._admin("GET", "health", timeout=3)
+                return self
+            except (OSError, http.client.HTTPException, ssl.SSLError, RuntimeError) as e:
+                self.lake._check_alive(proc, proc.log_path)
+                if time.time() > deadline:
+                    raise RuntimeError("%s did not answer: %r\n%s" % (what, e, tail(proc.log_path)))
+                time.sleep(0.05)
+
+
+class FaultStore(LakeProcess):
     """Handle on a running faultstore.py (see Lake.start_faultstore and the
     faultstore.py docstring for the fault modes)."""
 
@@ -323,30 +352,9 @@ class FaultStore:
             time.sleep(0.02)
         with open(port_file) as f:
             self.port = int(f.read().strip())
-        while True:
-            try:
-                self._admin("GET", "health", timeout=3)
-                return self
-            except (OSError, http.client.HTTPException, ssl.SSLError, RuntimeError) as e:
-                self.lake._check_alive(proc, proc.log_path)
-                if time.time() > deadline:
-                    raise RuntimeError("faultstore on port %d did not answer: %r\n%s"
-                                       % (self.port, e, tail(proc.log_path)))
-                time.sleep(0.05)
-
-    def stop(self, grace=3.0):
-        """SIGTERM the server (SIGKILL after `grace`). Its RSEs stay in the
-        catalogue: their PFNs then refuse connections."""
-        proc = self.lake.procs.get(self.key)
-        if proc is not None:
-            proc.stop(grace=grace)
-
-    def kill(self):
-        self.stop(grace=0)
-
-    def alive(self):
-        proc = self.lake.procs.get(self.key)
-        return proc is not None and proc.alive()
+        # stop() leaves its RSEs in the catalogue: their PFNs then refuse
+        # connections
+        return self._await_health(proc, deadline, "faultstore on port %d" % self.port)
 
     # -- admin routes ---------------------------------------------------------
     def conn(self, timeout=10):

@@ -54,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import lakegen  # noqa: E402
 from jwt_issuer import EcKey, JwtIssuer, RsaKey  # noqa: E402
-from lake import (PYTHON, RSE_XRD, admin_call, XROOTD_BIN, XROOTD_USER, ServerProcess, _ensure_traversable,  # noqa: E402
+from lake import (PYTHON, RSE_XRD, LakeProcess, admin_call, XROOTD_BIN, XROOTD_USER, ServerProcess, _ensure_traversable,  # noqa: E402
                   free_port, tail)
 
 ANY_AUD = "https://wlcg.cern.ch/jwt/v1/any"
@@ -182,7 +182,7 @@ def parse_opens(text):
     return out
 
 
-class TokenIssuer(JwtIssuer):
+class TokenIssuer(LakeProcess, JwtIssuer):
     """A JwtIssuer whose discovery and JWKS are served over HTTPS by
     issuer_server.py, a process of `lake` (stopped with it). See the module
     docstring; `url` is the issuer (the `iss` of its tokens)."""
@@ -225,27 +225,7 @@ class TokenIssuer(JwtIssuer):
         self.port = _wait_port_file(port_file, proc, timeout, "issuer server")
         self.url = "https://127.0.0.1:%d%s" % (self.port, self.path)
         self.issuer = self.url
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self._admin("GET", "health", timeout=3)
-                return self
-            except (OSError, http.client.HTTPException, ssl.SSLError, RuntimeError) as e:
-                if not proc.alive() or time.time() > deadline:
-                    raise RuntimeError("issuer server did not answer: %r\n%s" % (e, tail(proc.log_path)))
-                time.sleep(0.05)
-
-    def stop(self, grace=3.0):
-        proc = self.lake.procs.get(self.key)
-        if proc is not None:
-            proc.stop(grace=grace)
-
-    def kill(self):
-        self.stop(grace=0)
-
-    def alive(self):
-        proc = self.lake.procs.get(self.key)
-        return proc is not None and proc.alive()
+        return self._await_health(proc, time.time() + timeout, "issuer server")
 
     # -- URLs -----------------------------------------------------------------
     @property
@@ -328,7 +308,7 @@ class TokenIssuer(JwtIssuer):
         return self.keys[alg].kid
 
 
-class TokenStore:
+class TokenStore(LakeProcess):
     """xrootd 5.5.3 + XrdHttp + libXrdAccSciTokens serving the lake's
     XRD_DISK tree as RSE `rse`, enforcing the tokens of `issuers`. A
     process of `lake` (stopped with it). See the module docstring and
@@ -546,18 +526,6 @@ ofs.trace open
                 raise RuntimeError("token xrootd did not answer on %d in %ds (%r):\n%s"
                                    % (self.ports["http"], timeout, last, tail(log)))
             time.sleep(0.05)
-
-    def stop(self, grace=3.0):
-        proc = self.lake.procs.get(self.key)
-        if proc is not None:
-            proc.stop(grace=grace)
-
-    def kill(self):
-        self.stop(grace=0)
-
-    def alive(self):
-        proc = self.lake.procs.get(self.key)
-        return proc is not None and proc.alive()
 
     def restart(self, forget_keys=False):
         """Stop, rewrite the configuration (issuers, group_rules, ...) and
