@@ -371,7 +371,7 @@ static void hide_option(char *p, size_t len)
 /*
  * /proc/PID/cmdline is readable by every local user: a password given
  * with -o is overwritten in argv once copied (rucio.cfg is the better
- * place for it; the README says so). The list is split exactly as
+ * place for it; ruciofs(8) says so). The list is split exactly as
  * take_option_list splits it, so every spelling the parser takes for a
  * password (escaped commas, backslashes, a trailing backslash, escapes
  * in the key) is masked whole.
