@@ -815,19 +815,6 @@ time_t rfs_catalog_login_expires(struct rfs_catalog *cat)
 	return __atomic_load_n(&cat->login_expires, __ATOMIC_RELAXED);
 }
 
-/* {"version": "..."}: the server's own words, cut to @len. */
-static int ping_version(const struct rfs_buf *b, char *version, size_t len)
-{
-	json_t *root = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
-	json_t *v = root ? json_object_get(root, "version") : NULL;
-	int rc = json_is_string(v) ? 0 : -EBADMSG;
-
-	if (!rc)
-		snprintf(version, len, "%s", json_string_value(v));
-	json_decref(root);
-	return rc;
-}
-
 int rfs_catalog_ping(struct rfs_catalog *cat, char *version, size_t len)
 {
 	struct rfs_http_hdr hdr[H_COUNT];
@@ -865,30 +852,9 @@ int rfs_catalog_ping(struct rfs_catalog *cat, char *version, size_t len)
 	if (!rc && (status < 200 || status >= 300))
 		rc = rfs_errno_from_http(status);
 	else if (!rc)
-		rc = ping_version(&body, version, len);
+		rc = rfs_parse_ping(body.data ? body.data : "", body.len,
+				    version, len);
 	rfs_buf_release(&body);
-	return rc;
-}
-
-/* The account from ".../accounts/NAME" or {"account": NAME}. */
-static int whoami_account(const char *location, const struct rfs_buf *b,
-			  char *account, size_t len)
-{
-	const char *slash = location[0] ? strrchr(location, '/') : NULL;
-	json_t *root, *v;
-	int rc;
-
-	if (slash && slash[1]) {
-		snprintf(account, len, "%.*s", (int)strcspn(slash + 1, "?#"),
-			 slash + 1);
-		return 0;
-	}
-	root = json_loadb(b->data ? b->data : "", b->len, 0, NULL);
-	v = root ? json_object_get(root, "account") : NULL;
-	rc = json_is_string(v) ? 0 : -EBADMSG;
-	if (!rc)
-		snprintf(account, len, "%s", json_string_value(v));
-	json_decref(root);
 	return rc;
 }
 
@@ -906,7 +872,8 @@ int rfs_catalog_whoami(struct rfs_catalog *cat, struct rfs_identity *who,
 	rfs_buf_init(&body, 64 * 1024);
 	rc = request_at(cat, &rq, location, sizeof(location));
 	if (!rc)
-		rc = whoami_account(location, &body, account, len);
+		rc = rfs_parse_whoami(location, body.data ? body.data : "",
+				      body.len, account, len);
 	if (rc == -EBADMSG)
 		rc = bad_answer(&rq, rc);
 	rfs_buf_release(&body);
