@@ -87,11 +87,35 @@ static int load_conf(struct rfs_conf *conf, int argc, char **argv,
 		rc = rfs_conf_load_file(conf, err, sizeof(err));
 	if (!rc)
 		rc = rfs_conf_validate(conf, err, sizeof(err));
-	if (rc) {
+	if (rc && conf->check) {
+		rfs_check_line(stdout, RFS_CHECK_FAIL, "configuration", "%s",
+			       err[0] ? err : strerror(-rc));
+	} else if (rc) {
 		fprintf(stderr, "ruciofs: %s\n", err[0] ? err : strerror(-rc));
 		fprintf(stderr, "try 'ruciofs --help'\n");
 	}
 	return rc;
+}
+
+/* ruciofs --check: the report on stdout, the log's lines on stderr. */
+static int self_check(const struct rfs_conf *conf)
+{
+	struct rfs_fs *fs = NULL;
+	int rc = rfs_fs_global_init(), status;
+
+	if (rc) {
+		rfs_check_line(stdout, RFS_CHECK_FAIL, "network", "%s",
+			       rfs_errno_reason(rc));
+		return 1;
+	}
+	rc = rfs_fs_new(&fs, conf);
+	if (rc)
+		rfs_check_line(stdout, RFS_CHECK_FAIL, "setup", "%s",
+			       rfs_errno_reason(rc));
+	status = rc ? 1 : rfs_fs_self_check(fs, stdout);
+	rfs_fs_free(fs);
+	rfs_fs_global_cleanup();
+	return status;
 }
 
 static bool plain_http(const char *url)
@@ -288,6 +312,11 @@ int main(int argc, char **argv)
 	}
 	if (conf.debug)
 		rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	if (conf.check) {
+		signal(SIGPIPE, SIG_IGN);
+		status = self_check(&conf);
+		goto out;
+	}
 	if (cleartext(&conf, msg, sizeof(msg))) { /* before the first login */
 		if (conf.foreground)
 			rfs_warn("%s", msg);

@@ -13,13 +13,14 @@ cd "$top"
 
 # Runtime and build needs, then what the tests start (nginx, xrootd),
 # check with (pytest, clang for fuzzing) and poke with (attr, rsync,
-# strace: a test counts the syscalls ls makes).
+# strace: a test counts the syscalls ls makes; mandoc and man-db: the
+# man pages are linted and rendered).
 PACKAGES="build-essential autoconf automake pkg-config
 	libfuse3-dev fuse3 libcurl4-openssl-dev liblmdb-dev libssl-dev
 	libjansson-dev
 	ca-certificates openssl curl python3 python3-pytest
 	nginx-light xrootd-server xrootd-client xrootd-scitokens-plugins
-	attr rsync strace procps psmisc clang"
+	attr rsync strace procps psmisc clang mandoc man-db"
 
 DEMO_DIR=${RUCIOFS_DEMO_DIR:-/var/tmp/ruciofs-demo}
 DEMO_MNT=${RUCIOFS_DEMO_MNT:-/mnt/ruciofs}

@@ -146,6 +146,24 @@ time_t rfs_identity_expires(const struct rfs_identity *id)
 	return id->exp;
 }
 
+int rfs_identity_token_expires(struct rfs_identity *id, time_t *exp)
+{
+	long long e = 0;
+	char *token;
+	int rc;
+
+	*exp = id->exp;
+	if (!id->tokens)
+		return id->bearer ? 0 : -ENOENT;
+	rc = rfs_token_source_get(id->tokens, &token);
+	if (rc)
+		return rc;
+	rc = rfs_token_is_jwt(token) ? rfs_token_jwt_exp(token, &e) : -ENOENT;
+	rfs_token_free(token);
+	*exp = rc ? 0 : (time_t)e;
+	return rc;
+}
+
 bool rfs_identity_was_refused(const struct rfs_identity *id)
 {
 	return __atomic_load_n(&id->refused, __ATOMIC_RELAXED);

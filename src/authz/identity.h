@@ -66,6 +66,12 @@ bool rfs_identity_is_bearer(const struct rfs_identity *id);
 bool rfs_identity_in_group(const struct rfs_identity *id, const char *group);
 const char *rfs_identity_sub(const struct rfs_identity *id);
 time_t rfs_identity_expires(const struct rfs_identity *id);
+/*
+ * When the token it shows expires: a bearer's, or a found token's JWT
+ * "exp" (not verified: it is ours). -ENOENT when not known that way (a
+ * userpass login: the catalogue's answer says; an opaque token).
+ */
+int rfs_identity_token_expires(struct rfs_identity *id, time_t *exp);
 /* A bearer identity whose token the catalogue or storage refused: its
  * caller's token is to be looked for again. */
 bool rfs_identity_was_refused(const struct rfs_identity *id);

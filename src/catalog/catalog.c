@@ -33,6 +33,9 @@ struct rfs_catalog {
 	 * seconds); requests meanwhile fail at once, so an offline site
 	 * works from its cache without a timeout per operation */
 	double offline_until;
+	/* atomic: when the last userpass login's token expires, for
+	 * ruciofs --check; 0: none yet */
+	time_t login_expires;
 };
 
 /*
@@ -160,13 +163,22 @@ static int userpass_headers(const struct rfs_conf *conf, struct curl_slist **h)
 	return rc;
 }
 
-enum { H_TOKEN, H_EXPIRES, H_ACCOUNTS, H_EXC_CLASS, H_EXC_MSG, H_COUNT };
+enum {
+	H_TOKEN,
+	H_EXPIRES,
+	H_ACCOUNTS,
+	H_EXC_CLASS,
+	H_EXC_MSG,
+	H_LOCATION,
+	H_COUNT
+};
 
 static void init_hdrs(struct rfs_http_hdr *h)
 {
 	static const char *const names[H_COUNT] = {
-		"X-Rucio-Auth-Token", "X-Rucio-Auth-Token-Expires",
-		"X-Rucio-Auth-Accounts", "ExceptionClass", "ExceptionMessage"
+		"X-Rucio-Auth-Token",	 "X-Rucio-Auth-Token-Expires",
+		"X-Rucio-Auth-Accounts", "ExceptionClass",
+		"ExceptionMessage",	 "Location"
 	};
 
 	memset(h, 0, sizeof(*h) * H_COUNT);
@@ -190,7 +202,7 @@ static time_t renew_time(time_t now, time_t expires)
 	return expires - early;
 }
 
-static int login_result(const struct rfs_catalog *cat, long status,
+static int login_result(struct rfs_catalog *cat, long status,
 			struct rfs_http_hdr *h, char **token, time_t *renew)
 {
 	time_t now = time(NULL), expires;
@@ -223,6 +235,7 @@ static int login_result(const struct rfs_catalog *cat, long status,
 		expires = now + 3600; /* Rucio's fixed lifetime */
 	*token = strdup(h[H_TOKEN].value);
 	*renew = renew_time(now, expires);
+	__atomic_store_n(&cat->login_expires, expires, __ATOMIC_RELAXED);
 	rfs_wipe(h[H_TOKEN].value, sizeof(h[H_TOKEN].value));
 	return *token ? 0 : -ENOMEM;
 }
@@ -356,7 +369,12 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	return err;
 }
 
-static int request(struct rfs_catalog *cat, const struct request *rq)
+/*
+ * @rq as its identity, once more after a 401. With @location, a 3xx
+ * answer is taken too, its Location copied there (not followed).
+ */
+static int request_at(struct rfs_catalog *cat, const struct request *rq,
+		      char *location, size_t location_len)
 {
 	bool file = !rfs_identity_logs_in(rq->who);
 	const char *again =
@@ -405,8 +423,17 @@ static int request(struct rfs_catalog *cat, const struct request *rq)
 		rq->out->len);
 	if (status >= 200 && status < 300)
 		return 0;
+	if (location && status >= 300 && status < 400 && hdr[H_LOCATION].seen) {
+		snprintf(location, location_len, "%s", hdr[H_LOCATION].value);
+		return 0;
+	}
 	log_http_error(rq, status, hdr);
 	return rfs_errno_from_http(status);
+}
+
+static int request(struct rfs_catalog *cat, const struct request *rq)
+{
+	return request_at(cat, rq, NULL, 0);
 }
 
 /* Logs a malformed answer once and turns it into EIO. */
@@ -780,5 +807,75 @@ int rfs_catalog_list_files(struct rfs_catalog *cat, struct rfs_identity *who,
 
 	for (size_t i = 0; !rc && i < out->n; i++)
 		out->v[i].type = RFS_DID_FILE;
+	return rc;
+}
+
+time_t rfs_catalog_login_expires(struct rfs_catalog *cat)
+{
+	return __atomic_load_n(&cat->login_expires, __ATOMIC_RELAXED);
+}
+
+int rfs_catalog_ping(struct rfs_catalog *cat, char *version, size_t len)
+{
+	struct rfs_http_hdr hdr[H_COUNT];
+	struct rfs_http_hdrs hdrs = { hdr, H_COUNT };
+	struct curl_slist *headers = NULL;
+	char url[2048];
+	struct rfs_buf body;
+	long status = 0;
+	bool down = false;
+	CURL *h;
+	int rc;
+
+	init_hdrs(hdr);
+	rfs_buf_init(&body, 64 * 1024);
+	snprintf(url, sizeof(url), "%s/ping", cat->conf->rucio_host);
+	rc = add_header(&headers, "Accept", ACCEPT_JSON);
+	h = rc ? NULL : rfs_http_get(cat->http);
+	if (!h) {
+		free_headers(headers);
+		return -ENOMEM;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	rc = rc ? rfs_http_errno(h, rc, &down) : 0;
+	rfs_http_put(cat->http, h);
+	free_headers(headers);
+	if (!rc && (status < 200 || status >= 300))
+		rc = rfs_errno_from_http(status);
+	else if (!rc)
+		rc = rfs_parse_ping(body.data ? body.data : "", body.len,
+				    version, len);
+	rfs_buf_release(&body);
+	return rc;
+}
+
+int rfs_catalog_whoami(struct rfs_catalog *cat, struct rfs_identity *who,
+		       char *account, size_t len)
+{
+	char location[512] = "";
+	struct rfs_buf body;
+	/* a 303 to /accounts/NAME: not followed (the token would go along),
+	 * the name is read off the Location */
+	struct request rq = { who,	   "GET", "/accounts/whoami",
+			      ACCEPT_JSON, NULL,  &body };
+	int rc;
+
+	rfs_buf_init(&body, 64 * 1024);
+	rc = request_at(cat, &rq, location, sizeof(location));
+	if (!rc)
+		rc = rfs_parse_whoami(location, body.data ? body.data : "",
+				      body.len, account, len);
+	if (rc == -EBADMSG)
+		rc = bad_answer(&rq, rc);
+	rfs_buf_release(&body);
 	return rc;
 }

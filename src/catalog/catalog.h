@@ -35,6 +35,16 @@ bool rfs_catalog_offline(struct rfs_catalog *cat);
  */
 int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew);
 
+/* When the last userpass login's token expires; 0: no login yet. */
+time_t rfs_catalog_login_expires(struct rfs_catalog *cat);
+
+/* GET /ping (needs no token): the server's version as it answers it. */
+int rfs_catalog_ping(struct rfs_catalog *cat, char *version, size_t len);
+
+/* GET /accounts/whoami: the account the catalogue takes @who for. */
+int rfs_catalog_whoami(struct rfs_catalog *cat, struct rfs_identity *who,
+		       char *account, size_t len);
+
 /* GET /scopes/ */
 int rfs_catalog_list_scopes(struct rfs_catalog *cat, struct rfs_identity *who,
 			    struct rfs_did_list *out);

@@ -326,6 +326,49 @@ int rfs_parse_scopes(const char *buf, size_t len, struct rfs_did_list *out)
 	return rc;
 }
 
+/* A short printable string: what --check shows on a terminal. */
+static int copy_word(const char *s, size_t n, char *out, size_t outlen)
+{
+	if (n == 0 || n >= outlen)
+		return -EBADMSG;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return -EBADMSG;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* The string member @key of the JSON object in @buf. */
+static int json_member(const char *buf, size_t len, const char *key, char *out,
+		       size_t outlen)
+{
+	json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL, NULL);
+	json_t *v = json_is_object(root) ? json_object_get(root, key) : NULL;
+	int rc = json_is_string(v)
+			 ? copy_word(json_string_value(v),
+				     json_string_length(v), out, outlen)
+			 : -EBADMSG;
+
+	json_decref(root);
+	return rc;
+}
+
+int rfs_parse_ping(const char *buf, size_t len, char *version, size_t vlen)
+{
+	return json_member(buf, len, "version", version, vlen);
+}
+
+int rfs_parse_whoami(const char *location, const char *buf, size_t len,
+		     char *account, size_t alen)
+{
+	const char *p = location ? strstr(location, "/accounts/") : NULL;
+
+	if (p)
+		return copy_word(p + 10, strcspn(p + 10, "/?#"), account, alen);
+	return json_member(buf, len, "account", account, alen);
+}
+
 struct dids_ctx {
 	struct rfs_did_list *out;
 	struct rfs_parse_skips skips;

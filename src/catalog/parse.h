@@ -78,6 +78,21 @@ const char *rfs_did_type_name(enum rfs_did_type t);
 int rfs_parse_scopes(const char *buf, size_t len, struct rfs_did_list *out);
 
 /* What rfs_parse_dids left out of an answer it accepted. */
+/*
+ * GET /ping's answer, {"version": "..."}: the version into @version.
+ * -EBADMSG for anything else, an empty or too long version, or one with
+ * control characters (it is shown on a terminal).
+ */
+int rfs_parse_ping(const char *buf, size_t len, char *version, size_t vlen);
+
+/*
+ * GET /accounts/whoami: the account named in a 303's @location
+ * (".../accounts/NAME"; may be NULL or lack it), else by the body
+ * {"account": NAME} of a 200. The same rules as rfs_parse_ping.
+ */
+int rfs_parse_whoami(const char *location, const char *buf, size_t len,
+		     char *account, size_t alen);
+
 struct rfs_parse_skips {
 	size_t nul_names; /* records whose name holds a NUL byte */
 	size_t malformed; /* records with a missing or wrong field */

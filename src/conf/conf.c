@@ -113,6 +113,7 @@ static const struct opt opts[] = {
 	OPT("authz_offline", OPT_DURATION, authz_offline),
 	OPT("idmap", OPT_STR, idmap),
 	OPT("anonymous", OPT_STR, anonymous),
+	OPT("check_did", OPT_STR, check_did),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 _Static_assert(NOPTS <= 64, "cli_mask has a bit per option");
@@ -370,7 +371,7 @@ static void hide_option(char *p, size_t len)
 /*
  * /proc/PID/cmdline is readable by every local user: a password given
  * with -o is overwritten in argv once copied (rucio.cfg is the better
- * place for it; the README says so). The list is split exactly as
+ * place for it; ruciofs(8) says so). The list is split exactly as
  * take_option_list splits it, so every spelling the parser takes for a
  * password (escaped commas, backslashes, a trailing backslash, escapes
  * in the key) is masked whole.
@@ -429,6 +430,8 @@ int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 			conf->debug = conf->foreground = true;
 		} else if (!strcmp(a, "-s")) {
 			conf->singlethread = true;
+		} else if (!strcmp(a, "--check")) {
+			conf->check = true;
 		} else if (!strncmp(a, "-o", 2)) {
 			const char *list = a[2] ? a + 2 : argv[++i];
 
@@ -850,12 +853,17 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		rc = check_identity(conf, err, errlen);
 	if (rc)
 		return rc;
+	/* --check says itself what is wrong with a mountpoint */
+	if (conf->check &&
+	    (!conf->mountpoint || access(conf->mountpoint, F_OK)))
+		return 0;
 	return check_mountpoint(conf, err, errlen);
 }
 
 void rfs_conf_usage(const char *progname)
 {
 	printf("usage: %s [-o opt,...] [-f] [-d] [-s] MOUNTPOINT\n"
+	       "       %s --check [-o opt,...] [MOUNTPOINT]\n"
 	       "\n"
 	       "Mounts a Rucio data lake read-only. Settings come from the "
 	       "Rucio client's\n"
@@ -869,6 +877,8 @@ void rfs_conf_usage(const char *progname)
 	       "    -f                     stay in the foreground\n"
 	       "    -d                     debug log, implies -f\n"
 	       "    -s                     single-threaded FUSE loop\n"
+	       "    --check                check the set-up, step by step, "
+	       "and exit\n"
 	       "\n"
 	       "rucio.cfg [client] keys:\n"
 	       "    -o rucio_host=URL -o auth_host=URL -o "
@@ -958,8 +968,16 @@ void rfs_conf_usage(const char *progname)
 	       "    -o anonymous=names     callers without a token see names "
 	       "(default: nothing)\n"
 	       "\n"
-	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n",
-	       progname);
+	       "ruciofs --check:\n"
+	       "    -o check_did=SCOPE:NAME  the file (or a collection's "
+	       "first) "
+	       "whose replicas\n"
+	       "                           are read (default: the first "
+	       "found)\n"
+	       "\n"
+	       "Other -o options are passed to FUSE (see mount.fuse3(8)).\n"
+	       "Every option is described in ruciofs(8).\n",
+	       progname, progname);
 }
 
 static int ini_error(int *errline, int line)

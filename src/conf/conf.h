@@ -82,6 +82,7 @@ struct rfs_conf {
 	double authz_offline; /* an online "yes" kept this long offline */
 	char *idmap;	      /* the identity map file */
 	char *anonymous;      /* callers without a token: "none", "names" */
+	char *check_did;      /* --check reads this DID's replicas */
 	bool anonymous_names; /* derived */
 
 	/* command line */
@@ -89,6 +90,9 @@ struct rfs_conf {
 	bool foreground;
 	bool debug;
 	bool singlethread;
+	/* --check: probe the set-up and report, mount nothing; the
+	 * mountpoint is optional then */
+	bool check;
 
 	uint64_t cli_mask; /* options given on the command line win */
 	enum rfs_auth_type auth_type; /* derived by validate */

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -88,6 +89,24 @@ void rfs_fs_start(struct rfs_fs *fs);
 
 /* First contact: logs in and lists the scopes; errors are logged. */
 int rfs_fs_check(struct rfs_fs *fs);
+
+/* ---- ruciofs --check (check.c) ---- */
+
+enum rfs_check_result { RFS_CHECK_OK, RFS_CHECK_FAIL, RFS_CHECK_SKIP };
+
+/* One step's line: "[ ok ] step: detail", "[FAIL] ...", "[skip] ...". */
+void rfs_check_line(FILE *out, enum rfs_check_result r, const char *step,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Instead of mounting: probes what a mount needs through the code a mount
+ * runs, one line per step on @out (the configuration as read; FUSE, the
+ * mountpoint, the cache directory; the catalogue's /ping; logging in and
+ * whoami; one file's replicas, -o check_did or the first found; one byte
+ * from each endpoint among them). Returns 0 when every step run passed,
+ * 1 otherwise. Call on a new fs, in place of prepare and start.
+ */
+int rfs_fs_self_check(struct rfs_fs *fs, FILE *out);
 
 /*
  * Whether a failed first contact (@rc) may still mount: the catalogue is

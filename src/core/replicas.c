@@ -762,14 +762,34 @@ ssize_t rfs_replicas_read_segs(struct rfs_fs *fs, struct rfs_target *f,
 	return read_from(fs, f, &a, how, NULL);
 }
 
+int rfs_replicas_probe_one(struct rfs_fs *fs, struct rfs_target *t, size_t i)
+{
+	struct rfs_xfer_note note = { .deadline = rfs_mono_now() +
+						  fs->conf->read_timeout };
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	struct rfs_tfile *h;
+	ssize_t got;
+	int rc = handle_of(fs, t, i, &h);
+
+	if (rc)
+		return rc;
+	got = rfs_transport_preadv(h, &iov, 1, 0, t->reps->size, &note);
+	return got == 1 ? 0 : got < 0 ? (int)got : -EIO;
+}
+
+const char *rfs_source_endpoint(const struct rfs_source *s, char *buf,
+				size_t len)
+{
+	return endpoint_key(s, buf, len);
+}
+
 int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t)
 {
 	struct rfs_how how = { .pick = RFS_PICK_BEST };
 	size_t n = 0;
 	struct ranked *order;
 	bool refused = false;
-	char byte;
-	struct iovec iov = { &byte, 1 };
 	int rc = -EHOSTUNREACH; /* no replica: a cache-only set, offline */
 
 	if (t->reps->n == 0)
@@ -778,17 +798,7 @@ int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t)
 	if (!order)
 		return -ENOMEM;
 	for (size_t i = 0; i < n && rc; i++) {
-		struct rfs_xfer_note note = {
-			.deadline = rfs_mono_now() + fs->conf->read_timeout
-		};
-		struct rfs_tfile *h;
-		ssize_t got;
-
-		rc = handle_of(fs, t, order[i].idx, &h);
-		got = rc ? rc
-			 : rfs_transport_preadv(h, &iov, 1, 0, t->reps->size,
-						&note);
-		rc = got == 1 ? 0 : got < 0 ? (int)got : -EIO;
+		rc = rfs_replicas_probe_one(fs, t, order[i].idx);
 		refused |= rc == -EACCES;
 	}
 	free(order);

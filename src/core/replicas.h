@@ -120,6 +120,17 @@ int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out);
 int rfs_replicas_probe(struct rfs_fs *fs, struct rfs_target *t);
 
 /*
+ * The first byte of @t from its source @i alone, with the opener's
+ * credential: 0, or why not. Counts nothing towards its endpoint's
+ * speed or health (ruciofs --check).
+ */
+int rfs_replicas_probe_one(struct rfs_fs *fs, struct rfs_target *t, size_t i);
+/* The endpoint @s belongs to, as status counts them: an RSE's HTTP
+ * doors are one ("RSE"), each other door its own ("RSE root"). */
+const char *rfs_source_endpoint(const struct rfs_source *s, char *buf,
+				size_t len);
+
+/*
  * The transport handles on a file's @n replicas, each opened at its first
  * read, for @who: made with an open file, shared (counted) with its
  * read-ahead jobs, closed with the last of them.

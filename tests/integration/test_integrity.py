@@ -160,8 +160,9 @@ def test_without_a_cache_a_whole_read_is_checked_too(
 
 def test_partial_reads_are_served_unchecked_by_default(
         lake41, mount_factory, store, liar):
-    """What the default cannot do (README): a reader of part of a file
-    gets what the replica sent; only the read that ends a file waits."""
+    """What the default cannot do (admin guide, "Integrity"): a reader of
+    part of a file gets what the replica sent; only the read that ends a
+    file waits."""
     store.set_fault(liar["name"], "wrongbytes", at=0, len=1)
     m = mount_factory(lake41, "rse_expression=%s" % FAULT, "readahead=no")
     with open(find_path(m, liar), "rb") as fh:

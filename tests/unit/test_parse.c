@@ -740,6 +740,54 @@ static void test_checksum_norm(void)
 	CHECK_STR(out, "unchanged");
 }
 
+/* GET /ping and GET /accounts/whoami, as ruciofs --check shows them */
+static void test_ping_whoami(void)
+{
+	static const char ping41[] = "{\"version\":\"41.0.0\"}\n";
+	static const char acct[] = "{\"account\": \"alice\", \"status\": "
+				   "\"ACTIVE\"}";
+	char out[32];
+
+	CHECK_INT(rfs_parse_ping(ping41, strlen(ping41), out, sizeof(out)), 0);
+	CHECK_STR(out, "41.0.0");
+	CHECK_INT(rfs_parse_ping("{\"version\": 1}", 14, out, sizeof(out)),
+		  -EBADMSG);
+	CHECK_INT(rfs_parse_ping("{\"version\": \"\"}", 15, out, sizeof(out)),
+		  -EBADMSG);
+	CHECK_INT(rfs_parse_ping("[\"41\"]", 6, out, sizeof(out)), -EBADMSG);
+	CHECK_INT(rfs_parse_ping("", 0, out, sizeof(out)), -EBADMSG);
+	/* a terminal escape in the version is not shown */
+	CHECK_INT(rfs_parse_ping("{\"version\": \"1\\u001b[2J\"}", 25, out,
+				 sizeof(out)),
+		  -EBADMSG);
+	/* too long for @out: refused, not cut */
+	CHECK_INT(rfs_parse_ping("{\"version\": \"0123456789012345678901234567"
+				 "890123\"}",
+				 49, out, sizeof(out)),
+		  -EBADMSG);
+
+	/* 1.31 and 41 answer whoami with a 303 to /accounts/NAME */
+	CHECK_INT(rfs_parse_whoami("https://rucio.example.org/accounts/alice",
+				   "", 0, out, sizeof(out)),
+		  0);
+	CHECK_STR(out, "alice");
+	CHECK_INT(
+		rfs_parse_whoami("/accounts/bob?x=1", "", 0, out, sizeof(out)),
+		0);
+	CHECK_STR(out, "bob");
+	CHECK_INT(rfs_parse_whoami("/accounts/", "", 0, out, sizeof(out)),
+		  -EBADMSG);
+	/* a proxy that followed it: the account's own record */
+	CHECK_INT(rfs_parse_whoami(NULL, acct, strlen(acct), out, sizeof(out)),
+		  0);
+	CHECK_STR(out, "alice");
+	CHECK_INT(rfs_parse_whoami("", acct, strlen(acct), out, sizeof(out)),
+		  0);
+	CHECK_INT(rfs_parse_whoami(NULL, "{}", 2, out, sizeof(out)), -EBADMSG);
+	CHECK_INT(rfs_parse_whoami("/accounts/a\tb", "", 0, out, sizeof(out)),
+		  -EBADMSG);
+}
+
 int main(void)
 {
 	test_scopes();
@@ -755,5 +803,6 @@ int main(void)
 	test_replicas_shapes();
 	test_replicas_malformed();
 	test_checksum_norm();
+	test_ping_whoami();
 	return unit_done("parse");
 }
