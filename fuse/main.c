@@ -38,6 +38,24 @@ fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap)
 	rfs_log((int)level, "fuse: %s", line);
 }
 
+/*
+ * fsname is the mount's source in /proc/mounts: fstab's label, so that
+ * "mount -a" finds the line already mounted. fuse_opt splits on ','
+ * unless escaped.
+ */
+static int add_fsname(struct rfs_buf *o, const char *label)
+{
+	int rc = rfs_buf_addstr(o, ",fsname=");
+
+	for (const char *p = label; !rc && *p; p++) {
+		if (*p == ',' || *p == '\\')
+			rc = rfs_buf_add(o, "\\", 1);
+		if (!rc)
+			rc = rfs_buf_add(o, p, 1);
+	}
+	return rc;
+}
+
 /* "-o a,b,c" for FUSE: our fixed options plus what we did not consume. */
 static int fuse_args_from(const struct rfs_conf *conf,
 			  const struct rfs_strv *extra, const char *argv0,
@@ -47,7 +65,10 @@ static int fuse_args_from(const struct rfs_conf *conf,
 	int rc;
 
 	rfs_buf_init(&o, 64 * 1024);
-	rc = rfs_buf_addstr(&o, "ro,fsname=ruciofs,subtype=ruciofs");
+	rc = rfs_buf_addstr(&o, "ro,subtype=ruciofs");
+	if (!rc)
+		rc = add_fsname(&o, conf->source && *conf->source ? conf->source
+								  : "ruciofs");
 	if (!rc && conf->allow_other)
 		rc = rfs_buf_addstr(&o, ",allow_other");
 	for (size_t i = 0; !rc && i < extra->n; i++)
