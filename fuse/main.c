@@ -22,6 +22,7 @@
 #include "fuse/passthrough.h"
 #include "util/errmap.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/str.h"
 #include "util/banned.h"
 
@@ -38,6 +39,24 @@ fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap)
 	rfs_log((int)level, "fuse: %s", line);
 }
 
+/*
+ * fsname is the mount's source in /proc/mounts: fstab's label, so that
+ * "mount -a" finds the line already mounted. fuse_opt splits on ','
+ * unless escaped.
+ */
+static int add_fsname(struct rfs_buf *o, const char *label)
+{
+	int rc = rfs_buf_addstr(o, ",fsname=");
+
+	for (const char *p = label; !rc && *p; p++) {
+		if (*p == ',' || *p == '\\')
+			rc = rfs_buf_add(o, "\\", 1);
+		if (!rc)
+			rc = rfs_buf_add(o, p, 1);
+	}
+	return rc;
+}
+
 /* "-o a,b,c" for FUSE: our fixed options plus what we did not consume. */
 static int fuse_args_from(const struct rfs_conf *conf,
 			  const struct rfs_strv *extra, const char *argv0,
@@ -47,7 +66,10 @@ static int fuse_args_from(const struct rfs_conf *conf,
 	int rc;
 
 	rfs_buf_init(&o, 64 * 1024);
-	rc = rfs_buf_addstr(&o, "ro,fsname=ruciofs,subtype=ruciofs");
+	rc = rfs_buf_addstr(&o, "ro,subtype=ruciofs");
+	if (!rc)
+		rc = add_fsname(&o, conf->source && *conf->source ? conf->source
+								  : "ruciofs");
 	if (!rc && conf->allow_other)
 		rc = rfs_buf_addstr(&o, ",allow_other");
 	for (size_t i = 0; !rc && i < extra->n; i++)
@@ -165,6 +187,16 @@ static int run_loop(struct fuse_session *se, const struct rfs_conf *conf)
 }
 
 /*
+ * libfuse's loop returns the signal that ended it: SIGTERM is how a
+ * service manager stops us, an exit it must not count as a failure.
+ */
+static bool stopped_cleanly(int loop_rc)
+{
+	return loop_rc == 0 || loop_rc == SIGTERM || loop_rc == SIGINT ||
+	       loop_rc == SIGHUP;
+}
+
+/*
  * A FUSE mount's readahead is its bdi's read_ahead_kb, 128 KiB unless
  * root raises it; the kernel never asks for more in one request. Root
  * may: sequential reads then come as 1 MiB requests (4-8x fewer trips).
@@ -260,7 +292,12 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 			 "(%zu accepted issuer%s)",
 			 conf->token_issuers.n,
 			 conf->token_issuers.n == 1 ? "" : "s");
-	rc = run_loop(se, conf) ? 1 : 0;
+	/* the mount exists: a unit ordered after us may use it now */
+	if ((err = rfs_notify("READY=1\nSTATUS=mounted")))
+		rfs_warn("cannot tell the service manager we are ready: %s",
+			 rfs_errno_reason(err));
+	rc = stopped_cleanly(run_loop(se, conf)) ? 0 : 1;
+	rfs_notify("STOPPING=1");
 	rfs_async_free(ctx.async);
 	rfs_ctl_stop(ctl); /* its clients' tasks use the core */
 	rfs_pt_clear();

@@ -5,6 +5,8 @@
 #   packaging/setup.sh bench  install the peers too, build, run bench/run.sh
 #   packaging/setup.sh demo-shared   the demo as one root mount shared by
 #                             two local users with their own IAM tokens
+#   packaging/setup.sh packages   the release tarball, .deb and .rpm in
+#                             packaging/out/ (CI installs and mounts the .deb)
 #   packaging/setup.sh stop   unmount the demo and stop its servers
 set -euo pipefail
 
@@ -192,6 +194,64 @@ tests() {
 	exec tests/run-all.sh
 }
 
+# Debian's tools build both packages; mandoc and man-db check the pages.
+PKG_TOOLS="debhelper dpkg-dev fakeroot rpm lintian mandoc man-db"
+OUT=$top/packaging/out
+
+# The release tarball, then a .deb from it (packaging/debian copied in)
+# and an .rpm (packaging/ruciofs.spec, shipped in the tarball). The unit
+# tests ran in the build already: the package builds skip them.
+packages() {
+	PACKAGES="$PACKAGES $PKG_TOOLS"
+	install_packages
+	build
+	local t0 version tarball deb rpmtop
+	version=$(sed -n 's/^PACKAGE_VERSION=.\(.*\).$/\1/p' configure)
+	tarball=ruciofs-$version.tar.gz
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	t0=$(date +%s)
+	say "release tarball: make dist"
+	make -C build dist >/dev/null
+	mv "build/$tarball" "$OUT/"
+	say "  $tarball ($(($(date +%s) - t0)) s)"
+
+	t0=$(date +%s)
+	say "Debian package: dpkg-buildpackage -us -uc -b"
+	deb=$OUT/deb
+	mkdir -p "$deb"
+	tar -xzf "$OUT/$tarball" -C "$deb"
+	cp -r packaging/debian "$deb/ruciofs-$version/debian"
+	cp "$OUT/$tarball" "$deb/ruciofs_$version.orig.tar.gz"
+	(cd "$deb/ruciofs-$version" &&
+		DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" \
+			dpkg-buildpackage -us -uc -b) >"$OUT/deb-build.log" 2>&1 || {
+		tail -n 40 "$OUT/deb-build.log"
+		exit 1
+	}
+	mv "$deb"/*.deb "$deb"/*.buildinfo "$deb"/*.changes "$OUT/"
+	say "  $(cd "$OUT" && ls ruciofs_*.deb) ($(($(date +%s) - t0)) s)"
+	if command -v lintian >/dev/null; then
+		lintian --no-tag-display-limit "$OUT"/ruciofs_*.deb \
+			>"$OUT/lintian.txt" 2>&1 || true
+		say "  lintian: $(grep -c '^E:' "$OUT/lintian.txt") errors, $(grep -c '^W:' "$OUT/lintian.txt") warnings ($OUT/lintian.txt)"
+	fi
+
+	t0=$(date +%s)
+	say "RPM: rpmbuild -tb --nodeps (Debian's rpm has no RPM database of the build dependencies)"
+	rpmtop=$OUT/rpmbuild
+	mkdir -p "$rpmtop"
+	rpmbuild -tb --nodeps --nocheck --define "_topdir $rpmtop" \
+		"$OUT/$tarball" >"$OUT/rpm-build.log" 2>&1 || {
+		tail -n 40 "$OUT/rpm-build.log"
+		exit 1
+	}
+	find "$rpmtop/RPMS" -name '*.rpm' -exec mv {} "$OUT/" \;
+	say "  $(cd "$OUT" && ls ./*.rpm) ($(($(date +%s) - t0)) s)"
+	rm -rf "$deb" "$rpmtop"
+	say "packages in $OUT"
+}
+
 # The peers the benchmark compares against; not needed by ruciofs.
 bench() {
 	PACKAGES="$PACKAGES rclone httpdirfs davfs2 libnginx-mod-http-dav-ext xrootd-fuse"
@@ -206,9 +266,10 @@ demo) demo ;;
 demo-shared) demo_shared ;;
 test) tests ;;
 bench) bench "$@" ;;
+packages) packages ;;
 stop) stop_demo ;;
 *)
-	echo "usage: $0 demo|demo-shared|test|bench|stop" >&2
+	echo "usage: $0 demo|demo-shared|test|bench|packages|stop" >&2
 	exit 2
 	;;
 esac

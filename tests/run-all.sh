@@ -100,6 +100,23 @@ if [ -x tests/fuzz/run-fuzzers.sh ] && command -v clang >/dev/null; then
 	fi
 fi
 
+stage "packages: .deb and .rpm built, the .deb installed, mounted, removed"
+rm -f build/packages-junit.xml
+if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
+	echo "packages: need root (apt, dpkg, mount) and /dev/fuse"
+	count packages 0 0 1
+elif packaging/setup.sh packages >build/packages.out 2>&1; then
+	tail -n 12 build/packages.out
+	/usr/bin/python3 -m pytest -p no:cacheprovider -q -ra \
+		--junitxml=build/packages-junit.xml tests/packaging \
+		>>build/packages.out 2>&1
+	tail -n 5 build/packages.out
+	count_junit packages build/packages-junit.xml
+else
+	tail -n 30 build/packages.out
+	count packages 0 1
+fi
+
 stage "make distcheck"
 if RUCIOFS_SKIP_INTEGRATION=1 make -C build distcheck >build/distcheck.out 2>&1; then
 	count distcheck 1 0

@@ -17,6 +17,12 @@
 
 #define MAX_CONFIG_FILE (1024 * 1024)
 
+/* The system's own rucio.cfg, under the configured sysconfdir */
+#ifndef RFS_SYSCONFDIR
+#define RFS_SYSCONFDIR "/etc"
+#endif
+#define RFS_SYSTEM_CONFIG RFS_SYSCONFDIR "/ruciofs/rucio.cfg"
+
 void rfs_strv_init(struct rfs_strv *sv)
 {
 	sv->v = NULL;
@@ -118,10 +124,16 @@ static const struct opt opts[] = {
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 _Static_assert(NOPTS <= 64, "cli_mask has a bit per option");
 
-/* Mount options of fstab and mount(8) that mean nothing to FUSE. */
-static const char *const discarded[] = { "_netdev",  "noauto", "auto",
-					 "user",     "users",  "nofail",
-					 "defaults", "rw",     NULL };
+/*
+ * Mount options of fstab and mount(8) that mean nothing to FUSE. mount(8)
+ * adds "rw" when fstab says neither ro nor rw; mount.fuse3 adds "dev" and
+ * "suid" for root, which would lift the nodev,nosuid a FUSE mount gets:
+ * a lake's files never need either, so they are dropped too.
+ */
+static const char *const discarded[] = { "_netdev", "noauto",	"auto",
+					 "user",    "users",	"nouser",
+					 "nofail",  "defaults", "rw",
+					 "dev",	    "suid",	NULL };
 
 void rfs_conf_init(struct rfs_conf *conf)
 {
@@ -177,7 +189,8 @@ void rfs_conf_release(struct rfs_conf *conf)
 	rfs_strv_release(&conf->token_audiences);
 	free(conf->config_path);
 	free(conf->mountpoint);
-	conf->config_path = conf->mountpoint = NULL;
+	free(conf->source);
+	conf->config_path = conf->mountpoint = conf->source = NULL;
 }
 
 static const struct opt *find_opt(const char *key, size_t *idx)
@@ -406,6 +419,28 @@ void rfs_conf_hide_secrets(int argc, char **argv)
 	}
 }
 
+/*
+ * "MOUNTPOINT", or "SOURCE MOUNTPOINT" as mount(8) and mount.fuse3 pass
+ * an fstab line: its first field is a free label, not a path.
+ */
+static int take_positional(struct rfs_conf *conf, const char *a, char *err,
+			   size_t errlen)
+{
+	char *copy;
+
+	if (conf->source) {
+		snprintf(err, errlen, "more than one mountpoint ('%s')", a);
+		return -EINVAL;
+	}
+	copy = strdup(a);
+	if (!copy)
+		return -ENOMEM;
+	if (conf->mountpoint)
+		conf->source = conf->mountpoint;
+	conf->mountpoint = copy;
+	return 0;
+}
+
 int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 			struct rfs_strv *fuse_opts,
 			enum rfs_conf_action *action, char *err, size_t errlen)
@@ -446,14 +481,10 @@ int rfs_conf_parse_args(struct rfs_conf *conf, int argc, char **argv,
 		} else if (a[0] == '-') {
 			snprintf(err, errlen, "unknown argument '%s'", a);
 			return -EINVAL;
-		} else if (conf->mountpoint) {
-			snprintf(err, errlen, "more than one mountpoint ('%s')",
-				 a);
-			return -EINVAL;
 		} else {
-			conf->mountpoint = strdup(a);
-			if (!conf->mountpoint)
-				return -ENOMEM;
+			rc = take_positional(conf, a, err, errlen);
+			if (rc)
+				return rc;
 		}
 	}
 	return 0;
@@ -513,7 +544,11 @@ static int read_small_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-/* The Rucio client's search order. */
+/*
+ * The Rucio client's search order, with the system's own file before the
+ * client's system-wide one: a node's mount is set up in /etc/ruciofs,
+ * whatever Rucio client the node also has.
+ */
 static int find_config(const struct rfs_conf *conf, char *path, size_t len)
 {
 	const char *env = getenv("RUCIO_CONFIG");
@@ -532,6 +567,9 @@ static int find_config(const struct rfs_conf *conf, char *path, size_t len)
 		if (access(path, F_OK) == 0)
 			return 0;
 	}
+	snprintf(path, len, "%s", RFS_SYSTEM_CONFIG);
+	if (access(path, F_OK) == 0)
+		return 0;
 	snprintf(path, len, "/opt/rucio/etc/rucio.cfg");
 	return access(path, F_OK) == 0 ? 0 : -ENOENT;
 }
@@ -862,14 +900,17 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 
 void rfs_conf_usage(const char *progname)
 {
-	printf("usage: %s [-o opt,...] [-f] [-d] [-s] MOUNTPOINT\n"
+	printf("usage: %s [-o opt,...] [-f] [-d] [-s] [SOURCE] MOUNTPOINT\n"
 	       "       %s --check [-o opt,...] [MOUNTPOINT]\n"
 	       "\n"
 	       "Mounts a Rucio data lake read-only. Settings come from the "
 	       "Rucio client's\n"
-	       "rucio.cfg ($RUCIO_CONFIG, $RUCIO_HOME/etc/rucio.cfg, "
-	       "/opt/rucio/etc/rucio.cfg);\n"
-	       "every key can be given with -o instead.\n"
+	       "rucio.cfg ($RUCIO_CONFIG, "
+	       "$RUCIO_HOME/etc/rucio.cfg, " RFS_SYSTEM_CONFIG ",\n"
+	       "/opt/rucio/etc/rucio.cfg); every key can be given with -o "
+	       "instead. SOURCE is a\n"
+	       "free label (fstab's first field), shown as the mount's "
+	       "source.\n"
 	       "\n"
 	       "general:\n"
 	       "    -h, --help             this text\n"

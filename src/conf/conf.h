@@ -86,6 +86,7 @@ struct rfs_conf {
 	bool anonymous_names; /* derived */
 
 	/* command line */
+	char *source; /* fstab's first field, a label; NULL if not given */
 	char *mountpoint;
 	bool foreground;
 	bool debug;

@@ -22,7 +22,7 @@ cc=${CC:-clang}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 all="fuzz_parse_dids fuzz_parse_replicas fuzz_parse_scopes fuzz_ini
 fuzz_conf_args fuzz_content_range fuzz_url fuzz_time fuzz_names fuzz_net
-fuzz_environ fuzz_idmap fuzz_jwt fuzz_jwks fuzz_multipart"
+fuzz_environ fuzz_idmap fuzz_jwt fuzz_jwks fuzz_multipart fuzz_notify_addr"
 targets=${*:-$all}
 
 case $secs in

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
 
@@ -32,6 +33,48 @@ void __wrap_free(void *p)
 			secret_freed++;
 	}
 	__real_free(p);
+}
+
+/*
+ * access() and open() are wrapped too (-Wl,--wrap=access,--wrap=open64):
+ * the system-wide files of the search order are looked for under
+ * @sys_root instead while it is set, so the order is tested without
+ * writing to /etc or /opt.
+ */
+int __real_access(const char *path, int mode);
+int __wrap_access(const char *path, int mode);
+int __real_open64(const char *path, int flags, ...);
+int __wrap_open64(const char *path, int flags, ...);
+
+#define SYSTEM_CFG RFS_SYSCONFDIR "/ruciofs/rucio.cfg"
+#define OPT_CFG "/opt/rucio/etc/rucio.cfg"
+static const char *sys_root;
+static char sys_path[4096];
+
+static const char *redirected(const char *path)
+{
+	if (!sys_root || (strcmp(path, SYSTEM_CFG) && strcmp(path, OPT_CFG)))
+		return path;
+	snprintf(sys_path, sizeof(sys_path), "%s%s", sys_root, path);
+	return sys_path;
+}
+
+int __wrap_access(const char *path, int mode)
+{
+	return __real_access(redirected(path), mode);
+}
+
+int __wrap_open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	va_list ap;
+
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	return __real_open64(redirected(path), flags, mode);
 }
 
 /* ---- rfs_ini_parse ---- */
@@ -360,7 +403,8 @@ static void test_args_fuse_and_noise(void)
 	/* fstab and mount(8) noise reaches neither */
 	CHECK_INT(cli(&c, "-o",
 		      "_netdev,noauto,auto,user,users,nofail,defaults,rw,"
-		      "x-systemd.automount,comment=systemd.foo",
+		      "x-systemd.automount,comment=systemd.foo,nouser,"
+		      "x-systemd.mount-timeout=30,dev,suid",
 		      "/m", NULL),
 		  0);
 	CHECK_INT(c.fuse.n, 0);
@@ -403,6 +447,16 @@ static void test_args_flags(void)
 	CHECK_INT(c.action, RFS_CONF_VERSION);
 	cli_release(&c);
 
+	/* mount.fuse3's form for an fstab line: "SOURCE MOUNTPOINT -o ..." */
+	CHECK_INT(cli(&c, "lake", "/m", "-o", "ro,account=a", NULL), 0);
+	CHECK_STR(c.conf.source, "lake");
+	CHECK_STR(c.conf.mountpoint, "/m");
+	CHECK_STR(c.conf.account, "a");
+	cli_release(&c);
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK(c.conf.source == NULL);
+	cli_release(&c);
+
 	/* no mountpoint is fine here; validate complains later */
 	CHECK_INT(cli(&c, NULL), 0);
 	CHECK(c.conf.mountpoint == NULL);
@@ -413,7 +467,7 @@ static void test_args_errors(void)
 {
 	struct cli c;
 
-	CHECK_INT(cli(&c, "/m", "/n", NULL), -EINVAL);
+	CHECK_INT(cli(&c, "src", "/m", "/n", NULL), -EINVAL);
 	CHECK(strstr(c.err, "/n") != NULL);
 	CHECK_STR(c.conf.mountpoint, "/m");
 	cli_release(&c);
@@ -627,6 +681,85 @@ out:
 	free(etc);
 	free(cfg);
 	free(other);
+}
+
+/* Writes @text as @path under @root, making its directories. */
+static char *write_under(const char *root, const char *path, const char *text)
+{
+	char dir[4096], *slash;
+
+	snprintf(dir, sizeof(dir), "%s%s", root, path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	mkdir(root, 0700);
+	for (char *p = dir + strlen(root) + 1; (p = strchr(p, '/')); p++) {
+		*p = '\0';
+		mkdir(dir, 0700);
+		*p = '/';
+	}
+	mkdir(dir, 0700);
+	return unit_write(dir, slash + 1, text, 0600);
+}
+
+static const char *host_from(const char *path)
+{
+	struct cli c;
+	static char host[256];
+
+	host[0] = '\0';
+	CHECK_INT(cli(&c, "/m", NULL), 0);
+	CHECK_INT(rfs_conf_load_file(&c.conf, c.err, sizeof(c.err)), 0);
+	if (path)
+		CHECK_STR(c.conf.config_path, path);
+	snprintf(host, sizeof(host), "%s",
+		 c.conf.rucio_host ? c.conf.rucio_host : "(none)");
+	cli_release(&c);
+	return host;
+}
+
+/*
+ * The system's file (/etc/ruciofs/rucio.cfg) comes after the user's
+ * choices and before the Rucio client's system-wide one.
+ */
+static void test_load_system(void)
+{
+	char root[4096], home[4096], *sys, *opt, *user;
+
+	snprintf(root, sizeof(root), "%s/sysroot", tmpdir);
+	CHECK_INT(mkdir(root, 0700), 0);
+	sys_root = root;
+	clear_env();
+	/* neither: no file, everything from -o */
+	CHECK_STR(host_from(NULL), "(none)");
+	opt = write_under(root, OPT_CFG,
+			  "[client]\nrucio_host = https://opt.example.org\n");
+	sys = write_under(root, SYSTEM_CFG,
+			  "[client]\nrucio_host = https://sys.example.org\n");
+	snprintf(home, sizeof(home), "%s/uhome", tmpdir);
+	user = write_under(home, "/etc/rucio.cfg",
+			   "[client]\nrucio_host = https://user.example.org\n");
+	CHECK(opt && sys && user);
+	if (!opt || !sys || !user)
+		goto out;
+
+	CHECK_STR(host_from(SYSTEM_CFG), "https://sys.example.org");
+	setenv("RUCIO_HOME", home, 1);
+	CHECK_STR(host_from(user), "https://user.example.org");
+	unsetenv("RUCIO_HOME");
+	setenv("RUCIO_CONFIG", user, 1);
+	CHECK_STR(host_from(user), "https://user.example.org");
+	clear_env();
+	/* a RUCIO_HOME without a rucio.cfg falls through to the system's */
+	setenv("RUCIO_HOME", tmpdir, 1);
+	CHECK_STR(host_from(SYSTEM_CFG), "https://sys.example.org");
+	clear_env();
+	unlink(sys);
+	CHECK_STR(host_from(OPT_CFG), "https://opt.example.org");
+out:
+	sys_root = NULL;
+	free(sys);
+	free(opt);
+	free(user);
 }
 
 static void test_load_errors(void)
@@ -1106,6 +1239,7 @@ int main(void)
 	if (tmpdir) {
 		test_load_precedence();
 		test_load_lookup();
+		test_load_system();
 		test_load_errors();
 	}
 	if (tmpdir) {
