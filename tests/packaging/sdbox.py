@@ -109,9 +109,9 @@ class Sandbox:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.2)
+        text = self.log_text()
         self.stop()
-        raise RuntimeError("systemd sandbox did not come up:\n" +
-                           self.log_text())
+        raise RuntimeError("systemd sandbox did not come up:\n" + text)
 
     def _init_pid(self):
         """systemd: the unshare child's child in the new pid namespace."""
@@ -168,6 +168,10 @@ class Sandbox:
                 self.proc.wait(timeout=30)
             self._logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.unlink(self.log)
+        except OSError:
+            pass
         self.pid = None
         # the sandbox's systemd took the hierarchies' roots for its own
         for d in sorted(cgroup_dirs() - getattr(self, "cgroups_before", set()),

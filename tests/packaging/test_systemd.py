@@ -96,15 +96,24 @@ def ruciofs_pids(b):
     return r.stdout.split()
 
 
+def start(b, unit):
+    r = b.run(["systemctl", "start", unit], check=False, timeout=120)
+    assert r.returncode == 0, r.stderr + b.run(
+        ["journalctl", "-u", unit, "--no-pager"], check=False).stdout
+
+
+def status(b, mnt):
+    return json.loads(b.run(["ruciofs-ctl", "-m", mnt, "status",
+                             "--json"]).stdout)
+
+
 def unit_state(b, unit):
     return b.run(["systemctl", "show", "-P", "ActiveState", unit],
                  check=False).stdout.strip()
 
 
 def test_service_is_ready_only_once_mounted(box):
-    r = box.run(["systemctl", "start", UNIT], check=False, timeout=120)
-    assert r.returncode == 0, r.stderr + box.run(
-        ["journalctl", "-u", UNIT, "--no-pager"], check=False).stdout
+    start(box, UNIT)
     # Type=notify: start returns only after READY=1, sent once mounted
     assert mounted(box, "/mnt/lake")
     assert unit_state(box, UNIT) == "active"
@@ -114,7 +123,7 @@ def test_service_is_ready_only_once_mounted(box):
 
 def test_stop_unmounts_and_leaves_no_process(box):
     if unit_state(box, UNIT) != "active":
-        box.run(["systemctl", "start", UNIT], timeout=120)
+        start(box, UNIT)
     box.run(["systemctl", "stop", UNIT], timeout=120)
     assert unit_state(box, UNIT) == "inactive"
     assert not mounted(box, "/mnt/lake")
@@ -122,24 +131,22 @@ def test_stop_unmounts_and_leaves_no_process(box):
 
 
 def test_restart_keeps_the_cache(box):
-    box.run(["systemctl", "start", UNIT], timeout=120)
+    start(box, UNIT)
     md5_in_box(box, "/mnt/lake/cta/calib.dat")
     box.run(["systemctl", "restart", UNIT], timeout=120)
     assert mounted(box, "/mnt/lake")
-    st = json.loads(box.run(["ruciofs-ctl", "-m", "/mnt/lake", "status",
-                             "--json"]).stdout.splitlines()[-1])
+    st = status(box, "/mnt/lake")
     assert st["files"] >= 1 and st["used"] >= 2048, st
     hits = st["hits"]
     f = manifest_file("calib.dat")
     assert md5_in_box(box, "/mnt/lake/cta/calib.dat") == f["md5"]
-    st = json.loads(box.run(["ruciofs-ctl", "-m", "/mnt/lake", "status",
-                             "--json"]).stdout.splitlines()[-1])
+    st = status(box, "/mnt/lake")
     assert st["hits"] > hits and st["net_bytes"] == 0, st
     box.run(["systemctl", "stop", UNIT], timeout=120)
     assert ruciofs_pids(box) == []
 
 
-FSTAB_OPTS = ("ro,allow_other,_netdev,nofail,"
+FSTAB_OPTS = ("ro,allow_other,identity=mount,_netdev,nofail,"
               "rucio_config=/etc/ruciofs/rucio.cfg")
 
 
@@ -156,7 +163,7 @@ def test_fstab_line_becomes_a_network_mount(box):
         ["systemctl", "show", "-P", "WantedBy", "mnt-fs.mount"]).stdout
     assert "remote-fs.target" not in box.run(
         ["systemctl", "show", "-P", "RequiredBy", "mnt-fs.mount"]).stdout
-    box.run(["systemctl", "start", "mnt-fs.mount"], timeout=120)
+    start(box, "mnt-fs.mount")
     assert mounted(box, "/mnt/fs")
     f = manifest_file("README.txt")
     assert md5_in_box(box, "/mnt/fs/cta/README.txt") == f["md5"]
