@@ -4,13 +4,14 @@
  * +Inf equal to _count), the format's escapes in label values and help
  * texts, and what it refuses: names the format does not allow, a counter
  * not named _total, a family declared twice, samples without a family,
- * a buffer past its cap.
+ * a buffer past its cap. And the daemon's latency buckets.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <math.h>
 
+#include "core/metrics.h"
 #include "util/prom.h"
 #include "unit.h"
 
@@ -206,6 +207,26 @@ static void test_refused(void)
 	rfs_buf_release(&b);
 }
 
+/* The daemon's latency buckets: log-spaced, increasing, a bound itself
+ * counted in its own bucket ("le"), past the last one +Inf. */
+static void test_buckets(void)
+{
+	for (int i = 1; i < RFS_LAT_BOUNDS; i++) {
+		double r = rfs_metrics_bounds[i] / rfs_metrics_bounds[i - 1];
+
+		CHECK(r >= 2 && r <= 3);
+	}
+	CHECK(rfs_metrics_bounds[0] == 0.0001);
+	CHECK(rfs_metrics_bounds[RFS_LAT_BOUNDS - 1] == 60);
+	CHECK_INT(rfs_metrics_bucket(0), 0);
+	CHECK_INT(rfs_metrics_bucket(0.0001), 0);
+	CHECK_INT(rfs_metrics_bucket(0.00010001), 1);
+	CHECK_INT(rfs_metrics_bucket(1), 12);
+	CHECK_INT(rfs_metrics_bucket(60), RFS_LAT_BOUNDS - 1);
+	CHECK_INT(rfs_metrics_bucket(61), RFS_LAT_BOUNDS);
+	CHECK_INT(rfs_metrics_bucket(1e9), RFS_LAT_BOUNDS);
+}
+
 int main(void)
 {
 	test_counter_gauge();
@@ -213,5 +234,6 @@ int main(void)
 	test_histogram();
 	test_names();
 	test_refused();
+	test_buckets();
 	return unit_done("prom");
 }
