@@ -265,6 +265,26 @@ def test_metrics_file_rewritten_never_half(lake41, mount_factory, tmp_path):
     assert m.alive()
 
 
+def test_metrics_file_without_a_cache(lake41, mount_factory, tmp_path):
+    """-o cache=no has no control socket, but the file has the metrics
+    that do not need a cache, and they move."""
+    prom = str(tmp_path / "nc.prom")
+    f = files_between(lake41, 100000, 4 << 20)[0]
+    m = mount_factory(lake41, "cache=no", "metrics=" + prom,
+                      "metrics_interval=1")
+    read_all(find_path(m, f))
+
+    def moved():
+        with open(prom) as fh:
+            fams = parse(fh.read())
+        return fams if endpoint_bytes(fams) >= f["size"] else None
+
+    fams = wait_for(lambda: os.path.exists(prom) and moved(),
+                    "the file's endpoint bytes did not move")
+    assert not [n for n in fams if n.startswith("ruciofs_cache_")]
+    assert val(fams, "ruciofs_read_duration_seconds_count") >= 1
+
+
 def test_metrics_file_needs_an_absolute_path_in_a_directory(lake41,
                                                            mount_factory,
                                                            tmp_path):
