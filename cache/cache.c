@@ -622,21 +622,19 @@ static void touch(struct rfs_cache *c, const struct rfs_cache_id *id)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Atomics, not c->lock: every read counts, and the writer holds the
+ * lock while it applies a batch. */
 void rfs_cache_count_reads(struct rfs_cache *c, uint64_t hits,
 			   uint64_t hit_bytes, uint64_t misses)
 {
-	pthread_mutex_lock(&c->lock);
-	c->st.hits += hits;
-	c->st.hit_bytes += hit_bytes;
-	c->st.misses += misses;
-	pthread_mutex_unlock(&c->lock);
+	__atomic_add_fetch(&c->st.hits, hits, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->st.hit_bytes, hit_bytes, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->st.misses, misses, __ATOMIC_RELAXED);
 }
 
 void rfs_cache_count_corrupt(struct rfs_cache *c)
 {
-	pthread_mutex_lock(&c->lock);
-	c->st.corrupt++;
-	pthread_mutex_unlock(&c->lock);
+	__atomic_add_fetch(&c->st.corrupt, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -971,9 +969,25 @@ int rfs_cache_meta_get(struct rfs_cache *c, const char *key, void **val,
 
 void rfs_cache_stats(struct rfs_cache *c, struct rfs_cache_stats *out)
 {
+	const struct rfs_cache_stats *s = &c->st;
+
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&c->lock);
-	*out = c->st;
+	out->quota = s->quota;
+	out->used = s->used;
+	out->pinned = s->pinned;
+	out->files = s->files;
+	out->evicted = s->evicted;
+	out->evicted_files = s->evicted_files;
+	out->dropped = s->dropped;
+	out->written = s->written;
+	out->write_us = s->write_us;
+	out->wait_us = s->wait_us;
 	pthread_mutex_unlock(&c->lock);
+	out->hits = __atomic_load_n(&c->st.hits, __ATOMIC_RELAXED);
+	out->hit_bytes = __atomic_load_n(&c->st.hit_bytes, __ATOMIC_RELAXED);
+	out->misses = __atomic_load_n(&c->st.misses, __ATOMIC_RELAXED);
+	out->corrupt = __atomic_load_n(&c->st.corrupt, __ATOMIC_RELAXED);
 	out->staged = rfs_cache_staged_bytes(c);
 }
 

@@ -58,12 +58,14 @@ struct rfs_cache_stats {
 	uint64_t used;	 /* block bytes stored */
 	uint64_t pinned; /* block bytes of pinned files */
 	uint64_t files;
+	/* hits, misses, hit_bytes, corrupt: atomic (counted on reads) */
 	uint64_t hits;	    /* blocks readers found (rfs_cache_count_reads) */
 	uint64_t misses;    /* blocks readers had to wait for */
 	uint64_t hit_bytes; /* bytes the hits served */
 	uint64_t corrupt;   /* blocks dropped for a bad checksum */
 	uint64_t evicted;   /* bytes evicted */
-	uint64_t dropped;   /* blocks that could not be stored */
+	uint64_t evicted_files;
+	uint64_t dropped; /* blocks that could not be stored */
 	/* whether the cache's disk keeps up with the network: */
 	uint64_t written;  /* block bytes the writer stored */
 	uint64_t write_us; /* time it spent writing them */

@@ -30,6 +30,7 @@ struct delta {
 	int64_t pinned;
 	int64_t files;
 	uint64_t evicted;
+	uint64_t evicted_files;
 	uint64_t written;
 	double write_s;
 	struct gone {
@@ -301,6 +302,7 @@ static int evict_file(struct rfs_cache *c, MDB_txn *txn,
 	rc = mdb_del(txn, c->files, &fk, NULL);
 	d->files--;
 	d->evicted += f.r.bytes;
+	d->evicted_files++;
 	return rc;
 }
 
@@ -417,6 +419,7 @@ static void apply_delta(struct rfs_cache *c, const struct delta *d)
 	c->st.pinned = (uint64_t)((int64_t)c->st.pinned + d->pinned);
 	c->st.files = (uint64_t)((int64_t)c->st.files + d->files);
 	c->st.evicted += d->evicted;
+	c->st.evicted_files += d->evicted_files;
 	c->st.written += d->written;
 	c->st.write_us += (uint64_t)(d->write_s * 1e6);
 	pthread_mutex_unlock(&c->lock);
@@ -470,6 +473,22 @@ static size_t lru_candidates(struct rfs_cache *c, MDB_txn *txn,
 }
 
 /*
+ * One line per eviction run (not per file or block), rate-limited: a
+ * quota far smaller than the working set evicts every few batches.
+ */
+static void say_evicted(struct rfs_cache *c, const struct delta *d,
+			uint64_t used_before)
+{
+	rfs_event_limited(LOG_INFO, "evict", "cache-evict",
+			  "%llu files, %llu bytes evicted (the cache held "
+			  "%llu of a %llu-byte quota)",
+			  (unsigned long long)d->evicted_files,
+			  (unsigned long long)d->evicted,
+			  (unsigned long long)used_before,
+			  (unsigned long long)c->quota);
+}
+
+/*
  * Evicts least recently used, unpinned files until at most @target bytes
  * remain. Runs in its own transaction, between batches: readers go on
  * reading (LMDB's MVCC), and the freed pages serve the next batch.
@@ -500,6 +519,8 @@ static int evict_to(struct rfs_cache *c, uint64_t target)
 	rc = mdb_txn_commit(txn);
 	if (!rc)
 		apply_delta(c, &d);
+	if (!rc && d.evicted_files)
+		say_evicted(c, &d, used);
 	return rc;
 }
 

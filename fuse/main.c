@@ -283,7 +283,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 	if (rfs_async_new(&ctx.async, ASYNC_THREADS))
 		rfs_err("no threads for requests that wait on the network");
 	rfs_url_for_log(host, sizeof(host), conf->rucio_host);
-	rfs_info("mounted %s on %s", host, conf->mountpoint);
+	rfs_event(LOG_INFO, "mount", "%s on %s", host, conf->mountpoint);
 	if (conf->allow_other && !conf->per_caller)
 		rfs_warn("allow_other with identity=mount: every local user "
 			 "reads with this mount's identity");
@@ -301,7 +301,7 @@ static int mount_and_serve(struct rfs_fs *fs, const struct rfs_conf *conf,
 	rfs_async_free(ctx.async);
 	rfs_ctl_stop(ctl); /* its clients' tasks use the core */
 	rfs_pt_clear();
-	rfs_info("unmounting %s", conf->mountpoint);
+	rfs_event(LOG_INFO, "unmount", "%s from %s", conf->mountpoint, host);
 out_unmount:
 	fuse_session_unmount(se);
 out_handlers:
@@ -347,8 +347,7 @@ int main(int argc, char **argv)
 		status = rc == 1 ? 0 : 1;
 		goto out;
 	}
-	if (conf.debug)
-		rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	rfs_log_init(RFS_LOG_STDERR, conf.log_max); /* -o log_level, -d */
 	if (conf.check) {
 		signal(SIGPIPE, SIG_IGN);
 		status = self_check(&conf);

@@ -19,6 +19,7 @@
 #include "fuse/async.h"
 #include "fuse/ops.h"
 #include "fuse/passthrough.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/banned.h"
 
@@ -132,6 +133,7 @@ struct job {
 	struct fuse_file_info fi;
 	size_t size;
 	off_t off;
+	double t0;   /* a read's arrival (rfs_mono_now), for its latency */
 	char name[]; /* lookup, getxattr */
 };
 
@@ -168,11 +170,12 @@ static bool inline_slot(struct rfs_fuse *ctx, int d)
 	return false;
 }
 
-/* Hands the request to a thread that may wait; on no memory, EIO. */
-static void later(fuse_req_t req, enum rfs_async_kind kind,
-		  void (*run)(struct rfs_job *), struct rfs_cred *who,
-		  fuse_ino_t ino, const struct fuse_file_info *fi,
-		  const char *name, size_t size, off_t off)
+/* Hands the request to a thread that may wait; on no memory, EIO.
+ * @t0: when it arrived (reads: their latency is counted). */
+static void later_at(fuse_req_t req, enum rfs_async_kind kind,
+		     void (*run)(struct rfs_job *), struct rfs_cred *who,
+		     fuse_ino_t ino, const struct fuse_file_info *fi,
+		     const char *name, size_t size, off_t off, double t0)
 {
 	struct rfs_fuse *ctx = fuse_req_userdata(req);
 	size_t nl = name ? strlen(name) + 1 : 0;
@@ -193,6 +196,7 @@ static void later(fuse_req_t req, enum rfs_async_kind kind,
 		memcpy(jb->name, name, nl);
 	jb->size = size;
 	jb->off = off;
+	jb->t0 = t0;
 	/* a worker to spare: no hand-over (@req is gone once answered) */
 	if (inline_slot(ctx, 1)) {
 		run(&jb->j);
@@ -200,6 +204,14 @@ static void later(fuse_req_t req, enum rfs_async_kind kind,
 		return;
 	}
 	rfs_async_run(async_of(req), kind, &jb->j);
+}
+
+static void later(fuse_req_t req, enum rfs_async_kind kind,
+		  void (*run)(struct rfs_job *), struct rfs_cred *who,
+		  fuse_ino_t ino, const struct fuse_file_info *fi,
+		  const char *name, size_t size, off_t off)
+{
+	later_at(req, kind, run, who, ino, fi, name, size, off, 0);
 }
 
 static void run_lookup(struct rfs_job *j)
@@ -496,25 +508,22 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * answered. The bytes are fetched as the file's opener, as POSIX reads
  * use the open file's credentials, not the reading process's. */
 static bool do_read(fuse_req_t req, struct rfs_file *f, size_t size, off_t off,
-		    int flags)
+		    int flags, double t0)
 {
+	struct rfs_fs *fs = fs_of(req);
 	char *buf;
 	ssize_t n;
 
-	if (off < 0) {
-		reply_err(req, -EINVAL);
-		return true;
-	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		reply_err(req, -ENOMEM);
-		return true;
-	}
-	n = rfs_fs_read(fs_of(req), f, buf, size, (uint64_t)off, flags);
+	buf = off < 0 ? NULL : malloc(size ? size : 1);
+	n = off < 0 ? -EINVAL : !buf ? -ENOMEM : 0;
+	if (!n)
+		n = rfs_fs_read(fs, f, buf, size, (uint64_t)off, flags);
 	if (n == RFS_WOULD_BLOCK) {
 		free(buf);
 		return false;
 	}
+	/* before the reply: once answered, a RELEASE may free @f */
+	rfs_fs_count_read(fs, f, n, rfs_mono_now() - t0);
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
@@ -527,16 +536,18 @@ static void run_read(struct rfs_job *j)
 {
 	struct job *jb = (struct job *)j;
 
-	do_read(jb->req, file_of(&jb->fi), jb->size, jb->off, 0);
+	do_read(jb->req, file_of(&jb->fi), jb->size, jb->off, 0, jb->t0);
 	free_job(jb);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	if (!do_read(req, file_of(fi), size, off, RFS_NOWAIT))
-		later(req, RFS_ASYNC_READ, run_read, NULL, ino, fi, NULL, size,
-		      off);
+	double t0 = rfs_mono_now();
+
+	if (!do_read(req, file_of(fi), size, off, RFS_NOWAIT, t0))
+		later_at(req, RFS_ASYNC_READ, run_read, NULL, ino, fi, NULL,
+			 size, off, t0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,

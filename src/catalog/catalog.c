@@ -36,18 +36,91 @@ struct rfs_catalog {
 	/* atomic: when the last userpass login's token expires, for
 	 * ruciofs --check; 0: none yet */
 	time_t login_expires;
+	/* atomic: when the last contact found it out of reach, 0 once one
+	 * reached it: the offline and online events */
+	double down_since;
+	/* atomic, for metrics */
+	uint64_t calls[RFS_CAT_CALLS];
+	uint64_t errors[RFS_CAT_CALLS];
 };
+
+/*
+ * The offline and online events: only transitions, so a site offline
+ * for a day logs two lines, not one per retry. @why: what the contact
+ * met (curl's words), NULL when it got an answer.
+ */
+static void note_transition(struct rfs_catalog *cat, bool unreachable,
+			    const char *why)
+{
+	double now = rfs_mono_now(), was, since = unreachable ? now : 0;
+	char host[512];
+
+	__atomic_exchange(&cat->down_since, &since, &was, __ATOMIC_RELAXED);
+	if ((was > 0) == unreachable)
+		return;
+	rfs_url_for_log(host, sizeof(host), cat->conf->rucio_host);
+	if (unreachable)
+		rfs_event(LOG_WARNING, "offline",
+			  "the catalogue at %s is out of reach (%s); serving "
+			  "from the cache, trying again every %.0f s",
+			  host, why ? why : "no answer",
+			  cat->conf->offline_retry);
+	else
+		rfs_event(LOG_INFO, "online",
+			  "the catalogue at %s answers again, after %.0f s",
+			  host, now - was);
+}
 
 /*
  * Records the outcome of a contact: a server not reached at all (no
  * connection; a slow or broken answer does not count) opens the window.
  */
-static void note_contact(struct rfs_catalog *cat, bool unreachable)
+static void note_contact(struct rfs_catalog *cat, bool unreachable,
+			 const char *why)
 {
 	double until =
 		unreachable ? rfs_mono_now() + cat->conf->offline_retry : 0;
 
 	__atomic_store(&cat->offline_until, &until, __ATOMIC_RELAXED);
+	note_transition(cat, unreachable, why);
+}
+
+bool rfs_catalog_unreachable(struct rfs_catalog *cat)
+{
+	double since;
+
+	__atomic_load(&cat->down_since, &since, __ATOMIC_RELAXED);
+	return since > 0;
+}
+
+const char *rfs_catalog_call_name(enum rfs_catalog_call k)
+{
+	static const char *const names[RFS_CAT_CALLS] = {
+		[RFS_CAT_LISTING] = "listing",
+		[RFS_CAT_META] = "meta",
+		[RFS_CAT_REPLICAS] = "replicas",
+		[RFS_CAT_AUTH] = "auth",
+	};
+
+	return k < RFS_CAT_CALLS ? names[k] : "other";
+}
+
+static void count_call(struct rfs_catalog *cat, enum rfs_catalog_call k,
+		       bool failed)
+{
+	__atomic_add_fetch(&cat->calls[k], 1, __ATOMIC_RELAXED);
+	if (failed)
+		__atomic_add_fetch(&cat->errors[k], 1, __ATOMIC_RELAXED);
+}
+
+void rfs_catalog_counts(struct rfs_catalog *cat, struct rfs_catalog_counts *out)
+{
+	for (int k = 0; k < RFS_CAT_CALLS; k++) {
+		out->calls[k] =
+			__atomic_load_n(&cat->calls[k], __ATOMIC_RELAXED);
+		out->errors[k] =
+			__atomic_load_n(&cat->errors[k], __ATOMIC_RELAXED);
+	}
 }
 
 static bool offline(struct rfs_catalog *cat)
@@ -279,11 +352,13 @@ int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 		rfs_log_limited(LOG_ERR, "login",
 				"catalogue login at %s failed: %s", shown,
 				curl_easy_strerror(rc));
-		note_contact(cat, down);
+		note_contact(cat, down, curl_easy_strerror(rc));
 		rc = err;
 	} else {
+		note_contact(cat, false, NULL);
 		rc = login_result(cat, status, hdr, token, renew);
 	}
+	count_call(cat, RFS_CAT_AUTH, rc != 0);
 	rfs_wipe(hdr, sizeof(hdr));
 	return rc;
 }
@@ -360,13 +435,23 @@ static int perform(struct rfs_catalog *cat, const struct request *rq,
 	err = rc ? rfs_http_errno(h, rc, &down) : 0;
 	rfs_http_put(cat->http, h);
 	free_headers(headers);
-	note_contact(cat, down);
+	note_contact(cat, down, rc ? curl_easy_strerror(rc) : NULL);
 	/* an answer over max_answer is logged once, by request() */
 	if (rc && rc != CURLE_WRITE_ERROR)
 		rfs_log_limited(LOG_ERR, rq->path, "catalogue: %s %s: %s",
 				rq->method, rq->path, curl_easy_strerror(rc));
 	free(url);
 	return err;
+}
+
+/* What a request asks, by its path. */
+static enum rfs_catalog_call kind_of(const struct request *rq)
+{
+	if (!strncmp(rq->path, "/replicas/", 10))
+		return RFS_CAT_REPLICAS;
+	if (!strncmp(rq->path, "/dids/bulkmeta", 14))
+		return RFS_CAT_META;
+	return RFS_CAT_LISTING;
 }
 
 /*
@@ -396,6 +481,8 @@ static int request_at(struct rfs_catalog *cat, const struct request *rq,
 				rfs_identity_where(rq->who));
 		rc = perform(cat, rq, token, &status, hdr);
 		rfs_token_free(token);
+		if (rc)
+			count_call(cat, kind_of(rq), true);
 		if (rc == -EFBIG) {
 			rfs_log_limited(
 				LOG_ERR, rq->path,
@@ -421,6 +508,8 @@ static int request_at(struct rfs_catalog *cat, const struct request *rq,
 	rfs_dbg("catalogue: %s %s%s%s: HTTP %ld, %zu bytes", rq->method,
 		rq->path, rq->body ? " " : "", rq->body ? rq->body : "", status,
 		rq->out->len);
+	count_call(cat, kind_of(rq),
+		   (status < 200 || status >= 300) && status != 404);
 	if (status >= 200 && status < 300)
 		return 0;
 	if (location && status >= 300 && status < 400 && hdr[H_LOCATION].seen) {

@@ -27,6 +27,31 @@ void rfs_catalog_free(struct rfs_catalog *cat);
  * once with -EHOSTUNREACH.
  */
 bool rfs_catalog_offline(struct rfs_catalog *cat);
+/*
+ * True from the contact that found the catalogue out of reach (the
+ * "offline" event) to the next one that reached it ("online"), whether
+ * or not the window above is open.
+ */
+bool rfs_catalog_unreachable(struct rfs_catalog *cat);
+
+/* Kinds of calls, counted for metrics. */
+enum rfs_catalog_call {
+	RFS_CAT_LISTING,  /* scopes, a scope's DIDs, a collection's */
+	RFS_CAT_META,	  /* POST /dids/bulkmeta */
+	RFS_CAT_REPLICAS, /* POST /replicas/list */
+	RFS_CAT_AUTH,	  /* the userpass login */
+	RFS_CAT_CALLS,
+};
+/* "listing", "meta", "replicas", "auth". */
+const char *rfs_catalog_call_name(enum rfs_catalog_call k);
+/* Calls sent (not those the offline window failed at once) and, of them,
+ * the failed ones: no answer, or an HTTP error other than 404. */
+struct rfs_catalog_counts {
+	uint64_t calls[RFS_CAT_CALLS];
+	uint64_t errors[RFS_CAT_CALLS];
+};
+void rfs_catalog_counts(struct rfs_catalog *cat,
+			struct rfs_catalog_counts *out);
 
 /*
  * GET /auth/userpass with the configured user name, password, account and

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "util/log.h"
 #include "util/net.h"
 #include "util/str.h"
 #include "util/banned.h"
@@ -120,6 +121,9 @@ static const struct opt opts[] = {
 	OPT("idmap", OPT_STR, idmap),
 	OPT("anonymous", OPT_STR, anonymous),
 	OPT("check_did", OPT_STR, check_did),
+	OPT("log_level", OPT_STR, log_level),
+	OPT("metrics", OPT_STR, metrics),
+	OPT("metrics_interval", OPT_DURATION, metrics_interval),
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 _Static_assert(NOPTS <= 64, "cli_mask has a bit per option");
@@ -161,6 +165,8 @@ void rfs_conf_init(struct rfs_conf *conf)
 	conf->vector_reads = true;
 	conf->passthrough = true;
 	conf->cache_size = 10ull << 30;
+	conf->log_max = LOG_INFO;
+	conf->metrics_interval = 10;
 	conf->block_size = 1 << 20;
 	conf->uid = getuid();
 	conf->gid = getgid();
@@ -737,6 +743,49 @@ static int check_verify(struct rfs_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The log level, and the metrics file: written by the daemon after it
+ * left the working directory (so absolute), by rename from PATH.tmp in
+ * the same directory, which must take it.
+ */
+static int check_observe(struct rfs_conf *conf, char *err, size_t errlen)
+{
+	char dir[4096];
+	const char *slash;
+
+	conf->log_max =
+		conf->log_level ? rfs_log_level_of(conf->log_level) : LOG_INFO;
+	if (conf->log_max < 0) {
+		snprintf(err, errlen,
+			 "log_level must be error, warning, info or debug");
+		return -EINVAL;
+	}
+	if (conf->debug)
+		conf->log_max = LOG_DEBUG;
+	if (conf->metrics_interval < 1 || conf->metrics_interval > 86400) {
+		snprintf(err, errlen, "metrics_interval must be in [1s, 1d]");
+		return -EINVAL;
+	}
+	if (!conf->metrics)
+		return 0;
+	slash = strrchr(conf->metrics, '/');
+	if (conf->metrics[0] != '/' || !slash[1] ||
+	    strlen(conf->metrics) + 5 > sizeof(dir)) {
+		snprintf(err, errlen,
+			 "metrics must be the absolute path of a file");
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash == conf->metrics ? 1 : (int)(slash - conf->metrics),
+		 conf->metrics);
+	if (access(dir, W_OK | X_OK)) {
+		snprintf(err, errlen, "metrics: directory '%s': %s", dir,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Issuers are compared exactly and their keys fetched over HTTPS. */
 static int check_issuers(const struct rfs_conf *conf, char *err, size_t errlen)
 {
@@ -889,6 +938,8 @@ int rfs_conf_validate(struct rfs_conf *conf, char *err, size_t errlen)
 		rc = check_net(conf, err, errlen);
 	if (!rc)
 		rc = check_identity(conf, err, errlen);
+	if (!rc)
+		rc = check_observe(conf, err, errlen);
 	if (rc)
 		return rc;
 	/* --check says itself what is wrong with a mountpoint */
@@ -991,6 +1042,14 @@ void rfs_conf_usage(const char *progname)
 	       "                           file waits for its checksums)\n"
 	       "    -o read_timeout=T      a read gets EIO past this, all "
 	       "replicas tried (60s)\n"
+	       "    -o log_level=L         error, warning, info (default) or "
+	       "debug (-d: debug)\n"
+	       "    -o metrics=FILE        write Prometheus metrics there "
+	       "(node-exporter's\n"
+	       "                           textfile collector: FILE.prom); "
+	       "default: none\n"
+	       "    -o metrics_interval=T  rewrite the metrics file this often "
+	       "(10s)\n"
 	       "\n"
 	       "shared mounts (root, allow_other: each caller reads with their "
 	       "own token):\n"

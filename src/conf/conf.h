@@ -85,6 +85,12 @@ struct rfs_conf {
 	char *check_did;      /* --check reads this DID's replicas */
 	bool anonymous_names; /* derived */
 
+	/* observability (issue 19) */
+	char *log_level;	 /* error, warning, info (default), debug */
+	int log_max;		 /* derived: its syslog level; debug with -d */
+	char *metrics;		 /* the Prometheus textfile; NULL: none */
+	double metrics_interval; /* seconds between its rewrites */
+
 	/* command line */
 	char *source; /* fstab's first field, a label; NULL if not given */
 	char *mountpoint;

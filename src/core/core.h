@@ -21,6 +21,7 @@
 #include "cache/cache.h"
 #include "catalog/catalog.h"
 #include "core/fs.h"
+#include "core/metrics.h"
 #include "transport/transport.h"
 #include "util/clock.h"
 
@@ -73,6 +74,8 @@ struct rfs_fs {
 		double rate; /* bytes/s of large transfers, EWMA; 0: unknown */
 		double slow_until; /* rfs_mono_now(): last resort until then */
 		double wrr;	   /* spread picks' running credit */
+		/* from its endpoint-penalty event to its endpoint-recovered */
+		bool penalised;
 	} eps[32];
 	char ctl_path[108];	       /* the control socket, "": none */
 	struct rfs_prefetch *prefetch; /* NULL: no read-ahead */
@@ -88,6 +91,9 @@ struct rfs_fs {
 	pthread_mutex_t open_lock;
 	struct rfs_file *open_files;
 	struct rfs_dir *open_dirs;
+
+	/* latency histograms, reads by identity, the metrics file */
+	struct rfs_metrics metrics;
 };
 
 /* Blocks in a file of @size bytes. */

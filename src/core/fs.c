@@ -121,6 +121,7 @@ int rfs_fs_new(struct rfs_fs **out, const struct rfs_conf *conf)
 	pthread_mutex_init(&fs->stats_lock, NULL);
 	pthread_mutex_init(&fs->open_lock, NULL);
 	pthread_mutex_init(&fs->verify_lock, NULL);
+	rfs_metrics_init(&fs->metrics);
 	fs->nbuckets = 1024;
 	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
 	fs->root = calloc(1, sizeof(*fs->root));
@@ -155,6 +156,8 @@ void rfs_fs_free(struct rfs_fs *fs)
 {
 	if (!fs)
 		return;
+	/* its last file, while every count is still there */
+	rfs_metrics_file_stop(fs);
 	while (fs->open_files)
 		rfs_fs_release(fs, fs->open_files);
 	while (fs->open_dirs)
@@ -183,6 +186,7 @@ void rfs_fs_free(struct rfs_fs *fs)
 	pthread_mutex_destroy(&fs->stats_lock);
 	pthread_mutex_destroy(&fs->open_lock);
 	pthread_mutex_destroy(&fs->verify_lock);
+	rfs_metrics_release(&fs->metrics);
 	pthread_cond_destroy(&fs->list_cv);
 	pthread_mutex_destroy(&fs->table_lock);
 	free(fs);
@@ -215,19 +219,20 @@ void rfs_fs_start(struct rfs_fs *fs)
 	if (rfs_verify_start(fs))
 		rfs_err("no verify workers: whole files are not checked "
 			"against the catalogue's checksums");
-	if (!fs->conf->cache)
-		return;
-	rc = rfs_cache_open(&fs->cache, &cc);
-	if (rc) {
-		rfs_err("cache '%s' cannot be opened (%s); reading from the "
-			"network only",
-			cc.dir, rfs_errno_reason(rc));
-		fs->cache = NULL;
-		return;
+	if (fs->conf->cache) {
+		rc = rfs_cache_open(&fs->cache, &cc);
+		if (rc) {
+			rfs_err("cache '%s' cannot be opened (%s); reading "
+				"from the network only",
+				cc.dir, rfs_errno_reason(rc));
+			fs->cache = NULL;
+		}
 	}
-	if (fs->conf->readahead && rfs_prefetch_start(fs))
+	if (fs->cache && fs->conf->readahead && rfs_prefetch_start(fs))
 		rfs_err("no read-ahead workers: reads fetch only what they "
 			"need");
+	/* the first file once the cache's counts are there */
+	rfs_metrics_file_start(fs);
 }
 
 bool rfs_fs_can_start_offline(struct rfs_fs *fs, int rc)

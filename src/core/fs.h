@@ -82,8 +82,9 @@ const struct rfs_conf *rfs_fs_conf(const struct rfs_fs *fs);
 int rfs_fs_prepare(struct rfs_fs *fs, char *err, size_t errlen);
 /*
  * After daemonizing (LMDB and threads must not cross a fork): starts the
- * transports, opens the block cache. A cache that fails to open is
- * logged and the mount reads from the network only.
+ * transports, opens the block cache, starts the -o metrics file's
+ * writer. A cache that fails to open is logged and the mount reads from
+ * the network only.
  */
 void rfs_fs_start(struct rfs_fs *fs);
 
@@ -185,6 +186,13 @@ bool rfs_fs_keep_pages(struct rfs_fs *fs, struct rfs_file *f);
 int rfs_fs_open_whole(struct rfs_fs *fs, const struct rfs_file *f);
 /* Counts an open the kernel reads from such an fd (for status). */
 void rfs_fs_count_whole(struct rfs_fs *fs);
+/*
+ * Counts one read request of @f (NULL: no open file) answered after
+ * @secs from its arrival with @n bytes or a negative errno: the read
+ * latency histogram and the opener's identity's counts. No lock taken.
+ */
+void rfs_fs_count_read(struct rfs_fs *fs, const struct rfs_file *f, ssize_t n,
+		       double secs);
 
 /* The value of attribute @name in @out; -ENODATA if it has none. */
 int rfs_fs_getxattr(struct rfs_fs *fs, struct rfs_cred *who, uint64_t ino,
@@ -251,6 +259,7 @@ struct rfs_fs_stats {
 	uint64_t block_size, quota, used, pinned, files;
 	uint64_t hits, misses, cache_bytes, net_bytes;
 	uint64_t corrupt, evicted, dropped, staged;
+	uint64_t evicted_files;
 	uint64_t whole_opens;
 	uint64_t written, write_us, wait_us;
 	uint64_t matched, wrong; /* whole-file checks */
@@ -263,6 +272,11 @@ struct rfs_fs_stats {
 };
 /* -ENOTSUP without a cache. */
 int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out);
+/*
+ * The mount's metrics as Prometheus text (format 0.0.4), appended to
+ * @out (docs/metrics.md lists the families). With or without a cache.
+ */
+int rfs_fs_metrics(struct rfs_fs *fs, struct rfs_buf *out);
 bool rfs_fs_has_cache(const struct rfs_fs *fs);
 /* Where the control socket listens, told in the hidden xattr
  * user.ruciofs.ctl; NULL: none. */

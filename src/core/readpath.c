@@ -76,10 +76,10 @@ static void put_inflight(struct rfs_inflight *e)
 
 void rfs_blocks_say_corrupt(const struct rfs_target *f, uint64_t idx)
 {
-	rfs_log_limited(LOG_WARNING, "cache-crc",
-			"cache: block %llu of %s failed its checksum; "
-			"dropped, fetching it again",
-			(unsigned long long)idx, f->didstr);
+	rfs_event_limited(LOG_WARNING, "corrupt-block", "cache-crc",
+			  "block %llu of %s failed its checksum in the cache; "
+			  "dropped, fetching it again",
+			  (unsigned long long)idx, f->didstr);
 }
 
 /*

@@ -606,7 +606,7 @@ static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
 			  double deadline, struct rfs_xfer_note *note)
 {
 	struct rfs_source *s = &f->reps->src[i];
-	double t0 = rfs_mono_now();
+	double t0 = rfs_mono_now(), secs;
 	struct rfs_tfile *h;
 	char key[96];
 	ssize_t got;
@@ -627,12 +627,14 @@ static ssize_t try_source(struct rfs_fs *fs, const struct rfs_target *f,
 		__atomic_store_n(&s->no_vector, true, __ATOMIC_RELAXED);
 		return got;
 	}
+	secs = rfs_mono_now() - t0;
+	rfs_metrics_fetch(fs, s->url, secs);
 	rfs_fs_count(fs, endpoint_key(s, key, sizeof(key)),
 		     got > 0 ? (uint64_t)got : 0,
 		     got == (ssize_t)a->size ? 0
 		     : got < 0		     ? (int)got
 					     : -EIO,
-		     rfs_mono_now() - t0);
+		     secs);
 	return got;
 }
 
@@ -834,12 +836,63 @@ int rfs_replicas_describe(struct rfs_replicas *r, struct rfs_buf *out)
 #define RATE_MIN_BYTES (256u << 10)
 #define SLOW_PENALTY 60.0 /* seconds a slow endpoint stays last resort */
 
+/* What an endpoint-penalty or endpoint-recovered event says. */
+struct ep_event {
+	char rse[64];
+	bool penalty, recovered;
+	char why[96];
+};
+
+/*
+ * The events of one transfer's outcome, under stats_lock: a penalty that
+ * starts an episode (not each one that renews it), and the first good
+ * transfer once it is over.
+ */
+static void note_health(struct rfs_endpoint_stats *e, int rc, bool slow,
+			double rate, struct ep_event *ev)
+{
+	double now = rfs_mono_now();
+	bool penalty = slow || (rc && rfs_unreachable(rc)) || rc == -EPERM;
+
+	snprintf(ev->rse, sizeof(ev->rse), "%s", e->rse);
+	if (penalty && !e->penalised) {
+		ev->penalty = e->penalised = true;
+		if (slow)
+			snprintf(ev->why, sizeof(ev->why),
+				 "slower than min_rate (%.0f KiB/s)",
+				 rate / 1024);
+		else
+			snprintf(ev->why, sizeof(ev->why), "%s",
+				 rc == -EPERM ? "refused by the connection "
+						"policy"
+					      : rfs_errno_reason(rc));
+	} else if (!penalty && !rc && e->penalised && e->slow_until <= now) {
+		e->penalised = false;
+		ev->recovered = true;
+	}
+	/* refused by the connection policy: as good as out of reach */
+	if (penalty)
+		e->slow_until = now + SLOW_PENALTY;
+}
+
+static void say_health(const struct ep_event *ev)
+{
+	if (ev->penalty)
+		rfs_event(LOG_WARNING, "endpoint-penalty",
+			  "%s: %s; tried after the others for %.0f s", ev->rse,
+			  ev->why, SLOW_PENALTY);
+	else if (ev->recovered)
+		rfs_event(LOG_INFO, "endpoint-recovered",
+			  "%s: a transfer went well again", ev->rse);
+}
+
 void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		  double secs)
 {
 	struct rfs_endpoint_stats *e;
 	double rate = secs > 0 ? (double)bytes / secs : 0;
 	bool slow = rc == -ETIMEDOUT;
+	struct ep_event ev = { 0 };
 
 	pthread_mutex_lock(&fs->stats_lock);
 	fs->net_bytes += rc ? 0 : bytes;
@@ -858,8 +911,31 @@ void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		e->slow++;
 		e->rate = e->rate > 0 && rate < e->rate ? rate : e->rate;
 	}
-	/* refused by the connection policy: as good as out of reach */
-	if (e && (slow || (rc && rfs_unreachable(rc)) || rc == -EPERM))
-		e->slow_until = rfs_mono_now() + SLOW_PENALTY;
+	if (e)
+		note_health(e, rc, slow, rate, &ev);
+	pthread_mutex_unlock(&fs->stats_lock);
+	say_health(&ev);
+}
+
+void rfs_endpoints_snapshot(struct rfs_fs *fs, struct rfs_fs_stats *out)
+{
+	size_t n = sizeof(fs->eps) / sizeof(fs->eps[0]);
+	double now = rfs_mono_now();
+
+	out->nendpoints = 0;
+	pthread_mutex_lock(&fs->stats_lock);
+	out->net_bytes = fs->net_bytes;
+	out->whole_opens = fs->whole_opens;
+	for (size_t i = 0; i < n && fs->eps[i].rse[0]; i++) {
+		struct rfs_endpoint_info *e = &out->endpoints[i];
+
+		snprintf(e->rse, sizeof(e->rse), "%s", fs->eps[i].rse);
+		e->bytes = fs->eps[i].bytes;
+		e->errors = fs->eps[i].errors;
+		e->slow = fs->eps[i].slow;
+		e->rate = fs->eps[i].rate;
+		e->last_resort = fs->eps[i].slow_until > now;
+		out->nendpoints++;
+	}
 	pthread_mutex_unlock(&fs->stats_lock);
 }

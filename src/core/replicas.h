@@ -12,6 +12,8 @@
 #include "catalog/parse.h"
 #include "util/buf.h"
 
+struct rfs_fs_stats;
+
 struct rfs_cred;
 struct rfs_fs;
 struct rfs_handles;
@@ -69,6 +71,9 @@ struct rfs_replicas {
  * ended with @rc (0 or a negative errno) */
 void rfs_fs_count(struct rfs_fs *fs, const char *rse, uint64_t bytes, int rc,
 		  double secs);
+/* The endpoints' counts, network bytes and passthrough opens into @out
+ * (net_bytes, whole_opens, endpoints, nendpoints). */
+void rfs_endpoints_snapshot(struct rfs_fs *fs, struct rfs_fs_stats *out);
 
 int rfs_replicas_resolve(struct rfs_fs *fs, struct rfs_cred *who,
 			 const struct rfs_did_rec *did,

@@ -372,10 +372,10 @@ static void scrub_one(struct scrub *s, const struct rfs_cache_id *id,
 		rfs_cache_mark_verified(fs->cache, id, size);
 	} else if (rc == -EBADMSG || rc == -EIO) {
 		s->bad++;
-		rfs_log(LOG_ERR,
-			"verify '%s': the cached copy does not match (%s); "
-			"dropped, it is fetched again when read",
-			did, why);
+		rfs_event(LOG_ERR, "checksum-mismatch",
+			  "'%s': the cached copy does not match (%s); dropped, "
+			  "it is fetched again when read",
+			  did, why);
 		rfs_cache_drop_file(fs->cache, id);
 		rfs_verify_forget(fs, id);
 		if (s->p.cb && s->p.cb->bad && !s->p.gone)
@@ -523,7 +523,6 @@ int rfs_fs_scrub(struct rfs_fs *fs, struct rfs_cred *who, const char *did,
 
 int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out)
 {
-	size_t n = sizeof(fs->eps) / sizeof(fs->eps[0]);
 	struct rfs_cache_stats st;
 
 	memset(out, 0, sizeof(*out));
@@ -550,20 +549,7 @@ int rfs_fs_stats(struct rfs_fs *fs, struct rfs_fs_stats *out)
 	rfs_verify_counts(fs, &out->matched, &out->wrong);
 	rfs_transports_sessions(fs->tps, &out->sessions_busy,
 				&out->sessions_idle);
-	pthread_mutex_lock(&fs->stats_lock);
-	out->net_bytes = fs->net_bytes;
-	out->whole_opens = fs->whole_opens;
-	for (size_t i = 0; i < n && fs->eps[i].rse[0]; i++) {
-		struct rfs_endpoint_info *e = &out->endpoints[i];
-
-		snprintf(e->rse, sizeof(e->rse), "%s", fs->eps[i].rse);
-		e->bytes = fs->eps[i].bytes;
-		e->errors = fs->eps[i].errors;
-		e->slow = fs->eps[i].slow;
-		e->rate = fs->eps[i].rate;
-		e->last_resort = fs->eps[i].slow_until > rfs_mono_now();
-		out->nendpoints++;
-	}
-	pthread_mutex_unlock(&fs->stats_lock);
+	out->evicted_files = st.evicted_files;
+	rfs_endpoints_snapshot(fs, out);
 	return 0;
 }

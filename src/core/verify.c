@@ -830,10 +830,10 @@ static bool settle(struct rfs_fs *fs, struct rfs_verifier *v,
 	if (nsrc == 1 && !unknown) {
 		found = (int)one;
 	} else if (nsrc && nsrc + unknown > 1 && fs->cache) {
-		rfs_log(LOG_ERR,
-			"verify '%s': does not match the catalogue (%s); its "
-			"blocks came from %s: finding which replica lied",
-			v->did, why, srcs);
+		rfs_event(LOG_ERR, "checksum-mismatch",
+			  "'%s' does not match the catalogue (%s); its blocks "
+			  "came from %s: finding which replica lied",
+			  v->did, why, srcs);
 		found = find_liar(fs, v, count);
 		if (found >= 0) {
 			name_source(liar, sizeof(liar), v, (size_t)found);
@@ -851,24 +851,24 @@ static bool settle(struct rfs_fs *fs, struct rfs_verifier *v,
 	}
 	if (found >= 0) {
 		name_source(liar, sizeof(liar), v, (size_t)found);
-		rfs_log(LOG_ERR,
-			"verify '%s': does not match the catalogue (%s); "
-			"served by %s: its blocks are dropped and it is tried "
-			"last for this file",
-			v->did, why, liar);
+		rfs_event(LOG_ERR, "checksum-mismatch",
+			  "'%s' does not match the catalogue (%s); served by "
+			  "%s: its blocks are dropped and it is tried last for "
+			  "this file",
+			  v->did, why, liar);
 	} else if (!nsrc) {
-		rfs_log(LOG_ERR,
-			"verify '%s': does not match the catalogue (%s); its "
-			"blocks were fetched before this mount: they are "
-			"dropped and fetched again",
-			v->did, why);
+		rfs_event(LOG_ERR, "checksum-mismatch",
+			  "'%s' does not match the catalogue (%s); its blocks "
+			  "were fetched before this mount: they are dropped "
+			  "and fetched again",
+			  v->did, why);
 	} else {
-		rfs_log(LOG_ERR,
-			"verify '%s': does not match the catalogue (%s); "
-			"blocks from %s; no single replica explains it: the "
-			"file's blocks are dropped and those replicas tried "
-			"last for this file",
-			v->did, why, srcs);
+		rfs_event(LOG_ERR, "checksum-mismatch",
+			  "'%s' does not match the catalogue (%s); blocks from "
+			  "%s; no single replica explains it: the file's "
+			  "blocks are dropped and those replicas tried last "
+			  "for this file",
+			  v->did, why, srcs);
 	}
 	pthread_mutex_lock(&v->lock);
 	for (size_t i = 0; i < v->nurls; i++)

@@ -4,7 +4,8 @@
  * may talk to it (SO_PEERCRED). A client sends one JSON request line and
  * reads JSON lines back, the last one {"done": true, ...}.
  *
- *   {"op": "status"}
+ *   {"op": "status"}       one object, docs/status-json.md
+ *   {"op": "metrics"}      {"metrics": "<Prometheus text>"}
  *   {"op": "prefetch", "did": "scope:name", "pin": true|false}
  *   {"op": "unpin", "did": "scope:name"}
  *   {"op": "evict", "did": "scope:name"}
@@ -33,11 +34,16 @@
 
 #include "core/fs.h"
 #include "ctl/server.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/banned.h"
 
 #define REQ_MAX (64 * 1024)
+/* the metrics text; the client reads lines of up to 1 MiB */
+#define METRICS_MAX (768 * 1024)
+/* what status --json promises: docs/status-json.md */
+#define STATUS_VERSION 1
 #define PROGRESS_EVERY 0.25 /* seconds between progress lines */
 
 #define MAX_CLIENTS 32
@@ -144,7 +150,25 @@ static json_t *status_json(struct rfs_fs *fs)
 			    json_pack("{s:I,s:I}", "busy",
 				      (json_int_t)st.sessions_busy, "idle",
 				      (json_int_t)st.sessions_idle));
+	json_object_set_new(o, "evicted_files",
+			    json_integer((json_int_t)st.evicted_files));
+	json_object_set_new(o, "version", json_integer(STATUS_VERSION));
 	return o;
+}
+
+/* The Prometheus text as one JSON string; the client prints it. */
+static void send_metrics(struct client *c)
+{
+	struct rfs_buf b;
+	int rc;
+
+	rfs_buf_init(&b, METRICS_MAX);
+	rc = rfs_fs_metrics(c->ctl->fs, &b);
+	if (!rc)
+		send_json(c->fd, json_pack("{s:s%}", "metrics",
+					   b.data ? b.data : "", b.len));
+	send_done(c->fd, rc, rc ? "cannot render the metrics" : NULL);
+	rfs_buf_release(&b);
 }
 
 /* A task's progress, as a line to its client (not more often than
@@ -214,6 +238,10 @@ static void serve(struct client *c, json_t *req)
 	if (op && !strcmp(op, "status")) {
 		send_json(c->fd, status_json(fs));
 		send_done(c->fd, 0, NULL);
+		return;
+	}
+	if (op && !strcmp(op, "metrics")) {
+		send_metrics(c);
 		return;
 	}
 	if (!op || (!did && strcmp(op, "verify"))) {

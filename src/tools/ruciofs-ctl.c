@@ -1,7 +1,8 @@
 /*
  * ruciofs-ctl: talks to a mounted ruciofs over its control socket, whose
  * path the mount itself tells (xattr user.ruciofs.ctl), so no
- * configuration is needed: prefetch [--pin], unpin, evict, verify, status.
+ * configuration is needed: prefetch [--pin], unpin, evict, verify, status,
+ * metrics.
  */
 #include "config.h"
 
@@ -30,6 +31,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: ruciofs-ctl [-m MOUNTPOINT] status [--json]\n"
+		"       ruciofs-ctl [-m MOUNTPOINT] metrics\n"
 		"       ruciofs-ctl [-m MOUNTPOINT] prefetch [--pin] "
 		"PATH|scope:name...\n"
 		"       ruciofs-ctl [-m MOUNTPOINT] unpin PATH|scope:name...\n"
@@ -458,6 +460,39 @@ out:
 	return rc;
 }
 
+/* The mount's Prometheus text, as it sent it. */
+static int run_metrics(void)
+{
+	char sock[4096];
+	struct reader r = { -1, NULL, 0 };
+	json_t *o = NULL, *done = NULL;
+	const char *text;
+	int rc = 1;
+
+	if (socket_of(NULL, sock, sizeof(sock)))
+		return 1;
+	r.fd = connect_to(sock);
+	r.buf = malloc(LINE_MAX_LEN);
+	if (r.fd < 0 || !r.buf ||
+	    !send_request(r.fd, json_pack("{s:s}", "op", "metrics")))
+		goto out;
+	o = next_line(&r);
+	text = json_string_value(json_object_get(o, "metrics"));
+	if (text) {
+		fputs(text, stdout);
+		done = next_line(&r);
+	}
+	if (!is_done(text ? done : o, "metrics", &rc))
+		rc = 1;
+out:
+	json_decref(o);
+	json_decref(done);
+	if (r.fd >= 0)
+		close(r.fd);
+	free(r.buf);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	int i = 1, rc = 0;
@@ -476,6 +511,8 @@ int main(int argc, char **argv)
 	op = argv[i++];
 	if (!strcmp(op, "status"))
 		return run_status(i < argc && !strcmp(argv[i], "--json"));
+	if (!strcmp(op, "metrics"))
+		return run_metrics();
 	if (!strcmp(op, "verify") && i >= argc)
 		return run_verify_all();
 	if (strcmp(op, "prefetch") && strcmp(op, "unpin") &&

@@ -1,10 +1,13 @@
 #include "config.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/str.h"
@@ -12,6 +15,8 @@
 
 static enum rfs_log_sink log_sink = RFS_LOG_STDERR;
 static int log_max = LOG_INFO;
+/* stderr is the journal: lines carry their "<N>" priority */
+static bool log_journal;
 
 /* Rate limiting state: a tiny table is enough, keys are endpoints. */
 #define LIMIT_SLOTS 64
@@ -23,19 +28,59 @@ static struct {
 } limits[LIMIT_SLOTS];
 static pthread_mutex_t limits_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void rfs_log_init(enum rfs_log_sink sink, int max_level)
+bool rfs_log_is_journal(const char *journal_stream, int fd)
 {
-	log_sink = sink;
-	log_max = max_level;
-	if (sink == RFS_LOG_SYSLOG)
-		openlog("ruciofs", LOG_PID, LOG_DAEMON);
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (!journal_stream || !*journal_stream)
+		return false;
+	errno = 0;
+	dev = strtoull(journal_stream, &end, 10);
+	if (errno || end == journal_stream || *end != ':')
+		return false;
+	journal_stream = end + 1;
+	ino = strtoull(journal_stream, &end, 10);
+	if (errno || end == journal_stream || *end)
+		return false;
+	/* the variable is inherited: a child whose stderr was redirected
+	 * elsewhere must not prefix its lines */
+	return fstat(fd, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
 }
 
+void rfs_log_init(enum rfs_log_sink sink, int max_level)
+{
+	log_max = max_level;
+	rfs_log_set_sink(sink);
+}
+
+/* syslog(3) as the daemon's own: LOG_DAEMON, its pid on every line */
 void rfs_log_set_sink(enum rfs_log_sink sink)
 {
 	if (sink == RFS_LOG_SYSLOG && log_sink != RFS_LOG_SYSLOG)
 		openlog("ruciofs", LOG_PID, LOG_DAEMON);
 	log_sink = sink;
+	log_journal =
+		sink == RFS_LOG_STDERR &&
+		rfs_log_is_journal(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+}
+
+int rfs_log_level_of(const char *name)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = { { "error", LOG_ERR },
+		       { "warning", LOG_WARNING },
+		       { "info", LOG_INFO },
+		       { "debug", LOG_DEBUG } };
+
+	for (size_t i = 0; name && i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (!strcmp(name, levels[i].name))
+			return levels[i].level;
+	return -EINVAL;
 }
 
 static const char *level_name(int level)
@@ -71,7 +116,12 @@ static void emit(int level, const char *line, size_t more)
 		return;
 	}
 	/* One fprintf per line so lines from threads do not interleave. */
-	fprintf(stderr, "ruciofs: %s: %s%s\n", level_name(level), line, tail);
+	if (log_journal)
+		fprintf(stderr, "<%d>ruciofs: %s: %s%s\n", level & 7,
+			level_name(level), line, tail);
+	else
+		fprintf(stderr, "ruciofs: %s: %s%s\n", level_name(level), line,
+			tail);
 }
 
 /* Escapes @len bytes at @raw (cut from @total) and emits them. */
@@ -148,29 +198,40 @@ static unsigned long hash_key(const char *s)
 	return h;
 }
 
-void rfs_log_limited(int level, const char *key, const char *fmt, ...)
+/*
+ * Whether a line about @key may go now (at most one per key and
+ * LIMIT_SECONDS); *@suppressed: how many were held back before it.
+ */
+static bool limit_pass(const char *key, unsigned *suppressed)
 {
 	unsigned long h = hash_key(key);
 	unsigned slot = h % LIMIT_SLOTS;
 	time_t now = time(NULL);
-	unsigned suppressed = 0;
-	bool emit = false;
-	va_list ap;
+	bool pass = false;
 
+	*suppressed = 0;
 	pthread_mutex_lock(&limits_lock);
 	if (limits[slot].hash != h ||
 	    now - limits[slot].last >= LIMIT_SECONDS) {
-		suppressed =
+		*suppressed =
 			limits[slot].hash == h ? limits[slot].suppressed : 0;
 		limits[slot].hash = h;
 		limits[slot].last = now;
 		limits[slot].suppressed = 0;
-		emit = true;
+		pass = true;
 	} else {
 		limits[slot].suppressed++;
 	}
 	pthread_mutex_unlock(&limits_lock);
-	if (!emit)
+	return pass;
+}
+
+void rfs_log_limited(int level, const char *key, const char *fmt, ...)
+{
+	unsigned suppressed;
+	va_list ap;
+
+	if (level > log_max || !limit_pass(key, &suppressed))
 		return;
 	va_start(ap, fmt);
 	rfs_vlog(level, fmt, ap);
@@ -178,4 +239,40 @@ void rfs_log_limited(int level, const char *key, const char *fmt, ...)
 	if (suppressed)
 		rfs_log(level, "(%u similar lines about '%s' suppressed)",
 			suppressed, key);
+}
+
+/* "event NAME: " and the message, as one line. */
+static void vevent(int level, const char *name, const char *fmt, va_list ap)
+{
+	char msg[LINE_MAX_BYTES];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rfs_log(level, "event %s: %s", name, msg);
+}
+
+void rfs_event(int level, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > log_max)
+		return;
+	va_start(ap, fmt);
+	vevent(level, name, fmt, ap);
+	va_end(ap);
+}
+
+void rfs_event_limited(int level, const char *name, const char *key,
+		       const char *fmt, ...)
+{
+	unsigned suppressed;
+	va_list ap;
+
+	if (level > log_max || !limit_pass(key, &suppressed))
+		return;
+	va_start(ap, fmt);
+	vevent(level, name, fmt, ap);
+	va_end(ap);
+	if (suppressed)
+		rfs_log(level, "event %s: (%u similar lines suppressed)", name,
+			suppressed);
 }

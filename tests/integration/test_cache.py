@@ -128,8 +128,8 @@ def test_corrupt_block_detected_and_healed(lake41, mount_factory):
     m2 = mount_factory(lake41, "cache_dir=" + m.cache)
     drop_caches()
     assert sha256_of(find_path(m2, f)) == f["sha256"]
-    # one line, naming the file and the block
-    assert "block 1 of %s:%s failed its checksum" % (
+    # one line, an event naming the file and the block
+    assert "event corrupt-block: block 1 of %s:%s failed its checksum" % (
         f["scope"], f["name"]) in m2.logtext()
     assert storage_hits(lake41, f) == before + 1  # only that block again
     m3 = remount(mount_factory, lake41, m2)

@@ -78,6 +78,8 @@ def test_liar_among_two_is_found_and_the_next_read_is_right(
     eio_on_whole_read(p)
     log = m.logtext()
     assert "verify 'user.alice:random40M.bin'" in log
+    assert "event checksum-mismatch: 'user.alice:random40M.bin' does " \
+        "not match the catalogue" in log, log
     assert "%s (" % FAULT in log and "lied" in log, log
     for _ in range(3):  # was: 5 of 5 whole reads wrong
         assert read_whole(p) == liar["sha256"]

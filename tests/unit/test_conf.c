@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
+#include <syslog.h>
 
 #include "conf/conf.h"
 #include "unit.h"
@@ -967,6 +968,63 @@ static void test_validate(void)
 
 /* The daemon changes to / when it detaches: the path must be absolute. */
 /* Shared mounts: who reads is derived from allow_other and root. */
+/* -o log_level, -d, -o metrics and metrics_interval */
+static void test_observe(void)
+{
+	char path[4200], opt[4300];
+	struct cli c;
+
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP, mnt, NULL), 0);
+	CHECK_INT(c.conf.log_max, LOG_INFO);
+	CHECK(!c.conf.metrics);
+	CHECK(c.conf.metrics_interval == 10);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",log_level=warning", mnt,
+			NULL),
+		  0);
+	CHECK_INT(c.conf.log_max, LOG_WARNING);
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP ",log_level=error",
+			"-d", mnt, NULL),
+		  0);
+	CHECK_INT(c.conf.log_max, LOG_DEBUG); /* -d wins */
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP ",log_level=loud",
+			mnt, NULL),
+		  -EINVAL);
+	CHECK(strstr(c.err, "log_level"));
+	cli_release(&c);
+
+	snprintf(path, sizeof(path), "%s/m.prom", tmpdir);
+	snprintf(opt, sizeof(opt),
+		 "rucio_host=https://h," UP ",metrics=%s,metrics_interval=2s",
+		 path);
+	CHECK_INT(valid(&c, "-o", opt, mnt, NULL), 0);
+	CHECK_STR(c.conf.metrics, path);
+	CHECK(c.conf.metrics_interval == 2);
+	cli_release(&c);
+	/* relative, a directory, a directory that is not there */
+	CHECK_INT(valid(&c, "-o", "rucio_host=https://h," UP ",metrics=m.prom",
+			mnt, NULL),
+		  -EINVAL);
+	cli_release(&c);
+	snprintf(opt, sizeof(opt), "rucio_host=https://h," UP ",metrics=%s/",
+		 tmpdir);
+	CHECK_INT(valid(&c, "-o", opt, mnt, NULL), -EINVAL);
+	cli_release(&c);
+	snprintf(opt, sizeof(opt),
+		 "rucio_host=https://h," UP ",metrics=%s/none/m.prom", tmpdir);
+	CHECK_INT(valid(&c, "-o", opt, mnt, NULL), -EINVAL);
+	CHECK(strstr(c.err, "none"));
+	cli_release(&c);
+	CHECK_INT(valid(&c, "-o",
+			"rucio_host=https://h," UP ",metrics_interval=0.5s",
+			mnt, NULL),
+		  -EINVAL);
+	cli_release(&c);
+}
+
 static void test_identity(void)
 {
 	struct cli c;
@@ -1245,6 +1303,7 @@ int main(void)
 	if (tmpdir) {
 		test_validate();
 		test_identity();
+		test_observe();
 		test_load_ruciofs_section();
 		test_mountpoint();
 		test_secret_wiped();

@@ -738,6 +738,120 @@ out:
 	free(out);
 }
 
+/* stderr into a memfd until capture_end, which reads it into @out. */
+static int capture_begin(int *saved)
+{
+	int fd = memfd_create("log", 0);
+
+	fflush(stderr);
+	*saved = dup(2);
+	if (fd < 0 || *saved < 0 || dup2(fd, 2) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void capture_end(int fd, int saved, char *out, size_t len)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(fd, out, len - 1, 0);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * -o log_level: the names and what each lets through; events: one line
+ * "event NAME: ..." at their level; a rate-limited event's flood is one
+ * line and a "suppressed" line with the same prefix.
+ */
+static void test_log_levels_events(void)
+{
+	char out[4096];
+	int saved, fd;
+
+	CHECK_INT(rfs_log_level_of("error"), LOG_ERR);
+	CHECK_INT(rfs_log_level_of("warning"), LOG_WARNING);
+	CHECK_INT(rfs_log_level_of("info"), LOG_INFO);
+	CHECK_INT(rfs_log_level_of("debug"), LOG_DEBUG);
+	CHECK_INT(rfs_log_level_of("warn"), -EINVAL);
+	CHECK_INT(rfs_log_level_of("INFO"), -EINVAL);
+	CHECK_INT(rfs_log_level_of(""), -EINVAL);
+	CHECK_INT(rfs_log_level_of(NULL), -EINVAL);
+
+	fd = capture_begin(&saved);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	unsetenv("JOURNAL_STREAM");
+	rfs_log_init(RFS_LOG_STDERR, LOG_WARNING);
+	rfs_info("hidden");
+	rfs_event(LOG_INFO, "mount", "hidden too");
+	rfs_warn("shown");
+	rfs_event(LOG_WARNING, "offline", "the catalogue at %s", "h");
+	for (int i = 0; i < 5; i++)
+		rfs_event_limited(LOG_WARNING, "corrupt-block", "unit-crc",
+				  "block %d", i);
+	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
+	capture_end(fd, saved, out, sizeof(out));
+	CHECK_STR(out, "ruciofs: warning: shown\n"
+		       "ruciofs: warning: event offline: the catalogue at h\n"
+		       "ruciofs: warning: event corrupt-block: block 0\n");
+}
+
+/*
+ * Under systemd, stderr is the journal when $JOURNAL_STREAM names its
+ * device and inode: lines then carry sd-daemon's "<N>" priority; an
+ * inherited variable naming another stream changes nothing.
+ */
+static void test_log_journal(void)
+{
+	char out[4096], js[64];
+	struct stat st;
+	int saved, fd;
+
+	fd = capture_begin(&saved);
+	CHECK(fd >= 0);
+	if (fd < 0 || fstat(2, &st)) {
+		if (fd >= 0)
+			capture_end(fd, saved, out, sizeof(out));
+		return;
+	}
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	CHECK(rfs_log_is_journal(js, 2));
+	setenv("JOURNAL_STREAM", js, 1);
+	rfs_log_init(RFS_LOG_STDERR, LOG_DEBUG);
+	rfs_err("e");
+	rfs_warn("w");
+	rfs_info("i");
+	rfs_dbg("d");
+	rfs_event(LOG_WARNING, "offline", "x");
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", js, 1);
+	rfs_log_init(RFS_LOG_STDERR, LOG_INFO);
+	rfs_info("plain");
+	unsetenv("JOURNAL_STREAM");
+	capture_end(fd, saved, out, sizeof(out));
+	CHECK_STR(out, "<3>ruciofs: error: e\n<4>ruciofs: warning: w\n"
+		       "<6>ruciofs: info: i\n<7>ruciofs: debug: d\n"
+		       "<4>ruciofs: warning: event offline: x\n"
+		       "ruciofs: info: plain\n");
+	CHECK(!rfs_log_is_journal(NULL, 2));
+	CHECK(!rfs_log_is_journal("", 2));
+	CHECK(!rfs_log_is_journal("12", 2));
+	CHECK(!rfs_log_is_journal("12:", 2));
+	CHECK(!rfs_log_is_journal(":12", 2));
+	CHECK(!rfs_log_is_journal("1:2:3", 2));
+	CHECK(!rfs_log_is_journal("x:y", 2));
+}
+
 int main(void)
 {
 	test_url_escape();
@@ -758,5 +872,7 @@ int main(void)
 	test_buf_take();
 	test_buf_unbounded();
 	test_log_lengths();
+	test_log_levels_events();
+	test_log_journal();
 	return unit_done("str");
 }
