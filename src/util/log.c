@@ -242,7 +242,8 @@ void rfs_log_limited(int level, const char *key, const char *fmt, ...)
 }
 
 /* "event NAME: " and the message, as one line. */
-static void vevent(int level, const char *name, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+vevent(int level, const char *name, const char *fmt, va_list ap)
 {
 	char msg[LINE_MAX_BYTES];
 
