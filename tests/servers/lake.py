@@ -452,6 +452,7 @@ class Lake:
         self.flat = None      # content of flat.json (profile "bench"), else None
         self.timings = {}
         self.rse_protocols = {}
+        self.runtime_rses = {}  # rse -> add_rses() row, again after a restart
         self.faultstores = {}   # rse -> FaultStore (start_faultstore)
         self.faultstore = None  # the last started one
         self.issuers = {}       # name -> tokinfra.TokenIssuer (start_issuer)
@@ -853,7 +854,9 @@ ofs.trace open
         return self.procs[name]
 
     def stop_catalogue(self, grace=3.0):
-        """Stop the Rucio emulator. Runtime state (faults, counts, attach) is lost."""
+        """Stop the Rucio emulator. Runtime state (faults, counts, attach,
+        replicas added) is lost; start_catalogue() registers the runtime
+        RSEs again."""
         self.procs["rucio"].stop(grace=grace)
 
     def kill_catalogue(self):
@@ -865,6 +868,8 @@ ofs.trace open
             return
         self._start_rucio(port=self.ports["rucio"])
         self._wait_rucio()
+        if self.runtime_rses:
+            self.admin("POST", "add_rses", {"rses": list(self.runtime_rses.values()), "exist_ok": True})
 
     # ------------------------------------------------------------------
     # talking to the emulator
@@ -915,7 +920,7 @@ ofs.trace open
         "prefix"?, "priority"?}]; see rucio_emulator.py."""
         row = self.admin("POST", "add_rse", {"rse": rse, "protocols": protocols,
                                              "attributes": attributes or {}})
-        self._remember_rse(rse, protocols)
+        self._remember_rse(rse, protocols, attributes)
         return row
 
     def add_rses(self, rses, exist_ok=False):
@@ -925,13 +930,16 @@ ofs.trace open
         made = self.admin("POST", "add_rses", {"rses": rses, "exist_ok": bool(exist_ok)})["created"]
         for r in rses:
             if r["rse"] in made:
-                self._remember_rse(r["rse"], r["protocols"])
+                self._remember_rse(r["rse"], r["protocols"], r.get("attributes"))
         return made
 
-    def _remember_rse(self, rse, protocols):
-        """Keep the protocols so that pfn() works for runtime RSEs too."""
+    def _remember_rse(self, rse, protocols, attributes=None):
+        """Keep the protocols so that pfn() works for runtime RSEs too, and
+        the whole row so that a restarted catalogue knows the RSE again (a
+        test's fault store outlives a restart in another test)."""
         self.rse_protocols[rse] = {p["scheme"]: dict(p, port=int(p["port"]), prefix=p.get("prefix", "/rucio"))
                                    for p in protocols}
+        self.runtime_rses[rse] = {"rse": rse, "protocols": protocols, "attributes": attributes or {}}
 
     def add_replicas(self, replicas):
         """Many add_replica() in one call: [(scope, name, rse) or
