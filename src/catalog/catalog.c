@@ -313,6 +313,40 @@ static int login_result(struct rfs_catalog *cat, long status,
 	return *token ? 0 : -ENOMEM;
 }
 
+/*
+ * One GET that carries no identity's token (the login itself, /ping):
+ * @headers and the answer's @hdrs and @body are the caller's. Returns
+ * curl's code; @status, @down (out of reach) and @err (curl's code as an
+ * errno) as the request ended.
+ */
+static CURLcode bare_get(struct rfs_catalog *cat, const char *url,
+			 struct curl_slist *headers, struct rfs_http_hdrs *hdrs,
+			 struct rfs_buf *body, long *status, bool *down,
+			 int *err)
+{
+	CURLcode rc;
+	CURL *h;
+
+	h = rfs_http_get(cat->http);
+	if (!h) {
+		*err = -ENOMEM;
+		return CURLE_OUT_OF_MEMORY;
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, hdrs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
+	rc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+	*err = rc ? rfs_http_errno(h, rc, down) : 0;
+	rfs_http_put(cat->http, h);
+	return rc;
+}
+
 int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 {
 	struct rfs_http_hdr hdr[H_COUNT];
@@ -322,37 +356,26 @@ int rfs_catalog_userpass(struct rfs_catalog *cat, char **token, time_t *renew)
 	struct rfs_buf body;
 	long status = 0;
 	bool down = false;
-	CURL *h;
+	CURLcode cc;
 	int rc, err;
 
 	init_hdrs(hdr);
 	rfs_buf_init(&body, 64 * 1024);
 	snprintf(url, sizeof(url), "%s/auth/userpass", cat->conf->auth_host);
 	rc = userpass_headers(cat->conf, &headers);
-	h = rc ? NULL : rfs_http_get(cat->http);
-	if (!h) {
+	if (rc) {
 		free_headers(headers);
-		return -ENOMEM;
+		return rc;
 	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	err = rc ? rfs_http_errno(h, rc, &down) : 0;
-	rfs_http_put(cat->http, h);
+	cc = bare_get(cat, url, headers, &hdrs, &body, &status, &down, &err);
 	free_headers(headers);
 	rfs_buf_release(&body);
-	if (rc) {
+	if (cc) {
 		rfs_url_for_log(shown, sizeof(shown), url);
 		rfs_log_limited(LOG_ERR, "login",
 				"catalogue login at %s failed: %s", shown,
-				curl_easy_strerror(rc));
-		note_contact(cat, down, curl_easy_strerror(rc));
+				curl_easy_strerror(cc));
+		note_contact(cat, down, curl_easy_strerror(cc));
 		rc = err;
 	} else {
 		note_contact(cat, false, NULL);
@@ -913,30 +936,14 @@ int rfs_catalog_ping(struct rfs_catalog *cat, char *version, size_t len)
 	struct rfs_buf body;
 	long status = 0;
 	bool down = false;
-	CURL *h;
 	int rc;
 
 	init_hdrs(hdr);
 	rfs_buf_init(&body, 64 * 1024);
 	snprintf(url, sizeof(url), "%s/ping", cat->conf->rucio_host);
 	rc = add_header(&headers, "Accept", ACCEPT_JSON);
-	h = rc ? NULL : rfs_http_get(cat->http);
-	if (!h) {
-		free_headers(headers);
-		return -ENOMEM;
-	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, rfs_http_hdr_cb);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hdrs);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, rfs_http_buf_cb);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, request_timeout_ms(cat));
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	rc = rc ? rfs_http_errno(h, rc, &down) : 0;
-	rfs_http_put(cat->http, h);
+	if (!rc)
+		bare_get(cat, url, headers, &hdrs, &body, &status, &down, &rc);
 	free_headers(headers);
 	if (!rc && (status < 200 || status >= 300))
 		rc = rfs_errno_from_http(status);
