@@ -428,19 +428,33 @@ static int run_verify_all(void)
 	return rc;
 }
 
-static int run_status(bool as_json)
+/* Sends {"op": @op} to the single mount's socket; false: said why. */
+static bool ask_mount(const char *op, struct reader *r)
 {
 	char sock[4096];
+
+	if (socket_of(NULL, sock, sizeof(sock)))
+		return false;
+	r->fd = connect_to(sock);
+	r->buf = malloc(LINE_MAX_LEN);
+	return r->fd >= 0 && r->buf &&
+	       send_request(r->fd, json_pack("{s:s}", "op", op));
+}
+
+static void reader_close(struct reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->buf);
+}
+
+static int run_status(bool as_json)
+{
 	struct reader r = { -1, NULL, 0 };
 	json_t *s;
 	int rc = 1;
 
-	if (socket_of(NULL, sock, sizeof(sock)))
-		return 1;
-	r.fd = connect_to(sock);
-	r.buf = malloc(LINE_MAX_LEN);
-	if (r.fd < 0 || !r.buf ||
-	    !send_request(r.fd, json_pack("{s:s}", "op", "status")))
+	if (!ask_mount("status", &r))
 		goto out;
 	s = next_line(&r);
 	if (s && as_json) {
@@ -454,27 +468,19 @@ static int run_status(bool as_json)
 	rc = s ? 0 : 1;
 	json_decref(s);
 out:
-	if (r.fd >= 0)
-		close(r.fd);
-	free(r.buf);
+	reader_close(&r);
 	return rc;
 }
 
 /* The mount's Prometheus text, as it sent it. */
 static int run_metrics(void)
 {
-	char sock[4096];
 	struct reader r = { -1, NULL, 0 };
 	json_t *o = NULL, *done = NULL;
 	const char *text;
 	int rc = 1;
 
-	if (socket_of(NULL, sock, sizeof(sock)))
-		return 1;
-	r.fd = connect_to(sock);
-	r.buf = malloc(LINE_MAX_LEN);
-	if (r.fd < 0 || !r.buf ||
-	    !send_request(r.fd, json_pack("{s:s}", "op", "metrics")))
+	if (!ask_mount("metrics", &r))
 		goto out;
 	o = next_line(&r);
 	text = json_string_value(json_object_get(o, "metrics"));
@@ -487,9 +493,7 @@ static int run_metrics(void)
 out:
 	json_decref(o);
 	json_decref(done);
-	if (r.fd >= 0)
-		close(r.fd);
-	free(r.buf);
+	reader_close(&r);
 	return rc;
 }
 
