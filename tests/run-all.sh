@@ -107,7 +107,9 @@ if [ "$(id -u)" != 0 ] || [ ! -e /dev/fuse ]; then
 	count packages 0 0 1
 elif packaging/setup.sh packages >build/packages.out 2>&1; then
 	tail -n 12 build/packages.out
-	/usr/bin/python3 -m pytest -p no:cacheprovider -q -ra \
+	# one demo lake's data for both files of tests
+	RUCIOFS_LAKE_CACHE=${RUCIOFS_LAKE_CACHE:-$top/build/lake-cache} \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -q -ra \
 		--junitxml=build/packages-junit.xml tests/packaging \
 		>>build/packages.out 2>&1
 	tail -n 5 build/packages.out

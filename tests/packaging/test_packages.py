@@ -7,6 +7,7 @@ by PID, every mount unmounted, the package removed even on failure."""
 import glob
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -172,7 +173,8 @@ def pkg():
 @pytest.fixture(scope="module")
 def lake():
     os.makedirs(WORK, exist_ok=True)
-    with lakemod.Lake(os.path.join(WORK, "lake"), profile="test") as lk:
+    # the demo lake: what `packaging/setup.sh demo` serves
+    with lakemod.Lake(os.path.join(WORK, "lake"), profile="demo") as lk:
         yield lk
 
 
@@ -263,6 +265,10 @@ def test_mount_from_the_installed_package(pkg, lake, tmp_path, how):
         new = set(daemons()) - before
         assert len(new) == 1, new
         assert md5_of(os.path.join(mnt, f["paths"][0])) == f["md5"]
+        # the installed ruciofs-ctl talks to the installed daemon
+        text = run("/usr/bin/ruciofs-ctl", "-m", mnt, "metrics").stdout
+        assert re.search(r'^ruciofs_read_bytes_total\{source="endpoint"'
+                         r'.*\} [1-9]', text, re.M), text[:2000]
         if how == "fstab":
             # the source is fstab's label: mount -a knows it is mounted
             run("mount", "-a", "-T", str(fstab), timeout=60)
@@ -273,6 +279,22 @@ def test_mount_from_the_installed_package(pkg, lake, tmp_path, how):
     finally:
         unmount_all(mnt)
         wait_gone(set(daemons()) - before, 5)
+
+
+def test_check_from_the_installed_package(pkg, lake, tmp_path):
+    """The installed `ruciofs --check` walks every step against the
+    demo lake and passes."""
+    cfg = lake.write_rucio_cfg(str(tmp_path / "rucio.cfg"))
+    r = run(SBIN, "--check", "-o", "rucio_config=%s,cache_dir=%s" %
+            (cfg, tmp_path / "cache"), check=False, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = [x.split("]")[1].split(":")[0].strip()
+             for x in r.stdout.splitlines() if x.startswith("[ ok ]")]
+    for step in ("configuration", "catalogue", "authentication",
+                 "replicas"):
+        assert step in steps, r.stdout
+    assert sum(x.startswith("endpoint") for x in steps) >= 2, r.stdout
+    assert "[FAIL]" not in r.stdout
 
 
 def test_remove(pkg):

@@ -56,7 +56,7 @@ def box():
         # the lake listens on the sandbox's 127.0.0.1
         subprocess.run(b.nsenter(net_only=True) + [
             "/usr/bin/python3", LAKE_PY, "start", "--workdir", workdir,
-            "--profile", "test"], check=True, capture_output=True,
+            "--profile", "demo"], check=True, capture_output=True,
             timeout=300)
         started = True
         r = b.run(["dpkg", "-i", deb], check=False, timeout=120)
@@ -75,7 +75,7 @@ def box():
 def manifest_file(name):
     with open(os.path.join(os.environ.get("RUCIOFS_LAKE_CACHE") or
                            os.path.join(WORK, "sd"),
-                           "lake-test", "manifest.json")) as f:
+                           "lake-demo", "manifest.json")) as f:
         for e in json.load(f):
             if e["scope"] == "cta" and e["name"] == name:
                 return e
