@@ -232,6 +232,8 @@ static int fetch_run(struct rfs_fs *fs, struct rfs_target *f, struct run *run,
 		return got < 0 ? (int)got : -EIO;
 	}
 	memcpy(cf.adler32, f->did.adler32, sizeof(cf.adler32));
+	/* who served them, before the sums can see them */
+	rfs_verify_source(fs, f, run->e[0]->idx, run->n, *src);
 	/* for the whole-file sums, before the cache takes the buffers */
 	rfs_verify_offer(fs, f, run->e[0]->idx * bs, iov, (int)run->n,
 			 how->background, how->deadline);

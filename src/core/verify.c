@@ -1265,16 +1265,42 @@ static uint16_t source_index(struct rfs_verifier *v, const struct rfs_source *s)
 	return (uint16_t)++v->nurls;
 }
 
+/* Under v->lock: blocks @idx..@idx + @n - 1 came from @src. */
+static void note_source(struct rfs_verifier *v, uint64_t idx, size_t n,
+			const struct rfs_source *src)
+{
+	uint64_t nb = (v->size + v->bs - 1) / v->bs;
+	uint16_t s;
+
+	if (!v->src && nb)
+		v->src = calloc(nb, sizeof(*v->src));
+	s = src ? source_index(v, src) : 0;
+	for (uint64_t i = idx; v->src && i < idx + n && i < nb; i++)
+		v->src[i] = s;
+}
+
+void rfs_verify_source(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
+		       size_t n, const struct rfs_source *src)
+{
+	struct rfs_verifier *v = f->v;
+
+	(void)fs;
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->lock);
+	/* a checked file's next generation starts in rfs_verify_fetched */
+	if (v->state != V_GOOD)
+		note_source(v, idx, n, src);
+	pthread_mutex_unlock(&v->lock);
+}
+
 void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 			size_t n, const struct rfs_source *src)
 {
 	struct rfs_verifier *v = f->v;
-	uint64_t nb;
-	uint16_t s;
 
 	if (!v)
 		return;
-	nb = (v->size + v->bs - 1) / v->bs;
 	pthread_mutex_lock(&v->lock);
 	/* checked, then a block came again (evicted, dropped): a new
 	 * generation of bytes, checked anew */
@@ -1282,11 +1308,7 @@ void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
 		new_generation(v);
 		v->state = V_SUMMING;
 	}
-	if (!v->src && nb)
-		v->src = calloc(nb, sizeof(*v->src));
-	s = src ? source_index(v, src) : 0;
-	for (uint64_t i = idx; v->src && i < idx + n && i < nb; i++)
-		v->src[i] = s;
+	note_source(v, idx, n, src);
 	pthread_mutex_unlock(&v->lock);
 	poke(fs, v);
 }

@@ -74,6 +74,11 @@ bool rfs_verify_is_good(const struct rfs_file *f);
 void rfs_verify_offer(struct rfs_fs *fs, struct rfs_target *f, uint64_t off,
 		      const struct iovec *iov, int n, bool wait,
 		      double deadline);
+/* Blocks @idx..@idx + @n - 1 of @f came from @src: said before the sums
+ * can see them (offered, or in the cache), so that a mismatch they are
+ * part of knows who served every block. */
+void rfs_verify_source(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
+		       size_t n, const struct rfs_source *src);
 /* Blocks @idx..@idx + @n - 1 of @f were fetched from @src and queued for
  * the cache: the worker goes on summing. */
 void rfs_verify_fetched(struct rfs_fs *fs, struct rfs_target *f, uint64_t idx,
