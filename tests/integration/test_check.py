@@ -56,14 +56,6 @@ def step(steps, name):
     return got[0]
 
 
-def ensure_rse(lake, name, protocols):
-    try:
-        lake.add_rse(name, protocols)
-    except RuntimeError as e:
-        if "409" not in str(e):
-            raise
-
-
 def a_file(lake):
     return sorted((f for f in replicated(lake) if 0 < f["size"] < 4 << 20),
                   key=lambda f: (f["scope"], f["name"]))[0]
@@ -134,9 +126,9 @@ def test_check_catalogue_down(lake41, tmp_path):
 
 def test_check_one_rse_dead(lake41, tmp_path):
     port = closed_port()
-    ensure_rse(lake41, "DEAD_DISK", [{"scheme": "https",
-                                      "hostname": "127.0.0.1", "port": port,
-                                      "prefix": "/rucio"}])
+    lake41.add_rse("DEAD_DISK", [{"scheme": "https",
+                                  "hostname": "127.0.0.1", "port": port,
+                                  "prefix": "/rucio"}], exist_ok=True)
     f = sorted(replicated(lake41), key=lambda f: (-f["size"], f["name"]))[1]
     lake41.add_replica(f["scope"], f["name"], "DEAD_DISK")
     try:

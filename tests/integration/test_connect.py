@@ -30,15 +30,6 @@ def sha256_of(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def ensure_rse(lake, name, protocols, attributes=None):
-    """Registers an RSE once per lake (the emulator refuses a second)."""
-    try:
-        lake.add_rse(name, protocols, attributes)
-    except RuntimeError as e:
-        if "409" not in str(e):
-            raise
-
-
 def pick_file(lake, index):
     """The @index-th largest file under 4 MiB with a plain name: each
     test reads its own, so no test sees another's requests."""
@@ -96,8 +87,8 @@ def test_plain_http_rse_reads_by_default(lake, mount_factory, tmp_path):
     without the bearer token."""
     rse = "HTTP_ONLY_DISK"
     port = lake.ports["nginx_http"]
-    ensure_rse(lake, rse, [{"scheme": "http", "hostname": "127.0.0.1",
-                            "port": port, "prefix": "/rucio"}])
+    lake.add_rse(rse, [{"scheme": "http", "hostname": "127.0.0.1",
+                        "port": port, "prefix": "/rucio"}], exist_ok=True)
     f = pick_file(lake, 0)
     lake.add_replica(f["scope"], f["name"], rse)
     try:
@@ -124,9 +115,9 @@ def test_simulate_multirange_fragment_is_cut(lake41, mount_factory):
     sent encoded it names a file that does not exist."""
     rse = "MULTIRANGE_DISK"
     port = lake41.ports["nginx"]
-    ensure_rse(lake41, rse, [{"scheme": "https", "hostname": "127.0.0.1",
-                              "port": port, "prefix": "/rucio"}],
-               {"simulate_multirange": 2})
+    lake41.add_rse(rse, [{"scheme": "https", "hostname": "127.0.0.1",
+                          "port": port, "prefix": "/rucio"}],
+                   {"simulate_multirange": 2}, exist_ok=True)
     f = pick_file(lake41, 2)
     lake41.add_replica(f["scope"], f["name"], rse)
     try:
@@ -149,9 +140,9 @@ def test_storage_hosts_refuses_a_host_not_listed(lake41, mount_factory):
     before any connection (one log line says why) and the read goes on
     from the next replica, at localhost, which is listed."""
     port = lake41.ports["nginx"]
-    ensure_rse(lake41, "LOCALHOST_DISK",
-               [{"scheme": "https", "hostname": "localhost", "port": port,
-                 "prefix": "/rucio"}])
+    lake41.add_rse("LOCALHOST_DISK",
+                   [{"scheme": "https", "hostname": "localhost",
+                     "port": port, "prefix": "/rucio"}], exist_ok=True)
     f = pick_file(lake41, 3)
     lake41.add_replica(f["scope"], f["name"], "LOCALHOST_DISK")
     try:
@@ -189,9 +180,9 @@ def test_a_name_is_refused_by_the_address_it_resolves_to(lake41,
     link-local ranges): nothing reaches the server, and the log says
     why."""
     port = lake41.ports["nginx"]
-    ensure_rse(lake41, "LOCALHOST_DISK",
-               [{"scheme": "https", "hostname": "localhost", "port": port,
-                 "prefix": "/rucio"}])
+    lake41.add_rse("LOCALHOST_DISK",
+                   [{"scheme": "https", "hostname": "localhost",
+                     "port": port, "prefix": "/rucio"}], exist_ok=True)
     f = pick_file(lake41, 4)
     lake41.add_replica(f["scope"], f["name"], "LOCALHOST_DISK")
     try:
@@ -286,10 +277,11 @@ def redirector(lake41):
     try:
         for mode in REDIRECT_MODES:
             rse = "REDIR_" + mode.upper()
-            ensure_rse(lake41, rse, [{"scheme": "https",
-                                      "hostname": "127.0.0.1",
-                                      "port": r.port,
-                                      "prefix": "/%s/rucio" % mode}])
+            lake41.add_rse(rse, [{"scheme": "https",
+                                  "hostname": "127.0.0.1",
+                                  "port": r.port,
+                                  "prefix": "/%s/rucio" % mode}],
+                           exist_ok=True)
             # registered by an earlier run of this module: follow the port
             lake41.admin("POST", "rse", {"rse": rse,
                                          "ports": {"https": r.port}})
@@ -374,9 +366,9 @@ def test_redirect_to_a_denied_address_moves_to_the_next_replica(
     the next one serves the read, and one log line names the target,
     without its query string."""
     port = lake41.ports["nginx"]
-    ensure_rse(lake41, "LOCALHOST_DISK",
-               [{"scheme": "https", "hostname": "localhost", "port": port,
-                 "prefix": "/rucio"}])
+    lake41.add_rse("LOCALHOST_DISK",
+                   [{"scheme": "https", "hostname": "localhost",
+                     "port": port, "prefix": "/rucio"}], exist_ok=True)
     m, f, got, mark = redirected_read(
         lake41, mount_factory, tmp_path, redirector, "deny", 10,
         "deny_nets=127.0.0.2/32;::1/128", fallback="LOCALHOST_DISK")

@@ -148,23 +148,15 @@ def test_vector_reads_no_sends_one_range_per_request(lake41, mount_factory):
     assert gets and not [e for e in gets if "," in e["range"]]
 
 
-def ensure_rse(lake, name, protocols, attributes=None):
-    try:
-        lake.add_rse(name, protocols, attributes)
-    except RuntimeError as e:
-        if "409" not in str(e):
-            raise
-
-
 def test_simulate_multirange_rse_gets_no_multirange(lake41, mount_factory):
     """An RSE with Rucio's simulate_multirange is asked one range per
     request, however sparse the reads."""
     rse = "MULTIRANGE_DISK"
     f = big(lake41)
-    ensure_rse(lake41, rse, [{"scheme": "https", "hostname": "127.0.0.1",
-                              "port": lake41.ports["nginx"],
-                              "prefix": "/rucio"}],
-               {"simulate_multirange": 1})
+    lake41.add_rse(rse, [{"scheme": "https", "hostname": "127.0.0.1",
+                          "port": lake41.ports["nginx"],
+                          "prefix": "/rucio"}],
+                   {"simulate_multirange": 1}, exist_ok=True)
     lake41.add_replica(f["scope"], f["name"], rse)
     try:
         offs = sparse_offsets(f, 4)
@@ -179,13 +171,6 @@ def test_simulate_multirange_rse_gets_no_multirange(lake41, mount_factory):
         assert not [e for e in gets if "," in e["range"]], gets[:5]
     finally:
         lake41.remove_replica(f["scope"], f["name"], rse)
-
-
-@pytest.fixture(scope="module")
-def store(lake41):
-    s = lake41.faultstores.get(FAULT) or lake41.start_faultstore(FAULT)
-    yield s
-    s.clear_faults()
 
 
 @pytest.fixture

@@ -915,9 +915,14 @@ ofs.trace open
     def detach(self, scope, name, dids):
         self.admin("POST", "detach", {"scope": scope, "name": name, "dids": [_did(d) for d in dids]})
 
-    def add_rse(self, rse, protocols, attributes=None):
+    def add_rse(self, rse, protocols, attributes=None, exist_ok=False):
         """A new RSE at runtime: protocols [{"scheme","hostname","port",
-        "prefix"?, "priority"?}]; see rucio_emulator.py."""
+        "prefix"?, "priority"?}]; see rucio_emulator.py. With exist_ok an
+        RSE that exists (a test run again on a shared lake) is left as it
+        is."""
+        if exist_ok:
+            return self.add_rses([{"rse": rse, "protocols": protocols,
+                                   "attributes": attributes or {}}], exist_ok=True)
         row = self.admin("POST", "add_rse", {"rse": rse, "protocols": protocols,
                                              "attributes": attributes or {}})
         self._remember_rse(rse, protocols, attributes)
