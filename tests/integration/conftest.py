@@ -77,6 +77,16 @@ def lake41():
         yield lk
 
 
+@pytest.fixture(scope="module")
+def store(lake41):
+    """lake41's fault store (FAULT_DISK), started once for the lake; a
+    module's faults are cleared when it ends."""
+    s = lake41.faultstores.get(lakemod.FAULT_RSE) or \
+        lake41.start_faultstore(lakemod.FAULT_RSE)
+    yield s
+    s.clear_faults()
+
+
 @pytest.fixture(scope="session")
 def toklake():
     """A 41-flavour lake for per-caller tests (tokinfra.TokenLake): .lake,

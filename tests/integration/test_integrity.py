@@ -24,13 +24,6 @@ FAULT = "FAULT_DISK"
 LIAR_FIRST = "rse_expression=%s|XRD_DISK,schemes=https" % FAULT
 
 
-@pytest.fixture(scope="module")
-def store(lake41):
-    s = lake41.faultstores.get(FAULT) or lake41.start_faultstore(FAULT)
-    yield s
-    s.clear_faults()
-
-
 @pytest.fixture
 def liar(lake41, store):
     """user.alice:random40M.bin with a replica on the faultstore too;
