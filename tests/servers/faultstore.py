@@ -239,32 +239,15 @@ class Faults(httpbase.FaultTable):
         return self._append(f, _rx=re.compile(f["match"]))
 
 
-class RequestLog:
+class RequestLog(httpbase.RequestLog):
+    """Kept when a request starts, written to the file once its answer
+    is known."""
+
     def __init__(self, path=None):
-        self.lock = threading.Lock()
-        self.items = []
-        self.file = open(path, "a", encoding="utf-8") if path else None
+        super().__init__(path, MAX_LOG)
 
-    def start(self, rec):
-        with self.lock:
-            self.items.append(rec)
-            if len(self.items) > MAX_LOG:
-                del self.items[:len(self.items) - MAX_LOG]
-
-    def finish(self, rec):
-        if self.file is None:
-            return
-        with self.lock:
-            self.file.write(json.dumps(rec) + "\n")
-            self.file.flush()
-
-    def snapshot(self):
-        with self.lock:
-            return [dict(r) for r in self.items]
-
-    def reset(self):
-        with self.lock:
-            self.items = []
+    start = httpbase.RequestLog.keep
+    finish = httpbase.RequestLog.write
 
 
 # --------------------------------------------------------------------------

@@ -35,13 +35,23 @@ class RequestLog:
         self.file = open(path, "a", encoding="utf-8") if path else None
 
     def add(self, rec):
+        self.keep(rec)
+        self.write(rec)
+
+    def keep(self, rec):
+        """In memory only (the record may still change)."""
         with self.lock:
             self.items.append(rec)
             if len(self.items) > self.max_items:
                 del self.items[:len(self.items) - self.max_items]
-            if self.file:
-                self.file.write(json.dumps(rec) + "\n")
-                self.file.flush()
+
+    def write(self, rec):
+        """To the file, once the record is final."""
+        if self.file is None:
+            return
+        with self.lock:
+            self.file.write(json.dumps(rec) + "\n")
+            self.file.flush()
 
     def snapshot(self):
         with self.lock:
